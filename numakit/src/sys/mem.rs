@@ -1,0 +1,336 @@
+//! Memory system calls: `mmap`, `munmap`, `madvise`, `mbind`,
+//! `set_mempolicy`, `get_mempolicy`, `move_pages`.
+
+use super::cvt;
+use std::ffi::c_void;
+use std::io;
+use std::ptr::{self, NonNull};
+
+// Memory policy modes (<linux/mempolicy.h>), defined here because `libc`
+// does not carry them all.
+/// Restore the default (local allocation) policy.
+pub const MPOL_DEFAULT: i32 = 0;
+/// Prefer the given node, fall back to others.
+pub const MPOL_PREFERRED: i32 = 1;
+/// Allocate only from the given nodes.
+pub const MPOL_BIND: i32 = 2;
+/// Interleave pages over the given nodes.
+pub const MPOL_INTERLEAVE: i32 = 3;
+/// Allocate on the node of the CPU that faults.
+pub const MPOL_LOCAL: i32 = 4;
+/// Prefer several nodes (Linux 5.15).
+pub const MPOL_PREFERRED_MANY: i32 = 5;
+
+/// `get_mempolicy` flag: return the policy's node mask as well.
+pub const MPOL_F_NODE: u32 = 1 << 0;
+/// `get_mempolicy` flag: look up the policy of the page at `addr`.
+pub const MPOL_F_ADDR: u32 = 1 << 1;
+/// `get_mempolicy` flag: return the set of nodes the thread may use.
+pub const MPOL_F_MEMS_ALLOWED: u32 = 1 << 2;
+
+/// `mbind` flag: fail with `EIO` if existing pages do not follow the policy.
+pub const MPOL_MF_STRICT: u32 = 1 << 0;
+/// `mbind`/`move_pages` flag: move pages used only by this process.
+pub const MPOL_MF_MOVE: u32 = 1 << 1;
+/// `mbind`/`move_pages` flag: move shared pages as well (needs `CAP_SYS_NICE`).
+pub const MPOL_MF_MOVE_ALL: u32 = 1 << 2;
+
+/// `madvise` advice: the range will not be needed; private anonymous pages
+/// read back as zero afterwards.
+pub const MADV_DONTNEED: i32 = 4;
+/// `madvise` advice: free the range lazily (pages may keep old contents
+/// until reclaimed).
+pub const MADV_FREE: i32 = 8;
+/// `madvise` advice: back the range with transparent huge pages.
+pub const MADV_HUGEPAGE: i32 = 14;
+/// `madvise` advice: never back the range with transparent huge pages.
+pub const MADV_NOHUGEPAGE: i32 = 15;
+/// `madvise` advice (Linux 5.14): fault in every page of the range writable
+/// now, reporting failure as an error instead of a later `SIGBUS`.
+pub const MADV_POPULATE_WRITE: i32 = 23;
+
+/// `mmap` flag encoding a hugetlb page size: `log2(size) << MAP_HUGE_SHIFT`.
+pub const MAP_HUGE_SHIFT: i32 = 26;
+/// `MAP_HUGETLB | MAP_HUGE_2MB` page size bits.
+pub const MAP_HUGE_2MB: i32 = 21 << MAP_HUGE_SHIFT;
+/// `MAP_HUGETLB | MAP_HUGE_1GB` page size bits.
+pub const MAP_HUGE_1GB: i32 = 30 << MAP_HUGE_SHIFT;
+
+/// `mmap(2)` of private anonymous memory — reserve `len` bytes of fresh
+/// address space ([mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)).
+///
+/// `flags` are added to `MAP_PRIVATE | MAP_ANONYMOUS` (e.g. `MAP_HUGETLB |
+/// MAP_HUGE_2MB`, `MAP_NORESERVE`). `MAP_FIXED` and `MAP_FIXED_NOREPLACE` are
+/// refused with `EINVAL`: this wrapper only creates new mappings and cannot
+/// replace existing ones, which is what makes it safe.
+pub fn mmap_anonymous(len: usize, prot: i32, flags: i32) -> io::Result<NonNull<u8>> {
+    if flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0 || len == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: no MAP_FIXED, so the kernel picks an unused address range and
+    // no existing mapping (hence no Rust object) can be affected.
+    let addr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(addr.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
+}
+
+/// `munmap(2)` — remove the mapping of `[addr, addr + len)`
+/// ([munmap(2)](https://man7.org/linux/man-pages/man2/munmap.2.html)).
+///
+/// # Safety
+/// No live reference or pointer that will be used again may point into the
+/// range; it must not be memory owned by something else (the heap, a stack,
+/// another mapping's owner).
+pub unsafe fn munmap(addr: NonNull<u8>, len: usize) -> io::Result<()> {
+    // SAFETY: the caller guarantees nothing still uses the range.
+    cvt(unsafe { libc::munmap(addr.as_ptr().cast(), len) }.into()).map(drop)
+}
+
+/// `madvise(2)` — give the kernel `advice` about `[addr, addr + len)`
+/// ([madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html)).
+///
+/// # Safety
+/// Some advice changes memory contents (`MADV_DONTNEED` zeroes private
+/// anonymous pages, `MADV_FREE` may): the caller must own the range and hold
+/// no reference into it that relies on the old contents. Advice that only
+/// changes backing (`MADV_HUGEPAGE`, `MADV_POPULATE_WRITE`) has no such
+/// requirement beyond the range being a mapping the caller owns.
+pub unsafe fn madvise(addr: NonNull<u8>, len: usize, advice: i32) -> io::Result<()> {
+    // SAFETY: the caller guarantees the advice is acceptable for the range.
+    cvt(unsafe { libc::madvise(addr.as_ptr().cast(), len, advice) }.into()).map(drop)
+}
+
+/// Length, in bits plus one, of a node mask made of `words` words: the
+/// `maxnode` argument of `mbind`, `set_mempolicy` and `get_mempolicy`.
+fn maxnode(words: usize) -> libc::c_ulong {
+    (words * super::MASK_WORD_BITS + 1) as libc::c_ulong
+}
+
+fn mask_ptr(mask: &[libc::c_ulong]) -> *const libc::c_ulong {
+    if mask.is_empty() {
+        ptr::null()
+    } else {
+        mask.as_ptr()
+    }
+}
+
+/// `mbind(2)` — set the memory policy of `[addr, addr + len)` to `mode` over
+/// the nodes set in `nodemask`
+/// ([mbind(2)](https://man7.org/linux/man-pages/man2/mbind.2.html)).
+///
+/// `flags` is a combination of `MPOL_MF_STRICT`, `MPOL_MF_MOVE`,
+/// `MPOL_MF_MOVE_ALL`. An absent or memoryless node gives `EINVAL`; with
+/// `STRICT`, pages that stay elsewhere give `EIO`.
+pub fn mbind(
+    addr: NonNull<u8>,
+    len: usize,
+    mode: i32,
+    nodemask: &[libc::c_ulong],
+    flags: u32,
+) -> io::Result<()> {
+    // SAFETY: mbind only changes placement, never contents, and the kernel
+    // validates the range (ENOMEM/EFAULT) and the mask (bounded by maxnode,
+    // which matches the slice's length).
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_mbind,
+            addr.as_ptr(),
+            len,
+            mode,
+            mask_ptr(nodemask),
+            maxnode(nodemask.len()),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// `set_mempolicy(2)` — set the calling thread's default memory policy
+/// ([set_mempolicy(2)](https://man7.org/linux/man-pages/man2/set_mempolicy.2.html)).
+///
+/// `MPOL_DEFAULT` takes an empty mask.
+pub fn set_mempolicy(mode: i32, nodemask: &[libc::c_ulong]) -> io::Result<()> {
+    // SAFETY: the mask pointer and maxnode describe a readable slice (or
+    // null with maxnode 1 meaning empty); the call affects only this thread's
+    // future allocations.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            mode,
+            mask_ptr(nodemask),
+            maxnode(nodemask.len()),
+        )
+    })
+    .map(drop)
+}
+
+/// `get_mempolicy(2)` — read a memory policy
+/// ([get_mempolicy(2)](https://man7.org/linux/man-pages/man2/get_mempolicy.2.html)).
+///
+/// Returns the mode (or, with `MPOL_F_NODE | MPOL_F_ADDR`, the node of the
+/// page at `addr`) and fills `nodemask` (pass a mask large enough for every
+/// possible node: the kernel refuses short masks with `EINVAL`). `addr` is
+/// only read by the kernel when `MPOL_F_ADDR` is set.
+pub fn get_mempolicy(
+    nodemask: &mut [libc::c_ulong],
+    addr: *const u8,
+    flags: u32,
+) -> io::Result<i32> {
+    let mut mode: libc::c_int = 0;
+    let mask = if nodemask.is_empty() {
+        ptr::null_mut()
+    } else {
+        nodemask.as_mut_ptr()
+    };
+    // SAFETY: `mode` and `mask` are valid for writes of the sizes given;
+    // the kernel only looks up `addr` in the page tables and reports EFAULT
+    // for an unmapped one.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut mode as *mut libc::c_int,
+            mask,
+            maxnode(nodemask.len()),
+            addr as usize,
+            flags,
+        )
+    })?;
+    Ok(mode)
+}
+
+/// `move_pages(2)` in query mode — report the node of each page in `pages`
+/// ([move_pages(2)](https://man7.org/linux/man-pages/man2/move_pages.2.html)).
+///
+/// `status[i]` receives the node of `pages[i]`, or a negative errno:
+/// `-ENOENT` for a page not yet faulted in, `-EFAULT` for an unmapped
+/// address. `status` must be as long as `pages` (else `EINVAL`).
+pub fn move_pages_query(pages: &[*const u8], status: &mut [i32]) -> io::Result<()> {
+    move_pages_raw(pages, None, status, 0)
+}
+
+/// `move_pages(2)` — move each page in `pages` to the node in `nodes`
+/// ([move_pages(2)](https://man7.org/linux/man-pages/man2/move_pages.2.html)).
+///
+/// `status[i]` receives the node the page is on afterwards or a negative
+/// errno. `flags` is `MPOL_MF_MOVE` or `MPOL_MF_MOVE_ALL`. All three slices
+/// must have the same length (else `EINVAL`).
+pub fn move_pages(
+    pages: &[*const u8],
+    nodes: &[i32],
+    status: &mut [i32],
+    flags: u32,
+) -> io::Result<()> {
+    if nodes.len() != pages.len() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    move_pages_raw(pages, Some(nodes), status, flags)
+}
+
+fn move_pages_raw(
+    pages: &[*const u8],
+    nodes: Option<&[i32]>,
+    status: &mut [i32],
+    flags: u32,
+) -> io::Result<()> {
+    if status.len() != pages.len() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    if pages.is_empty() {
+        return Ok(());
+    }
+    let nodes_ptr = nodes.map_or(ptr::null(), <[i32]>::as_ptr);
+    // SAFETY: all arrays hold `pages.len()` elements (checked above); the
+    // kernel reads `pages`/`nodes` and writes `status`. Moving a page keeps
+    // its contents and virtual address, and bad addresses are reported per
+    // page in `status`.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_move_pages,
+            0 as libc::pid_t,
+            pages.len() as libc::c_ulong,
+            pages.as_ptr() as *const *const c_void,
+            nodes_ptr,
+            status.as_mut_ptr(),
+            flags as libc::c_int,
+        )
+    })
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mmap_refuses_fixed() {
+        let err = mmap_anonymous(4096, libc::PROT_READ, libc::MAP_FIXED).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        let err = mmap_anonymous(0, libc::PROT_READ, 0).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn bind_populate_and_query_on_node0() {
+        let page = crate::sys::page_size();
+        let len = 16 * page;
+        let p = mmap_anonymous(len, libc::PROT_READ | libc::PROT_WRITE, 0).unwrap();
+        mbind(p, len, MPOL_BIND, &[1], MPOL_MF_STRICT | MPOL_MF_MOVE).unwrap();
+        let pages: Vec<*const u8> = (0..16)
+            .map(|i| p.as_ptr().wrapping_add(i * page) as *const u8)
+            .collect();
+        let mut status = vec![i32::MIN; 16];
+        move_pages_query(&pages, &mut status).unwrap();
+        assert!(status.iter().all(|&s| s == -libc::ENOENT), "{status:?}");
+        // SAFETY: we own the fresh mapping and hold no references into it.
+        unsafe { madvise(p, len, MADV_POPULATE_WRITE) }.unwrap();
+        move_pages_query(&pages, &mut status).unwrap();
+        assert!(status.iter().all(|&s| s == 0), "{status:?}");
+        let mut mask = vec![0 as libc::c_ulong; 16];
+        let node = get_mempolicy(&mut mask, p.as_ptr(), MPOL_F_NODE | MPOL_F_ADDR).unwrap();
+        assert_eq!(node, 0);
+        let mode = get_mempolicy(&mut mask, p.as_ptr(), MPOL_F_ADDR).unwrap();
+        assert_eq!(mode, MPOL_BIND);
+        assert_eq!(mask[0], 1);
+        let mut moved = vec![i32::MIN; 16];
+        move_pages(&pages, &[0; 16], &mut moved, MPOL_MF_MOVE).unwrap();
+        assert!(moved.iter().all(|&s| s == 0), "{moved:?}");
+        // SAFETY: the mapping is ours and nothing references it any more.
+        unsafe { munmap(p, len) }.unwrap();
+    }
+
+    #[test]
+    fn mbind_absent_node_is_einval() {
+        let page = crate::sys::page_size();
+        let p = mmap_anonymous(page, libc::PROT_READ | libc::PROT_WRITE, 0).unwrap();
+        // Node 63 does not exist on any machine this runs on.
+        let err = mbind(p, page, MPOL_BIND, &[1 << 63], MPOL_MF_STRICT).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        // SAFETY: the mapping is ours and nothing references it.
+        unsafe { munmap(p, page) }.unwrap();
+    }
+
+    #[test]
+    fn mempolicy_roundtrip() {
+        std::thread::spawn(|| {
+            set_mempolicy(MPOL_BIND, &[1]).unwrap();
+            let mut mask = vec![0 as libc::c_ulong; 16];
+            assert_eq!(get_mempolicy(&mut mask, ptr::null(), 0).unwrap(), MPOL_BIND);
+            assert_eq!(mask[0], 1);
+            set_mempolicy(MPOL_DEFAULT, &[]).unwrap();
+            assert_eq!(get_mempolicy(&mut mask, ptr::null(), 0).unwrap(), MPOL_DEFAULT);
+        })
+        .join()
+        .unwrap();
+    }
+}

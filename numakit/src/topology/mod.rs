@@ -1,0 +1,426 @@
+//! L0 — the hardware: NUMA nodes, their CPUs, memory and hugepage pools,
+//! the distance matrix, and where the calling thread runs now.
+//!
+//! [`Topology`] is an immutable snapshot. Two backends fill it:
+//!
+//! - **sysfs** (default, pure Rust): `/sys/devices/system/node/*` and
+//!   `/sys/devices/system/cpu/online`; [`Topology::detect`].
+//! - **hwloc** (cargo feature `hwloc`, needs the system's libhwloc):
+//!   [`Topology::detect_hwloc`]; also reports packages, cores and caches.
+//!
+//! Node ids may be sparse (a machine can have nodes 0 and 2 only); every
+//! lookup takes a [`NodeId`] and answers with the node or a
+//! [`TopologyError::NoSuchNode`] that lists the nodes that exist.
+//!
+//! # Examples
+//! ```
+//! use numakit::{NodeId, Topology};
+//! let topo = Topology::detect()?;
+//! for node in topo.nodes() {
+//!     println!("node {}: CPUs {}, {} MiB", node.id(), node.cpus(), node.memory_total() >> 20);
+//! }
+//! // Asking for a node that is not there is an error, not a fallback.
+//! assert!(topo.node(NodeId::new(4096)).is_err());
+//! # Ok::<(), numakit::Error>(())
+//! ```
+
+mod cpuset;
+mod error;
+mod hardware;
+#[cfg(feature = "hwloc")]
+mod hwloc;
+mod sysfs;
+
+pub use cpuset::{CpuSet, ParseCpuListError};
+pub use error::TopologyError;
+pub use hardware::{Cache, CacheKind, Core, Package};
+
+use std::fmt;
+
+/// A NUMA node id, as the kernel numbers nodes (`/sys/devices/system/node/nodeN`).
+///
+/// Ids are not necessarily dense: check them against a [`Topology`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// Node `id`.
+    pub const fn new(id: u32) -> Self {
+        NodeId(id)
+    }
+    /// The kernel's number for this node.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl From<u32> for NodeId {
+    fn from(id: u32) -> Self {
+        NodeId(id)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A logical CPU id, as the kernel numbers CPUs (`/sys/devices/system/cpu/cpuN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CpuId(u32);
+
+impl CpuId {
+    /// CPU `id`.
+    pub const fn new(id: u32) -> Self {
+        CpuId(id)
+    }
+    /// The kernel's number for this CPU.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl From<u32> for CpuId {
+    fn from(id: u32) -> Self {
+        CpuId(id)
+    }
+}
+
+impl fmt::Display for CpuId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Which backend produced a [`Topology`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Linux sysfs, read directly.
+    Sysfs,
+    /// The system's libhwloc (feature `hwloc`).
+    Hwloc,
+}
+
+/// One hugepage pool of one node: pages of one size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HugePagePool {
+    node: NodeId,
+    page_size: u64,
+    total: u64,
+    free: u64,
+}
+
+impl HugePagePool {
+    pub(crate) fn new(node: NodeId, page_size: u64, total: u64, free: u64) -> Self {
+        Self {
+            node,
+            page_size,
+            total,
+            free,
+        }
+    }
+    /// Page size in bytes (2 MiB, 1 GiB, ...).
+    pub fn page_size(&self) -> u64 {
+        self.page_size
+    }
+    /// Pages reserved in this node's pool (`nr_hugepages`).
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+    /// Pages of the pool not yet handed out (`free_hugepages`).
+    pub fn free(&self) -> u64 {
+        self.free
+    }
+    /// The sysfs file that sets the pool's size: as root,
+    /// `echo N > <this path>` reserves N pages on this node.
+    pub fn reserve_path(&self) -> String {
+        hugepage_reserve_path(self.node, self.page_size)
+    }
+}
+
+/// The sysfs file that sizes `node`'s pool of `page_size`-byte hugepages.
+pub(crate) fn hugepage_reserve_path(node: NodeId, page_size: u64) -> String {
+    format!(
+        "/sys/devices/system/node/node{}/hugepages/hugepages-{}kB/nr_hugepages",
+        node.get(),
+        page_size / 1024
+    )
+}
+
+/// One NUMA node: its CPUs, memory and hugepage pools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    id: NodeId,
+    cpus: CpuSet,
+    memory_total: u64,
+    memory_free: u64,
+    hugepages: Vec<HugePagePool>,
+}
+
+impl Node {
+    pub(crate) fn new(
+        id: NodeId,
+        cpus: CpuSet,
+        memory_total: u64,
+        memory_free: u64,
+        mut hugepages: Vec<HugePagePool>,
+    ) -> Self {
+        hugepages.sort_by_key(HugePagePool::page_size);
+        Self {
+            id,
+            cpus,
+            memory_total,
+            memory_free,
+            hugepages,
+        }
+    }
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// The node's online CPUs (empty for a CPU-less node).
+    pub fn cpus(&self) -> &CpuSet {
+        &self.cpus
+    }
+    /// Memory of the node in bytes (`MemTotal`; 0 for a memoryless node).
+    pub fn memory_total(&self) -> u64 {
+        self.memory_total
+    }
+    /// Free memory of the node in bytes when the snapshot was taken
+    /// (`MemFree`).
+    pub fn memory_free(&self) -> u64 {
+        self.memory_free
+    }
+    /// Whether the node has memory of its own.
+    pub fn has_memory(&self) -> bool {
+        self.memory_total > 0
+    }
+    /// The node's hugepage pools, smallest page size first.
+    pub fn hugepages(&self) -> &[HugePagePool] {
+        &self.hugepages
+    }
+    /// The pool of `page_size`-byte hugepages, if the kernel supports that size.
+    pub fn hugepage_pool(&self, page_size: u64) -> Option<&HugePagePool> {
+        self.hugepages.iter().find(|p| p.page_size == page_size)
+    }
+}
+
+/// Packages, cores and caches: what hwloc reports beyond nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Hardware {
+    pub(crate) packages: Vec<Package>,
+    pub(crate) cores: Vec<Core>,
+    pub(crate) caches: Vec<Cache>,
+}
+
+/// An immutable snapshot of the machine's NUMA topology.
+///
+/// Memory-free and hugepage-free figures are as of the snapshot; take a new
+/// one ([`Topology::detect`]) to see current values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    backend: Backend,
+    nodes: Vec<Node>,
+    /// Row-major `nodes.len()²` matrix, rows and columns in `nodes` order.
+    distances: Vec<u32>,
+    online_cpus: CpuSet,
+    hardware: Option<Hardware>,
+}
+
+impl Topology {
+    /// Read the topology from Linux sysfs (`/sys`). Needs no system library.
+    ///
+    /// # Errors
+    /// [`TopologyError::Read`] or [`TopologyError::Parse`] when sysfs is
+    /// missing or malformed (the error names the file).
+    pub fn detect() -> Result<Self, TopologyError> {
+        sysfs::read(std::path::Path::new("/sys"))
+    }
+
+    /// Read the topology from a sysfs tree mounted or copied at `root`
+    /// (which stands for `/sys`): a container's view, a saved snapshot, a
+    /// test fixture.
+    ///
+    /// # Errors
+    /// As [`Topology::detect`].
+    pub fn from_sysfs(root: impl AsRef<std::path::Path>) -> Result<Self, TopologyError> {
+        sysfs::read(root.as_ref())
+    }
+
+    /// Read the topology through the system's libhwloc.
+    ///
+    /// Nodes, CPUs, memory totals, hugepage pools and distances come from
+    /// hwloc; free memory (which hwloc does not report) from sysfs. Also fills
+    /// [`packages`](Self::packages), [`cores`](Self::cores) and
+    /// [`caches`](Self::caches).
+    ///
+    /// # Errors
+    /// [`TopologyError::Hwloc`] when hwloc cannot load the topology.
+    #[cfg(feature = "hwloc")]
+    pub fn detect_hwloc() -> Result<Self, TopologyError> {
+        hwloc::read()
+    }
+
+    /// Assemble a snapshot; `nodes` may come in any order, `distances` rows
+    /// follow `nodes`' order.
+    pub(crate) fn from_parts(
+        backend: Backend,
+        nodes: Vec<Node>,
+        distances: Vec<Vec<u32>>,
+        online_cpus: CpuSet,
+        hardware: Option<Hardware>,
+    ) -> Self {
+        let n = nodes.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| nodes[i].id);
+        let mut matrix = Vec::with_capacity(n * n);
+        for &i in &order {
+            for &j in &order {
+                let d = distances
+                    .get(i)
+                    .and_then(|row| row.get(j))
+                    .copied()
+                    .unwrap_or(if i == j { 10 } else { 20 });
+                matrix.push(d);
+            }
+        }
+        let mut nodes = nodes;
+        nodes.sort_by_key(|node| node.id);
+        Self {
+            backend,
+            nodes,
+            distances: matrix,
+            online_cpus,
+            hardware,
+        }
+    }
+
+    /// Which backend produced this snapshot.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// All nodes, by ascending id.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Number of nodes.
+    pub fn num_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Ids of all nodes, ascending.
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes.iter().map(Node::id)
+    }
+
+    /// Node `id`.
+    ///
+    /// # Errors
+    /// [`TopologyError::NoSuchNode`] naming `id` and the nodes that exist.
+    pub fn node(&self, id: NodeId) -> Result<&Node, TopologyError> {
+        self.index_of(id).map(|i| &self.nodes[i])
+    }
+
+    fn index_of(&self, id: NodeId) -> Result<usize, TopologyError> {
+        self.nodes
+            .binary_search_by_key(&id, Node::id)
+            .map_err(|_| TopologyError::NoSuchNode {
+                requested: id,
+                available: self.node_ids().collect(),
+            })
+    }
+
+    /// The ACPI SLIT distance from node `from` to node `to` (10 = local).
+    ///
+    /// # Errors
+    /// [`TopologyError::NoSuchNode`] when either node does not exist.
+    pub fn distance(&self, from: NodeId, to: NodeId) -> Result<u32, TopologyError> {
+        let (i, j) = (self.index_of(from)?, self.index_of(to)?);
+        Ok(self.distances[i * self.nodes.len() + j])
+    }
+
+    /// All nodes ordered by distance from `from`, nearest first (`from`
+    /// itself leads; ties by id).
+    ///
+    /// # Errors
+    /// [`TopologyError::NoSuchNode`] when `from` does not exist.
+    pub fn nodes_by_distance(&self, from: NodeId) -> Result<Vec<NodeId>, TopologyError> {
+        let i = self.index_of(from)?;
+        let n = self.nodes.len();
+        let mut ids: Vec<(u32, NodeId)> = (0..n)
+            .map(|j| (self.distances[i * n + j], self.nodes[j].id))
+            .collect();
+        ids.sort_by_key(|&(d, id)| (id != from, d, id));
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// The online CPUs of the machine.
+    pub fn online_cpus(&self) -> &CpuSet {
+        &self.online_cpus
+    }
+
+    /// The node CPU `cpu` belongs to.
+    ///
+    /// # Errors
+    /// [`TopologyError::NoSuchCpu`] when `cpu` is not online.
+    pub fn node_of_cpu(&self, cpu: CpuId) -> Result<NodeId, TopologyError> {
+        self.nodes
+            .iter()
+            .find(|n| n.cpus.contains(cpu))
+            .map(Node::id)
+            .ok_or_else(|| TopologyError::NoSuchCpu {
+                requested: cpu,
+                online: self.online_cpus.clone(),
+            })
+    }
+
+    /// Physical packages (sockets); `None` from the sysfs backend.
+    pub fn packages(&self) -> Option<&[Package]> {
+        self.hardware.as_ref().map(|h| h.packages.as_slice())
+    }
+
+    /// Physical cores; `None` from the sysfs backend.
+    pub fn cores(&self) -> Option<&[Core]> {
+        self.hardware.as_ref().map(|h| h.cores.as_slice())
+    }
+
+    /// CPU caches (data, instruction, unified, every level); `None` from the
+    /// sysfs backend.
+    pub fn caches(&self) -> Option<&[Cache]> {
+        self.hardware.as_ref().map(|h| h.caches.as_slice())
+    }
+}
+
+/// The CPU the calling thread is running on now (`getcpu(2)`).
+///
+/// Stale as soon as it returns unless the thread is pinned to one CPU.
+///
+/// # Errors
+/// [`TopologyError::Os`] if `getcpu` fails (it does not on Linux ≥ 2.6.19).
+pub fn current_cpu() -> Result<CpuId, TopologyError> {
+    crate::sys::sched::getcpu()
+        .map(|(cpu, _)| CpuId::new(cpu))
+        .map_err(|source| TopologyError::Os {
+            call: "getcpu",
+            source,
+        })
+}
+
+/// The NUMA node the calling thread is running on now (`getcpu(2)`).
+///
+/// Stale as soon as it returns unless the thread is pinned to one node.
+///
+/// # Errors
+/// [`TopologyError::Os`] if `getcpu` fails.
+pub fn current_node() -> Result<NodeId, TopologyError> {
+    crate::sys::sched::getcpu()
+        .map(|(_, node)| NodeId::new(node))
+        .map_err(|source| TopologyError::Os {
+            call: "getcpu",
+            source,
+        })
+}

@@ -1,0 +1,336 @@
+//! The sysfs backend: `/sys/devices/system/node` and `/sys/devices/system/cpu`.
+//!
+//! Files read, all documented in the kernel's ABI docs
+//! (`Documentation/ABI/stable/sysfs-devices-node`):
+//!
+//! | file | gives |
+//! |---|---|
+//! | `devices/system/node/online` | node ids (sparse allowed) |
+//! | `devices/system/node/nodeN/cpulist` | the node's CPUs |
+//! | `devices/system/node/nodeN/meminfo` | `MemTotal`, `MemFree` (kB) |
+//! | `devices/system/node/nodeN/distance` | one row of the SLIT, in `online` order |
+//! | `devices/system/node/nodeN/hugepages/hugepages-<kB>kB/{nr,free}_hugepages` | hugepage pools |
+//! | `devices/system/cpu/online` | online CPUs |
+//!
+//! A kernel built without NUMA support has no `devices/system/node`: the
+//! machine is then one node 0 holding every online CPU, with memory from
+//! `sysinfo(2)` and hugepages from `kernel/mm/hugepages`.
+
+use super::{Backend, CpuSet, HugePagePool, Node, NodeId, Topology, TopologyError};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub(crate) fn read(root: &Path) -> Result<Topology, TopologyError> {
+    let online_cpus = read_cpulist(&root.join("devices/system/cpu/online"))?;
+    let node_dir = root.join("devices/system/node");
+    if !node_dir.is_dir() {
+        return read_without_numa(root, online_cpus);
+    }
+    let ids = node_ids(&node_dir)?;
+    let mut nodes = Vec::with_capacity(ids.len());
+    let mut distances = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        let dir = node_dir.join(format!("node{}", id.get()));
+        let cpus = read_cpulist(&dir.join("cpulist"))?;
+        let (total, free) = read_node_meminfo(&dir.join("meminfo"))?;
+        let hugepages = read_hugepage_pools(&dir.join("hugepages"), id)?;
+        nodes.push(Node::new(id, cpus, total, free, hugepages));
+        distances.push(read_distance_row(&dir.join("distance"), ids.len())?);
+    }
+    Ok(Topology::from_parts(
+        Backend::Sysfs,
+        nodes,
+        distances,
+        online_cpus,
+        None,
+    ))
+}
+
+fn read_without_numa(root: &Path, online_cpus: CpuSet) -> Result<Topology, TopologyError> {
+    let (total, free) = crate::sys::sysinfo_memory().map_err(|source| TopologyError::Os {
+        call: "sysinfo",
+        source,
+    })?;
+    let node0 = NodeId::new(0);
+    let hugepages = read_hugepage_pools(&root.join("kernel/mm/hugepages"), node0)?;
+    let node = Node::new(node0, online_cpus.clone(), total, free, hugepages);
+    Ok(Topology::from_parts(
+        Backend::Sysfs,
+        vec![node],
+        vec![vec![10]],
+        online_cpus,
+        None,
+    ))
+}
+
+/// Node ids from `online`, or from the `nodeN` directories if it is absent.
+fn node_ids(node_dir: &Path) -> Result<Vec<NodeId>, TopologyError> {
+    let online = node_dir.join("online");
+    if online.exists() {
+        let set = read_cpulist(&online)?;
+        return Ok(set.iter().map(|c| NodeId::new(c.get())).collect());
+    }
+    let entries = fs::read_dir(node_dir).map_err(|source| read_err(node_dir, source))?;
+    let mut ids: Vec<NodeId> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("node")?
+                .parse::<u32>()
+                .ok()
+        })
+        .map(NodeId::new)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+fn read_err(path: &Path, source: std::io::Error) -> TopologyError {
+    TopologyError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn parse_err(path: &Path, content: &str, detail: impl Into<String>) -> TopologyError {
+    TopologyError::Parse {
+        path: path.to_path_buf(),
+        content: content.lines().next().unwrap_or("").chars().take(200).collect(),
+        detail: detail.into(),
+    }
+}
+
+fn read_string(path: &Path) -> Result<String, TopologyError> {
+    fs::read_to_string(path).map_err(|source| read_err(path, source))
+}
+
+fn read_u64(path: &Path) -> Result<u64, TopologyError> {
+    let s = read_string(path)?;
+    s.trim()
+        .parse()
+        .map_err(|_| parse_err(path, &s, "expected an unsigned integer"))
+}
+
+fn read_cpulist(path: &Path) -> Result<CpuSet, TopologyError> {
+    let s = read_string(path)?;
+    CpuSet::parse_list(&s).map_err(|e| parse_err(path, &s, e.to_string()))
+}
+
+/// `(MemTotal, MemFree)` in bytes from a node's `meminfo`
+/// (`Node 0 MemTotal:  3893452 kB`).
+pub(crate) fn read_node_meminfo(path: &Path) -> Result<(u64, u64), TopologyError> {
+    let s = read_string(path)?;
+    let field = |name: &str| -> Result<u64, TopologyError> {
+        s.lines()
+            .find_map(|line| {
+                let mut words = line.split_whitespace();
+                // "Node", "<id>", "<Field>:", "<value>", "kB"
+                let key = words.nth(2)?;
+                (key.strip_suffix(':')? == name).then(|| words.next())?
+            })
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .ok_or_else(|| parse_err(path, &s, format!("no `{name}:` line in kB")))
+    };
+    Ok((field("MemTotal")?, field("MemFree")?))
+}
+
+fn read_distance_row(path: &Path, expected: usize) -> Result<Vec<u32>, TopologyError> {
+    let s = read_string(path)?;
+    let row: Vec<u32> = s
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| parse_err(path, &s, "expected distances as integers"))?;
+    if row.len() != expected {
+        return Err(parse_err(
+            path,
+            &s,
+            format!("expected {expected} distances, one per online node"),
+        ));
+    }
+    Ok(row)
+}
+
+/// The pools under a `hugepages/` directory (`hugepages-2048kB/...`).
+/// A missing directory means the kernel has no hugetlbfs: no pools.
+fn read_hugepage_pools(dir: &Path, node: NodeId) -> Result<Vec<HugePagePool>, TopologyError> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut pools = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let Some(kb) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("hugepages-")?.strip_suffix("kB"))
+            .and_then(|kb| kb.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let p = entry.path();
+        pools.push(HugePagePool::new(
+            node,
+            kb * 1024,
+            read_u64(&p.join("nr_hugepages"))?,
+            read_u64(&p.join("free_hugepages"))?,
+        ));
+    }
+    Ok(pools)
+}
+
+/// Live `(MemTotal, MemFree)` of `node` in bytes, read now.
+#[allow(dead_code)] // used by the memory layer
+pub(crate) fn node_memory_now(node: NodeId) -> Result<(u64, u64), TopologyError> {
+    read_node_meminfo(&node_path(node).join("meminfo"))
+}
+
+/// Live `(nr_hugepages, free_hugepages)` of `node`'s `page_size` pool, read now.
+#[allow(dead_code)] // used by the memory layer
+pub(crate) fn hugepages_now(node: NodeId, page_size: u64) -> Result<(u64, u64), TopologyError> {
+    let dir = node_path(node).join(format!("hugepages/hugepages-{}kB", page_size / 1024));
+    Ok((
+        read_u64(&dir.join("nr_hugepages"))?,
+        read_u64(&dir.join("free_hugepages"))?,
+    ))
+}
+
+fn node_path(node: NodeId) -> PathBuf {
+    PathBuf::from(format!("/sys/devices/system/node/node{}", node.get()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CpuId;
+
+    /// A fake sysfs tree with nodes 0 and 2 only (sparse ids), node 2 CPU-less.
+    fn fake_sysfs() -> PathBuf {
+        let root = std::env::temp_dir().join(format!(
+            "numakit-fake-sysfs-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&root);
+        let w = |rel: &str, content: &str| {
+            let p = root.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        };
+        w("devices/system/cpu/online", "0-3\n");
+        w("devices/system/node/online", "0,2\n");
+        w("devices/system/node/node0/cpulist", "0-3\n");
+        w("devices/system/node/node2/cpulist", "\n");
+        w(
+            "devices/system/node/node0/meminfo",
+            "Node 0 MemTotal:        4096 kB\nNode 0 MemFree:          1024 kB\nNode 0 MemUsed:  3072 kB\n",
+        );
+        w(
+            "devices/system/node/node2/meminfo",
+            "Node 2 MemTotal:        8192 kB\nNode 2 MemFree:          8000 kB\n",
+        );
+        w("devices/system/node/node0/distance", "10 21\n");
+        w("devices/system/node/node2/distance", "21 10\n");
+        for (n, nr, free) in [(0, 4, 3), (2, 0, 0)] {
+            w(
+                &format!("devices/system/node/node{n}/hugepages/hugepages-2048kB/nr_hugepages"),
+                &format!("{nr}\n"),
+            );
+            w(
+                &format!("devices/system/node/node{n}/hugepages/hugepages-2048kB/free_hugepages"),
+                &format!("{free}\n"),
+            );
+        }
+        root
+    }
+
+    #[test]
+    fn sparse_node_ids() {
+        let root = fake_sysfs();
+        let t = Topology::from_sysfs(&root).unwrap();
+        assert_eq!(
+            t.node_ids().collect::<Vec<_>>(),
+            [NodeId::new(0), NodeId::new(2)]
+        );
+        let n2 = t.node(NodeId::new(2)).unwrap();
+        assert!(n2.cpus().is_empty());
+        assert_eq!(n2.memory_total(), 8192 * 1024);
+        assert_eq!(n2.memory_free(), 8000 * 1024);
+        let n0 = t.node(NodeId::new(0)).unwrap();
+        let pool = n0.hugepage_pool(2 << 20).unwrap();
+        assert_eq!((pool.total(), pool.free()), (4, 3));
+        assert_eq!(
+            pool.reserve_path(),
+            "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"
+        );
+        assert_eq!(t.distance(NodeId::new(0), NodeId::new(2)).unwrap(), 21);
+        assert_eq!(t.distance(NodeId::new(2), NodeId::new(2)).unwrap(), 10);
+        assert_eq!(t.node_of_cpu(CpuId::new(3)).unwrap(), NodeId::new(0));
+        match t.node(NodeId::new(1)) {
+            Err(TopologyError::NoSuchNode {
+                requested,
+                available,
+            }) => {
+                assert_eq!(requested, NodeId::new(1));
+                assert_eq!(available, [NodeId::new(0), NodeId::new(2)]);
+            }
+            other => panic!("expected NoSuchNode, got {other:?}"),
+        }
+        assert!(matches!(
+            t.distance(NodeId::new(0), NodeId::new(1)),
+            Err(TopologyError::NoSuchNode { .. })
+        ));
+        assert!(matches!(
+            t.node_of_cpu(CpuId::new(9)),
+            Err(TopologyError::NoSuchCpu { .. })
+        ));
+        assert_eq!(
+            t.nodes_by_distance(NodeId::new(2)).unwrap(),
+            [NodeId::new(2), NodeId::new(0)]
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn malformed_files_name_the_file() {
+        let root = fake_sysfs();
+        fs::write(root.join("devices/system/node/node2/distance"), "21\n").unwrap();
+        let err = Topology::from_sysfs(&root).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("node2/distance"), "{msg}");
+        assert!(msg.contains("expected 2 distances"), "{msg}");
+        fs::write(root.join("devices/system/node/node2/distance"), "21 10\n").unwrap();
+        fs::write(root.join("devices/system/node/node0/meminfo"), "garbage\n").unwrap();
+        let msg = Topology::from_sysfs(&root).unwrap_err().to_string();
+        assert!(msg.contains("MemTotal"), "{msg}");
+        fs::remove_dir_all(&root).unwrap();
+        let msg = Topology::from_sysfs(&root).unwrap_err().to_string();
+        assert!(msg.contains("cannot read"), "{msg}");
+    }
+
+    #[test]
+    fn without_node_directory_one_node_holds_everything() {
+        let root = fake_sysfs();
+        fs::remove_dir_all(root.join("devices/system/node")).unwrap();
+        let t = Topology::from_sysfs(&root).unwrap();
+        assert_eq!(t.num_nodes(), 1);
+        let n0 = t.node(NodeId::new(0)).unwrap();
+        assert_eq!(n0.cpus().to_string(), "0-3");
+        assert!(n0.memory_total() > 0);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn live_readings_match_snapshot_totals() {
+        let t = Topology::detect().unwrap();
+        for node in t.nodes() {
+            let (total, _free) = node_memory_now(node.id()).unwrap();
+            assert_eq!(total, node.memory_total());
+            for pool in node.hugepages() {
+                let (nr, _) = hugepages_now(node.id(), pool.page_size()).unwrap();
+                assert_eq!(nr, pool.total());
+            }
+        }
+    }
+}
