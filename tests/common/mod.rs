@@ -6,6 +6,12 @@
 //! machine really has that many nodes, so a multi-node test can never pass by
 //! quietly finding one node. On the host the variable is unset and the same
 //! tests check the one-node behaviour instead.
+//!
+//! Conventions the harness relies on:
+//! - a test whose name contains `host_only` is skipped in the guest (stress
+//!   tests and anything too slow under emulation);
+//! - a test marked `#[ignore = "vm-only: …"]` is ignored on the host and run
+//!   in the guest (`--include-ignored`), for behaviour the host cannot show.
 
 #![allow(dead_code)] // each test binary uses its own subset
 

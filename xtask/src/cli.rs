@@ -1,0 +1,397 @@
+//! Command-line parsing (std only): `--opt value`, `--opt=value`, and `--`
+//! before the arguments passed through to the test binaries.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Result;
+
+/// `cargo xtask help`.
+pub const USAGE: &str = "\
+Usage: cargo xtask <task> [options] [-- extra args]
+
+Tasks:
+  vm-test [options] [-- libtest args]
+      Build the workspace's test binaries (`cargo test --workspace --no-run`,
+      without xtask, numakit-macros and numakit-ui-tests), boot them in a qemu
+      guest with the chosen NUMA topology and run each one there with
+      NUMAKIT_EXPECT_NODES=<n> NUMAKIT_IN_VM=1 and
+      `--test-threads=1 --include-ignored --skip host_only [libtest args]`.
+  vm-run [options] [--libtest] PATH... [-- args]
+      Run the given executables in the guest instead, each with `args` only;
+      with --libtest, as test binaries are run by vm-test.
+  help
+      Print this text.
+
+Guest topology:
+  --nodes N                  NUMA nodes (default 2)
+  --cpus-per-node C[,C...]   vCPUs per node, or one value per node; 0 makes a
+                             CPU-less node (default 1)
+  --mem-per-node S[,S...]    memory per node (512M, 1G, 0...), or one value per
+                             node; 0 makes a memoryless node (default 512M)
+  --hugepages-per-node N     2 MiB hugepages to reserve on each node that has
+                             memory (default 0)
+  --expect-nodes N           NUMAKIT_EXPECT_NODES given to the tests
+                             (default: --nodes)
+
+Run:
+  --timeout SECS             limit for the whole guest run, host side; qemu is
+                             killed and the run fails past it (default 600)
+  --accel auto|tcg|kvm       accelerator (default auto: KVM only where it can
+                             run a stock kernel, else TCG)
+  --keep                     keep the work dir (initramfs, serial log) under
+                             target/xtask/
+Build (vm-test):
+  --features F               passed to cargo (repeatable)
+  --release                  build in release mode
+  --example NAME             also build this example of the root package and
+                             run it in the guest after the tests (repeatable)
+
+Output: the guest console is streamed live; then one summary line per binary
+and a final `N passed, N failed` line (tests). Exit status 0 when every binary
+exited 0, 1 when one failed, timed out or never started, 2 on setup errors.
+";
+
+/// A parsed command line.
+#[derive(Debug)]
+pub enum Command {
+    /// `help`, `--help`, `-h` or nothing.
+    Help,
+    /// `vm-test`.
+    VmTest(VmOptions),
+    /// `vm-run` with the executables to run.
+    VmRun(VmOptions, Vec<PathBuf>),
+}
+
+/// Which accelerator qemu should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM when it is usable for a stock kernel, TCG otherwise.
+    Auto,
+    /// Always TCG (software emulation).
+    Tcg,
+    /// Always KVM (fails if qemu cannot use it).
+    Kvm,
+}
+
+/// Options of `vm-test` and `vm-run`.
+#[derive(Debug, Clone)]
+pub struct VmOptions {
+    /// vCPUs of each node (one entry per node).
+    pub cpus: Vec<usize>,
+    /// Memory of each node in MiB (one entry per node; 0 = memoryless).
+    pub mem_mib: Vec<u64>,
+    /// 2 MiB hugepages to reserve per node with memory.
+    pub hugepages_per_node: u64,
+    /// Whole-guest time limit.
+    pub timeout: Duration,
+    /// What `NUMAKIT_EXPECT_NODES` says in the guest.
+    pub expect_nodes: usize,
+    /// Keep the work dir.
+    pub keep: bool,
+    /// `--features` values for cargo.
+    pub features: Vec<String>,
+    /// Build with `--release`.
+    pub release: bool,
+    /// Examples to build and run after the tests.
+    pub examples: Vec<String>,
+    /// Accelerator choice.
+    pub accel: Accel,
+    /// `vm-run --libtest`: run the executables as libtest harnesses.
+    pub libtest: bool,
+    /// Arguments after `--`.
+    pub extra: Vec<String>,
+}
+
+impl VmOptions {
+    /// Number of NUMA nodes.
+    pub fn nodes(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// Total vCPUs.
+    pub fn total_cpus(&self) -> usize {
+        self.cpus.iter().sum()
+    }
+
+    /// Total memory in MiB.
+    pub fn total_mem_mib(&self) -> u64 {
+        self.mem_mib.iter().sum()
+    }
+}
+
+/// Parses the arguments after `cargo xtask`.
+pub fn parse(args: &[String]) -> Result<Command> {
+    let Some((task, rest)) = args.split_first() else {
+        return Ok(Command::Help);
+    };
+    match task.as_str() {
+        "help" | "--help" | "-h" => Ok(Command::Help),
+        "vm-test" => {
+            let (options, paths) = parse_vm(rest, false)?;
+            debug_assert!(paths.is_empty());
+            Ok(Command::VmTest(options))
+        }
+        "vm-run" => {
+            let (options, paths) = parse_vm(rest, true)?;
+            if paths.is_empty() {
+                return Err("vm-run needs at least one executable".into());
+            }
+            Ok(Command::VmRun(options, paths))
+        }
+        other => Err(format!("unknown task `{other}`")),
+    }
+}
+
+/// Parses the options of `vm-test` (`positionals == false`) or `vm-run`.
+fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBuf>)> {
+    let mut nodes: usize = 2;
+    let mut cpus = "1".to_string();
+    let mut mem = "512M".to_string();
+    let mut expect_nodes = None;
+    let mut options = VmOptions {
+        cpus: Vec::new(),
+        mem_mib: Vec::new(),
+        hugepages_per_node: 0,
+        timeout: Duration::from_secs(600),
+        expect_nodes: 0,
+        keep: false,
+        features: Vec::new(),
+        release: false,
+        examples: Vec::new(),
+        accel: Accel::Auto,
+        libtest: false,
+        extra: Vec::new(),
+    };
+    let mut paths = Vec::new();
+
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--" {
+            options.extra = iter.by_ref().cloned().collect();
+            break;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if arg.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        // Takes the option's value from `--opt=value` or the next argument.
+        let mut value = |name: &str| -> Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => iter
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name} needs a value")),
+            }
+        };
+        match flag {
+            "--nodes" => nodes = parse_count(flag, &value(flag)?)?,
+            "--cpus-per-node" => cpus = value(flag)?,
+            "--mem-per-node" => mem = value(flag)?,
+            "--hugepages-per-node" => {
+                options.hugepages_per_node = parse_count(flag, &value(flag)?)? as u64;
+            }
+            "--expect-nodes" => expect_nodes = Some(parse_count(flag, &value(flag)?)?),
+            "--timeout" => {
+                let secs = parse_count(flag, &value(flag)?)?;
+                if secs == 0 {
+                    return Err("--timeout must be at least 1".into());
+                }
+                options.timeout = Duration::from_secs(secs as u64);
+            }
+            "--accel" => {
+                options.accel = match value(flag)?.as_str() {
+                    "auto" => Accel::Auto,
+                    "tcg" => Accel::Tcg,
+                    "kvm" => Accel::Kvm,
+                    other => return Err(format!("--accel: unknown accelerator `{other}`")),
+                }
+            }
+            "--keep" => options.keep = true,
+            "--release" if !positionals => options.release = true,
+            "--features" | "-F" if !positionals => options.features.push(value(flag)?),
+            "--example" if !positionals => options.examples.push(value(flag)?),
+            "--libtest" if positionals => options.libtest = true,
+            _ if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
+            _ if positionals => paths.push(PathBuf::from(arg)),
+            _ => {
+                return Err(format!(
+                    "unexpected argument `{arg}` (libtest args go after `--`)"
+                ))
+            }
+        }
+    }
+
+    if nodes == 0 || nodes > 64 {
+        return Err(format!("--nodes must be between 1 and 64, not {nodes}"));
+    }
+    options.cpus = per_node("--cpus-per-node", &cpus, nodes, |s| {
+        parse_count("--cpus-per-node", s)
+    })?;
+    options.mem_mib = per_node("--mem-per-node", &mem, nodes, parse_size_mib)?;
+    if options.total_cpus() == 0 {
+        return Err("the guest needs at least one vCPU".into());
+    }
+    if options.total_mem_mib() == 0 {
+        return Err("the guest needs memory on at least one node".into());
+    }
+    if let Some(node) = (0..nodes).find(|&n| options.cpus[n] == 0 && options.mem_mib[n] == 0) {
+        // Linux does not bring such a node online: the guest would show
+        // fewer nodes than asked for.
+        return Err(format!(
+            "node {node} has neither CPUs nor memory; Linux would not bring it online"
+        ));
+    }
+    options.expect_nodes = expect_nodes.unwrap_or(nodes);
+    Ok((options, paths))
+}
+
+/// Parses a non-negative integer option.
+fn parse_count(flag: &str, s: &str) -> Result<usize> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{flag}: `{s}` is not a non-negative integer"))
+}
+
+/// Parses `V` (same for every node) or `V1,V2,...` (exactly one per node).
+fn per_node<T: Clone>(
+    flag: &str,
+    s: &str,
+    nodes: usize,
+    parse_one: impl Fn(&str) -> Result<T>,
+) -> Result<Vec<T>> {
+    let values = s
+        .split(',')
+        .map(|part| parse_one(part.trim()))
+        .collect::<Result<Vec<T>>>()?;
+    match values.len() {
+        1 => Ok(vec![values[0].clone(); nodes]),
+        n if n == nodes => Ok(values),
+        n => Err(format!(
+            "{flag}: {n} values given for {nodes} nodes (give one, or one per node)"
+        )),
+    }
+}
+
+/// Parses a memory size into MiB: `512`, `512M`, `512MiB`, `1G`, `1GiB`,
+/// `524288K`, `0`. A bare number means MiB (as qemu's `-m`).
+pub fn parse_size_mib(s: &str) -> Result<u64> {
+    let err = || format!("--mem-per-node: `{s}` is not a size like 512M or 1G");
+    let upper = s.trim().to_ascii_uppercase();
+    let unit_start = upper
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(upper.len());
+    let (digits, unit) = upper.split_at(unit_start);
+    let number: u64 = digits.parse().map_err(|_| err())?;
+    let unit = unit.trim_end_matches("IB").trim_end_matches('B');
+    let mib = match unit {
+        "" | "M" => Some(number),
+        "G" => number.checked_mul(1024),
+        "T" => number.checked_mul(1024 * 1024),
+        "K" if number % 1024 == 0 => Some(number / 1024),
+        "K" => {
+            return Err(format!(
+                "--mem-per-node: `{s}` is not a whole number of MiB"
+            ))
+        }
+        _ => return Err(err()),
+    };
+    mib.ok_or_else(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn vm_test(s: &str) -> VmOptions {
+        match parse(&args(s)).unwrap() {
+            Command::VmTest(options) => options,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let o = vm_test("vm-test");
+        assert_eq!(o.cpus, vec![1, 1]);
+        assert_eq!(o.mem_mib, vec![512, 512]);
+        assert_eq!(o.expect_nodes, 2);
+        assert_eq!(o.hugepages_per_node, 0);
+        assert!(o.extra.is_empty());
+    }
+
+    #[test]
+    fn lists_and_passthrough() {
+        let o = vm_test(
+            "vm-test --nodes 4 --mem-per-node 512M,512M,1G,0 --cpus-per-node=2 \
+             --hugepages-per-node 16 --expect-nodes 3 --features hwloc -- --nocapture foo",
+        );
+        assert_eq!(o.cpus, vec![2; 4]);
+        assert_eq!(o.mem_mib, vec![512, 512, 1024, 0]);
+        assert_eq!(o.total_mem_mib(), 2048);
+        assert_eq!(o.expect_nodes, 3);
+        assert_eq!(o.hugepages_per_node, 16);
+        assert_eq!(o.features, vec!["hwloc"]);
+        assert_eq!(o.extra, vec!["--nocapture", "foo"]);
+    }
+
+    #[test]
+    fn memoryless_node_0() {
+        let o = vm_test("vm-test --mem-per-node 0,512M");
+        assert_eq!(o.mem_mib, vec![0, 512]);
+    }
+
+    #[test]
+    fn cpu_less_nodes() {
+        let o = vm_test("vm-test --nodes 3 --cpus-per-node 2,0,1");
+        assert_eq!(o.cpus, vec![2, 0, 1]);
+        assert_eq!(o.total_cpus(), 3);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in [
+            "vm-test --nodes 0",
+            "vm-test --nodes 3 --mem-per-node 512M,512M",
+            "vm-test --cpus-per-node 1,0 --mem-per-node 512M,0",
+            "vm-test --cpus-per-node 0",
+            "vm-test --mem-per-node 12Q",
+            "vm-test --frobnicate",
+            "vm-test stray",
+            "vm-test --nodes",
+            "vm-run --nodes 2",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn vm_run_paths() {
+        match parse(&args("vm-run --nodes 3 a --libtest b -- x")).unwrap() {
+            Command::VmRun(o, paths) => {
+                assert!(o.libtest);
+                assert_eq!(o.nodes(), 3);
+                assert_eq!(paths, vec![PathBuf::from("a"), PathBuf::from("b")]);
+                assert_eq!(o.extra, vec!["x"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size_mib("512M").unwrap(), 512);
+        assert_eq!(parse_size_mib("512").unwrap(), 512);
+        assert_eq!(parse_size_mib("1G").unwrap(), 1024);
+        assert_eq!(parse_size_mib("1gib").unwrap(), 1024);
+        assert_eq!(parse_size_mib("2048K").unwrap(), 2);
+        assert_eq!(parse_size_mib("0").unwrap(), 0);
+        assert!(parse_size_mib("1000K").is_err());
+        assert!(parse_size_mib("M").is_err());
+    }
+}
