@@ -6,7 +6,7 @@
 //! - **sysfs** (default, pure Rust): `/sys/devices/system/node/*` and
 //!   `/sys/devices/system/cpu/online`; [`Topology::detect`].
 //! - **hwloc** (cargo feature `hwloc`, needs the system's libhwloc):
-//!   [`Topology::detect_hwloc`]; also reports packages, cores and caches.
+//!   `Topology::detect_hwloc`; also reports packages, cores and caches.
 //!
 //! Node ids may be sparse (a machine can have nodes 0 and 2 only); every
 //! lookup takes a [`NodeId`] and answers with the node or a
@@ -25,11 +25,11 @@
 //! ```
 
 mod cpuset;
-mod error;
+pub(crate) mod error;
 mod hardware;
 #[cfg(feature = "hwloc")]
 mod hwloc;
-mod sysfs;
+pub(crate) mod sysfs;
 
 pub use cpuset::{CpuSet, ParseCpuListError};
 pub use error::TopologyError;

@@ -96,7 +96,13 @@ fn read_err(path: &Path, source: std::io::Error) -> TopologyError {
 fn parse_err(path: &Path, content: &str, detail: impl Into<String>) -> TopologyError {
     TopologyError::Parse {
         path: path.to_path_buf(),
-        content: content.lines().next().unwrap_or("").chars().take(200).collect(),
+        content: content
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect(),
         detail: detail.into(),
     }
 }
@@ -120,6 +126,15 @@ fn read_cpulist(path: &Path) -> Result<CpuSet, TopologyError> {
 /// `(MemTotal, MemFree)` in bytes from a node's `meminfo`
 /// (`Node 0 MemTotal:  3893452 kB`).
 pub(crate) fn read_node_meminfo(path: &Path) -> Result<(u64, u64), TopologyError> {
+    let [total, free] = read_node_meminfo_fields(path, ["MemTotal", "MemFree"])?;
+    Ok((total, free))
+}
+
+/// The named `kB` fields of a node's `meminfo`, in bytes.
+fn read_node_meminfo_fields<const N: usize>(
+    path: &Path,
+    names: [&str; N],
+) -> Result<[u64; N], TopologyError> {
     let s = read_string(path)?;
     let field = |name: &str| -> Result<u64, TopologyError> {
         s.lines()
@@ -133,7 +148,11 @@ pub(crate) fn read_node_meminfo(path: &Path) -> Result<(u64, u64), TopologyError
             .map(|kb| kb * 1024)
             .ok_or_else(|| parse_err(path, &s, format!("no `{name}:` line in kB")))
     };
-    Ok((field("MemTotal")?, field("MemFree")?))
+    let mut out = [0; N];
+    for (slot, name) in out.iter_mut().zip(names) {
+        *slot = field(name)?;
+    }
+    Ok(out)
 }
 
 fn read_distance_row(path: &Path, expected: usize) -> Result<Vec<u32>, TopologyError> {
@@ -181,19 +200,48 @@ fn read_hugepage_pools(dir: &Path, node: NodeId) -> Result<Vec<HugePagePool>, To
 }
 
 /// Live `(MemTotal, MemFree)` of `node` in bytes, read now.
-#[allow(dead_code)] // used by the memory layer
+#[cfg(test)]
 pub(crate) fn node_memory_now(node: NodeId) -> Result<(u64, u64), TopologyError> {
     read_node_meminfo(&node_path(node).join("meminfo"))
 }
 
+/// Live `(MemTotal, MemFree + Inactive(file))` of `node` in bytes, read now:
+/// the memory the kernel can hand out on that node without swapping or
+/// writing back much (free pages plus clean-ish, cold page cache).
+pub(crate) fn node_available_now(node: NodeId) -> Result<(u64, u64), TopologyError> {
+    let [total, free, inactive_file] = read_node_meminfo_fields(
+        &node_path(node).join("meminfo"),
+        ["MemTotal", "MemFree", "Inactive(file)"],
+    )?;
+    Ok((total, free + inactive_file))
+}
+
 /// Live `(nr_hugepages, free_hugepages)` of `node`'s `page_size` pool, read now.
-#[allow(dead_code)] // used by the memory layer
 pub(crate) fn hugepages_now(node: NodeId, page_size: u64) -> Result<(u64, u64), TopologyError> {
     let dir = node_path(node).join(format!("hugepages/hugepages-{}kB", page_size / 1024));
     Ok((
         read_u64(&dir.join("nr_hugepages"))?,
         read_u64(&dir.join("free_hugepages"))?,
     ))
+}
+
+/// The kernel's list of `node`'s CPUs (`nodeN/cpulist`), read now.
+#[cfg(feature = "hwloc")]
+pub(crate) fn node_cpus_now(node: NodeId) -> Result<CpuSet, TopologyError> {
+    read_cpulist(&node_path(node).join("cpulist"))
+}
+
+/// Live `free_hugepages` of `node`'s `page_size` pool, read now. On a kernel
+/// without NUMA support (no `devices/system/node`), of the machine-wide pool
+/// under `kernel/mm/hugepages`, as [`read`] does for its single node 0.
+#[cfg(feature = "hwloc")]
+pub(crate) fn free_hugepages_now(node: NodeId, page_size: u64) -> Result<u64, TopologyError> {
+    let pools = if Path::new("/sys/devices/system/node").is_dir() {
+        node_path(node).join("hugepages")
+    } else {
+        PathBuf::from("/sys/kernel/mm/hugepages")
+    };
+    read_u64(&pools.join(format!("hugepages-{}kB/free_hugepages", page_size / 1024)))
 }
 
 fn node_path(node: NodeId) -> PathBuf {
