@@ -5,6 +5,7 @@
 //! can use `?` across layers. Every variant says what was asked, what
 //! exists, and what to do.
 
+pub use crate::mem::MemError;
 pub use crate::topology::TopologyError;
 
 /// The error type of numakit's public API.
@@ -14,6 +15,9 @@ pub enum Error {
     /// From the topology layer (L0).
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// From the memory layer (L1).
+    #[error(transparent)]
+    Mem(#[from] MemError),
 }
 
 /// `Result<T, numakit::Error>`.

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod mem;
 pub mod sys;
 pub mod topology;
 

@@ -88,9 +88,7 @@ mod tests {
             let first = old
                 .iter()
                 .enumerate()
-                .find_map(|(w, &bits)| {
-                    (bits != 0).then(|| w * 64 + bits.trailing_zeros() as usize)
-                })
+                .find_map(|(w, &bits)| (bits != 0).then(|| w * 64 + bits.trailing_zeros() as usize))
                 .unwrap();
             let mut one = vec![0 as libc::c_ulong; first / 64 + 1];
             one[first / 64] = 1 << (first % 64);

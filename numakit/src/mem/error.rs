@@ -1,0 +1,170 @@
+//! Errors of the memory layer (L1).
+
+use crate::topology::{error::node_list, CpuSet, NodeId, TopologyError};
+use std::io;
+
+use super::{PageKind, Placement};
+
+const MIB: u64 = 1 << 20;
+
+/// What can go wrong getting or checking node memory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemError {
+    /// The node does not exist, or the topology could not be read.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+
+    /// The node exists but has no memory of its own (a CPU-only node).
+    #[error(
+        "NUMA node {node} has no memory of its own, so nothing can be placed on it; \
+         nodes with memory: {}",
+        node_list(with_memory)
+    )]
+    MemorylessNode {
+        /// The node asked for.
+        node: NodeId,
+        /// The nodes that have memory.
+        with_memory: Vec<NodeId>,
+    },
+
+    /// Not enough memory on the node, checked before the kernel could kill
+    /// the process for it.
+    #[error(
+        "NUMA node {node} cannot provide {} MiB: it has {} MiB available \
+         (MemFree + Inactive(file)) and {} MiB are kept in reserve so that the \
+         kernel does not OOM-kill the process; ask for less, free memory on node {node}, \
+         or choose another node explicitly",
+        requested.div_ceil(MIB), available / MIB, reserve / MIB
+    )]
+    OutOfNodeMemory {
+        /// The node asked for.
+        node: NodeId,
+        /// Bytes still to be placed when the check failed.
+        requested: u64,
+        /// Bytes the node had available then.
+        available: u64,
+        /// Bytes kept free on the node as a safety margin.
+        reserve: u64,
+    },
+
+    /// Hugepages of that size are not free on the node.
+    #[error(
+        "NUMA node {node} has {free} free {} hugepages but {needed} are needed; \
+         reserve more as root: `echo {suggest} > {reserve_path}` \
+         (or choose PageKind::Normal / TransparentHuge explicitly)",
+        PageKind::label_for(*page_size)
+    )]
+    HugepagesUnavailable {
+        /// The node asked for.
+        node: NodeId,
+        /// Hugepage size in bytes.
+        page_size: u64,
+        /// Pages needed.
+        needed: u64,
+        /// Pages free on the node.
+        free: u64,
+        /// A pool size that would make enough pages free.
+        suggest: u64,
+        /// The sysfs file that sizes the node's pool.
+        reserve_path: String,
+    },
+
+    /// The kernel has no hugepage pool of that size.
+    #[error(
+        "this kernel has no {} hugepage pool (no {reserve_path}); the CPU or kernel does not \
+         support that page size — choose another PageKind",
+        PageKind::label_for(*page_size)
+    )]
+    HugepageSizeUnsupported {
+        /// Hugepage size in bytes.
+        page_size: u64,
+        /// The sysfs file that would size the pool.
+        reserve_path: String,
+    },
+
+    /// A system call failed.
+    #[error("{call} for NUMA node {node} failed: {source}")]
+    Os {
+        /// The call, with its main arguments.
+        call: &'static str,
+        /// The node the memory was for.
+        node: NodeId,
+        /// What the kernel said (errno kept).
+        #[source]
+        source: io::Error,
+    },
+
+    /// A size that cannot be served: zero, not representable, or larger
+    /// than the node.
+    #[error("invalid size {requested} bytes: {reason}")]
+    InvalidSize {
+        /// The size asked for.
+        requested: u64,
+        /// Why it is refused and what would work.
+        reason: String,
+    },
+
+    /// An alignment that is not a power of two.
+    #[error("alignment {align} is not a power of two; use 1, 2, 4, 8, …")]
+    InvalidAlignment {
+        /// The alignment asked for.
+        align: usize,
+    },
+
+    /// `count` elements of `size` bytes overflow `usize`.
+    #[error("{count} elements of {size} bytes do not fit in the address space")]
+    SizeOverflow {
+        /// Elements asked for.
+        count: usize,
+        /// Size of one element.
+        size: usize,
+    },
+
+    /// The arena has too little room left.
+    #[error(
+        "arena on NUMA node {node} is exhausted: asked for {requested} bytes aligned to {align}, \
+         {remaining} of {capacity} bytes remain; build it with a larger capacity, reset() it, \
+         or use another arena"
+    )]
+    Exhausted {
+        /// The arena's node.
+        node: NodeId,
+        /// Bytes asked for.
+        requested: usize,
+        /// Alignment asked for.
+        align: usize,
+        /// Bytes left above the bump pointer.
+        remaining: usize,
+        /// The arena's capacity.
+        capacity: usize,
+    },
+
+    /// A builder combination that cannot keep its promise.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// The calling thread may run on CPUs of several nodes (or none), so
+    /// "its node" is not defined.
+    #[error(
+        "the calling thread is not pinned to one NUMA node: it may run on CPUs {cpus} \
+         (nodes {}); pin it first (numakit::sched::pin_to_node, or sched_setaffinity \
+         to CPUs of one node) or create an Arena for an explicit node",
+        nodes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    NotPinned {
+        /// The thread's allowed CPUs.
+        cpus: CpuSet,
+        /// The nodes those CPUs belong to.
+        nodes: Vec<NodeId>,
+    },
+
+    /// Memory was found somewhere other than where it was bound.
+    #[error("placement check failed: expected every page on NUMA node {expected}, found {found}")]
+    Misplaced {
+        /// Where the memory should be.
+        expected: NodeId,
+        /// Where the kernel says it is.
+        found: Placement,
+    },
+}

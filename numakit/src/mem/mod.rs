@@ -1,0 +1,85 @@
+//! L1 — memory on the node you asked for, or an error.
+//!
+//! - [`Arena`]: a node-strict region with a bump allocator (the seed's
+//!   fundamental block), built through [`Arena::builder`]; not `Sync`.
+//! - [`SharedArena`]: the same region with an atomic bump pointer, `Sync`.
+//! - [`arena_local`]: the calling thread's arena on the node it is pinned to.
+//! - [`locate`] / [`migrate`]: where pages of any memory live, and moving
+//!   them, through `move_pages(2)`.
+//!
+//! # How "node-strict" is kept
+//!
+//! 1. The node is checked against the topology (absent or memoryless nodes
+//!    are errors naming the nodes that would work).
+//! 2. The range is reserved with `mmap` and bound with
+//!    `mbind(MPOL_BIND, MPOL_MF_STRICT | MPOL_MF_MOVE)` before any page is
+//!    touched: no page can come from another node.
+//! 3. Pages are faulted in with `madvise(MADV_POPULATE_WRITE)` in chunks.
+//!    Before each chunk the node's available memory (or its free hugepages)
+//!    is read from sysfs and the chunk is refused, with an error, when it
+//!    would eat into a safety reserve. The kernel would otherwise answer
+//!    node exhaustion under `MPOL_BIND` with the OOM killer, and hugetlb pool
+//!    exhaustion with `SIGBUS`.
+//! 4. [`Arena::verify`] asks the kernel where every page really is.
+
+mod arena;
+mod error;
+mod local;
+mod placement;
+mod region;
+mod shared;
+
+pub use arena::{Arena, ArenaBuilder, ArenaStats, Populate};
+pub use error::MemError;
+pub use local::{arena_local, LOCAL_ARENA_CAPACITY};
+pub use placement::{locate, migrate, Placement};
+pub use shared::SharedArena;
+
+/// The kind of pages behind a region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum PageKind {
+    /// Base pages (4 KiB on x86-64).
+    #[default]
+    Normal,
+    /// Base pages with `MADV_HUGEPAGE`: the kernel backs 2 MiB-aligned
+    /// stretches with transparent huge pages when it can (it may not; the
+    /// memory is still on the requested node). Region base aligned to 2 MiB.
+    TransparentHuge,
+    /// 2 MiB hugetlb pages (`MAP_HUGETLB | MAP_HUGE_2MB`) from the node's
+    /// reserved pool.
+    Huge2M,
+    /// 1 GiB hugetlb pages (`MAP_HUGETLB | MAP_HUGE_1GB`) from the node's
+    /// reserved pool.
+    Huge1G,
+}
+
+const HUGE_2M: usize = 2 << 20;
+const HUGE_1G: usize = 1 << 30;
+
+impl PageKind {
+    /// The granule in bytes: region sizes are rounded up to it and the base
+    /// is aligned to it.
+    pub fn page_size(self) -> usize {
+        match self {
+            PageKind::Normal => crate::sys::page_size(),
+            PageKind::TransparentHuge | PageKind::Huge2M => HUGE_2M,
+            PageKind::Huge1G => HUGE_1G,
+        }
+    }
+
+    /// Whether pages come from a hugetlb pool.
+    pub fn is_hugetlb(self) -> bool {
+        matches!(self, PageKind::Huge2M | PageKind::Huge1G)
+    }
+
+    pub(crate) fn label_for(page_size: u64) -> String {
+        if page_size >= 1 << 30 {
+            format!("{} GiB", page_size >> 30)
+        } else if page_size >= 1 << 20 {
+            format!("{} MiB", page_size >> 20)
+        } else {
+            format!("{} KiB", page_size >> 10)
+        }
+    }
+}

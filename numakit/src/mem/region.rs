@@ -1,0 +1,344 @@
+//! [`Region`]: one node-bound mapping — mapped, bound, populated with the
+//! node's free memory checked, verified, and unmapped on drop. Arenas (and
+//! later slabs and heaps) are built on it.
+
+use super::{MemError, PageKind, Placement};
+use crate::sys::mem as sys;
+use crate::topology::{sysfs, NodeId, Topology};
+use std::ptr::NonNull;
+
+/// Bytes populated between two checks of the node's free memory.
+const POPULATE_CHUNK: usize = 64 << 20;
+
+/// Memory kept free on a node when populating normal pages: the larger of
+/// 64 MiB and 1/32 of the node, above the kernel's own watermarks, so that
+/// a populate never drives the node into the OOM killer.
+fn node_reserve(total: u64) -> u64 {
+    (64 << 20).max(total / 32)
+}
+
+/// A private anonymous mapping bound to one node with `MPOL_BIND`.
+#[derive(Debug)]
+pub(crate) struct Region {
+    base: NonNull<u8>,
+    len: usize,
+    node: NodeId,
+    kind: PageKind,
+}
+
+// SAFETY: a Region owns its mapping exclusively; the raw pointer is just the
+// mapping's address, and every access to the memory goes through owners
+// (arenas) that provide their own synchronisation.
+unsafe impl Send for Region {}
+// SAFETY: &Region only reads the immutable fields and calls kernel queries
+// (mincore, move_pages) that are safe to issue concurrently.
+unsafe impl Sync for Region {}
+
+/// Check that `node` exists and has memory.
+pub(crate) fn check_node(topo: &Topology, node: NodeId) -> Result<(), MemError> {
+    if topo.node(node)?.has_memory() {
+        return Ok(());
+    }
+    Err(MemError::MemorylessNode {
+        node,
+        with_memory: topo
+            .nodes()
+            .iter()
+            .filter(|n| n.has_memory())
+            .map(|n| n.id())
+            .collect(),
+    })
+}
+
+/// The `mbind`/`set_mempolicy` mask with only `node` set.
+pub(crate) fn node_mask(node: NodeId) -> Vec<libc::c_ulong> {
+    let bits = libc::c_ulong::BITS;
+    let n = node.get();
+    let mut mask = vec![0; (n / bits) as usize + 1];
+    mask[(n / bits) as usize] = 1 << (n % bits);
+    mask
+}
+
+impl Region {
+    /// Map `len` bytes (rounded up to the page size) bound to `node`,
+    /// without touching them.
+    pub(crate) fn map(node: NodeId, len: usize, kind: PageKind) -> Result<Region, MemError> {
+        let topo = Topology::detect()?;
+        check_node(&topo, node)?;
+        let page = kind.page_size();
+        let rounded = round_up(len, page).filter(|&l| l > 0 && l <= isize::MAX as usize);
+        let Some(len) = rounded else {
+            return Err(MemError::InvalidSize {
+                requested: len as u64,
+                reason: format!(
+                    "a region needs at least 1 byte and at most {} bytes",
+                    isize::MAX
+                ),
+            });
+        };
+        let node_total = topo.node(node)?.memory_total();
+        if len as u64 > node_total {
+            return Err(MemError::InvalidSize {
+                requested: len as u64,
+                reason: format!(
+                    "NUMA node {node} has only {} MiB of memory in all",
+                    node_total >> 20
+                ),
+            });
+        }
+        if kind.is_hugetlb() {
+            hugepages_free(node, page as u64)?;
+        }
+        let base = map_aligned(node, len, kind)?;
+        let region = Region {
+            base,
+            len,
+            node,
+            kind,
+        };
+        let os = |call, source| MemError::Os { call, node, source };
+        if kind == PageKind::TransparentHuge {
+            // SAFETY: the range is our fresh mapping; MADV_HUGEPAGE changes
+            // only how it is backed, never its contents.
+            unsafe { sys::madvise(base, len, sys::MADV_HUGEPAGE) }
+                .map_err(|e| os("madvise(MADV_HUGEPAGE)", e))?;
+        }
+        sys::mbind(
+            base,
+            len,
+            sys::MPOL_BIND,
+            &node_mask(node),
+            sys::MPOL_MF_STRICT | sys::MPOL_MF_MOVE,
+        )
+        .map_err(|e| os("mbind(MPOL_BIND, MPOL_MF_STRICT | MPOL_MF_MOVE)", e))?;
+        Ok(region)
+    }
+
+    pub(crate) fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+    pub(crate) fn node(&self) -> NodeId {
+        self.node
+    }
+    pub(crate) fn kind(&self) -> PageKind {
+        self.kind
+    }
+
+    /// Fault in `[offset, offset + len)` (page-rounded outwards) on the
+    /// node, in chunks, checking before each chunk that the node can give
+    /// it without the OOM killer or `SIGBUS`.
+    pub(crate) fn populate(&self, offset: usize, len: usize) -> Result<(), MemError> {
+        let page = self.kind.page_size();
+        let start = offset / page * page;
+        let end = round_up(offset.saturating_add(len), page)
+            .unwrap_or(self.len)
+            .min(self.len);
+        let chunk = POPULATE_CHUNK.max(page) / page * page;
+        let mut at = start;
+        while at < end {
+            let n = chunk.min(end - at);
+            self.check_can_populate(n as u64, (end - at) as u64)?;
+            // SAFETY: `at..at + n` lies inside our mapping (end <= self.len)
+            // and is page-aligned; POPULATE_WRITE faults pages in without
+            // changing contents (fresh pages read as zero either way).
+            let ptr = unsafe { NonNull::new_unchecked(self.base.as_ptr().add(at)) };
+            // SAFETY: as above: our own mapping, contents unchanged.
+            if let Err(e) = unsafe { sys::madvise(ptr, n, sys::MADV_POPULATE_WRITE) } {
+                return Err(self.populate_error(e, (end - at) as u64));
+            }
+            at += n;
+        }
+        Ok(())
+    }
+
+    fn check_can_populate(&self, chunk: u64, remaining: u64) -> Result<(), MemError> {
+        if self.kind.is_hugetlb() {
+            let page = self.kind.page_size() as u64;
+            // Pages of this region already faulted are not free any more but
+            // also not needed; only the chunk's pages must be free.
+            let free = hugepages_free(self.node, page)?;
+            let needed = chunk / page;
+            if free < needed {
+                return Err(hugepages_error(self.node, page, remaining / page, free));
+            }
+            return Ok(());
+        }
+        let (total, available) = sysfs::node_available_now(self.node)?;
+        let reserve = node_reserve(total);
+        if available < chunk.saturating_add(reserve) {
+            return Err(MemError::OutOfNodeMemory {
+                node: self.node,
+                requested: remaining,
+                available,
+                reserve,
+            });
+        }
+        Ok(())
+    }
+
+    fn populate_error(&self, e: std::io::Error, remaining: u64) -> MemError {
+        let exhausted = matches!(e.raw_os_error(), Some(libc::EFAULT | libc::ENOMEM));
+        if exhausted && self.kind.is_hugetlb() {
+            let page = self.kind.page_size() as u64;
+            let free = hugepages_free(self.node, page).unwrap_or(0);
+            return hugepages_error(self.node, page, remaining / page, free);
+        }
+        if exhausted {
+            let (total, available) = sysfs::node_available_now(self.node).unwrap_or((0, 0));
+            return MemError::OutOfNodeMemory {
+                node: self.node,
+                requested: remaining,
+                available,
+                reserve: node_reserve(total),
+            };
+        }
+        MemError::Os {
+            call: "madvise(MADV_POPULATE_WRITE)",
+            node: self.node,
+            source: e,
+        }
+    }
+
+    /// Give the pages of `[offset, offset + len)` back to the OS
+    /// (`MADV_DONTNEED`); they read as zero and fault in again, on the same
+    /// node (the binding stays), when next written. Returns bytes released.
+    ///
+    /// # Safety
+    /// No live reference may point into the range.
+    pub(crate) unsafe fn discard(&self, offset: usize, len: usize) -> Result<usize, MemError> {
+        let page = self.kind.page_size();
+        let Some(start) = round_up(offset, page) else {
+            return Ok(0);
+        };
+        let end = (offset.saturating_add(len)).min(self.len) / page * page;
+        if start >= end {
+            return Ok(0);
+        }
+        // SAFETY: inside our mapping (end <= self.len), page-aligned.
+        let ptr = unsafe { NonNull::new_unchecked(self.base.as_ptr().add(start)) };
+        // SAFETY: the caller guarantees nothing references the range, so
+        // zeroing it is not observable through any live reference.
+        unsafe { sys::madvise(ptr, end - start, sys::MADV_DONTNEED) }.map_err(|source| {
+            MemError::Os {
+                call: "madvise(MADV_DONTNEED)",
+                node: self.node,
+                source,
+            }
+        })?;
+        Ok(end - start)
+    }
+
+    /// Bytes of the region resident in memory now (`mincore(2)`).
+    pub(crate) fn resident(&self) -> Result<usize, MemError> {
+        let base_page = crate::sys::page_size();
+        let mut vec = vec![0u8; self.len.div_ceil(base_page)];
+        sys::mincore(self.base, self.len, &mut vec).map_err(|source| MemError::Os {
+            call: "mincore",
+            node: self.node,
+            source,
+        })?;
+        Ok(vec.iter().filter(|&&b| b & 1 != 0).count() * base_page)
+    }
+
+    /// Where the pages of `[offset, offset + len)` are, one query per page
+    /// of the region's kind.
+    pub(crate) fn placement(&self, offset: usize, len: usize) -> Result<Placement, MemError> {
+        let len = len.min(self.len.saturating_sub(offset));
+        let ptr = self.base.as_ptr().wrapping_add(offset);
+        super::placement::locate_with_step(ptr, len, self.kind.page_size(), self.node)
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: the owner of the Region (an arena) holds no references
+        // into it any more once it drops it; the mapping is ours alone.
+        let _ = unsafe { sys::munmap(self.base, self.len) };
+    }
+}
+
+fn round_up(n: usize, to: usize) -> Option<usize> {
+    n.checked_add(to - 1).map(|v| v / to * to)
+}
+
+/// mmap `len` bytes aligned to the kind's page size.
+fn map_aligned(node: NodeId, len: usize, kind: PageKind) -> Result<NonNull<u8>, MemError> {
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let os = |call, source| MemError::Os { call, node, source };
+    match kind {
+        PageKind::Normal => sys::mmap_anonymous(len, rw, 0).map_err(|e| os("mmap", e)),
+        PageKind::Huge2M | PageKind::Huge1G => {
+            let size_flag = if kind == PageKind::Huge2M {
+                sys::MAP_HUGE_2MB
+            } else {
+                sys::MAP_HUGE_1GB
+            };
+            sys::mmap_anonymous(len, rw, libc::MAP_HUGETLB | size_flag).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ENOMEM) {
+                    // The kernel reserves hugetlb pages machine-wide at mmap.
+                    let page = kind.page_size() as u64;
+                    let free = hugepages_free(node, page).unwrap_or(0);
+                    hugepages_error(node, page, len as u64 / page, free)
+                } else {
+                    os("mmap(MAP_HUGETLB)", e)
+                }
+            })
+        }
+        PageKind::TransparentHuge => {
+            // Over-map by one huge page and cut the unaligned ends off.
+            let align = kind.page_size();
+            let padded = len
+                .checked_add(align)
+                .ok_or_else(|| MemError::InvalidSize {
+                    requested: len as u64,
+                    reason: "too large to align to 2 MiB".into(),
+                })?;
+            let raw = sys::mmap_anonymous(padded, rw, 0).map_err(|e| os("mmap", e))?;
+            let addr = raw.as_ptr() as usize;
+            let aligned = round_up(addr, align).unwrap_or(addr);
+            let head = aligned - addr;
+            let tail = padded - head - len;
+            // SAFETY: head and tail are unused parts of the fresh mapping we
+            // just made; nothing references them.
+            unsafe {
+                if head > 0 {
+                    sys::munmap(raw, head).map_err(|e| os("munmap", e))?;
+                }
+                if tail > 0 {
+                    let t = NonNull::new_unchecked((aligned + len) as *mut u8);
+                    sys::munmap(t, tail).map_err(|e| os("munmap", e))?;
+                }
+            }
+            // SAFETY: `aligned` lies inside the (non-null) mapping.
+            Ok(unsafe { NonNull::new_unchecked(aligned as *mut u8) })
+        }
+    }
+}
+
+/// Free hugepages of `page_size` on `node`; an error if the kernel has no
+/// pool of that size.
+fn hugepages_free(node: NodeId, page_size: u64) -> Result<u64, MemError> {
+    sysfs::hugepages_now(node, page_size)
+        .map(|(_, free)| free)
+        .map_err(|_| MemError::HugepageSizeUnsupported {
+            page_size,
+            reserve_path: crate::topology::hugepage_reserve_path(node, page_size),
+        })
+}
+
+fn hugepages_error(node: NodeId, page_size: u64, needed: u64, free: u64) -> MemError {
+    let total = sysfs::hugepages_now(node, page_size)
+        .map(|(t, _)| t)
+        .unwrap_or(0);
+    MemError::HugepagesUnavailable {
+        node,
+        page_size,
+        needed,
+        free,
+        suggest: total + needed.saturating_sub(free),
+        reserve_path: crate::topology::hugepage_reserve_path(node, page_size),
+    }
+}
