@@ -6,6 +6,7 @@
 //! exists, and what to do.
 
 pub use crate::mem::MemError;
+pub use crate::sched::SchedError;
 pub use crate::topology::TopologyError;
 
 /// The error type of numakit's public API.
@@ -18,6 +19,9 @@ pub enum Error {
     /// From the memory layer (L1).
     #[error(transparent)]
     Mem(#[from] MemError),
+    /// From the scheduling layer (L2).
+    #[error(transparent)]
+    Sched(#[from] SchedError),
 }
 
 /// `Result<T, numakit::Error>`.

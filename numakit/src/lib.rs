@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod mem;
+pub mod sched;
 pub mod sys;
 pub mod topology;
 

@@ -50,15 +50,6 @@ pub(crate) fn check_node(topo: &Topology, node: NodeId) -> Result<(), MemError> 
     })
 }
 
-/// The `mbind`/`set_mempolicy` mask with only `node` set.
-pub(crate) fn node_mask(node: NodeId) -> Vec<libc::c_ulong> {
-    let bits = libc::c_ulong::BITS;
-    let n = node.get();
-    let mut mask = vec![0; (n / bits) as usize + 1];
-    mask[(n / bits) as usize] = 1 << (n % bits);
-    mask
-}
-
 impl Region {
     /// Map `len` bytes (rounded up to the page size) bound to `node`,
     /// without touching them.
@@ -107,7 +98,7 @@ impl Region {
             base,
             len,
             sys::MPOL_BIND,
-            &node_mask(node),
+            &sys::node_mask(node.get()),
             sys::MPOL_MF_STRICT | sys::MPOL_MF_MOVE,
         )
         .map_err(|e| os("mbind(MPOL_BIND, MPOL_MF_STRICT | MPOL_MF_MOVE)", e))?;

@@ -111,6 +111,14 @@ pub unsafe fn madvise(addr: NonNull<u8>, len: usize, advice: i32) -> io::Result<
     cvt(unsafe { libc::madvise(addr.as_ptr().cast(), len, advice) }.into()).map(drop)
 }
 
+/// The node mask for `mbind`/`set_mempolicy` with only node `node` set.
+pub fn node_mask(node: u32) -> Vec<libc::c_ulong> {
+    let bits = libc::c_ulong::BITS;
+    let mut mask = vec![0; (node / bits) as usize + 1];
+    mask[(node / bits) as usize] = 1 << (node % bits);
+    mask
+}
+
 /// Length, in bits plus one, of a node mask made of `words` words: the
 /// `maxnode` argument of `mbind`, `set_mempolicy` and `get_mempolicy`.
 fn maxnode(words: usize) -> libc::c_ulong {

@@ -1,0 +1,232 @@
+//! Thread groups with a placement policy: [`spawn_group`].
+
+use super::pin::{allowed_cpus, pin_current, Pin};
+use super::SchedError;
+use crate::topology::{CpuId, CpuSet, NodeId, Topology};
+use std::fmt;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+/// Where the threads of a group go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Placement {
+    /// Every thread on all CPUs of this node, memory bound to it.
+    Node(NodeId),
+    /// Every thread on this one CPU, memory bound to its node.
+    Cpu(CpuId),
+    /// One CPU per thread, filling a node's CPUs before the next node's
+    /// (nodes by id, CPUs ascending); memory bound to each CPU's node.
+    Compact,
+    /// One CPU per thread, round-robin across nodes (thread 0 on the first
+    /// node, thread 1 on the second, …); memory bound to each CPU's node.
+    Scatter,
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Placement::Node(n) => write!(f, "Placement::Node({n})"),
+            Placement::Cpu(c) => write!(f, "Placement::Cpu({c})"),
+            Placement::Compact => f.write_str("Placement::Compact"),
+            Placement::Scatter => f.write_str("Placement::Scatter"),
+        }
+    }
+}
+
+/// The running threads of a group.
+#[derive(Debug)]
+pub struct GroupHandle<T> {
+    /// `None` only from a thread told not to run, which a started group
+    /// never has.
+    threads: Vec<(CpuSet, JoinHandle<Option<T>>)>,
+}
+
+impl<T> GroupHandle<T> {
+    /// The CPUs each thread is pinned to, by thread index.
+    pub fn cpus(&self) -> impl Iterator<Item = &CpuSet> {
+        self.threads.iter().map(|(c, _)| c)
+    }
+    /// Number of threads.
+    pub fn len(&self) -> usize {
+        self.threads.len()
+    }
+    /// Whether the group has no threads.
+    pub fn is_empty(&self) -> bool {
+        self.threads.is_empty()
+    }
+    /// Wait for every thread; results by thread index (`Err` holds a
+    /// thread's panic payload).
+    pub fn join(self) -> Vec<std::thread::Result<T>> {
+        self.threads
+            .into_iter()
+            .map(|(_, h)| {
+                h.join().and_then(|ran| {
+                    ran.ok_or_else(|| Box::new("numakit: group thread did not run") as _)
+                })
+            })
+            .collect()
+    }
+}
+
+/// Start `threads` threads placed by `placement`; thread `i` runs `f(i)`.
+///
+/// Every thread pins itself (CPU mask and memory policy) and reports back
+/// before any of them runs `f`: if one cannot be pinned, none runs `f`, all
+/// exit, and the error is returned. So `f` never runs on a CPU the policy
+/// did not give it.
+///
+/// Memoryless nodes: [`Placement::Compact`] and [`Placement::Scatter`]
+/// bind each thread's memory to its CPU's node, so they use only CPUs of
+/// nodes that have memory; use [`Placement::Cpu`] with
+/// [`Pin::bind_memory`]`(false)` semantics for the others.
+///
+/// # Errors
+/// - as [`Pin::apply`] for `Node`/`Cpu` targets;
+/// - [`SchedError::Unsatisfiable`] when `Compact`/`Scatter` need more CPUs
+///   than the allowed set has on nodes with memory, or `threads == 0`;
+/// - [`SchedError::Spawn`] if the OS cannot start a thread.
+///
+/// # Examples
+/// ```
+/// use numakit::sched::{spawn_group, Placement};
+/// let group = spawn_group(2, Placement::Node(0.into()), |i| {
+///     (i, numakit::current_node().unwrap())
+/// })?;
+/// for r in group.join() {
+///     let (_, node) = r.unwrap();
+///     assert_eq!(node, numakit::NodeId::new(0));
+/// }
+/// # Ok::<(), numakit::sched::SchedError>(())
+/// ```
+pub fn spawn_group<T, F>(
+    threads: usize,
+    placement: Placement,
+    f: F,
+) -> Result<GroupHandle<T>, SchedError>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> T + Send + Sync + 'static,
+{
+    let targets = plan(threads, placement, &Topology::detect()?)?;
+    let f = Arc::new(f);
+    let go = Arc::new((Mutex::new(None::<bool>), Condvar::new()));
+    let (report, reports) = mpsc::channel::<(usize, Result<(), SchedError>)>();
+    let mut started = Vec::with_capacity(threads);
+    let mut failure = None;
+    for (i, (cpus, mem_node)) in targets.into_iter().enumerate() {
+        let (f, go, report) = (Arc::clone(&f), Arc::clone(&go), report.clone());
+        let thread_cpus = cpus.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("numakit-{i}"))
+            .spawn(move || {
+                // The guard keeps the pin for the thread's whole life.
+                let guard = match pin_current(&thread_cpus, mem_node) {
+                    Ok(g) => {
+                        let _ = report.send((i, Ok(())));
+                        Some(g)
+                    }
+                    Err(e) => {
+                        let _ = report.send((i, Err(e)));
+                        None
+                    }
+                };
+                let (lock, cv) = &*go;
+                let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+                while state.is_none() {
+                    state = cv.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+                let run = guard.is_some() && *state == Some(true);
+                drop(state);
+                run.then(|| f(i))
+            });
+        match spawned {
+            Ok(h) => started.push((cpus, h)),
+            Err(source) => {
+                failure = Some(SchedError::Spawn { index: i, source });
+                break;
+            }
+        }
+    }
+    drop(report);
+    if failure.is_none() {
+        for _ in 0..started.len() {
+            match reports.recv() {
+                Ok((_, Ok(()))) => {}
+                Ok((_, Err(e))) => {
+                    failure = Some(e);
+                    break;
+                }
+                Err(_) => break, // a thread died before reporting: join tells
+            }
+        }
+    }
+    let (lock, cv) = &*go;
+    *lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure.is_none());
+    cv.notify_all();
+    if let Some(e) = failure {
+        for (_, h) in started {
+            let _ = h.join();
+        }
+        return Err(e);
+    }
+    Ok(GroupHandle { threads: started })
+}
+
+/// The CPU set and memory node of each thread.
+fn plan(
+    threads: usize,
+    placement: Placement,
+    topo: &Topology,
+) -> Result<Vec<(CpuSet, Option<NodeId>)>, SchedError> {
+    let unsatisfiable = |reason: String| SchedError::Unsatisfiable {
+        policy: placement.to_string(),
+        threads,
+        reason,
+    };
+    if threads == 0 {
+        return Err(unsatisfiable("a group needs at least one thread".into()));
+    }
+    match placement {
+        Placement::Node(n) => Ok(vec![Pin::node(n).resolve(topo)?; threads]),
+        Placement::Cpu(c) => Ok(vec![Pin::cpu(c).resolve(topo)?; threads]),
+        Placement::Compact | Placement::Scatter => {
+            let allowed = allowed_cpus()?;
+            let per_node: Vec<(NodeId, Vec<CpuId>)> = topo
+                .nodes()
+                .iter()
+                .filter(|n| n.has_memory())
+                .map(|n| (n.id(), n.cpus().intersection(&allowed).iter().collect()))
+                .filter(|(_, cpus): &(NodeId, Vec<CpuId>)| !cpus.is_empty())
+                .collect();
+            let order: Vec<(NodeId, CpuId)> = if placement == Placement::Compact {
+                per_node
+                    .iter()
+                    .flat_map(|(n, cpus)| cpus.iter().map(move |&c| (*n, c)))
+                    .collect()
+            } else {
+                let rounds = per_node.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
+                (0..rounds)
+                    .flat_map(|r| {
+                        per_node
+                            .iter()
+                            .filter_map(move |(n, cpus)| cpus.get(r).map(|&c| (*n, c)))
+                    })
+                    .collect()
+            };
+            if threads > order.len() {
+                return Err(unsatisfiable(format!(
+                    "it gives each thread its own CPU and only {} allowed CPUs are on nodes \
+                     with memory ({allowed} allowed in all); start fewer threads or use \
+                     Placement::Node to share a node's CPUs",
+                    order.len()
+                )));
+            }
+            Ok(order
+                .into_iter()
+                .take(threads)
+                .map(|(n, c)| ([c].into_iter().collect(), Some(n)))
+                .collect())
+        }
+    }
+}
