@@ -9,3 +9,15 @@ pub mod topology;
 
 pub use error::{Error, Result};
 pub use topology::{current_cpu, current_node, CpuId, CpuSet, NodeId, Topology};
+
+pub use mem::{NodeBox, NodePlacement, NumaStatic, Placed};
+pub use numakit_macros::{numa, numa_static, pinned};
+
+/// What the macros' generated code uses; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::mem::{NodeBox, NodePlacement, NumaStatic, Placed};
+    pub use crate::sched::{pin_to_cpu, pin_to_node};
+    pub use crate::{CpuId, Error, NodeId};
+    pub use core::ptr;
+}

@@ -4,6 +4,8 @@
 //!   fundamental block), built through [`Arena::builder`]; not `Sync`.
 //! - [`SharedArena`]: the same region with an atomic bump pointer, `Sync`.
 //! - [`arena_local`]: the calling thread's arena on the node it is pinned to.
+//! - [`NodeBox`]: one value on a node (or interleaved), with `Drop`; what
+//!   `#[numa(node = N)]` types are placed in.
 //! - [`locate`] / [`migrate`]: where pages of any memory live, and moving
 //!   them, through `move_pages(2)`.
 //!
@@ -25,6 +27,8 @@
 mod arena;
 mod error;
 mod local;
+mod node_box;
+mod numa_static;
 mod placement;
 mod region;
 mod shared;
@@ -32,6 +36,8 @@ mod shared;
 pub use arena::{Arena, ArenaBuilder, ArenaStats, Populate};
 pub use error::MemError;
 pub use local::{arena_local, LOCAL_ARENA_CAPACITY};
+pub use node_box::{NodeBox, NodePlacement, Placed};
+pub use numa_static::NumaStatic;
 pub use placement::{locate, migrate, Placement};
 pub use shared::SharedArena;
 

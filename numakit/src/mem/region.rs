@@ -22,7 +22,11 @@ fn node_reserve(total: u64) -> u64 {
 pub(crate) struct Region {
     base: NonNull<u8>,
     len: usize,
+    /// The node (the first of `interleave` for interleaved regions).
     node: NodeId,
+    /// Nodes the pages are spread over with `MPOL_INTERLEAVE`; empty for a
+    /// region bound to `node`.
+    interleave: Vec<NodeId>,
     kind: PageKind,
 }
 
@@ -54,8 +58,31 @@ impl Region {
     /// Map `len` bytes (rounded up to the page size) bound to `node`,
     /// without touching them.
     pub(crate) fn map(node: NodeId, len: usize, kind: PageKind) -> Result<Region, MemError> {
+        Self::map_policy(&[node], false, len, kind)
+    }
+
+    /// Map `len` bytes of normal pages interleaved page by page over
+    /// `nodes` (`MPOL_INTERLEAVE`), without touching them.
+    pub(crate) fn map_interleaved(nodes: &[NodeId], len: usize) -> Result<Region, MemError> {
+        if nodes.is_empty() {
+            return Err(MemError::InvalidConfig(
+                "interleaving needs at least one node".into(),
+            ));
+        }
+        Self::map_policy(nodes, true, len, PageKind::Normal)
+    }
+
+    fn map_policy(
+        nodes: &[NodeId],
+        interleave: bool,
+        len: usize,
+        kind: PageKind,
+    ) -> Result<Region, MemError> {
         let topo = Topology::detect()?;
-        check_node(&topo, node)?;
+        for &node in nodes {
+            check_node(&topo, node)?;
+        }
+        let node = nodes[0];
         let page = kind.page_size();
         let rounded = round_up(len, page).filter(|&l| l > 0 && l <= isize::MAX as usize);
         let Some(len) = rounded else {
@@ -67,13 +94,23 @@ impl Region {
                 ),
             });
         };
-        let node_total = topo.node(node)?.memory_total();
-        if len as u64 > node_total {
+        let nodes_total: u64 = nodes
+            .iter()
+            .map(|&n| topo.node(n).map(|n| n.memory_total()).unwrap_or(0))
+            .sum();
+        if len as u64 > nodes_total {
             return Err(MemError::InvalidSize {
                 requested: len as u64,
                 reason: format!(
-                    "NUMA node {node} has only {} MiB of memory in all",
-                    node_total >> 20
+                    "NUMA node{} {} {} only {} MiB of memory in all",
+                    if nodes.len() > 1 { "s" } else { "" },
+                    nodes
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if nodes.len() > 1 { "have" } else { "has" },
+                    nodes_total >> 20
                 ),
             });
         }
@@ -85,6 +122,11 @@ impl Region {
             base,
             len,
             node,
+            interleave: if interleave {
+                nodes.to_vec()
+            } else {
+                Vec::new()
+            },
             kind,
         };
         let os = |call, source| MemError::Os { call, node, source };
@@ -94,15 +136,41 @@ impl Region {
             unsafe { sys::madvise(base, len, sys::MADV_HUGEPAGE) }
                 .map_err(|e| os("madvise(MADV_HUGEPAGE)", e))?;
         }
+        let (mode, call) = if interleave {
+            (
+                sys::MPOL_INTERLEAVE,
+                "mbind(MPOL_INTERLEAVE, MPOL_MF_STRICT | MPOL_MF_MOVE)",
+            )
+        } else {
+            (
+                sys::MPOL_BIND,
+                "mbind(MPOL_BIND, MPOL_MF_STRICT | MPOL_MF_MOVE)",
+            )
+        };
+        let mut mask: Vec<libc::c_ulong> = Vec::new();
+        for n in nodes {
+            let one = sys::node_mask(n.get());
+            if mask.len() < one.len() {
+                mask.resize(one.len(), 0);
+            }
+            for (m, o) in mask.iter_mut().zip(one) {
+                *m |= o;
+            }
+        }
         sys::mbind(
             base,
             len,
-            sys::MPOL_BIND,
-            &sys::node_mask(node.get()),
+            mode,
+            &mask,
             sys::MPOL_MF_STRICT | sys::MPOL_MF_MOVE,
         )
-        .map_err(|e| os("mbind(MPOL_BIND, MPOL_MF_STRICT | MPOL_MF_MOVE)", e))?;
+        .map_err(|e| os(call, e))?;
         Ok(region)
+    }
+
+    /// The nodes an interleaved region spreads over (empty when bound).
+    pub(crate) fn interleave_nodes(&self) -> &[NodeId] {
+        &self.interleave
     }
 
     pub(crate) fn base(&self) -> NonNull<u8> {
@@ -157,15 +225,24 @@ impl Region {
             }
             return Ok(());
         }
-        let (total, available) = sysfs::node_available_now(self.node)?;
-        let reserve = node_reserve(total);
-        if available < chunk.saturating_add(reserve) {
-            return Err(MemError::OutOfNodeMemory {
-                node: self.node,
-                requested: remaining,
-                available,
-                reserve,
-            });
+        // Interleaved pages spread evenly: each node gives its share.
+        let nodes = if self.interleave.is_empty() {
+            std::slice::from_ref(&self.node)
+        } else {
+            &self.interleave[..]
+        };
+        let n = nodes.len() as u64;
+        for &node in nodes {
+            let (total, available) = sysfs::node_available_now(node)?;
+            let reserve = node_reserve(total);
+            if available < chunk.div_ceil(n).saturating_add(reserve) {
+                return Err(MemError::OutOfNodeMemory {
+                    node,
+                    requested: remaining.div_ceil(n),
+                    available,
+                    reserve,
+                });
+            }
         }
         Ok(())
     }

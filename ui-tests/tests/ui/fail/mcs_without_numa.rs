@@ -1,0 +1,7 @@
+// #[mcs] only means something inside a #[numa] struct.
+struct Stats {
+    #[mcs]
+    hits: u64,
+}
+
+fn main() {}

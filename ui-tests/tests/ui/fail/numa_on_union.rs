@@ -1,0 +1,9 @@
+use numakit::numa;
+
+#[numa(node = 0)]
+union Bits {
+    int: u64,
+    float: f64,
+}
+
+fn main() {}

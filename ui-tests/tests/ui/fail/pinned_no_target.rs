@@ -1,0 +1,8 @@
+use numakit::pinned;
+
+#[pinned]
+fn work() -> Result<(), numakit::Error> {
+    Ok(())
+}
+
+fn main() {}
