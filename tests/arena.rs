@@ -267,7 +267,9 @@ fn coalescing_returns_resident_memory() {
     let node = topo.node(NodeId::new(0)).unwrap();
     let size = (256 * MIB).min(node.memory_free() as usize / 4) / MIB * MIB;
     let mut arena = Arena::new(0, size).unwrap();
-    let _ = arena.alloc_slice_fill_with(size - 4096, |i| i as u8);
+    let p = arena.alloc_layout(Layout::from_size_align(size - 4096, 8).unwrap());
+    // SAFETY: the arena handed out `size - 4096` writable bytes at `p`.
+    unsafe { std::ptr::write_bytes(p.as_ptr(), 0x5a, size - 4096) };
     let full = arena.stats().unwrap().resident;
     assert!(full >= size - 4096, "resident {full} of {size}");
     arena.reset();

@@ -44,10 +44,18 @@ fn pin_to_each_node_runs_there_binds_memory_and_restores() {
                 assert_eq!(current_node().unwrap(), id);
                 assert_eq!(sched::thread_cpus().unwrap(), cpus);
                 assert_eq!(mempolicy(), (sysmem::MPOL_BIND, 1 << id.get()));
-                // First touch lands on the node.
-                let v = vec![7u8; 1 << 20];
-                let placement = mem::locate(v.as_ptr(), v.len()).unwrap();
+                // Fresh pages first touched now land on the node. (A Vec
+                // would not prove it: the allocator may hand back pages
+                // touched earlier, elsewhere.)
+                let len = 1 << 20;
+                let rw = libc::PROT_READ | libc::PROT_WRITE;
+                let p = sysmem::mmap_anonymous(len, rw, 0).unwrap();
+                // SAFETY: fresh private mapping of `len` bytes, ours alone.
+                unsafe { std::ptr::write_bytes(p.as_ptr(), 7, len) };
+                let placement = mem::locate(p.as_ptr(), len).unwrap();
                 assert!(placement.is_all_on(id), "{placement}");
+                // SAFETY: nothing references the mapping any more.
+                unsafe { sysmem::munmap(p, len) }.unwrap();
             }
             assert_eq!(sched::thread_cpus().unwrap(), before);
             assert_eq!(mempolicy(), policy_before);

@@ -8,8 +8,12 @@
 //! | CPU mask | `sched_setaffinity(2)` | the thread runs only on these CPUs |
 //! | memory policy | `set_mempolicy(MPOL_BIND)` | pages it first touches come only from the node |
 //!
-//! So after `pin_to_node(n)`, a `Vec` the thread fills lands on node `n`
-//! (first touch), not only the thread. Both are set or neither: if the
+//! So after `pin_to_node(n)` every page the thread touches *for the first
+//! time* comes from node `n`. Memory touched before (a buffer the
+//! allocator hands back after a `free`, the thread's stack) stays where it
+//! is: data that must be on the node belongs in an
+//! [`Arena`](crate::mem::Arena) or [`NodeBox`](crate::mem::NodeBox), or is
+//! moved with [`migrate`](crate::mem::migrate). Both are set or neither: if the
 //! second step fails the first is undone, and the kernel's answer is read
 //! back and compared, so a pin is never partial.
 //!
