@@ -96,30 +96,17 @@ impl ArenaBuilder {
     /// - [`MemError::InvalidConfig`]: [`Populate::Lazy`] with hugetlb pages;
     /// - [`MemError::Os`]: `mmap`/`mbind`/`madvise` refused (errno kept).
     pub fn build(self) -> Result<Arena, MemError> {
-        let (region, start) = self.map()?;
-        let limit = match self.populate {
-            Populate::Now | Populate::Lazy => region.len(),
-            // `map` populated the header's page(s).
-            Populate::OnDemand => round_up(start, region.kind().page_size())
-                .unwrap_or(region.len())
-                .min(region.len()),
-        };
+        let (core, limit) = self.map()?;
         Ok(Arena {
-            region,
-            start,
-            cur: Cell::new(start),
+            cur: Cell::new(core.start),
             limit: Cell::new(limit),
-            populate: self.populate,
+            core,
         })
     }
 
-    pub(super) fn populate_mode(&self) -> Populate {
-        self.populate
-    }
-
     /// Map the region, populate it per the builder, write the header;
-    /// returns the region and the offset of the first allocation.
-    pub(super) fn map(&self) -> Result<(Region, usize), MemError> {
+    /// returns the region with its start offset and the populated limit.
+    pub(super) fn map(&self) -> Result<(ArenaRegion, usize), MemError> {
         if self.populate == Populate::Lazy && self.kind.is_hugetlb() {
             return Err(MemError::InvalidConfig(format!(
                 "Populate::Lazy with {:?} pages would turn an empty hugepage pool into SIGBUS \
@@ -145,7 +132,19 @@ impl ArenaBuilder {
         // SAFETY: the region is at least one page, page-aligned (so aligned
         // for Header), writable, and nothing else references it yet.
         unsafe { region.base().cast::<Header>().as_ptr().write(header) };
-        Ok((region, header_len))
+        let limit = match self.populate {
+            Populate::Now | Populate::Lazy => region.len(),
+            // The header's page(s) are populated.
+            Populate::OnDemand => round_up(header_len, self.kind.page_size())
+                .unwrap_or(region.len())
+                .min(region.len()),
+        };
+        let core = ArenaRegion {
+            region,
+            start: header_len,
+            populate: self.populate,
+        };
+        Ok((core, limit))
     }
 }
 
@@ -195,15 +194,12 @@ impl ArenaBuilder {
 /// # Ok::<(), numakit::mem::MemError>(())
 /// ```
 pub struct Arena {
-    region: Region,
-    /// Offset of the first allocation (after the header).
-    start: usize,
+    core: ArenaRegion,
     /// Offset of the bump pointer.
     cur: Cell<usize>,
     /// Offset up to which pages are populated (or the capacity, for
     /// `Now`/`Lazy`): the fast path allocates below it.
     limit: Cell<usize>,
-    populate: Populate,
 }
 
 /// A snapshot of an arena's figures.
@@ -242,15 +238,15 @@ impl Arena {
 
     /// The node the arena's memory is bound to.
     pub fn node(&self) -> NodeId {
-        self.region.node()
+        self.core.region.node()
     }
     /// The arena's page kind.
     pub fn page_kind(&self) -> PageKind {
-        self.region.kind()
+        self.core.region.kind()
     }
     /// Capacity in bytes (header included).
     pub fn capacity(&self) -> usize {
-        self.region.len()
+        self.core.region.len()
     }
     /// Bytes allocated so far (header included).
     pub fn used(&self) -> usize {
@@ -258,12 +254,12 @@ impl Arena {
     }
     /// Bytes left above the bump pointer.
     pub fn remaining(&self) -> usize {
-        self.region.len() - self.cur.get()
+        self.core.region.len() - self.cur.get()
     }
     /// Whether `ptr` points into the arena's region.
     pub fn contains(&self, ptr: *const u8) -> bool {
-        let base = self.region.base().as_ptr() as usize;
-        (base..base + self.region.len()).contains(&(ptr as usize))
+        let base = self.core.region.base().as_ptr() as usize;
+        (base..base + self.core.region.len()).contains(&(ptr as usize))
     }
 
     /// Allocate room for `layout` and return a pointer to it.
@@ -283,7 +279,7 @@ impl Arena {
     /// The fast path: bump below the populated limit, or `None`.
     #[inline(always)]
     fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
-        let base = self.region.base().as_ptr();
+        let base = self.core.region.base().as_ptr();
         let cur = self.cur.get();
         let addr = (base as usize).wrapping_add(cur);
         let mask = layout.align() - 1;
@@ -320,35 +316,13 @@ impl Arena {
     #[cold]
     #[inline(never)]
     fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, MemError> {
-        let base = self.region.base().as_ptr() as usize;
-        let cur = self.cur.get();
-        let exhausted = || MemError::Exhausted {
-            node: self.node(),
-            requested: layout.size(),
-            align: layout.align(),
-            remaining: self.region.len() - cur,
-            capacity: self.region.len(),
-        };
-        let off = round_up(base + cur, layout.align())
-            .map(|a| a - base)
-            .ok_or_else(exhausted)?;
-        let new = off
-            .checked_add(layout.size())
-            .filter(|&n| n <= self.region.len())
-            .ok_or_else(exhausted)?;
+        let (off, new) = self.core.place(self.cur.get(), layout)?;
         if new > self.limit.get() {
-            // Populate up to the next chunk boundary past `new`.
-            let chunk = ON_DEMAND_CHUNK.max(self.region.kind().page_size());
-            let to = round_up(new, chunk)
-                .unwrap_or(self.region.len())
-                .min(self.region.len());
-            let from = self.limit.get();
-            self.region.populate(from, to - from)?;
-            self.limit.set(to);
+            self.limit.set(self.core.grow(self.limit.get(), new)?);
         }
         self.cur.set(new);
-        // SAFETY: `off <= new <= len`: inside the mapping.
-        Ok(unsafe { NonNull::new_unchecked(self.region.base().as_ptr().add(off)) })
+        // SAFETY: `place` keeps `off <= new <= capacity`.
+        Ok(unsafe { self.core.at(off) })
     }
 
     /// Allocate room for `layout`.
@@ -384,13 +358,9 @@ impl Arena {
     #[allow(clippy::mut_from_ref)] // each call hands out fresh, disjoint memory
     pub fn try_alloc<T>(&self, value: T) -> Result<&mut T, MemError> {
         const { assert_no_drop::<T>() };
-        let p = self.try_alloc_layout(Layout::new::<T>())?.cast::<T>();
-        // SAFETY: `p` is fresh arena memory, aligned and sized for T, and
-        // no other reference to it exists.
-        unsafe {
-            p.as_ptr().write(value);
-            Ok(&mut *p.as_ptr())
-        }
+        let p = self.try_alloc_layout(Layout::new::<T>())?;
+        // SAFETY: fresh memory for one T, borrowed for as long as `self`.
+        Ok(unsafe { write_value(p, value) })
     }
 
     /// Move `value` into the arena.
@@ -401,13 +371,9 @@ impl Arena {
     #[allow(clippy::mut_from_ref)] // each call hands out fresh, disjoint memory
     pub fn alloc<T>(&self, value: T) -> &mut T {
         const { assert_no_drop::<T>() };
-        let p = self.bump_or_panic(Layout::new::<T>()).cast::<T>();
-        // SAFETY: `p` is fresh arena memory, aligned and sized for T, and
-        // no other reference to it exists.
-        unsafe {
-            p.as_ptr().write(value);
-            &mut *p.as_ptr()
-        }
+        let p = self.bump_or_panic(Layout::new::<T>());
+        // SAFETY: fresh memory for one T, borrowed for as long as `self`.
+        unsafe { write_value(p, value) }
     }
 
     /// Copy `src` into the arena.
@@ -456,27 +422,15 @@ impl Arena {
     /// [`MemError::SizeOverflow`] when `len` elements do not fit in the
     /// address space, and as [`try_alloc_layout`](Self::try_alloc_layout).
     #[allow(clippy::mut_from_ref)] // each call hands out fresh, disjoint memory
-    pub fn try_alloc_slice_fill_with<T, F>(
-        &self,
-        len: usize,
-        mut f: F,
-    ) -> Result<&mut [T], MemError>
+    pub fn try_alloc_slice_fill_with<T, F>(&self, len: usize, f: F) -> Result<&mut [T], MemError>
     where
         F: FnMut(usize) -> T,
     {
         const { assert_no_drop::<T>() };
-        let layout = Layout::array::<T>(len).map_err(|_| MemError::SizeOverflow {
-            count: len,
-            size: std::mem::size_of::<T>(),
-        })?;
-        let p = self.try_alloc_layout(layout)?.cast::<T>();
-        for i in 0..len {
-            // SAFETY: `i < len`, inside the fresh allocation; if `f` panics
-            // the written elements are simply abandoned (T has no Drop).
-            unsafe { p.as_ptr().add(i).write(f(i)) };
-        }
-        // SAFETY: all `len` elements are initialised and the memory is ours.
-        Ok(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), len) })
+        let p = self.try_alloc_layout(array_layout::<T>(len)?)?;
+        // SAFETY: fresh memory for `len` Ts (no drop glue), borrowed for as
+        // long as `self`.
+        Ok(unsafe { fill_with(p, len, f) })
     }
 
     /// A slice of `len` elements, element `i` being `f(i)`.
@@ -496,7 +450,7 @@ impl Arena {
     /// (no destructors: the arena holds only types without `Drop`). Pages
     /// stay resident; [`trim`](Self::trim) returns them.
     pub fn reset(&mut self) {
-        self.cur.set(self.start);
+        self.cur.set(self.core.start);
     }
 
     /// Return every whole unused page above the bump pointer to the OS
@@ -508,15 +462,10 @@ impl Arena {
     /// # Errors
     /// [`MemError::Os`] if `madvise` fails.
     pub fn trim(&self) -> Result<usize, MemError> {
-        let cur = self.cur.get();
         // SAFETY: no reference handed out by the arena points at or above
         // the bump pointer.
-        let released = unsafe { self.region.discard(cur, self.region.len() - cur) }?;
-        if self.populate != Populate::Lazy {
-            let page = self.region.kind().page_size();
-            let kept = round_up(cur, page).unwrap_or(cur).min(self.region.len());
-            self.limit.set(self.limit.get().min(kept));
-        }
+        let (released, limit) = unsafe { self.core.trim(self.cur.get(), self.limit.get()) }?;
+        self.limit.set(limit);
         Ok(released)
     }
 
@@ -525,18 +474,12 @@ impl Arena {
     /// # Errors
     /// [`MemError::Os`] if `mincore` fails.
     pub fn stats(&self) -> Result<ArenaStats, MemError> {
-        Ok(ArenaStats {
-            node: self.node(),
-            page_kind: self.page_kind(),
-            capacity: self.capacity(),
-            used: self.used(),
-            resident: self.region.resident()?,
-        })
+        self.core.stats(self.used())
     }
 
-    /// The region, the first allocation's offset and the populated limit.
-    pub(super) fn into_parts(self) -> (Region, usize, usize) {
-        (self.region, self.start, self.limit.get())
+    /// The shared part, the bump offset and the populated limit.
+    pub(super) fn into_parts(self) -> (ArenaRegion, usize, usize) {
+        (self.core, self.cur.get(), self.limit.get())
     }
 
     /// Where the pages of the used part are (header included), as the kernel
@@ -545,7 +488,7 @@ impl Arena {
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
     pub fn placement(&self) -> Result<Placement, MemError> {
-        self.region.placement(0, self.cur.get())
+        self.core.placement(self.used())
     }
 
     /// Prove placement: every page of the used part is on the arena's node.
@@ -554,19 +497,7 @@ impl Arena {
     /// [`MemError::Misplaced`] with the placement found when any page is
     /// elsewhere or not present; [`MemError::Os`] if `move_pages` fails.
     pub fn verify(&self) -> Result<Placement, MemError> {
-        verified(self.placement()?, self.node())
-    }
-}
-
-/// `Ok(placement)` when every page is on `node`, else `Misplaced`.
-pub(super) fn verified(placement: Placement, node: NodeId) -> Result<Placement, MemError> {
-    if placement.is_all_on(node) {
-        Ok(placement)
-    } else {
-        Err(MemError::Misplaced {
-            expected: node,
-            found: placement,
-        })
+        self.core.verify(self.used())
     }
 }
 
@@ -577,9 +508,145 @@ impl fmt::Debug for Arena {
             .field("page_kind", &self.page_kind())
             .field("capacity", &self.capacity())
             .field("used", &self.used())
-            .field("populate", &self.populate)
+            .field("populate", &self.core.populate)
             .finish()
     }
+}
+
+/// What [`Arena`] and [`SharedArena`](super::SharedArena) share: the
+/// region, where allocations start, the populate mode, and every operation
+/// that does not depend on how the bump pointer is stored.
+pub(super) struct ArenaRegion {
+    pub(super) region: Region,
+    /// Offset of the first allocation (after the header).
+    pub(super) start: usize,
+    pub(super) populate: Populate,
+}
+
+impl ArenaRegion {
+    /// `(offset, new bump offset)` of `layout` placed at bump offset `cur`,
+    /// or `Exhausted` when it does not fit in the capacity.
+    pub(super) fn place(&self, cur: usize, layout: Layout) -> Result<(usize, usize), MemError> {
+        let base = self.region.base().as_ptr() as usize;
+        let len = self.region.len();
+        round_up(base + cur, layout.align())
+            .map(|a| a - base)
+            .and_then(|off| Some((off, off.checked_add(layout.size())?)))
+            .filter(|&(_, new)| new <= len)
+            .ok_or(MemError::Exhausted {
+                node: self.region.node(),
+                requested: layout.size(),
+                align: layout.align(),
+                remaining: len - cur,
+                capacity: len,
+            })
+    }
+
+    /// Populate from `limit` to the chunk boundary past `new`; returns the
+    /// new populated limit.
+    pub(super) fn grow(&self, limit: usize, new: usize) -> Result<usize, MemError> {
+        let chunk = ON_DEMAND_CHUNK.max(self.region.kind().page_size());
+        let to = round_up(new, chunk)
+            .unwrap_or(self.region.len())
+            .min(self.region.len());
+        self.region.populate(limit, to - limit)?;
+        Ok(to)
+    }
+
+    /// The pointer at offset `off`.
+    ///
+    /// # Safety
+    /// `off <= capacity`.
+    pub(super) unsafe fn at(&self, off: usize) -> NonNull<u8> {
+        // SAFETY: the caller keeps `off` inside the mapping, whose base is
+        // non-null.
+        unsafe { NonNull::new_unchecked(self.region.base().as_ptr().add(off)) }
+    }
+
+    /// Return the whole pages above bump offset `cur` to the OS; returns
+    /// the bytes released and the populated limit to keep.
+    ///
+    /// # Safety
+    /// No reference handed out may point at or above `cur`.
+    pub(super) unsafe fn trim(&self, cur: usize, limit: usize) -> Result<(usize, usize), MemError> {
+        // SAFETY: the caller guarantees nothing references the range.
+        let released = unsafe { self.region.discard(cur, self.region.len() - cur) }?;
+        if self.populate == Populate::Lazy {
+            return Ok((released, limit));
+        }
+        let page = self.region.kind().page_size();
+        let kept = round_up(cur, page).unwrap_or(cur).min(self.region.len());
+        Ok((released, limit.min(kept)))
+    }
+
+    pub(super) fn stats(&self, used: usize) -> Result<ArenaStats, MemError> {
+        Ok(ArenaStats {
+            node: self.region.node(),
+            page_kind: self.region.kind(),
+            capacity: self.region.len(),
+            used,
+            resident: self.region.resident()?,
+        })
+    }
+
+    pub(super) fn placement(&self, used: usize) -> Result<Placement, MemError> {
+        self.region.placement(0, used)
+    }
+
+    pub(super) fn verify(&self, used: usize) -> Result<Placement, MemError> {
+        let placement = self.placement(used)?;
+        let node = self.region.node();
+        if placement.is_all_on(node) {
+            Ok(placement)
+        } else {
+            Err(MemError::Misplaced {
+                expected: node,
+                found: placement,
+            })
+        }
+    }
+}
+
+/// Write `value` into fresh memory at `p`.
+///
+/// # Safety
+/// `p` is fresh arena memory aligned and sized for `T`, referenced by
+/// nothing else, and valid for `'a`.
+pub(super) unsafe fn write_value<'a, T>(p: NonNull<u8>, value: T) -> &'a mut T {
+    let p = p.cast::<T>().as_ptr();
+    // SAFETY: per the caller's contract.
+    unsafe {
+        p.write(value);
+        &mut *p
+    }
+}
+
+/// The layout of `[T; len]`, or `SizeOverflow`.
+pub(super) fn array_layout<T>(len: usize) -> Result<Layout, MemError> {
+    Layout::array::<T>(len).map_err(|_| MemError::SizeOverflow {
+        count: len,
+        size: std::mem::size_of::<T>(),
+    })
+}
+
+/// Fill fresh memory at `p` with `f(0) .. f(len - 1)`.
+///
+/// # Safety
+/// `p` is fresh arena memory with `array_layout::<T>(len)`, referenced by
+/// nothing else, and valid for `'a`; `T` has no drop glue (so a panic in
+/// `f` only abandons the elements written so far).
+pub(super) unsafe fn fill_with<'a, T>(
+    p: NonNull<u8>,
+    len: usize,
+    mut f: impl FnMut(usize) -> T,
+) -> &'a mut [T] {
+    let p = p.cast::<T>().as_ptr();
+    for i in 0..len {
+        // SAFETY: `i < len`, inside the fresh allocation.
+        unsafe { p.add(i).write(f(i)) };
+    }
+    // SAFETY: all `len` elements are initialised; valid for 'a per contract.
+    unsafe { std::slice::from_raw_parts_mut(p, len) }
 }
 
 pub(super) const fn assert_no_drop<T>() {

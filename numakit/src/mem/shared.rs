@@ -1,8 +1,9 @@
 //! [`SharedArena`]: a node-strict bump arena that many threads allocate
 //! from at once (atomic bump pointer).
 
-use super::arena::{assert_no_drop, checked_layout, round_up, verified, ArenaBuilder, Populate};
-use super::region::Region;
+use super::arena::{
+    array_layout, assert_no_drop, checked_layout, fill_with, write_value, ArenaBuilder, ArenaRegion,
+};
 use super::{ArenaStats, MemError, PageKind, Placement};
 use crate::topology::NodeId;
 use std::alloc::Layout;
@@ -11,11 +12,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-const ON_DEMAND_CHUNK: usize = 2 << 20;
-
 /// A node-strict bump arena that is `Sync`: the bump pointer is advanced
 /// with compare-and-swap, so threads allocate concurrently without a lock.
-/// Growth of a [`Populate::OnDemand`] arena takes a lock, once per chunk.
+/// Growth of a [`Populate::OnDemand`](super::Populate::OnDemand) arena takes a lock, once per chunk.
 ///
 /// Like [`Arena`](super::Arena) it runs no destructors (types needing `Drop`
 /// are refused at compile time); `reset` and `trim` need `&mut self`.
@@ -36,12 +35,10 @@ const ON_DEMAND_CHUNK: usize = 2 << 20;
 /// # Ok::<(), numakit::mem::MemError>(())
 /// ```
 pub struct SharedArena {
-    region: Region,
-    start: usize,
+    core: ArenaRegion,
     cur: AtomicUsize,
     limit: AtomicUsize,
     grow: Mutex<()>,
-    populate: Populate,
 }
 
 impl ArenaBuilder {
@@ -50,16 +47,12 @@ impl ArenaBuilder {
     /// # Errors
     /// As [`ArenaBuilder::build`].
     pub fn build_shared(self) -> Result<SharedArena, MemError> {
-        let populate = self.populate_mode();
-        let arena = self.build()?;
-        let (region, start, limit) = arena.into_parts();
+        let (core, cur, limit) = self.build()?.into_parts();
         Ok(SharedArena {
-            region,
-            start,
-            cur: AtomicUsize::new(start),
+            core,
+            cur: AtomicUsize::new(cur),
             limit: AtomicUsize::new(limit),
             grow: Mutex::new(()),
-            populate,
         })
     }
 }
@@ -67,15 +60,15 @@ impl ArenaBuilder {
 impl SharedArena {
     /// The node the arena's memory is bound to.
     pub fn node(&self) -> NodeId {
-        self.region.node()
+        self.core.region.node()
     }
     /// The arena's page kind.
     pub fn page_kind(&self) -> PageKind {
-        self.region.kind()
+        self.core.region.kind()
     }
     /// Capacity in bytes (header included).
     pub fn capacity(&self) -> usize {
-        self.region.len()
+        self.core.region.len()
     }
     /// Bytes allocated so far (header included).
     pub fn used(&self) -> usize {
@@ -86,25 +79,11 @@ impl SharedArena {
     ///
     /// # Errors
     /// [`MemError::Exhausted`], or an `OutOfNodeMemory`/`HugepagesUnavailable`
-    /// error from growing a [`Populate::OnDemand`] arena.
+    /// error from growing a [`Populate::OnDemand`](super::Populate::OnDemand) arena.
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, MemError> {
-        let base = self.region.base().as_ptr() as usize;
-        let len = self.region.len();
         let mut cur = self.cur.load(Ordering::Relaxed);
         loop {
-            let bump = round_up(base + cur, layout.align())
-                .map(|a| a - base)
-                .and_then(|off| Some((off, off.checked_add(layout.size())?)))
-                .filter(|&(_, new)| new <= len);
-            let Some((off, new)) = bump else {
-                return Err(MemError::Exhausted {
-                    node: self.node(),
-                    requested: layout.size(),
-                    align: layout.align(),
-                    remaining: len - cur,
-                    capacity: len,
-                });
-            };
+            let (off, new) = self.core.place(cur, layout)?;
             if new > self.limit.load(Ordering::Acquire) {
                 self.grow_to(new)?;
             }
@@ -112,13 +91,9 @@ impl SharedArena {
                 .cur
                 .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => {
-                    // SAFETY: `off <= new <= len`: inside the mapping, and
-                    // the CAS gave this thread `off..new` exclusively.
-                    let p = unsafe { self.region.base().as_ptr().add(off) };
-                    // SAFETY: derived from the non-null mapping base.
-                    return Ok(unsafe { NonNull::new_unchecked(p) });
-                }
+                // SAFETY: `place` keeps `off <= new <= capacity`, and the
+                // CAS gave this thread `off..new` exclusively.
+                Ok(_) => return Ok(unsafe { self.core.at(off) }),
                 Err(now) => cur = now,
             }
         }
@@ -128,15 +103,10 @@ impl SharedArena {
     fn grow_to(&self, new: usize) -> Result<(), MemError> {
         let _guard = self.grow.lock().unwrap_or_else(|p| p.into_inner());
         let limit = self.limit.load(Ordering::Acquire);
-        if new <= limit {
-            return Ok(());
+        if new > limit {
+            self.limit
+                .store(self.core.grow(limit, new)?, Ordering::Release);
         }
-        let chunk = ON_DEMAND_CHUNK.max(self.region.kind().page_size());
-        let to = round_up(new, chunk)
-            .unwrap_or(self.region.len())
-            .min(self.region.len());
-        self.region.populate(limit, to - limit)?;
-        self.limit.store(to, Ordering::Release);
         Ok(())
     }
 
@@ -157,12 +127,10 @@ impl SharedArena {
     #[allow(clippy::mut_from_ref)] // each call hands out fresh, disjoint memory
     pub fn try_alloc<T>(&self, value: T) -> Result<&mut T, MemError> {
         const { assert_no_drop::<T>() };
-        let p = self.try_alloc_layout(Layout::new::<T>())?.cast::<T>();
-        // SAFETY: fresh, aligned memory for one T owned by this call only.
-        unsafe {
-            p.as_ptr().write(value);
-            Ok(&mut *p.as_ptr())
-        }
+        let p = self.try_alloc_layout(Layout::new::<T>())?;
+        // SAFETY: fresh memory for one T, owned by this call, borrowed for
+        // as long as `self`.
+        Ok(unsafe { write_value(p, value) })
     }
 
     /// Move `value` into the arena.
@@ -180,26 +148,15 @@ impl SharedArena {
     /// # Errors
     /// [`MemError::SizeOverflow`], and as [`try_alloc_layout`](Self::try_alloc_layout).
     #[allow(clippy::mut_from_ref)] // each call hands out fresh, disjoint memory
-    pub fn try_alloc_slice_fill_with<T, F>(
-        &self,
-        len: usize,
-        mut f: F,
-    ) -> Result<&mut [T], MemError>
+    pub fn try_alloc_slice_fill_with<T, F>(&self, len: usize, f: F) -> Result<&mut [T], MemError>
     where
         F: FnMut(usize) -> T,
     {
         const { assert_no_drop::<T>() };
-        let layout = Layout::array::<T>(len).map_err(|_| MemError::SizeOverflow {
-            count: len,
-            size: std::mem::size_of::<T>(),
-        })?;
-        let p = self.try_alloc_layout(layout)?.cast::<T>();
-        for i in 0..len {
-            // SAFETY: `i < len`, inside this call's fresh allocation.
-            unsafe { p.as_ptr().add(i).write(f(i)) };
-        }
-        // SAFETY: all `len` elements are initialised and owned by this call.
-        Ok(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), len) })
+        let p = self.try_alloc_layout(array_layout::<T>(len)?)?;
+        // SAFETY: fresh memory for `len` Ts (no drop glue), owned by this
+        // call, borrowed for as long as `self`.
+        Ok(unsafe { fill_with(p, len, f) })
     }
 
     /// A slice of `len` elements, element `i` being `f(i)`.
@@ -217,7 +174,7 @@ impl SharedArena {
 
     /// Rewind the bump pointer; every allocation is forgotten.
     pub fn reset(&mut self) {
-        *self.cur.get_mut() = self.start;
+        *self.cur.get_mut() = self.core.start;
     }
 
     /// Return every whole unused page above the bump pointer to the OS;
@@ -226,16 +183,11 @@ impl SharedArena {
     /// # Errors
     /// [`MemError::Os`] if `madvise` fails.
     pub fn trim(&mut self) -> Result<usize, MemError> {
-        let cur = *self.cur.get_mut();
+        let (cur, limit) = (*self.cur.get_mut(), *self.limit.get_mut());
         // SAFETY: `&mut self`: no allocation is in flight, and none handed
         // out lies at or above the bump pointer.
-        let released = unsafe { self.region.discard(cur, self.region.len() - cur) }?;
-        if self.populate != Populate::Lazy {
-            let page = self.region.kind().page_size();
-            let kept = round_up(cur, page).unwrap_or(cur).min(self.region.len());
-            let limit = self.limit.get_mut();
-            *limit = (*limit).min(kept);
-        }
+        let (released, limit) = unsafe { self.core.trim(cur, limit) }?;
+        *self.limit.get_mut() = limit;
         Ok(released)
     }
 
@@ -244,13 +196,7 @@ impl SharedArena {
     /// # Errors
     /// [`MemError::Os`] if `mincore` fails.
     pub fn stats(&self) -> Result<ArenaStats, MemError> {
-        Ok(ArenaStats {
-            node: self.node(),
-            page_kind: self.page_kind(),
-            capacity: self.capacity(),
-            used: self.used(),
-            resident: self.region.resident()?,
-        })
+        self.core.stats(self.used())
     }
 
     /// Where the pages of the used part are.
@@ -258,7 +204,7 @@ impl SharedArena {
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
     pub fn placement(&self) -> Result<Placement, MemError> {
-        self.region.placement(0, self.used())
+        self.core.placement(self.used())
     }
 
     /// Prove placement: every page of the used part is on the arena's node.
@@ -266,7 +212,7 @@ impl SharedArena {
     /// # Errors
     /// [`MemError::Misplaced`] when any page is elsewhere or not present.
     pub fn verify(&self) -> Result<Placement, MemError> {
-        verified(self.placement()?, self.node())
+        self.core.verify(self.used())
     }
 }
 

@@ -1,28 +1,6 @@
 //! Pinning the calling thread: [`Pin`], [`pin_to_node`], [`pin_to_cpu`] and
-//! the [`PinGuard`] that puts the old placement back.
-//!
-//! A pin sets two things, both per thread:
-//!
-//! | what | call | effect |
-//! |---|---|---|
-//! | CPU mask | `sched_setaffinity(2)` | the thread runs only on these CPUs |
-//! | memory policy | `set_mempolicy(MPOL_BIND)` | pages it first touches come only from the node |
-//!
-//! So after `pin_to_node(n)` every page the thread touches *for the first
-//! time* comes from node `n`. Memory touched before (a buffer the
-//! allocator hands back after a `free`, the thread's stack) stays where it
-//! is: data that must be on the node belongs in an
-//! [`Arena`](crate::mem::Arena) or [`NodeBox`](crate::mem::NodeBox), or is
-//! moved with [`migrate`](crate::mem::migrate). Both are set or neither: if the
-//! second step fails the first is undone, and the kernel's answer is read
-//! back and compared, so a pin is never partial.
-//!
-//! # The allowed set
-//! numakit never widens what the operator gave the process: a pin may only
-//! use CPUs in the **process's allowed set**, the affinity of the process's
-//! main thread (what `taskset`, a cgroup cpuset or `isolcpus` left it),
-//! read once on first use. Threads narrowed by an earlier pin can still be
-//! pinned anywhere inside that set. [`refresh_allowed_cpus`] re-reads it.
+//! the [`PinGuard`] that puts the old placement back (see the
+//! [module docs](crate::sched) for what a pin sets).
 
 use super::SchedError;
 use crate::sys::{mem as sysmem, sched as syssched};
@@ -230,7 +208,7 @@ pub(crate) fn pin_current(cpus: &CpuSet, mem_node: Option<NodeId>) -> Result<Pin
 static ALLOWED: RwLock<Option<CpuSet>> = RwLock::new(None);
 
 /// The process's allowed CPUs: the main thread's affinity as first read
-/// (see [the allowed set](self#the-allowed-set)).
+/// (see [the allowed set](crate::sched#the-allowed-set)).
 ///
 /// # Errors
 /// [`SchedError::Topology`] if `/proc/self/status` cannot be read.
