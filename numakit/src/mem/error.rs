@@ -159,6 +159,41 @@ pub enum MemError {
         nodes: Vec<NodeId>,
     },
 
+    /// A slab has no free object left and may not grow any further.
+    #[error(
+        "slab of {object_size}-byte objects on NUMA node {node} is full: all {max_objects} \
+         objects are in use; free some, or build it with a larger max_capacity \
+         (SlabBuilder::max_capacity)"
+    )]
+    SlabFull {
+        /// The slab's node.
+        node: NodeId,
+        /// Bytes per object (as asked for).
+        object_size: usize,
+        /// The most objects the slab may hold.
+        max_objects: usize,
+    },
+
+    /// A pointer given back to a slab was not handed out by it (outside its
+    /// objects, or not at the start of one); nothing was changed.
+    #[error(
+        "pointer {addr:#x} was not handed out by this slab on NUMA node {node}: its objects \
+         start at multiples of {stride} bytes from {start:#x} up to {end:#x}; free it \
+         with the allocator that handed it out"
+    )]
+    ForeignPointer {
+        /// The pointer given back.
+        addr: usize,
+        /// The slab's node.
+        node: NodeId,
+        /// Address of the slab's first object.
+        start: usize,
+        /// End of the objects handed out so far.
+        end: usize,
+        /// Distance between two objects.
+        stride: usize,
+    },
+
     /// Memory was found somewhere other than where it was bound.
     #[error("placement check failed: expected every page on NUMA node {expected}, found {found}")]
     Misplaced {

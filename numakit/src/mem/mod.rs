@@ -8,6 +8,12 @@
 //!   `#[numa(node = N)]` types are placed in.
 //! - [`locate`] / [`migrate`]: where pages of any memory live, and moving
 //!   them, through `move_pages(2)`.
+//! - [`Slab`] / [`RawSlab`]: fixed-size objects on one node, O(1)
+//!   allocate and free, growing on the same node up to a set maximum.
+//! - [`NodeHeap`]: a thread-safe, size-class heap bound to one node, usable
+//!   through the `allocator-api2` `Allocator` trait (`Vec::new_in(&heap)`,
+//!   `hashbrown::HashMap::new_in(&heap)`); [`HeapBox`] for single values;
+//!   [`GlobalNodeHeap`] as a `#[global_allocator]` that never falls back.
 //!
 //! # How "node-strict" is kept
 //!
@@ -26,20 +32,24 @@
 
 mod arena;
 mod error;
+mod heap;
 mod local;
 mod node_box;
 mod numa_static;
 mod placement;
-mod region;
+pub(crate) mod region;
 mod shared;
+mod slab;
 
 pub use arena::{Arena, ArenaBuilder, ArenaStats, Populate};
 pub use error::MemError;
+pub use heap::{GlobalNodeHeap, HeapBox, HeapStats, NodeHeap, SizeClassStats};
 pub use local::{arena_local, LOCAL_ARENA_CAPACITY};
 pub use node_box::{NodeBox, NodePlacement, Placed};
 pub use numa_static::NumaStatic;
 pub use placement::{locate, migrate, Placement};
 pub use shared::SharedArena;
+pub use slab::{RawSlab, Slab, SlabBox, SlabBuilder, SlabStats, DEFAULT_SLAB_CHUNK};
 
 /// The kind of pages behind a region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -1,0 +1,295 @@
+//! Per-thread caches and the thread-local table that finds them.
+//!
+//! Each thread that allocates from (or frees to) a heap gets a [`Cache`]
+//! for that heap: one LIFO list of free blocks per size class, used
+//! without any lock or atomic read-modify-write. A thread keeps up to
+//! [`SLOTS`] caches (one per heap it uses) in a thread-local table keyed by
+//! the heap's unique id; a ninth heap evicts the oldest entry.
+//!
+//! # Ownership protocol
+//!
+//! A cache lives in a page of its own (bound to the heap's node) and is
+//! linked into its heap's registry for the heap's lifetime. Two parties may
+//! hold it, recorded in `state`:
+//!
+//! | bit | set while |
+//! |---|---|
+//! | [`ALIVE`] | the heap exists |
+//! | [`ATTACHED`] | a thread owns the lists (or a sweeper has borrowed them) |
+//!
+//! - a thread *attaches* by creating a cache (`ALIVE | ATTACHED`) or by
+//!   adopting an abandoned one (CAS `ALIVE` → `ALIVE | ATTACHED`), blocks
+//!   included;
+//! - a thread *detaches* at exit (a `pthread` key destructor) or on
+//!   eviction: `fetch_and(!ATTACHED)`; if `ALIVE` was already clear the
+//!   heap is gone and the thread unmaps the cache;
+//! - a dropped heap does `fetch_and(!ALIVE)` on every cache; if `ATTACHED`
+//!   was clear it unmaps the cache, else the thread will.
+//!
+//! Whoever clears the last bit unmaps, so a thread may outlive a heap and
+//! a heap may outlive its threads. A detaching thread never touches the
+//! heap itself (it may be being dropped at that moment): the blocks of an
+//! abandoned cache go back to use when the next thread adopts the cache, or
+//! when the heap sweeps abandoned caches before mapping more memory.
+//!
+//! Nothing here allocates through the global allocator: the table is a
+//! `const`-initialised thread-local without a destructor (no registration),
+//! and the exit hook is a `pthread` key, so the
+//! [`GlobalNodeHeap`](super::GlobalNodeHeap) adapter can use it.
+
+use super::classes::NUM_CLASSES;
+use super::os;
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// The heap exists.
+pub(crate) const ALIVE: u32 = 1;
+/// A thread owns the cache's lists.
+pub(crate) const ATTACHED: u32 = 2;
+
+/// Heaps one thread keeps a cache for at a time.
+pub(crate) const SLOTS: usize = 8;
+
+/// One size class in a thread's cache.
+#[derive(Debug)]
+pub(crate) struct ClassCache {
+    /// Free blocks, linked through their first word (owner only).
+    pub(crate) head: Cell<*mut u8>,
+    /// Blocks on `head` (owner only).
+    pub(crate) count: Cell<u32>,
+    /// Blocks kept before half are given back.
+    pub(crate) limit: u32,
+    /// Blocks handed out from this cache. Single writer (the owner, with a
+    /// plain load and store), read by `stats` from any thread.
+    pub(crate) allocs: AtomicU64,
+    /// Blocks freed through this cache (kept or passed on).
+    pub(crate) frees: AtomicU64,
+    /// Of those, the blocks freed while the thread ran on another node,
+    /// which went straight back to the heap.
+    pub(crate) remote_frees: AtomicU64,
+}
+
+/// Add one to a single-writer counter without a locked instruction.
+#[inline(always)]
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// A thread's cache for one heap.
+#[derive(Debug)]
+pub(crate) struct Cache {
+    /// [`ALIVE`] | [`ATTACHED`].
+    pub(crate) state: AtomicU32,
+    /// The next cache in the heap's registry; written once, before the
+    /// cache is published.
+    pub(crate) next: *mut Cache,
+    /// Bytes of the cache's own mapping.
+    pub(crate) map_len: usize,
+    /// Whether the owner ran on the heap's node when last looked (owner
+    /// only). Frees on another node go back to the heap.
+    pub(crate) local: Cell<bool>,
+    /// Slow paths left before `local` is looked at again (owner only).
+    pub(crate) recheck: Cell<u32>,
+    pub(crate) classes: [ClassCache; NUM_CLASSES],
+}
+
+impl Cache {
+    pub(crate) fn new(map_len: usize, local: bool) -> Cache {
+        Cache {
+            state: AtomicU32::new(ALIVE | ATTACHED),
+            next: ptr::null_mut(),
+            map_len,
+            local: Cell::new(local),
+            recheck: Cell::new(0),
+            classes: std::array::from_fn(|c| ClassCache {
+                head: Cell::new(ptr::null_mut()),
+                count: Cell::new(0),
+                limit: super::classes::cache_limit(c),
+                allocs: AtomicU64::new(0),
+                frees: AtomicU64::new(0),
+                remote_frees: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+/// Detach the calling thread (or a sweeper) from `cache`.
+///
+/// # Safety
+/// The caller holds `cache` attached and uses it no more.
+pub(crate) unsafe fn detach(cache: NonNull<Cache>) {
+    // SAFETY: attached, so the cache is mapped until we clear our bit; read
+    // the length first, since the heap may unmap it right after.
+    let len = unsafe { cache.as_ref().map_len };
+    // SAFETY: as above.
+    let prev = unsafe { cache.as_ref() }
+        .state
+        .fetch_and(!ATTACHED, Ordering::AcqRel);
+    if prev & ALIVE == 0 {
+        // SAFETY: the heap is gone and we held the last bit: nobody else
+        // can reach the cache.
+        unsafe { os::unmap(cache.cast(), len) };
+    }
+}
+
+/// `ThreadSlots::state` values.
+const FRESH: u8 = 0;
+const LIVE: u8 = 1;
+const DEAD: u8 = 2;
+
+/// The calling thread's caches, keyed by heap id (0: empty slot).
+struct ThreadSlots {
+    uid: [Cell<u64>; SLOTS],
+    cache: [Cell<*mut Cache>; SLOTS],
+    /// [`FRESH`] until the exit hook is registered, then [`LIVE`]; [`DEAD`]
+    /// once the exit hook ran (or could not be registered): no caches.
+    state: Cell<u8>,
+    /// The slot the next eviction takes.
+    victim: Cell<u8>,
+}
+
+impl ThreadSlots {
+    const fn new() -> Self {
+        ThreadSlots {
+            uid: [const { Cell::new(0) }; SLOTS],
+            cache: [const { Cell::new(ptr::null_mut()) }; SLOTS],
+            state: Cell::new(FRESH),
+            victim: Cell::new(0),
+        }
+    }
+}
+
+thread_local! {
+    // `const` and without Drop: a plain `#[thread_local]` static, never
+    // registered with a destructor, never allocating.
+    static THREAD: ThreadSlots = const { ThreadSlots::new() };
+}
+
+/// The calling thread's cache for heap `uid`, or null. The heap used last
+/// is in slot 0: one compare on the common path.
+#[inline(always)]
+pub(crate) fn lookup(uid: u64) -> *mut Cache {
+    THREAD
+        .try_with(|t| {
+            if t.uid[0].get() == uid {
+                t.cache[0].get()
+            } else {
+                lookup_rest(t, uid)
+            }
+        })
+        .unwrap_or(ptr::null_mut())
+}
+
+/// The other slots; a hit moves to slot 0.
+#[inline(never)]
+fn lookup_rest(t: &ThreadSlots, uid: u64) -> *mut Cache {
+    for i in 1..SLOTS {
+        if t.uid[i].get() == uid {
+            t.uid[i].swap(&t.uid[0]);
+            t.cache[i].swap(&t.cache[0]);
+            return t.cache[0].get();
+        }
+    }
+    ptr::null_mut()
+}
+
+/// Give the calling thread a cache for heap `uid`, made or adopted by
+/// `acquire`; null when the thread cannot have caches (exiting, or the
+/// exit hook could not be registered) or `acquire` fails.
+pub(crate) fn attach(uid: u64, acquire: impl FnOnce() -> *mut Cache) -> *mut Cache {
+    THREAD
+        .try_with(|t| {
+            if t.state.get() == DEAD {
+                return ptr::null_mut();
+            }
+            if t.state.get() == FRESH {
+                if !register_exit_hook(t) {
+                    t.state.set(DEAD);
+                    return ptr::null_mut();
+                }
+                t.state.set(LIVE);
+            }
+            let cache = acquire();
+            if cache.is_null() {
+                return cache;
+            }
+            let slot = match (0..SLOTS).find(|&i| t.uid[i].get() == 0) {
+                Some(i) => i,
+                None => {
+                    let i = t.victim.get() as usize % SLOTS;
+                    t.victim.set(((i + 1) % SLOTS) as u8);
+                    if let Some(old) = NonNull::new(t.cache[i].get()) {
+                        // SAFETY: the slot held this thread's attached cache,
+                        // and the slot is overwritten right below.
+                        unsafe { detach(old) };
+                    }
+                    i
+                }
+            };
+            // The new heap goes to slot 0, whose entry moves to the free slot.
+            t.uid[slot].set(t.uid[0].get());
+            t.cache[slot].set(t.cache[0].get());
+            t.uid[0].set(uid);
+            t.cache[0].set(cache);
+            cache
+        })
+        .unwrap_or(ptr::null_mut())
+}
+
+/// Key states: 0 not made, 1 being made, 2 failed, k + 3 made (key k).
+static EXIT_KEY: AtomicU64 = AtomicU64::new(0);
+
+fn exit_key() -> Option<crate::sys::thread::Key> {
+    loop {
+        match EXIT_KEY.load(Ordering::Acquire) {
+            0 => {
+                if EXIT_KEY
+                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
+                    .is_ok()
+                {
+                    let v = match crate::sys::thread::key_create(thread_exit) {
+                        Ok(key) => u64::from(key) + 3,
+                        Err(_) => 2,
+                    };
+                    EXIT_KEY.store(v, Ordering::Release);
+                }
+            }
+            // Another thread is creating the key: a few instructions away.
+            1 => std::hint::spin_loop(),
+            2 => return None,
+            v => return Some((v - 3) as crate::sys::thread::Key),
+        }
+    }
+}
+
+fn register_exit_hook(t: &ThreadSlots) -> bool {
+    let Some(key) = exit_key() else {
+        return false;
+    };
+    // SAFETY: `t` is this thread's table, valid until the thread's
+    // thread-local storage is freed, which happens after key destructors.
+    unsafe { crate::sys::thread::set_specific(key, (t as *const ThreadSlots).cast()) }.is_ok()
+}
+
+/// The `pthread` key destructor: detach every cache of the exiting thread.
+unsafe extern "C" fn thread_exit(arg: *mut c_void) {
+    // SAFETY: `arg` is the exiting thread's own table (set by
+    // `register_exit_hook` on this thread), still valid during key
+    // destructors.
+    let t = unsafe { &*(arg as *const ThreadSlots) };
+    for i in 0..SLOTS {
+        if let Some(cache) = NonNull::new(t.cache[i].replace(ptr::null_mut())) {
+            // SAFETY: the slot held this thread's attached cache; it is
+            // cleared above and never used again.
+            unsafe { detach(cache) };
+        }
+        t.uid[i].set(0);
+    }
+    // Frees by destructors that run later take the cache-less path.
+    t.state.set(DEAD);
+}

@@ -1,0 +1,188 @@
+//! Size classes: 40 classes from 16 bytes to 32 KiB.
+//!
+//! | sizes | step | classes |
+//! |---|---|---|
+//! | 16 … 128 | 16 | 8 |
+//! | (128·2ᵍ, 256·2ᵍ] for g = 0 … 7 | a quarter of the power of two below | 4 per doubling, 32 |
+//!
+//! So no request wastes more than 20% of its block past 128 bytes. Blocks
+//! of a class are laid out back to back from page-aligned chunks, so a
+//! block is aligned to the largest power of two dividing the class size
+//! (capped at the page): a request with a larger alignment moves up to the
+//! first class that has it (the powers of two always do).
+
+/// Number of size classes.
+pub(crate) const NUM_CLASSES: usize = 40;
+
+/// The largest request served from a size class; larger ones get their
+/// own page-granular mapping.
+pub(crate) const MAX_SMALL: usize = 32 << 10;
+
+/// Alignment every chunk base has (the base page size on every target
+/// numakit supports; the real page size is at least this).
+pub(crate) const CHUNK_ALIGN: usize = 4096;
+
+const fn size_at(i: usize) -> usize {
+    if i < 8 {
+        16 * (i + 1)
+    } else {
+        let g = (i - 8) / 4;
+        let s = (i - 8) % 4;
+        let base = 128 << g;
+        base + (s + 1) * (base / 4)
+    }
+}
+
+const fn sizes() -> [u32; NUM_CLASSES] {
+    let mut out = [0u32; NUM_CLASSES];
+    let mut i = 0;
+    while i < NUM_CLASSES {
+        out[i] = size_at(i) as u32;
+        i += 1;
+    }
+    out
+}
+
+/// Block size of each class.
+pub(crate) static SIZES: [u32; NUM_CLASSES] = sizes();
+
+const _: () = assert!(size_at(NUM_CLASSES - 1) == MAX_SMALL);
+const _: () = assert!(size_at(0) >= 2 * std::mem::size_of::<usize>());
+
+/// Sizes up to this are looked up in [`SMALL_TABLE`].
+const SMALL_TABLE_MAX: usize = 1024;
+
+/// `SMALL_TABLE[(size + 15) / 16]` is the class of `size` (0 maps to the
+/// first class).
+static SMALL_TABLE: [u8; SMALL_TABLE_MAX / 16 + 1] = small_table();
+
+const fn small_table() -> [u8; SMALL_TABLE_MAX / 16 + 1] {
+    let mut out = [0u8; SMALL_TABLE_MAX / 16 + 1];
+    let mut i = 1;
+    while i < out.len() {
+        let size = i * 16;
+        let mut c = 0;
+        while size_at(c) < size {
+            c += 1;
+        }
+        out[i] = c as u8;
+        i += 1;
+    }
+    out
+}
+
+/// Block size of class `c` (`c < NUM_CLASSES`).
+#[inline(always)]
+pub(crate) fn size_of_class(c: usize) -> usize {
+    SIZES[c] as usize
+}
+
+/// The alignment every block of class `c` has.
+#[inline(always)]
+pub(crate) fn align_of_class(c: usize) -> usize {
+    let s = size_of_class(c);
+    (s & s.wrapping_neg()).min(CHUNK_ALIGN)
+}
+
+/// The smallest class whose blocks hold `size` bytes (`1 <= size <= MAX_SMALL`).
+#[inline(always)]
+fn class_of_size(size: usize) -> usize {
+    if size <= 128 {
+        size.div_ceil(16) - 1
+    } else {
+        // size - 1 in [128·2ᵍ, 256·2ᵍ): g = bit length - 8.
+        let bits = usize::BITS - (size - 1).leading_zeros();
+        let g = (bits - 8) as usize;
+        let base = 128usize << g;
+        8 + 4 * g + ((size - base - 1) >> (5 + g))
+    }
+}
+
+/// The class serving `size` bytes aligned to `align`, or `None` when the
+/// request is for a dedicated mapping (too large, or aligned past a page).
+#[inline(always)]
+pub(crate) fn class_for(size: usize, align: usize) -> Option<usize> {
+    // Common case: up to 1 KiB, alignment up to 16 (every class is a
+    // multiple of 16, so any class qualifies): one table load.
+    if size <= SMALL_TABLE_MAX && align <= 16 {
+        return Some(SMALL_TABLE[(size + 15) >> 4] as usize);
+    }
+    class_for_general(size, align)
+}
+
+#[inline]
+fn class_for_general(size: usize, align: usize) -> Option<usize> {
+    let need = size.max(align).max(1);
+    if need > MAX_SMALL || align > CHUNK_ALIGN {
+        return None;
+    }
+    let mut c = class_of_size(need);
+    // Only alignments above 16 can need a larger class; the power-of-two
+    // classes (256, 512, …, 32768) always qualify, so this ends.
+    while align_of_class(c) < align {
+        c += 1;
+    }
+    Some(c)
+}
+
+/// Bytes a class takes from its node at a time.
+pub(crate) fn chunk_of_class(c: usize) -> usize {
+    if size_of_class(c) <= 4096 {
+        64 << 10
+    } else {
+        256 << 10
+    }
+}
+
+/// Blocks a thread cache keeps for class `c` before giving half back.
+pub(crate) fn cache_limit(c: usize) -> u32 {
+    ((64 << 10) / size_of_class(c)).clamp(4, 128) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_increasing_and_ends_at_32k() {
+        assert_eq!(SIZES[0], 16);
+        assert_eq!(SIZES[7], 128);
+        assert_eq!(&SIZES[8..12], &[160, 192, 224, 256]);
+        assert_eq!(SIZES[NUM_CLASSES - 1] as usize, MAX_SMALL);
+        assert!(SIZES.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn every_size_maps_to_the_smallest_fitting_class() {
+        for size in 1..=MAX_SMALL {
+            let c = class_of_size(size);
+            assert!(size_of_class(c) >= size, "size {size} -> {c}");
+            assert!(c == 0 || size_of_class(c - 1) < size, "size {size} -> {c}");
+        }
+    }
+
+    #[test]
+    fn alignment_is_honoured_and_stable_over_the_block() {
+        for align_log in 0..=12 {
+            let align = 1usize << align_log;
+            for size in (0..=MAX_SMALL).step_by(7) {
+                let Some(c) = class_for(size, align) else {
+                    assert!(size.max(align) > MAX_SMALL);
+                    continue;
+                };
+                assert!(size_of_class(c) >= size.max(1));
+                assert_eq!(align_of_class(c) % align, 0, "size {size} align {align}");
+                // Any size between the request and the block size maps back
+                // to the same class (dealloc may be given either).
+                assert_eq!(class_for(size_of_class(c), align), Some(c));
+            }
+        }
+        assert_eq!(class_for(MAX_SMALL + 1, 1), None);
+        for size in 0..=2048 {
+            for align in [1, 2, 4, 8, 16, 32] {
+                assert_eq!(class_for(size, align), class_for_general(size, align));
+            }
+        }
+        assert_eq!(class_for(16, 8192), None);
+    }
+}

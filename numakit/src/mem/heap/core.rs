@@ -1,0 +1,729 @@
+//! The heap itself, shared by [`NodeHeap`](super::NodeHeap) and
+//! [`GlobalNodeHeap`](super::GlobalNodeHeap): size-class centrals,
+//! segments, large mappings, the cache registry.
+//!
+//! # Paths
+//!
+//! | request | common path | slow path |
+//! |---|---|---|
+//! | ≤ 32 KiB, alloc | pop the thread cache's class list | refill a batch from the class central (lock), which drains the remote list or carves the current chunk, or takes a chunk from the segments (lock), mapping a new segment if needed |
+//! | ≤ 32 KiB, free on the heap's node | push on the thread cache's list | past the cache limit, half the list goes to the central (lock) |
+//! | ≤ 32 KiB, free on another node | push on the class's remote list (one CAS), never kept by the freeing thread | — |
+//! | > 32 KiB or aligned past 4 KiB | its own mapping: `mmap`, `mbind`, checked populate; `munmap` on free | — |
+//!
+//! Nothing here allocates through the global allocator, formats, or
+//! panics on a path reachable from `alloc`/`dealloc`: failures are
+//! [`OsFail`] values and the `GlobalAlloc` adapter turns them into null.
+
+use super::cache::{self, bump, Cache, ALIVE, ATTACHED};
+use super::classes::{self, NUM_CLASSES};
+use super::os::{self, Mapper, OsFail};
+use std::alloc::Layout;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Bytes at the start of every segment holding its header; chunks start
+/// after it, aligned to [`classes::CHUNK_ALIGN`].
+const SEG_HEADER: usize = classes::CHUNK_ALIGN;
+/// The first segment's payload; each next one doubles, up to [`SEG_MAX`].
+const SEG_FIRST: usize = 1 << 20;
+const SEG_MAX: usize = 64 << 20;
+/// Slow paths between two looks at the thread's node.
+const RECHECK_EVERY: u32 = 32;
+
+/// Unique heap ids; 0 marks an empty thread-local slot.
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+/// Read the link in a free block's first word.
+///
+/// # Safety
+/// `p` is a free block of this heap (blocks are at least 16 bytes and
+/// aligned to 16).
+#[inline(always)]
+unsafe fn next_of(p: *mut u8) -> *mut u8 {
+    // SAFETY: per the contract.
+    unsafe { p.cast::<*mut u8>().read() }
+}
+
+/// Write the link in a free block's first word.
+///
+/// # Safety
+/// As [`next_of`], and nobody else uses the block.
+#[inline(always)]
+unsafe fn set_next(p: *mut u8, next: *mut u8) {
+    // SAFETY: per the contract.
+    unsafe { p.cast::<*mut u8>().write(next) }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while a heap lock is held; a poisoned lock's data is
+    // still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A class's shared free blocks.
+struct CentralList {
+    /// Free blocks, linked through their first word.
+    free: *mut u8,
+    /// The never-used rest of the current chunk: `[cursor, end)`.
+    cursor: usize,
+    end: usize,
+}
+
+// SAFETY: the pointers are into the heap's own segments; the list is only
+// touched under its mutex.
+unsafe impl Send for CentralList {}
+
+/// One size class of a heap.
+#[repr(align(64))]
+struct Central {
+    list: Mutex<CentralList>,
+    /// Blocks freed by threads on other nodes (or without a cache): a
+    /// Treiber stack, pushed with CAS and taken whole with `swap` (no ABA:
+    /// nothing pops single blocks).
+    remote: AtomicPtr<u8>,
+    /// Blocks carved from chunks so far.
+    blocks: AtomicU64,
+    /// Allocations and frees that bypassed every thread cache.
+    allocs: AtomicU64,
+    frees: AtomicU64,
+}
+
+/// The segment list and the current segment's free tail.
+struct Segments {
+    /// Most recent segment (its header links to the one before).
+    list: *mut u8,
+    cursor: usize,
+    end: usize,
+    next_payload: usize,
+}
+
+// SAFETY: as for CentralList.
+unsafe impl Send for Segments {}
+
+/// At the base of every segment.
+#[repr(C)]
+struct SegHeader {
+    next: *mut u8,
+    len: usize,
+}
+
+/// Per-class figures read from a heap.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ClassFigures {
+    pub(crate) blocks: u64,
+    pub(crate) allocs: u64,
+    pub(crate) frees: u64,
+    pub(crate) remote_frees: u64,
+}
+
+/// Whole-heap figures.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Figures {
+    pub(crate) classes: [ClassFigures; NUM_CLASSES],
+    pub(crate) large_bytes: usize,
+    pub(crate) large_allocs: u64,
+    pub(crate) large_frees: u64,
+    pub(crate) segment_bytes: usize,
+    pub(crate) meta_bytes: usize,
+    pub(crate) caches: usize,
+}
+
+/// A heap bound to one node. Lives in a node-bound mapping of its own.
+pub(crate) struct HeapCore {
+    pub(crate) uid: u64,
+    pub(crate) node: u32,
+    mapper: Mapper,
+    /// Bytes of this struct's own mapping.
+    map_len: usize,
+    classes: [Central; NUM_CLASSES],
+    segs: Mutex<Segments>,
+    /// Registry of every cache made for this heap (never shrinks).
+    caches: AtomicPtr<Cache>,
+    large_bytes: AtomicUsize,
+    large_allocs: AtomicU64,
+    large_frees: AtomicU64,
+    segment_bytes: AtomicUsize,
+    meta_bytes: AtomicUsize,
+}
+
+// SAFETY: all shared state is behind mutexes or atomics; the raw pointers
+// are into the heap's own mappings.
+unsafe impl Sync for HeapCore {}
+// SAFETY: as above; nothing is tied to the creating thread.
+unsafe impl Send for HeapCore {}
+
+impl HeapCore {
+    /// Map and initialise a heap on `node`.
+    pub(crate) fn create(node: u32) -> Result<NonNull<HeapCore>, OsFail> {
+        let mapper = Mapper::new(node);
+        let page = crate::sys::page_size();
+        let len = round_up(std::mem::size_of::<HeapCore>(), page);
+        let p = mapper.map(len, page)?.cast::<HeapCore>();
+        let core = HeapCore {
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            node,
+            mapper,
+            map_len: len,
+            classes: std::array::from_fn(|_| Central {
+                list: Mutex::new(CentralList {
+                    free: ptr::null_mut(),
+                    cursor: 0,
+                    end: 0,
+                }),
+                remote: AtomicPtr::new(ptr::null_mut()),
+                blocks: AtomicU64::new(0),
+                allocs: AtomicU64::new(0),
+                frees: AtomicU64::new(0),
+            }),
+            segs: Mutex::new(Segments {
+                list: ptr::null_mut(),
+                cursor: 0,
+                end: 0,
+                next_payload: SEG_FIRST,
+            }),
+            caches: AtomicPtr::new(ptr::null_mut()),
+            large_bytes: AtomicUsize::new(0),
+            large_allocs: AtomicU64::new(0),
+            large_frees: AtomicU64::new(0),
+            segment_bytes: AtomicUsize::new(0),
+            meta_bytes: AtomicUsize::new(len),
+        };
+        // SAFETY: a fresh, writable, page-aligned mapping of at least
+        // size_of::<HeapCore>() bytes, nothing else references it.
+        unsafe { p.as_ptr().write(core) };
+        Ok(p)
+    }
+
+    /// Unmap everything the heap mapped, and the heap.
+    ///
+    /// # Safety
+    /// `core` came from [`create`](Self::create), no block of it is used
+    /// any more, and no thread is inside one of its methods.
+    pub(crate) unsafe fn destroy(core: NonNull<HeapCore>) {
+        // SAFETY: alive until unmapped at the end.
+        let this = unsafe { core.as_ref() };
+        let mut c = this.caches.load(Ordering::Acquire);
+        while let Some(cache) = NonNull::new(c) {
+            // SAFETY: registered caches stay mapped while ALIVE is set;
+            // read what we need before clearing it.
+            let (next, len) = unsafe { (cache.as_ref().next, cache.as_ref().map_len) };
+            // SAFETY: as above.
+            let prev = unsafe { cache.as_ref() }
+                .state
+                .fetch_and(!ALIVE, Ordering::AcqRel);
+            if prev & ATTACHED == 0 {
+                // SAFETY: no thread holds it and the heap lets go: ours.
+                unsafe { os::unmap(cache.cast(), len) };
+            }
+            c = next;
+        }
+        let mut seg = lock(&this.segs).list;
+        while let Some(s) = NonNull::new(seg) {
+            // SAFETY: every segment starts with its header.
+            let header = unsafe { s.cast::<SegHeader>().as_ptr().read() };
+            // SAFETY: no block is in use (contract); the segment is ours.
+            unsafe { os::unmap(s, header.len) };
+            seg = header.next;
+        }
+        let len = this.map_len;
+        // SAFETY: the fields own nothing that needs dropping beyond std
+        // mutexes; the mapping is unmapped right after.
+        unsafe {
+            ptr::drop_in_place(core.as_ptr());
+            os::unmap(core.cast(), len);
+        }
+    }
+
+    // ---- allocation -------------------------------------------------
+
+    /// A block for `layout`.
+    #[inline]
+    pub(crate) fn alloc(&self, layout: Layout) -> Result<NonNull<u8>, OsFail> {
+        match classes::class_for(layout.size(), layout.align()) {
+            Some(c) => self.alloc_small(c),
+            None => self.alloc_large(layout),
+        }
+    }
+
+    /// A block for `layout`, and its usable size.
+    #[inline]
+    pub(crate) fn alloc_usable(&self, layout: Layout) -> Result<(NonNull<u8>, usize), OsFail> {
+        match classes::class_for(layout.size(), layout.align()) {
+            Some(c) => Ok((self.alloc_small(c)?, classes::size_of_class(c))),
+            None => Ok((self.alloc_large(layout)?, Self::usable_size(layout))),
+        }
+    }
+
+    /// Give back a block.
+    ///
+    /// # Safety
+    /// `p` came from [`alloc`](Self::alloc) of this heap with a layout of
+    /// the same alignment and a size between the one asked for and the
+    /// block's usable size, and is not used again.
+    #[inline]
+    pub(crate) unsafe fn dealloc(&self, p: NonNull<u8>, layout: Layout) {
+        match classes::class_for(layout.size(), layout.align()) {
+            // SAFETY: per the contract, a block of class `c`.
+            Some(c) => unsafe { self.free_small(p, c) },
+            // SAFETY: per the contract, a large mapping of this size.
+            None => unsafe { self.free_large(p, layout) },
+        }
+    }
+
+    /// Usable bytes of a block handed out for `layout`.
+    #[inline]
+    pub(crate) fn usable_size(layout: Layout) -> usize {
+        match classes::class_for(layout.size(), layout.align()) {
+            Some(c) => classes::size_of_class(c),
+            None => round_up(layout.size().max(1), crate::sys::page_size()),
+        }
+    }
+
+    /// Whether blocks for `a` and `b` are the same kind of block (so one
+    /// can be reused in place for the other).
+    #[inline]
+    pub(crate) fn same_block(a: Layout, b: Layout) -> bool {
+        match (
+            classes::class_for(a.size(), a.align()),
+            classes::class_for(b.size(), b.align()),
+        ) {
+            (Some(x), Some(y)) => x == y,
+            (None, None) => {
+                let page = crate::sys::page_size();
+                a.align() == b.align()
+                    && checked_round_up(a.size().max(1), page)
+                        == checked_round_up(b.size().max(1), page)
+            }
+            _ => false,
+        }
+    }
+
+    #[inline(always)]
+    fn alloc_small(&self, c: usize) -> Result<NonNull<u8>, OsFail> {
+        // SAFETY: a non-null entry is this thread's attached cache for this
+        // heap, mapped while the heap lives (and `&self` proves it does).
+        if let Some(cache) = unsafe { cache::lookup(self.uid).as_ref() } {
+            let cc = &cache.classes[c];
+            if let Some(head) = NonNull::new(cc.head.get()) {
+                // SAFETY: a free block on the owner's list.
+                cc.head.set(unsafe { next_of(head.as_ptr()) });
+                cc.count.set(cc.count.get() - 1);
+                bump(&cc.allocs);
+                return Ok(head);
+            }
+            return self.refill(cache, c);
+        }
+        self.alloc_attach(c)
+    }
+
+    #[cold]
+    fn alloc_attach(&self, c: usize) -> Result<NonNull<u8>, OsFail> {
+        if !self.attach().is_null() {
+            // The thread has a cache now (perhaps an adopted one with
+            // blocks in it): the common path finds it.
+            return self.alloc_small(c);
+        }
+        let (head, _) = self.take(c, 1)?;
+        bump_shared(&self.classes[c].allocs);
+        Ok(head)
+    }
+
+    /// Refill `cache`'s class `c`, which is empty, with a batch and hand
+    /// out one block.
+    #[inline(never)]
+    fn refill(&self, cache: &Cache, c: usize) -> Result<NonNull<u8>, OsFail> {
+        debug_assert!(cache.classes[c].head.get().is_null());
+        self.recheck_node(cache);
+        let cc = &cache.classes[c];
+        let batch = (cc.limit / 2).max(1);
+        let (head, n) = self.take(c, batch)?;
+        // SAFETY: `take` handed us `n` linked free blocks starting at head.
+        cc.head.set(unsafe { next_of(head.as_ptr()) });
+        cc.count.set(n - 1);
+        bump(&cc.allocs);
+        Ok(head)
+    }
+
+    /// Look at the thread's node again every [`RECHECK_EVERY`] slow paths.
+    #[inline]
+    fn recheck_node(&self, cache: &Cache) {
+        let left = cache.recheck.get();
+        if left == 0 {
+            cache.local.set(self.on_home_node());
+            cache.recheck.set(RECHECK_EVERY);
+        } else {
+            cache.recheck.set(left - 1);
+        }
+    }
+
+    fn on_home_node(&self) -> bool {
+        // If the kernel cannot say, treat the thread as local: that only
+        // decides which free list a block goes to, never its node.
+        crate::sys::sched::getcpu().map_or(true, |(_, node)| node == self.node)
+    }
+
+    /// Up to `want` (>= 1) linked free blocks of class `c`, at least one.
+    fn take(&self, c: usize, want: u32) -> Result<(NonNull<u8>, u32), OsFail> {
+        let central = &self.classes[c];
+        let size = classes::size_of_class(c);
+        let mut g = lock(&central.list);
+        if g.free.is_null() {
+            g.free = central.remote.swap(ptr::null_mut(), Ordering::Acquire);
+        }
+        if g.free.is_null() && g.end - g.cursor < size {
+            g.free = self.sweep_abandoned(c);
+        }
+        if let Some(head) = NonNull::new(g.free) {
+            let mut last = head.as_ptr();
+            let mut n = 1;
+            // SAFETY: every block on the central list is free and linked.
+            let mut p = unsafe { next_of(last) };
+            while n < want && !p.is_null() {
+                last = p;
+                // SAFETY: as above.
+                p = unsafe { next_of(p) };
+                n += 1;
+            }
+            g.free = p;
+            // SAFETY: `last` is ours now; terminate the taken list.
+            unsafe { set_next(last, ptr::null_mut()) };
+            return Ok((head, n));
+        }
+        if g.end - g.cursor < size {
+            let (start, len) = self.take_chunk(classes::chunk_of_class(c), size)?;
+            let whole = len / size * size;
+            g.cursor = start;
+            g.end = start + whole;
+            central
+                .blocks
+                .fetch_add((whole / size) as u64, Ordering::Relaxed);
+        }
+        let n = (want as usize).min((g.end - g.cursor) / size);
+        let start = g.cursor;
+        g.cursor += n * size;
+        drop(g);
+        // Link the carved run outside the lock: nobody else can reach it.
+        for i in 0..n - 1 {
+            let p = (start + i * size) as *mut u8;
+            // SAFETY: never-used blocks of our chunk, exclusively ours.
+            unsafe { set_next(p, p.add(size)) };
+        }
+        // SAFETY: as above; `start` is inside a mapping, non-null.
+        unsafe {
+            set_next((start + (n - 1) * size) as *mut u8, ptr::null_mut());
+            Ok((NonNull::new_unchecked(start as *mut u8), n as u32))
+        }
+    }
+
+    /// Take class `c`'s blocks out of every abandoned cache (before the
+    /// heap maps more memory). Returns them linked, or null.
+    #[cold]
+    fn sweep_abandoned(&self, c: usize) -> *mut u8 {
+        let mut found: *mut u8 = ptr::null_mut();
+        let mut next = self.caches.load(Ordering::Acquire);
+        while let Some(cache) = NonNull::new(next) {
+            // SAFETY: registered caches stay mapped while the heap lives.
+            let cache = unsafe { cache.as_ref() };
+            next = cache.next;
+            if cache
+                .state
+                .compare_exchange(
+                    ALIVE,
+                    ALIVE | ATTACHED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            let cc = &cache.classes[c];
+            let head = cc.head.replace(ptr::null_mut());
+            cc.count.set(0);
+            cache.state.fetch_and(!ATTACHED, Ordering::Release);
+            if head.is_null() {
+                continue;
+            }
+            let mut tail = head;
+            // SAFETY: the cache's list was linked and is ours now.
+            unsafe {
+                while !next_of(tail).is_null() {
+                    tail = next_of(tail);
+                }
+                set_next(tail, found);
+            }
+            found = head;
+        }
+        found
+    }
+
+    /// A chunk of `want` bytes (or the segment's rest, if at least `min`)
+    /// from the segments, mapping a new segment when needed.
+    fn take_chunk(&self, want: usize, min: usize) -> Result<(usize, usize), OsFail> {
+        let mut s = lock(&self.segs);
+        if s.end - s.cursor < min {
+            let payload = s.next_payload.max(want);
+            let len = payload + SEG_HEADER;
+            let base = self
+                .mapper
+                .map(len, crate::sys::page_size().max(SEG_HEADER))?;
+            // SAFETY: the fresh segment's first bytes hold its header.
+            unsafe {
+                base.cast::<SegHeader>()
+                    .as_ptr()
+                    .write(SegHeader { next: s.list, len })
+            };
+            s.list = base.as_ptr();
+            s.cursor = base.as_ptr() as usize + SEG_HEADER;
+            s.end = s.cursor + payload;
+            s.next_payload = (s.next_payload * 2).min(SEG_MAX);
+            self.segment_bytes.fetch_add(len, Ordering::Relaxed);
+        }
+        let got = want.min(s.end - s.cursor);
+        let start = s.cursor;
+        s.cursor += got;
+        Ok((start, got))
+    }
+
+    fn alloc_large(&self, layout: Layout) -> Result<NonNull<u8>, OsFail> {
+        let page = crate::sys::page_size();
+        let len = checked_round_up(layout.size().max(1), page)
+            .filter(|&l| l <= isize::MAX as usize - layout.align())
+            .ok_or(OsFail::TooLarge(layout.size() as u64))?;
+        let p = self.mapper.map(len, layout.align())?;
+        self.large_bytes.fetch_add(len, Ordering::Relaxed);
+        self.large_allocs.fetch_add(1, Ordering::Relaxed);
+        Ok(p)
+    }
+
+    // ---- free -------------------------------------------------------
+
+    #[inline(always)]
+    unsafe fn free_small(&self, p: NonNull<u8>, c: usize) {
+        // SAFETY: as in alloc_small.
+        if let Some(cache) = unsafe { cache::lookup(self.uid).as_ref() } {
+            let cc = &cache.classes[c];
+            if cache.local.get() {
+                let n = cc.count.get();
+                if n < cc.limit {
+                    // SAFETY: the block is the caller's to give back.
+                    unsafe { set_next(p.as_ptr(), cc.head.get()) };
+                    cc.head.set(p.as_ptr());
+                    cc.count.set(n + 1);
+                    bump(&cc.frees);
+                    return;
+                }
+                // SAFETY: forwarded contract.
+                return unsafe { self.flush(cache, c, p) };
+            }
+            // SAFETY: forwarded contract.
+            unsafe { self.push_remote(c, p) };
+            bump(&cc.frees);
+            bump(&cc.remote_frees);
+            return;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.free_attach(p, c) }
+    }
+
+    #[cold]
+    unsafe fn free_attach(&self, p: NonNull<u8>, c: usize) {
+        if !self.attach().is_null() {
+            // SAFETY: forwarded contract; the thread now has a cache.
+            return unsafe { self.free_small(p, c) };
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.push_remote(c, p) };
+        bump_shared(&self.classes[c].frees);
+    }
+
+    /// Push `p` on class `c`'s remote list.
+    ///
+    /// # Safety
+    /// `p` is a block of class `c` of this heap, not used again.
+    unsafe fn push_remote(&self, c: usize, p: NonNull<u8>) {
+        let remote = &self.classes[c].remote;
+        let mut head = remote.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the block is ours until published.
+            unsafe { set_next(p.as_ptr(), head) };
+            match remote.compare_exchange_weak(
+                head,
+                p.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// The cache's class list is full: push `p`, then give half the list
+    /// (all of it if the thread is now on another node) to the central.
+    #[inline(never)]
+    unsafe fn flush(&self, cache: &Cache, c: usize, p: NonNull<u8>) {
+        let cc = &cache.classes[c];
+        // SAFETY: the block is the caller's to give back.
+        unsafe { set_next(p.as_ptr(), cc.head.get()) };
+        cc.head.set(p.as_ptr());
+        bump(&cc.frees);
+        self.recheck_node(cache);
+        let count = cc.count.get() + 1;
+        let give = if cache.local.get() { count / 2 } else { count };
+        let head = cc.head.get();
+        let mut last = head;
+        for _ in 1..give {
+            // SAFETY: the cache's list holds `count` linked blocks.
+            last = unsafe { next_of(last) };
+        }
+        // SAFETY: as above.
+        let rest = unsafe { next_of(last) };
+        cc.head.set(rest);
+        cc.count.set(count - give);
+        let central = &self.classes[c];
+        let mut g = lock(&central.list);
+        // SAFETY: the run head..=last is ours; splice it in front.
+        unsafe { set_next(last, g.free) };
+        g.free = head;
+    }
+
+    unsafe fn free_large(&self, p: NonNull<u8>, layout: Layout) {
+        let len = round_up(layout.size().max(1), crate::sys::page_size());
+        // SAFETY: per the contract, the whole mapping made for this layout.
+        unsafe { os::unmap(p, len) };
+        self.large_bytes.fetch_sub(len, Ordering::Relaxed);
+        self.large_frees.fetch_add(1, Ordering::Relaxed);
+    }
+
+    // ---- caches -----------------------------------------------------
+
+    /// Attach the calling thread to a cache of this heap (adopted or new);
+    /// null when it cannot have one.
+    fn attach(&self) -> *mut Cache {
+        cache::attach(self.uid, || self.acquire_cache())
+    }
+
+    fn acquire_cache(&self) -> *mut Cache {
+        let local = self.on_home_node();
+        let mut next = self.caches.load(Ordering::Acquire);
+        while let Some(c) = NonNull::new(next) {
+            // SAFETY: registered caches stay mapped while the heap lives.
+            let cache = unsafe { c.as_ref() };
+            if cache
+                .state
+                .compare_exchange(
+                    ALIVE,
+                    ALIVE | ATTACHED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                cache.local.set(local);
+                cache.recheck.set(RECHECK_EVERY);
+                return c.as_ptr();
+            }
+            next = cache.next;
+        }
+        let page = crate::sys::page_size();
+        let len = round_up(std::mem::size_of::<Cache>(), page);
+        let Ok(p) = self.mapper.map(len, page) else {
+            return ptr::null_mut();
+        };
+        let p = p.cast::<Cache>().as_ptr();
+        let cache = Cache::new(len, local);
+        cache.recheck.set(RECHECK_EVERY);
+        // SAFETY: fresh, page-aligned, large enough, unpublished.
+        unsafe { p.write(cache) };
+        self.meta_bytes.fetch_add(len, Ordering::Relaxed);
+        let mut head = self.caches.load(Ordering::Acquire);
+        loop {
+            // SAFETY: unpublished: only we see it.
+            unsafe { (*p).next = head };
+            match self
+                .caches
+                .compare_exchange_weak(head, p, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return p,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    // ---- figures ----------------------------------------------------
+
+    pub(crate) fn figures(&self) -> Figures {
+        let mut classes = [ClassFigures::default(); NUM_CLASSES];
+        for (f, central) in classes.iter_mut().zip(&self.classes) {
+            f.blocks = central.blocks.load(Ordering::Relaxed);
+            f.allocs = central.allocs.load(Ordering::Relaxed);
+            f.frees = central.frees.load(Ordering::Relaxed);
+        }
+        let mut caches = 0;
+        let mut next = self.caches.load(Ordering::Acquire);
+        while let Some(c) = NonNull::new(next) {
+            // SAFETY: registered caches stay mapped while the heap lives;
+            // only their atomic counters are read.
+            let cache = unsafe { c.as_ref() };
+            for (f, cc) in classes.iter_mut().zip(&cache.classes) {
+                f.allocs = f.allocs.wrapping_add(cc.allocs.load(Ordering::Relaxed));
+                f.frees = f.frees.wrapping_add(cc.frees.load(Ordering::Relaxed));
+                f.remote_frees = f
+                    .remote_frees
+                    .wrapping_add(cc.remote_frees.load(Ordering::Relaxed));
+            }
+            caches += 1;
+            next = cache.next;
+        }
+        Figures {
+            classes,
+            large_bytes: self.large_bytes.load(Ordering::Relaxed),
+            large_allocs: self.large_allocs.load(Ordering::Relaxed),
+            large_frees: self.large_frees.load(Ordering::Relaxed),
+            segment_bytes: self.segment_bytes.load(Ordering::Relaxed),
+            meta_bytes: self.meta_bytes.load(Ordering::Relaxed),
+            caches,
+        }
+    }
+
+    /// The address ranges of the heap's segments and metadata (not the
+    /// large mappings, which are not tracked).
+    pub(crate) fn ranges(&self) -> Vec<(usize, usize)> {
+        let mut out = vec![(self as *const HeapCore as usize, self.map_len)];
+        let mut next = self.caches.load(Ordering::Acquire);
+        while let Some(c) = NonNull::new(next) {
+            // SAFETY: as in figures.
+            let cache = unsafe { c.as_ref() };
+            out.push((c.as_ptr() as usize, cache.map_len));
+            next = cache.next;
+        }
+        // Segments are never unmapped while the heap lives and their
+        // headers never change: walk without holding the lock (pushing may
+        // allocate, and for a global heap that allocation may need it).
+        let mut seg = lock(&self.segs).list;
+        while let Some(s) = NonNull::new(seg) {
+            // SAFETY: every segment starts with its header.
+            let header = unsafe { s.cast::<SegHeader>().as_ptr().read() };
+            out.push((s.as_ptr() as usize, header.len));
+            seg = header.next;
+        }
+        out
+    }
+}
+
+/// Add one to a counter several threads update.
+#[inline]
+fn bump_shared(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn round_up(n: usize, to: usize) -> usize {
+    (n + to - 1) & !(to - 1)
+}
+
+fn checked_round_up(n: usize, to: usize) -> Option<usize> {
+    n.checked_add(to - 1).map(|v| v & !(to - 1))
+}
