@@ -1,0 +1,411 @@
+//! [`MpmcRing`]: a bounded multi-producer multi-consumer ring in node memory.
+//!
+//! Design: sequence-numbered slots (Vyukov's bounded queue, the design of
+//! crossbeam's `ArrayQueue`). Each slot carries a stamp:
+//!
+//! | stamp of slot `i % cap` | meaning |
+//! |---|---|
+//! | `i` | free for the producer that reserves position `i` |
+//! | `i + 1` | holds the value pushed at position `i`, for the consumer of `i` |
+//! | `i + cap` | consumed; free for the producer of position `i + cap` |
+//!
+//! Producers reserve a position by compare-and-swap on `tail`, consumers on
+//! `head`; the stamp, written with `Release` after the value and read with
+//! `Acquire`, hands the slot over. Unlike a DPDK-style head/tail ring, a
+//! slow thread in the middle of a push delays only consumers of its own
+//! slot, not every later one. Bulk operations reserve `n` consecutive
+//! positions with one CAS after checking that all `n` slots are ready,
+//! which gives all-or-nothing semantics.
+//!
+//! # Examples
+//! ```
+//! use numakit::collections::MpmcRing;
+//! let ring = MpmcRing::<u32>::new(0, 256)?;
+//! ring.push(7).unwrap();
+//! assert_eq!(ring.pop().unwrap(), 7);
+//! assert!(ring.verify()?.is_all_on(numakit::NodeId::new(0)));
+//! # Ok::<(), numakit::mem::MemError>(())
+//! ```
+
+use super::buffer::Slots;
+use super::primitive::{fence, AtomicBool, AtomicUsize, Backoff, Ordering, UnsafeCell};
+use super::{PopError, PushError};
+use crate::mem::{MemError, Placement};
+use crate::topology::NodeId;
+use crossbeam_utils::CachePadded;
+use std::mem::MaybeUninit;
+
+struct Slot<T> {
+    stamp: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// A bounded MPMC ring whose slots live on one node. Share it by reference
+/// (it is `Sync`) or in an `Arc`.
+pub struct MpmcRing<T> {
+    slots: Slots<Slot<T>>,
+    mask: usize,
+    head: CachePadded<AtomicUsize>,
+    tail: CachePadded<AtomicUsize>,
+    closed: AtomicBool,
+}
+
+// SAFETY: values move between threads through the ring; each slot is owned
+// by exactly one producer or consumer at a time, handed over by its stamp.
+unsafe impl<T: Send> Send for MpmcRing<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for MpmcRing<T> {}
+
+impl<T> MpmcRing<T> {
+    /// A ring of `capacity` slots (a power of two) on `node`.
+    ///
+    /// # Errors
+    /// [`MemError::InvalidSize`] for a capacity that is 0 or not a power of
+    /// two; the memory layer's errors for the node.
+    pub fn new(node: impl Into<NodeId>, capacity: usize) -> Result<Self, MemError> {
+        if capacity == 0 {
+            return Err(MemError::InvalidSize {
+                requested: 0,
+                reason: "a ring needs at least one slot".into(),
+            });
+        }
+        let slots = Slots::<Slot<T>>::new(node.into(), capacity)?;
+        for i in 0..capacity {
+            // SAFETY: `i < capacity`; the fresh slots are initialised here,
+            // before the ring is shared.
+            unsafe {
+                slots.slot(i).write(Slot {
+                    stamp: AtomicUsize::new(i),
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                })
+            };
+        }
+        Ok(MpmcRing {
+            slots,
+            mask: capacity - 1,
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    #[inline]
+    fn slot(&self, pos: usize) -> &Slot<T> {
+        // SAFETY: masked index < capacity; slots were initialised in `new`.
+        unsafe { &*self.slots.slot(pos & self.mask) }
+    }
+
+    /// Push one value.
+    ///
+    /// # Errors
+    /// [`PushError::Full`] when no slot is free, [`PushError::Closed`] after
+    /// [`close`](Self::close); the value comes back.
+    pub fn push(&self, value: T) -> Result<(), PushError<T>> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(PushError::Closed(value));
+        }
+        let backoff = Backoff::new();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(tail);
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == tail {
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    tail + 1,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS gave this thread position `tail`;
+                        // its slot is free (stamp == tail).
+                        unsafe { slot.value.with_mut(|p| (*p).write(value)) };
+                        slot.stamp.store(tail + 1, Ordering::Release);
+                        return Ok(());
+                    }
+                    Err(t) => {
+                        tail = t;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp.wrapping_add(self.mask + 1) == tail + 1 {
+                // The slot still holds the value of the previous lap.
+                fence(Ordering::SeqCst);
+                if self
+                    .head
+                    .load(Ordering::Relaxed)
+                    .wrapping_add(self.mask + 1)
+                    == tail
+                {
+                    return Err(PushError::Full(value));
+                }
+                backoff.spin();
+                tail = self.tail.load(Ordering::Relaxed);
+            } else {
+                backoff.snooze();
+                tail = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Pop one value.
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] when nothing is there, [`PopError::Closed`] when
+    /// nothing is there and the ring was closed.
+    pub fn pop(&self) -> Result<T, PopError> {
+        let backoff = Backoff::new();
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(head);
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == head + 1 {
+                match self.head.compare_exchange_weak(
+                    head,
+                    head + 1,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS gave this thread position `head`,
+                        // whose value was published (stamp == head + 1).
+                        let v = unsafe { slot.value.with(|p| (*p).assume_init_read()) };
+                        slot.stamp
+                            .store(head.wrapping_add(self.mask + 1), Ordering::Release);
+                        return Ok(v);
+                    }
+                    Err(h) => {
+                        head = h;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp == head {
+                fence(Ordering::SeqCst);
+                if self.tail.load(Ordering::Relaxed) == head {
+                    return Err(if self.closed.load(Ordering::Acquire) {
+                        PopError::Closed
+                    } else {
+                        PopError::Empty
+                    });
+                }
+                backoff.spin();
+                head = self.head.load(Ordering::Relaxed);
+            } else {
+                backoff.snooze();
+                head = self.head.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Push all of `items` or none (all-or-nothing): reserves
+    /// `items.len()` consecutive slots with one CAS.
+    ///
+    /// # Errors
+    /// [`PushError::Full`] (with `items`) when that many slots are not free
+    /// now; [`PushError::Closed`] after [`close`](Self::close).
+    pub fn push_bulk(&self, items: Vec<T>) -> Result<(), PushError<Vec<T>>> {
+        let n = items.len();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(PushError::Closed(items));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        if n > self.capacity() {
+            return Err(PushError::Full(items));
+        }
+        let backoff = Backoff::new();
+        loop {
+            let tail = self.tail.load(Ordering::Acquire);
+            if !(0..n).all(|i| self.slot(tail + i).stamp.load(Ordering::Acquire) == tail + i) {
+                fence(Ordering::SeqCst);
+                let head = self.head.load(Ordering::Relaxed);
+                if tail + n > head + self.capacity() {
+                    return Err(PushError::Full(items));
+                }
+                backoff.snooze();
+                continue;
+            }
+            if self
+                .tail
+                .compare_exchange(tail, tail + n, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                for (i, v) in items.into_iter().enumerate() {
+                    let slot = self.slot(tail + i);
+                    // SAFETY: the CAS gave this thread positions
+                    // tail..tail+n, all free (stamps checked before it; only
+                    // the owner of a position writes its slot).
+                    unsafe { slot.value.with_mut(|p| (*p).write(v)) };
+                    slot.stamp.store(tail + i + 1, Ordering::Release);
+                }
+                return Ok(());
+            }
+            backoff.spin();
+        }
+    }
+
+    /// Pop exactly `n` values into `out`, or none (all-or-nothing).
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] when fewer than `n` are there, [`PopError::Closed`]
+    /// when additionally the ring is closed.
+    pub fn pop_bulk(&self, out: &mut Vec<T>, n: usize) -> Result<(), PopError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let backoff = Backoff::new();
+        loop {
+            let head = self.head.load(Ordering::Acquire);
+            let ready =
+                (0..n).all(|i| self.slot(head + i).stamp.load(Ordering::Acquire) == head + i + 1);
+            if !ready || n > self.capacity() {
+                fence(Ordering::SeqCst);
+                if n > self.capacity() || self.tail.load(Ordering::Relaxed) < head + n {
+                    return Err(if self.closed.load(Ordering::Acquire) {
+                        PopError::Closed
+                    } else {
+                        PopError::Empty
+                    });
+                }
+                backoff.snooze();
+                continue;
+            }
+            if self
+                .head
+                .compare_exchange(head, head + n, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                out.reserve(n);
+                for i in 0..n {
+                    let slot = self.slot(head + i);
+                    // SAFETY: the CAS gave this thread positions
+                    // head..head+n, all published (stamps checked before it).
+                    out.push(unsafe { slot.value.with(|p| (*p).assume_init_read()) });
+                    slot.stamp
+                        .store((head + i).wrapping_add(self.mask + 1), Ordering::Release);
+                }
+                return Ok(());
+            }
+            backoff.spin();
+        }
+    }
+
+    /// Push values from `iter` until the ring is full or the iterator ends
+    /// (best effort); returns how many were pushed.
+    pub fn push_iter<I: Iterator<Item = T>>(&self, iter: &mut I) -> usize {
+        let mut n = 0;
+        for v in iter.by_ref() {
+            if let Err(e) = self.push(v) {
+                drop(e.into_inner());
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Pop up to `max` values into `out` (best effort); returns how many.
+    pub fn pop_into(&self, out: &mut Vec<T>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.pop() {
+                Ok(v) => out.push(v),
+                Err(_) => break,
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Refuse further pushes; pops drain what is there, then report
+    /// [`PopError::Closed`].
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Elements in the ring now (a snapshot).
+    pub fn len(&self) -> usize {
+        loop {
+            let tail = self.tail.load(Ordering::SeqCst);
+            let head = self.head.load(Ordering::SeqCst);
+            if self.tail.load(Ordering::SeqCst) == tail {
+                return tail.saturating_sub(head);
+            }
+        }
+    }
+
+    /// Whether the ring is empty now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring is full now.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity()
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
+    /// The node the slots are bound to.
+    pub fn node(&self) -> NodeId {
+        self.slots.node()
+    }
+
+    /// Where the slots' pages are.
+    ///
+    /// # Errors
+    /// [`MemError::Os`] if `move_pages` fails.
+    pub fn placement(&self) -> Result<Placement, MemError> {
+        self.slots.placement()
+    }
+
+    /// Prove placement: every page of the slots is on the ring's node.
+    ///
+    /// # Errors
+    /// [`MemError::Misplaced`] when a page is elsewhere.
+    pub fn verify(&self) -> Result<Placement, MemError> {
+        let p = self.placement()?;
+        if p.is_all_on(self.node()) {
+            Ok(p)
+        } else {
+            Err(MemError::Misplaced {
+                expected: self.node(),
+                found: p,
+            })
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for MpmcRing<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcRing")
+            .field("node", &self.node())
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T> Drop for MpmcRing<T> {
+    fn drop(&mut self) {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        for pos in head..tail {
+            let slot = self.slot(pos);
+            // SAFETY: `&mut self`: no push or pop is in flight, so positions
+            // head..tail hold published, unconsumed values; each is dropped
+            // once.
+            unsafe { slot.value.with_mut(|p| (*p).assume_init_drop()) };
+        }
+    }
+}

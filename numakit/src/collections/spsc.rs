@@ -1,0 +1,445 @@
+//! A bounded single-producer single-consumer ring in node memory.
+//!
+//! ```text
+//!   Producer                      Consumer
+//!   tail (own line) ──writes──►  slots[tail & mask]   ◄──reads── head (own line)
+//!   cached head                                                 cached tail
+//! ```
+//!
+//! The producer owns `tail`, the consumer owns `head`; each keeps a cached
+//! copy of the other's index and reads the shared one only when its cache
+//! says the ring looks full (producer) or empty (consumer), so in steady
+//! state each side touches the other's cache line once per wrap-around, not
+//! once per element. `tail` is published with `Release` after the slot is
+//! written and read with `Acquire` before the slot is read (and the same for
+//! `head` and slot reuse).
+//!
+//! # Examples
+//! ```
+//! use numakit::collections::spsc;
+//! let (mut tx, mut rx) = spsc::ring::<u64>(0, 1024)?;
+//! std::thread::scope(|s| {
+//!     s.spawn(move || for i in 0..10_000 {
+//!         while tx.push(i).is_err() { std::hint::spin_loop() }
+//!     });
+//!     let mut sum = 0;
+//!     for _ in 0..10_000 {
+//!         loop {
+//!             if let Ok(v) = rx.pop() { sum += v; break }
+//!         }
+//!     }
+//!     assert_eq!(sum, 10_000 * 9_999 / 2);
+//! });
+//! # Ok::<(), numakit::mem::MemError>(())
+//! ```
+
+use super::buffer::Slots;
+use super::primitive::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
+use super::{PopError, PushError};
+use crate::mem::{MemError, Placement};
+use crate::topology::NodeId;
+use crossbeam_utils::CachePadded;
+use std::mem::MaybeUninit;
+
+struct Shared<T> {
+    slots: Slots<UnsafeCell<MaybeUninit<T>>>,
+    mask: usize,
+    /// Next slot the consumer reads (owned by the consumer).
+    head: CachePadded<AtomicUsize>,
+    /// Next slot the producer writes (owned by the producer).
+    tail: CachePadded<AtomicUsize>,
+    producer_gone: AtomicBool,
+    consumer_gone: AtomicBool,
+}
+
+// SAFETY: the ring moves `T`s from the producer's thread to the consumer's;
+// slots are accessed by one side at a time, handed over through the
+// acquire/release indices.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above; `&Shared` is only used through the two handles.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        for i in head..tail {
+            // SAFETY: slots head..tail hold values pushed and never popped;
+            // both handles are gone, so each is dropped exactly once here.
+            unsafe { (*self.slots.slot(i & self.mask)).with_mut(|p| (*p).assume_init_drop()) };
+        }
+    }
+}
+
+/// The writing half of an SPSC ring.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    tail: usize,
+    cached_head: usize,
+}
+
+/// The reading half of an SPSC ring.
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    head: usize,
+    cached_tail: usize,
+}
+
+/// A ring of `capacity` slots (a power of two) in memory bound to `node`.
+///
+/// # Errors
+/// [`MemError::InvalidSize`] when `capacity` is 0 or not a power of two;
+/// the memory layer's errors for the node (absent, memoryless, full).
+pub fn ring<T>(
+    node: impl Into<NodeId>,
+    capacity: usize,
+) -> Result<(Producer<T>, Consumer<T>), MemError> {
+    if capacity == 0 {
+        return Err(MemError::InvalidSize {
+            requested: 0,
+            reason: "a ring needs at least one slot".into(),
+        });
+    }
+    let slots = Slots::<UnsafeCell<MaybeUninit<T>>>::new(node.into(), capacity)?;
+    for i in 0..capacity {
+        // SAFETY: `i < capacity`; the fresh slots are set up before the
+        // ring is shared.
+        unsafe { slots.slot(i).write(UnsafeCell::new(MaybeUninit::uninit())) };
+    }
+    let shared = Arc::new(Shared {
+        mask: capacity - 1,
+        slots,
+        head: CachePadded::new(AtomicUsize::new(0)),
+        tail: CachePadded::new(AtomicUsize::new(0)),
+        producer_gone: AtomicBool::new(false),
+        consumer_gone: AtomicBool::new(false),
+    });
+    Ok((
+        Producer {
+            shared: Arc::clone(&shared),
+            tail: 0,
+            cached_head: 0,
+        },
+        Consumer {
+            shared,
+            head: 0,
+            cached_tail: 0,
+        },
+    ))
+}
+
+impl<T> Producer<T> {
+    /// Write `value` into the slot of position `pos`.
+    ///
+    /// # Safety
+    /// The slot is free (the consumer has passed it) and unpublished.
+    #[inline]
+    unsafe fn write(&self, pos: usize, value: T) {
+        let slot = self.shared.slots.slot(pos & self.shared.mask);
+        // SAFETY: per the caller, only this producer touches the slot now.
+        unsafe { (*slot).with_mut(|p| (*p).write(value)) };
+    }
+
+    /// Free slots, refreshing the view of the consumer's progress if
+    /// fewer than `wanted` look free.
+    #[inline]
+    fn free(&mut self, wanted: usize) -> usize {
+        let cap = self.shared.slots.capacity();
+        let mut free = cap - (self.tail - self.cached_head);
+        if free < wanted {
+            self.cached_head = self.shared.head.load(Ordering::Acquire);
+            free = cap - (self.tail - self.cached_head);
+        }
+        free
+    }
+
+    /// Push one value.
+    ///
+    /// The fast path does not look at the consumer: after the consumer is
+    /// dropped, pushes still fill the free slots (their values are dropped
+    /// with the ring), then report [`PushError::Closed`]; check
+    /// [`is_closed`](Self::is_closed) to stop early.
+    ///
+    /// # Errors
+    /// [`PushError::Full`] when no slot is free, [`PushError::Closed`] when
+    /// none is free and the consumer is gone; the value comes back in both.
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
+        if self.free(1) == 0 {
+            if self.shared.consumer_gone.load(Ordering::Relaxed) {
+                return Err(PushError::Closed(value));
+            }
+            return Err(PushError::Full(value));
+        }
+        // SAFETY: the slot at `tail` is free (the consumer has passed it)
+        // and only this producer writes it until `tail` is published.
+        unsafe { self.write(self.tail, value) };
+        self.tail += 1;
+        self.shared.tail.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Push as many values from `iter` as fit now; returns how many were
+    /// pushed (values not pushed stay in the iterator).
+    pub fn push_iter<I: Iterator<Item = T>>(&mut self, iter: &mut I) -> usize {
+        let free = self.free(usize::MAX);
+        let mut n = 0;
+        while n < free {
+            let Some(v) = iter.next() else { break };
+            // SAFETY: slot `tail + n` is free (n < free) and unpublished.
+            unsafe { self.write(self.tail + n, v) };
+            n += 1;
+        }
+        self.tail += n;
+        self.shared.tail.store(self.tail, Ordering::Release);
+        n
+    }
+
+    /// Copy as many of `items` as fit now (best effort); returns how many.
+    pub fn push_slice(&mut self, items: &[T]) -> usize
+    where
+        T: Copy,
+    {
+        let n = self.free(items.len()).min(items.len());
+        self.write_copies(&items[..n]);
+        n
+    }
+
+    /// Copy all of `items` or none (all-or-nothing).
+    ///
+    /// # Errors
+    /// [`PushError::Full`] with the number of free slots when they are not
+    /// all free; [`PushError::Closed`] when the consumer is gone.
+    pub fn push_slice_all(&mut self, items: &[T]) -> Result<(), PushError<usize>>
+    where
+        T: Copy,
+    {
+        if self.shared.consumer_gone.load(Ordering::Relaxed) {
+            return Err(PushError::Closed(0));
+        }
+        let free = self.free(items.len());
+        if free < items.len() {
+            return Err(PushError::Full(free));
+        }
+        self.write_copies(items);
+        Ok(())
+    }
+
+    fn write_copies(&mut self, items: &[T])
+    where
+        T: Copy,
+    {
+        for (i, &v) in items.iter().enumerate() {
+            // SAFETY: the caller checked `items.len()` slots from `tail` are
+            // free; they are unpublished until the store below.
+            unsafe { self.write(self.tail + i, v) };
+        }
+        self.tail += items.len();
+        self.shared.tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Slots free now.
+    pub fn slots(&mut self) -> usize {
+        self.free(usize::MAX)
+    }
+
+    /// Whether the ring is full now.
+    pub fn is_full(&mut self) -> bool {
+        self.free(1) == 0
+    }
+
+    /// Whether the consumer has been dropped.
+    pub fn is_closed(&self) -> bool {
+        self.shared.consumer_gone.load(Ordering::Relaxed)
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.shared.slots.capacity()
+    }
+
+    /// The node the slots are bound to.
+    pub fn node(&self) -> NodeId {
+        self.shared.slots.node()
+    }
+
+    /// Where the slots' pages are.
+    ///
+    /// # Errors
+    /// [`MemError::Os`] if `move_pages` fails.
+    pub fn placement(&self) -> Result<Placement, MemError> {
+        self.shared.slots.placement()
+    }
+}
+
+impl<T> std::fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("node", &self.node())
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> std::fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("node", &self.node())
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        self.shared.producer_gone.store(true, Ordering::Release);
+    }
+}
+
+impl<T> Consumer<T> {
+    /// Move the value out of the slot of position `pos`.
+    ///
+    /// # Safety
+    /// The slot holds a published value not yet read.
+    #[inline]
+    unsafe fn read(&self, pos: usize) -> T {
+        let slot = self.shared.slots.slot(pos & self.shared.mask);
+        // SAFETY: per the caller, the value is initialised and this
+        // consumer alone reads it, once.
+        unsafe { (*slot).with(|p| (*p).assume_init_read()) }
+    }
+
+    /// Elements available, refreshing the view of the producer's progress
+    /// if fewer than `wanted` look available.
+    #[inline]
+    fn available(&mut self, wanted: usize) -> usize {
+        let mut n = self.cached_tail - self.head;
+        if n < wanted {
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+            n = self.cached_tail - self.head;
+        }
+        n
+    }
+
+    fn empty_error(&self) -> PopError {
+        // The producer sets `producer_gone` after its last push: re-check
+        // the tail after seeing it, so no element is left behind.
+        if self.shared.producer_gone.load(Ordering::Acquire)
+            && self.shared.tail.load(Ordering::Acquire) == self.head
+        {
+            PopError::Closed
+        } else {
+            PopError::Empty
+        }
+    }
+
+    /// Pop one value.
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] when nothing is there yet, [`PopError::Closed`]
+    /// when nothing is there and the producer is gone.
+    #[inline]
+    pub fn pop(&mut self) -> Result<T, PopError> {
+        if self.available(1) == 0 {
+            return Err(self.empty_error());
+        }
+        // SAFETY: the slot at `head` was written and published (tail was
+        // acquired past it) and only this consumer reads it.
+        let v = unsafe { self.read(self.head) };
+        self.head += 1;
+        self.shared.head.store(self.head, Ordering::Release);
+        Ok(v)
+    }
+
+    /// Pop up to `max` values into `out` (best effort); returns how many.
+    pub fn pop_into(&mut self, out: &mut Vec<T>, max: usize) -> usize {
+        let n = self.available(max).min(max);
+        out.reserve(n);
+        for i in 0..n {
+            // SAFETY: slots head..head+n are published and unread.
+            out.push(unsafe { self.read(self.head + i) });
+        }
+        self.head += n;
+        self.shared.head.store(self.head, Ordering::Release);
+        n
+    }
+
+    /// Copy as many values as are available into `out` (best effort);
+    /// returns how many.
+    pub fn pop_slice(&mut self, out: &mut [T]) -> usize
+    where
+        T: Copy,
+    {
+        let n = self.available(out.len()).min(out.len());
+        self.read_copies(&mut out[..n]);
+        n
+    }
+
+    /// Fill all of `out` or take nothing (all-or-nothing).
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] when fewer than `out.len()` values are there,
+    /// [`PopError::Closed`] when additionally the producer is gone.
+    pub fn pop_slice_all(&mut self, out: &mut [T]) -> Result<(), PopError>
+    where
+        T: Copy,
+    {
+        if self.available(out.len()) < out.len() {
+            return Err(self.empty_error());
+        }
+        self.read_copies(out);
+        Ok(())
+    }
+
+    fn read_copies(&mut self, out: &mut [T])
+    where
+        T: Copy,
+    {
+        for (i, o) in out.iter_mut().enumerate() {
+            // SAFETY: the caller checked `out.len()` published values from
+            // `head`; each is read once.
+            *o = unsafe { self.read(self.head + i) };
+        }
+        self.head += out.len();
+        self.shared.head.store(self.head, Ordering::Release);
+    }
+
+    /// Elements available now.
+    pub fn len(&mut self) -> usize {
+        self.available(usize::MAX)
+    }
+
+    /// Whether nothing is available now.
+    pub fn is_empty(&mut self) -> bool {
+        self.available(1) == 0
+    }
+
+    /// Whether the producer has been dropped (elements may remain).
+    pub fn is_closed(&self) -> bool {
+        self.shared.producer_gone.load(Ordering::Acquire)
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.shared.slots.capacity()
+    }
+
+    /// The node the slots are bound to.
+    pub fn node(&self) -> NodeId {
+        self.shared.slots.node()
+    }
+
+    /// Where the slots' pages are.
+    ///
+    /// # Errors
+    /// [`MemError::Os`] if `move_pages` fails.
+    pub fn placement(&self) -> Result<Placement, MemError> {
+        self.shared.slots.placement()
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        self.shared.consumer_gone.store(true, Ordering::Release);
+    }
+}
