@@ -256,6 +256,11 @@ impl Arena {
     pub fn remaining(&self) -> usize {
         self.core.region.len() - self.cur.get()
     }
+    /// The arena's whole region: base address and capacity.
+    pub(crate) fn region_range(&self) -> (*const u8, usize) {
+        (self.core.region.base().as_ptr(), self.core.region.len())
+    }
+
     /// Whether `ptr` points into the arena's region.
     pub fn contains(&self, ptr: *const u8) -> bool {
         let base = self.core.region.base().as_ptr() as usize;

@@ -1,6 +1,6 @@
 //! Errors of the scheduling layer (L2).
 
-use crate::topology::{CpuSet, NodeId, TopologyError};
+use crate::topology::{error::node_list, CpuSet, NodeId, TopologyError};
 use std::io;
 
 /// What can go wrong pinning threads or placing thread groups.
@@ -62,6 +62,79 @@ pub enum SchedError {
         reason: String,
     },
 
+    /// The calling thread may run on CPUs of several nodes (or of none the
+    /// pool serves), so "its node" is not defined and no job is queued.
+    #[error(
+        "the calling thread is not pinned to one NUMA node: it may run on CPUs {cpus} \
+         ({}), so `submit_local` cannot tell which node is meant; pin the thread \
+         first (numakit::sched::pin_to_node) or name the node with `submit_to(node, ..)`",
+        node_list(nodes)
+    )]
+    NotPinned {
+        /// The thread's allowed CPUs.
+        cpus: CpuSet,
+        /// The nodes those CPUs belong to.
+        nodes: Vec<NodeId>,
+    },
+
+    /// The node exists and has CPUs, but the pool has no workers there.
+    #[error(
+        "the pool has no workers on NUMA node {node}: it serves {}{}; build the pool \
+         with that node (NodePool::builder().nodes(..)) or submit to one of its nodes",
+        node_list(pool_nodes),
+        if reason.is_empty() { String::new() } else { format!(" ({reason})") }
+    )]
+    NodeNotInPool {
+        /// The node asked for.
+        node: NodeId,
+        /// The nodes the pool has workers on.
+        pool_nodes: Vec<NodeId>,
+        /// Why the node was left out, when known.
+        reason: String,
+    },
+
+    /// The pool is shutting down or shut down: it takes no new jobs.
+    #[error(
+        "the pool is shut down ({how}) and takes no new jobs; {what} was not queued — \
+         build a new pool, or submit before calling shutdown()"
+    )]
+    PoolShutDown {
+        /// What was refused, in words ("a job for node 1").
+        what: String,
+        /// `shutdown()` (draining) or `shutdown_now()` (cancelling).
+        how: &'static str,
+    },
+
+    /// The job panicked; the worker caught the panic and lives on.
+    #[error("the job{} panicked: {message}", on_node(*node))]
+    JobPanicked {
+        /// The node the job was bound to (`None` for unbound jobs).
+        node: Option<NodeId>,
+        /// The panic message (or a note that the payload was not a string).
+        message: String,
+    },
+
+    /// The job never ran: the pool was stopped with `shutdown_now()` (or its
+    /// queues were dropped) first.
+    #[error(
+        "the job{} was cancelled before it ran: the pool was stopped with shutdown_now() \
+         (or dropped while unreachable); use shutdown() to let queued jobs finish",
+        on_node(*node)
+    )]
+    JobCancelled {
+        /// The node the job was bound to (`None` for unbound jobs).
+        node: Option<NodeId>,
+    },
+
+    /// A builder option that cannot be honoured.
+    #[error("invalid {what}: {reason}")]
+    InvalidConfig {
+        /// The option, in words.
+        what: &'static str,
+        /// Why, and what would work.
+        reason: String,
+    },
+
     /// A system call failed.
     #[error("{call} failed: {source}")]
     Os {
@@ -81,4 +154,9 @@ pub enum SchedError {
         #[source]
         source: io::Error,
     },
+}
+
+fn on_node(node: Option<NodeId>) -> String {
+    node.map(|n| format!(" for NUMA node {n}"))
+        .unwrap_or_default()
 }

@@ -15,9 +15,12 @@
 //!
 //! [`io::Result`]: std::io::Result
 
+pub mod fs;
 pub mod futex;
 pub mod mem;
+pub mod perf;
 pub mod sched;
+pub mod thread;
 
 use std::io;
 
