@@ -1,13 +1,16 @@
 #![doc = include_str!("../../README.md")]
 #![warn(missing_docs)]
 
+pub mod collections;
 pub mod error;
 pub mod mem;
 pub mod sched;
+pub mod sync;
 pub mod sys;
 pub mod topology;
 
 pub use error::{Error, Result};
+pub use sync::{CnaLock, McsLock, PartitionedCounter};
 pub use topology::{current_cpu, current_node, CpuId, CpuSet, NodeId, Topology};
 
 pub use mem::{NodeBox, NodePlacement, NumaStatic, Placed};
@@ -18,6 +21,7 @@ pub use numakit_macros::{numa, numa_static, pinned};
 pub mod __private {
     pub use crate::mem::{NodeBox, NodePlacement, NumaStatic, Placed};
     pub use crate::sched::{pin_to_cpu, pin_to_node};
+    pub use crate::sync::McsLock;
     pub use crate::{CpuId, Error, NodeId};
     pub use core::ptr;
 }

@@ -1,0 +1,61 @@
+//! L2 — synchronisation: queue locks whose waiters spin on their own cache
+//! lines and then sleep, a NUMA-aware lock, a ticket lock, a reader-writer
+//! lock and a counter sharded per CPU.
+//!
+//! | type | use it for | order | waiting |
+//! |------|------------|-------|---------|
+//! | [`McsLock`] | the default mutex; many threads, oversubscription | barging, bounded by [`FAIR_AFTER`] | MCS queue: own-line spin, then futex |
+//! | [`CnaLock`] | threads pinned on several NUMA nodes | same-node first, bounded by `LOCAL_HANDOFFS` | MCS queue: own-line spin, then futex |
+//! | [`TicketLock`] | strict FIFO, few threads | FIFO | shared-line spin, then futex |
+//! | [`RwLock`] | read-mostly data | writer preference | futex |
+//! | [`PartitionedCounter`] | statistics bumped by many threads | — | none (one shard per CPU) |
+//!
+//! The mutexes share one guard API: `new` (`const`), `lock` → guard,
+//! `try_lock`, `get_mut`, `into_inner`, `is_locked`; guards are `!Send`
+//! and release on drop, including during a panic. **No poisoning**: after
+//! a panic in a critical section the next owner sees whatever the
+//! panicking thread left, as with `parking_lot`. The raw locks
+//! ([`RawMcs`], [`RawTicket`], [`RawRwLock`]) implement
+//! [`lock_api::RawMutex`] / [`lock_api::RawRwLock`], so
+//! `lock_api::Mutex<RawMcs, T>` works too.
+//!
+//! Each type's module ([`mcs`], [`cna`], [`ticket`], [`rwlock`],
+//! [`counter`]) documents its algorithm with a state table.
+//!
+//! Every lock here is written against the small `primitive` shim, so that
+//! building with `RUSTFLAGS="--cfg loom"` model-checks it with
+//! [loom](https://docs.rs/loom) (`numakit/tests/loom_sync.rs`).
+//!
+//! # Examples
+//! ```
+//! use numakit::sync::{CnaLock, McsLock, PartitionedCounter, RwLock};
+//!
+//! static STATE: McsLock<Vec<u32>> = McsLock::new(Vec::new());
+//! static TABLE: CnaLock<u64> = CnaLock::new(0);
+//! static CONFIG: RwLock<&str> = RwLock::new("fast");
+//!
+//! STATE.lock().push(1);
+//! *TABLE.lock() += 1;
+//! assert_eq!(*CONFIG.read(), "fast");
+//! let hits = PartitionedCounter::new();
+//! hits.inc();
+//! assert_eq!(hits.sum(), 1);
+//! ```
+
+pub mod cna;
+pub mod counter;
+pub mod mcs;
+pub(crate) mod primitive;
+pub mod rwlock;
+pub mod ticket;
+mod wrapper;
+
+pub use cna::{CnaGuard, CnaLock, CnaNode, DEFAULT_LOCAL_HANDOFFS, NODE_REFRESH, POOL_NODES};
+pub use counter::{PartitionedCounter, REFRESH as COUNTER_CPU_REFRESH};
+pub use mcs::{McsGuard, McsLock, McsNode, RawMcs, FAIR_AFTER};
+pub use rwlock::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use ticket::{RawTicket, TicketGuard, TicketLock};
+
+/// A value on its own 128-byte block (a cache line and its prefetch pair).
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
