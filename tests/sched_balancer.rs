@@ -361,6 +361,13 @@ fn an_exited_thread_is_removed_with_an_event() {
         .unwrap();
     let group = balancer.register("short-lived");
     let tid = std::thread::spawn(numakit::sys::gettid).join().unwrap();
+    // `join` returns when the thread has cleared its tid word, a moment
+    // before the kernel finishes the task; wait until it is really gone.
+    let task = format!("/proc/self/task/{tid}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&task).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     group.add_thread(tid);
     let events = balancer.run_interval();
     assert_eq!(events.len(), 1, "{}", show(&events));

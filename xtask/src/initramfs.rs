@@ -124,16 +124,46 @@ pub fn build(out: &Path, binaries: &[GuestBinary], options: &VmOptions) -> Resul
         cpio.file_from_host(guest, library, 0o755)
             .map_err(|e| format!("adding {}: {e}", library.display()))?;
     }
+    let strip_dir = out.with_extension("stripped");
     for (index, binary) in binaries.iter().enumerate() {
         let guest = guest_path(index, binary);
-        cpio.file_from_host(guest.trim_start_matches('/'), &binary.host_path, 0o755)
+        let host = stripped_copy(&binary.host_path, &strip_dir, index);
+        cpio.file_from_host(guest.trim_start_matches('/'), &host, 0o755)
             .map_err(|e| format!("adding {}: {e}", binary.host_path.display()))?;
     }
+    let _ = std::fs::remove_dir_all(&strip_dir);
     let script = init_script(binaries, options);
     cpio.file("init", script.as_bytes(), 0o755)
         .map_err(io_err)?;
     let size = cpio.finish().map_err(io_err)?;
     Ok(size)
+}
+
+/// A copy of `binary` without debug information (`objcopy --strip-debug`):
+/// debug test binaries are mostly DWARF (17 MB of which ~2 MB is code), and
+/// the guest keeps the whole initramfs in node 0's memory. Symbols stay, so
+/// backtraces still name functions. Falls back to the binary itself when
+/// objcopy is missing or fails.
+fn stripped_copy(binary: &Path, dir: &Path, index: usize) -> std::path::PathBuf {
+    if std::fs::create_dir_all(dir).is_err() {
+        return binary.to_path_buf();
+    }
+    let out = dir.join(format!("{index:02}"));
+    let ok = std::process::Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(binary)
+        .arg(&out)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        out
+    } else {
+        eprintln!(
+            "xtask: objcopy --strip-debug failed for {}; packing it with its debug info",
+            binary.display()
+        );
+        binary.to_path_buf()
+    }
 }
 
 /// The path of a binary in the guest.
