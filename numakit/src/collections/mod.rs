@@ -11,10 +11,12 @@
 //! best-effort), and drop the elements left in them exactly once.
 
 mod buffer;
+pub mod hash_map;
 mod mpmc;
 pub(crate) mod primitive;
 pub mod spsc;
 
+pub use hash_map::ConcurrentHashMap;
 pub use mpmc::MpmcRing;
 
 /// Why a push did not happen; the value comes back.

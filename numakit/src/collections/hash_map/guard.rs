@@ -1,0 +1,208 @@
+//! [`Ref`] and [`RefMut`]: one entry of the map, with its shard locked
+//! (shared or exclusive) for as long as the guard lives.
+
+use super::Table;
+use crate::collections::primitive::{AtomicUsize, Ordering};
+use crate::sync::{RwLockReadGuard, RwLockWriteGuard};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+
+/// A shard's table under its write lock; publishes the shard's length
+/// (read by [`len`](super::ConcurrentHashMap::len) without locking) when
+/// the lock is released.
+pub(super) struct ShardWrite<'a, K, V> {
+    table: RwLockWriteGuard<'a, Table<K, V>>,
+    len: &'a AtomicUsize,
+}
+
+impl<'a, K, V> ShardWrite<'a, K, V> {
+    #[inline]
+    pub(super) fn new(table: RwLockWriteGuard<'a, Table<K, V>>, len: &'a AtomicUsize) -> Self {
+        ShardWrite { table, len }
+    }
+}
+
+impl<K, V> Deref for ShardWrite<'_, K, V> {
+    type Target = Table<K, V>;
+    #[inline]
+    fn deref(&self) -> &Table<K, V> {
+        &self.table
+    }
+}
+
+impl<K, V> DerefMut for ShardWrite<'_, K, V> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Table<K, V> {
+        &mut self.table
+    }
+}
+
+impl<K, V> Drop for ShardWrite<'_, K, V> {
+    #[inline]
+    fn drop(&mut self) {
+        // Still under the lock (the guard field drops after this).
+        self.len.store(self.table.len(), Ordering::Relaxed);
+    }
+}
+
+/// Shared access to one entry of a
+/// [`ConcurrentHashMap`](super::ConcurrentHashMap), from
+/// [`get`](super::ConcurrentHashMap::get). Holds its shard's read lock:
+/// other readers of the shard proceed, writers to it wait until the guard
+/// is dropped. `!Send`.
+///
+/// Do not write to the same map from the thread that holds a `Ref` (insert,
+/// remove, `get_mut`, `update`, `entry`, `retain`, `clear`): if the key
+/// falls in the guard's shard, the thread waits for itself. Drop the guard
+/// first, or copy the value out with
+/// [`get_cloned`](super::ConcurrentHashMap::get_cloned).
+#[must_use = "the shard stays read-locked while the guard lives"]
+pub struct Ref<'a, K, V> {
+    _shard: RwLockReadGuard<'a, Table<K, V>>,
+    entry: NonNull<(K, V)>,
+}
+
+impl<'a, K, V> Ref<'a, K, V> {
+    /// # Safety
+    /// `entry` points into the table `shard` guards.
+    #[inline]
+    pub(super) unsafe fn new(
+        shard: RwLockReadGuard<'a, Table<K, V>>,
+        entry: NonNull<(K, V)>,
+    ) -> Self {
+        Ref {
+            _shard: shard,
+            entry,
+        }
+    }
+
+    #[inline]
+    fn pair(&self) -> &(K, V) {
+        // SAFETY: the entry is in the table whose read lock `_shard` holds:
+        // no writer can move or drop it while the guard lives.
+        unsafe { self.entry.as_ref() }
+    }
+
+    /// The key as stored in the map.
+    #[inline]
+    pub fn key(&self) -> &K {
+        &self.pair().0
+    }
+
+    /// The value.
+    #[inline]
+    pub fn value(&self) -> &V {
+        &self.pair().1
+    }
+
+    /// Key and value.
+    #[inline]
+    pub fn pair_ref(&self) -> (&K, &V) {
+        let (k, v) = self.pair();
+        (k, v)
+    }
+}
+
+impl<K, V> Deref for Ref<'_, K, V> {
+    type Target = V;
+    #[inline]
+    fn deref(&self) -> &V {
+        self.value()
+    }
+}
+
+// SAFETY: sharing a `Ref` shares `&K` and `&V` only.
+unsafe impl<K: Sync, V: Sync> Sync for Ref<'_, K, V> {}
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Ref<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Ref")
+            .field(self.key())
+            .field(self.value())
+            .finish()
+    }
+}
+
+/// Exclusive access to one entry of a
+/// [`ConcurrentHashMap`](super::ConcurrentHashMap), from
+/// [`get_mut`](super::ConcurrentHashMap::get_mut) or an
+/// [`Entry`](super::Entry). Holds its shard's write lock: every other
+/// access to the shard waits until the guard is dropped. `!Send`.
+///
+/// As with [`Ref`], do not use the same map from the thread that holds it.
+#[must_use = "the shard stays write-locked while the guard lives"]
+pub struct RefMut<'a, K, V> {
+    _shard: ShardWrite<'a, K, V>,
+    entry: NonNull<(K, V)>,
+}
+
+impl<'a, K, V> RefMut<'a, K, V> {
+    /// # Safety
+    /// `entry` points into the table `shard` guards.
+    #[inline]
+    pub(super) unsafe fn new(shard: ShardWrite<'a, K, V>, entry: NonNull<(K, V)>) -> Self {
+        RefMut {
+            _shard: shard,
+            entry,
+        }
+    }
+
+    /// The key as stored in the map.
+    #[inline]
+    pub fn key(&self) -> &K {
+        // SAFETY: the entry is in the table whose write lock `_shard` holds;
+        // only this guard reaches it.
+        unsafe { &self.entry.as_ref().0 }
+    }
+
+    /// The value.
+    #[inline]
+    pub fn value(&self) -> &V {
+        // SAFETY: as in `key`.
+        unsafe { &self.entry.as_ref().1 }
+    }
+
+    /// The value, mutably.
+    #[inline]
+    pub fn value_mut(&mut self) -> &mut V {
+        // SAFETY: as in `key`; `&mut self` makes the access unique.
+        unsafe { &mut self.entry.as_mut().1 }
+    }
+
+    /// Downgrade to the pair `(&K, &mut V)`.
+    #[inline]
+    pub fn pair_mut(&mut self) -> (&K, &mut V) {
+        // SAFETY: as in `value_mut`; the key is only read.
+        let (k, v) = unsafe { self.entry.as_mut() };
+        (k, v)
+    }
+}
+
+impl<K, V> Deref for RefMut<'_, K, V> {
+    type Target = V;
+    #[inline]
+    fn deref(&self) -> &V {
+        self.value()
+    }
+}
+
+impl<K, V> DerefMut for RefMut<'_, K, V> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut V {
+        self.value_mut()
+    }
+}
+
+// SAFETY: sharing a `RefMut` shares `&K` and `&V` only (`&mut V` needs
+// `&mut RefMut`).
+unsafe impl<K: Sync, V: Sync> Sync for RefMut<'_, K, V> {}
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for RefMut<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RefMut")
+            .field(self.key())
+            .field(self.value())
+            .finish()
+    }
+}

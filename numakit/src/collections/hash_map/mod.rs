@@ -1,0 +1,879 @@
+//! [`ConcurrentHashMap`]: a sharded concurrent hash map whose storage —
+//! buckets, entries and the shard array — is all on one chosen node.
+//!
+//! # Design
+//!
+//! - **Shards.** `N` shards (a power of two; by default 8 × the CPUs this
+//!   process may use, at least 32), each a [`RwLock`] around a SwissTable
+//!   (`hashbrown::HashTable<(K, V)>`) and a length counter, each on its
+//!   own 128-byte block so that shards do not share cache lines. Readers
+//!   of a shard share it; a writer holds one shard.
+//! - **One hash.** A key is hashed once with the map's `BuildHasher`
+//!   (SipHash through std's `RandomState` unless you choose another): the 7
+//!   top bits are the table's tag (hashbrown's `h2`), the `log2(N)` bits
+//!   just below pick the shard, and the low bits pick the bucket. The shard
+//!   bits are kept out of the tag so that entries of one shard still differ
+//!   in their tags.
+//! - **Why locks and not lock-free reads.** A reader takes the shard's read
+//!   lock (one compare-and-swap) and releases it (one `fetch_sub`). An
+//!   optimistic (seqlock) read would have to run the user's `Eq` and
+//!   `Clone` on memory a writer may be changing, and to keep a table a
+//!   reader may still be probing alive after a growth freed it: not sound
+//!   for arbitrary `K` and `V` without epoch reclamation. Per-shard
+//!   reader-writer locks keep `get` at two uncontended atomics on a line
+//!   that the shards spread out.
+//! - **Node memory.** Each map owns a [`NodeHeap`](crate::mem::NodeHeap)
+//!   on its node. Tables allocate through a handle to it, so buckets and
+//!   entries (stored inline in the buckets) are on the node; so are the
+//!   shard array and the heap's bookkeeping. Tables the heap maps
+//!   separately (above
+//!   [`NodeHeap::MAX_CLASS_SIZE`](crate::mem::NodeHeap::MAX_CLASS_SIZE))
+//!   are recorded, and [`verify`](ConcurrentHashMap::verify) locates every
+//!   page: segments, large tables and the record itself. The map value
+//!   itself (a few words: pointers, shard mask, the hasher's keys) is
+//!   wherever you put it; it is only read after construction. A map maps
+//!   at least the heap's first segment (1 MiB) on its node.
+//! - **Growth.** A shard's table grows (doubling, all its entries moved)
+//!   under that shard's write lock only; the other shards keep serving
+//!   readers and writers. There is no map-wide resize. Growth asks the node
+//!   for memory: when the node cannot give it, [`try_insert`] and
+//!   [`try_entry`] return an [`InsertError`] (the map is unchanged);
+//!   [`insert`] and [`entry`] panic with that message.
+//!
+//! # `get` returns a guard
+//!
+//! [`get`](ConcurrentHashMap::get) returns a [`Ref`], which keeps the
+//! shard read-locked while it lives (as `dashmap` does): no copy, and any
+//! `V`. Writers to that shard wait for it, so keep it short, and do not
+//! write to the map from a thread that holds one (it may wait for itself).
+//! [`get_cloned`](ConcurrentHashMap::get_cloned) returns a clone instead
+//! and holds nothing.
+//!
+//! # Iteration
+//!
+//! [`for_each`](ConcurrentHashMap::for_each),
+//! [`for_each_mut`](ConcurrentHashMap::for_each_mut),
+//! [`retain`](ConcurrentHashMap::retain) and
+//! [`iter_cloned`](ConcurrentHashMap::iter_cloned) visit the shards one
+//! after the other, each under its lock. The rule: **every shard is seen as
+//! a snapshot taken when it is visited**; an entry present during the whole
+//! iteration is visited exactly once; an entry inserted or removed while
+//! the iteration runs is visited at most once, depending on whether its
+//! shard was visited before or after. Only one shard is locked at a time,
+//! so iteration never stops the whole map. `for_each` runs the callback
+//! with the shard locked (do not touch the map from it); `iter_cloned`
+//! copies one shard at a time and runs no user code under a lock but
+//! `Clone`.
+//!
+//! [`len`](ConcurrentHashMap::len) sums per-shard counters that writers
+//! publish when they release a shard; it takes no lock, and is exact when
+//! no writer runs.
+//!
+//! # Examples
+//! ```
+//! use numakit::collections::ConcurrentHashMap;
+//! use std::sync::Arc;
+//!
+//! let map = Arc::new(ConcurrentHashMap::<u64, String>::new(0)?);
+//! let workers: Vec<_> = (0..4u64)
+//!     .map(|t| {
+//!         let map = Arc::clone(&map);
+//!         std::thread::spawn(move || {
+//!             for i in 0..100 {
+//!                 map.insert(t * 1000 + i, format!("{t}:{i}"));
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//! for w in workers {
+//!     w.join().unwrap();
+//! }
+//! assert_eq!(map.len(), 400);
+//! assert_eq!(map.get(&2005).as_deref().map(String::as_str), Some("2:5"));
+//! map.update(&2005, |v| v.push('!'));
+//! assert_eq!(map.get_cloned(&2005).unwrap(), "2:5!");
+//! assert!(map.verify()? > 0); // every page of the map is on node 0
+//! # Ok::<(), numakit::mem::MemError>(())
+//! ```
+//!
+//! [`insert`]: ConcurrentHashMap::insert
+//! [`try_insert`]: ConcurrentHashMap::try_insert
+//! [`entry`]: ConcurrentHashMap::entry
+//! [`try_entry`]: ConcurrentHashMap::try_entry
+
+mod entry;
+mod error;
+mod guard;
+mod storage;
+
+pub use entry::{Entry, OccupiedEntry, VacantEntry};
+pub use error::InsertError;
+pub use guard::{Ref, RefMut};
+
+use self::guard::ShardWrite;
+use self::storage::{HeapRef, Storage};
+use super::primitive::{AtomicUsize, Ordering};
+use crate::mem::{HeapStats, MemError};
+use crate::sync::RwLock;
+use crate::topology::NodeId;
+use crossbeam_utils::CachePadded;
+use hashbrown::{HashTable, TryReserveError};
+use std::alloc::Layout;
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// The most shards a map may have.
+pub const MAX_SHARDS: usize = 1 << 16;
+
+/// Bits of the hash hashbrown keeps as the tag (its top 7).
+const TAG_BITS: u32 = 7;
+
+type Table<K, V> = HashTable<(K, V), HeapRef>;
+
+/// One shard: a locked table and its length as of the last write.
+struct Shard<K, V> {
+    table: RwLock<Table<K, V>>,
+    len: AtomicUsize,
+}
+
+type PaddedShard<K, V> = CachePadded<Shard<K, V>>;
+
+/// A concurrent hash map whose buckets and entries are on one NUMA node;
+/// see the [module documentation](self) for the design, what `get`
+/// returns, and the iteration rule.
+///
+/// Every method takes `&self`: share the map by reference or in an `Arc`.
+pub struct ConcurrentHashMap<K, V, S = RandomState> {
+    shards: NonNull<PaddedShard<K, V>>,
+    /// `hash >> shift & mask` is the shard.
+    shift: u32,
+    mask: usize,
+    storage: NonNull<Storage>,
+    hasher: S,
+    _owns: PhantomData<(K, V)>,
+}
+
+// SAFETY: the map owns its keys and values (moving it moves them) and its
+// storage; the hasher moves with it.
+unsafe impl<K: Send, V: Send, S: Send> Send for ConcurrentHashMap<K, V, S> {}
+// SAFETY: through `&self` keys and values are moved in and out from any
+// thread (`Send`) and shared with several readers at once (`Sync`); every
+// access to a table is under its shard's lock; the storage is Sync; the
+// hasher is used through `&S`.
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for ConcurrentHashMap<K, V, S> {}
+
+/// Options for a [`ConcurrentHashMap`]: node (required), initial capacity,
+/// shard count and hasher.
+///
+/// ```
+/// use numakit::collections::ConcurrentHashMap;
+/// let map: ConcurrentHashMap<u32, u32> = ConcurrentHashMap::builder(0)
+///     .capacity(10_000)
+///     .shards(16)
+///     .build()?;
+/// assert_eq!(map.shard_count(), 16);
+/// assert!(map.capacity() >= 10_000);
+/// # Ok::<(), numakit::mem::MemError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder<K, V, S = RandomState> {
+    node: NodeId,
+    capacity: usize,
+    shards: Option<usize>,
+    hasher: S,
+    _map: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V, S> Builder<K, V, S> {
+    /// Room for about `capacity` entries before any shard grows, reserved
+    /// on the node now (default 0: tables are allocated on first insert).
+    /// Shards fill unevenly, so each gets its share plus a margin.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The number of shards: a power of two from 1 to [`MAX_SHARDS`].
+    /// Default: 8 × the CPUs this process may use, rounded up to a power of
+    /// two, at least 32. More shards make threads meet on the same lock less
+    /// often and make each growth step smaller; each costs 128 bytes (plus
+    /// a table once it holds an entry).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Hash keys with `hasher` (default: std's `RandomState`, SipHash-1-3
+    /// with random keys, which resists collision attacks; a faster hasher
+    /// such as `foldhash` speeds every operation up when keys are not
+    /// attacker-chosen).
+    pub fn hasher<S2>(self, hasher: S2) -> Builder<K, V, S2> {
+        Builder {
+            node: self.node,
+            capacity: self.capacity,
+            shards: self.shards,
+            hasher,
+            _map: PhantomData,
+        }
+    }
+
+    /// Make the map.
+    ///
+    /// # Errors
+    /// - [`MemError::InvalidConfig`]: a shard count that is not a power of
+    ///   two between 1 and [`MAX_SHARDS`];
+    /// - [`MemError::Topology`] / [`MemError::MemorylessNode`]: the node
+    ///   does not exist or has no memory (the error names the nodes that
+    ///   would work); the map never falls back to another node;
+    /// - [`MemError::OutOfNodeMemory`] and the other memory-layer errors
+    ///   when the node cannot give the shard array or the capacity asked for.
+    pub fn build(self) -> Result<ConcurrentHashMap<K, V, S>, MemError>
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        let shards = match self.shards {
+            Some(n) => n,
+            None => default_shards(),
+        };
+        if !shards.is_power_of_two() || shards > MAX_SHARDS {
+            return Err(MemError::InvalidConfig(format!(
+                "a hash map has a power-of-two number of shards from 1 to {MAX_SHARDS}; \
+                 {shards} was asked for: use {}",
+                shards
+                    .clamp(1, MAX_SHARDS)
+                    .next_power_of_two()
+                    .min(MAX_SHARDS)
+            )));
+        }
+        ConcurrentHashMap::create(self.node, shards, self.capacity, self.hasher)
+    }
+}
+
+impl<K, V, S: Clone> Clone for Builder<K, V, S> {
+    fn clone(&self) -> Self {
+        Builder {
+            node: self.node,
+            capacity: self.capacity,
+            shards: self.shards,
+            hasher: self.hasher.clone(),
+            _map: PhantomData,
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Builder<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("node", &self.node)
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
+}
+
+/// 8 × the CPUs, at least 32. Measured on 2 cores (`benches/maps.rs`,
+/// 2 threads): 32 shards did 10–15% more operations per second than 8
+/// on both mixes, as two threads meet on one shard's lock less often;
+/// a shard costs 128 bytes until it holds an entry.
+fn default_shards() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.saturating_mul(8)
+        .next_power_of_two()
+        .clamp(32, MAX_SHARDS)
+}
+
+impl<K: Hash + Eq, V> ConcurrentHashMap<K, V, RandomState> {
+    /// An empty map on `node` (required; never inferred), with the default
+    /// shard count and std's `RandomState`.
+    ///
+    /// # Errors
+    /// As [`Builder::build`]: the node must exist and have memory.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// use numakit::mem::MemError;
+    /// let topo = numakit::Topology::detect()?;
+    /// let absent = topo.node_ids().map(|n| n.get()).max().unwrap() + 1;
+    /// let err = ConcurrentHashMap::<u32, u32>::new(absent).unwrap_err();
+    /// assert!(matches!(err, MemError::Topology(_)), "{err}");
+    /// # Ok::<(), numakit::Error>(())
+    /// ```
+    pub fn new(node: impl Into<NodeId>) -> Result<Self, MemError> {
+        Self::builder(node).build()
+    }
+
+    /// An empty map on `node` with room for about `capacity` entries.
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    pub fn with_capacity(node: impl Into<NodeId>, capacity: usize) -> Result<Self, MemError> {
+        Self::builder(node).capacity(capacity).build()
+    }
+
+    /// Options: capacity, shard count, hasher.
+    pub fn builder(node: impl Into<NodeId>) -> Builder<K, V, RandomState> {
+        Builder {
+            node: node.into(),
+            capacity: 0,
+            shards: None,
+            hasher: RandomState::new(),
+            _map: PhantomData,
+        }
+    }
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
+    /// An empty map on `node` that hashes with `hasher`.
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    pub fn with_hasher(node: impl Into<NodeId>, hasher: S) -> Result<Self, MemError> {
+        ConcurrentHashMap::<K, V>::builder(node)
+            .hasher(hasher)
+            .build()
+    }
+
+    fn create(node: NodeId, shards: usize, capacity: usize, hasher: S) -> Result<Self, MemError> {
+        debug_assert!(shards.is_power_of_two() && shards <= MAX_SHARDS);
+        let storage = Storage::create(node, shards + 1)?;
+        // SAFETY: `storage` lives until `destroy`, which runs after every
+        // table (every copy of the handle) is dropped: below on error, in
+        // `Drop` otherwise.
+        let alloc = unsafe { HeapRef::new(storage) };
+        // SAFETY: just created, not yet shared.
+        let store = unsafe { storage.as_ref() };
+        let layout = Self::shards_layout(shards);
+        let array = match store.alloc(layout) {
+            Ok(p) => p.cast::<PaddedShard<K, V>>(),
+            Err(e) => {
+                // SAFETY: no table or handle copy exists yet.
+                unsafe { Storage::destroy(storage) };
+                return Err(e);
+            }
+        };
+        for i in 0..shards {
+            // SAFETY: `i < shards`: inside the fresh array, written once
+            // before the map exists.
+            unsafe {
+                array.as_ptr().add(i).write(CachePadded::new(Shard {
+                    table: RwLock::new(HashTable::new_in(alloc)),
+                    len: AtomicUsize::new(0),
+                }))
+            };
+        }
+        let bits = shards.trailing_zeros();
+        let map = ConcurrentHashMap {
+            shards: array,
+            shift: 64 - TAG_BITS - bits,
+            mask: shards - 1,
+            storage,
+            hasher,
+            _owns: PhantomData,
+        };
+        // From here on the map's Drop cleans up on error.
+        if capacity > 0 {
+            let per_shard = capacity.div_ceil(shards);
+            // Uniform hashing spreads n keys over the shards with a standard
+            // deviation of about sqrt(n / shards); leave two of them.
+            let per_shard = per_shard.saturating_add(2 * per_shard.isqrt() + 1);
+            for shard in map.shard_slice() {
+                let mut table = shard.table.write();
+                map.reserve(&mut table, per_shard)?;
+            }
+        }
+        Ok(map)
+    }
+
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Make room for `additional` more entries in `table` without a
+    /// reallocation later, or say why the node cannot.
+    fn reserve(&self, table: &mut Table<K, V>, additional: usize) -> Result<(), MemError> {
+        let len = table.len();
+        let hasher = &self.hasher;
+        table
+            .try_reserve(additional, |e| hasher.hash_one(&e.0))
+            .map_err(|e| match e {
+                TryReserveError::CapacityOverflow => MemError::SizeOverflow {
+                    count: len.saturating_add(additional),
+                    size: std::mem::size_of::<(K, V)>(),
+                },
+                TryReserveError::AllocError { layout } => self.store().why(layout),
+            })
+    }
+
+    /// Room for one more entry in `table` (the usual case: nothing to do).
+    #[inline]
+    fn reserve_one(&self, table: &mut Table<K, V>) -> Result<(), MemError> {
+        if table.capacity() > table.len() {
+            Ok(())
+        } else {
+            self.reserve(table, 1)
+        }
+    }
+
+    /// Shared access to the value of `key`, as a guard that keeps the
+    /// key's shard read-locked (see [`Ref`]); `None` if absent.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// let map = ConcurrentHashMap::<String, Vec<u8>>::new(0)?;
+    /// map.insert("k".to_string(), vec![1, 2]);
+    /// assert_eq!(map.get("k").map(|v| v.len()), Some(2));
+    /// assert!(map.get("nope").is_none());
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<Ref<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let guard = self.shard(hash).table.read();
+        let entry = NonNull::from(guard.find(hash, |e| key == e.0.borrow())?);
+        // SAFETY: `entry` is in the table `guard` read-locks.
+        Some(unsafe { Ref::new(guard, entry) })
+    }
+
+    /// A clone of the value of `key`; no lock is held afterwards.
+    #[inline]
+    pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let hash = self.hash(key);
+        let guard = self.shard(hash).table.read();
+        guard
+            .find(hash, |e| key == e.0.borrow())
+            .map(|e| e.1.clone())
+    }
+
+    /// Whether `key` is in the map.
+    #[inline]
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let guard = self.shard(hash).table.read();
+        guard.find(hash, |e| key == e.0.borrow()).is_some()
+    }
+
+    /// Exclusive access to the value of `key`, as a guard that keeps the
+    /// key's shard write-locked (see [`RefMut`]); `None` if absent.
+    pub fn get_mut<Q>(&self, key: &Q) -> Option<RefMut<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut shard = self.write(hash);
+        let entry = NonNull::from(shard.find_mut(hash, |e| key == e.0.borrow())?);
+        // SAFETY: `entry` is in the table `shard` write-locks.
+        Some(unsafe { RefMut::new(shard, entry) })
+    }
+
+    /// Run `f` on the value of `key` under the shard's write lock and
+    /// return what it returns; `None` (and `f` not run) if absent.
+    ///
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// let balances = ConcurrentHashMap::<u32, i64>::new(0)?;
+    /// balances.insert(7, 100);
+    /// assert_eq!(balances.update(&7, |b| { *b -= 30; *b }), Some(70));
+    /// assert_eq!(balances.update(&8, |b| *b), None);
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    #[inline]
+    pub fn update<Q, R>(&self, key: &Q, f: impl FnOnce(&mut V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut shard = self.write(hash);
+        let entry = shard.find_mut(hash, |e| key == e.0.borrow())?;
+        Some(f(&mut entry.1))
+    }
+
+    /// Insert `value` under `key`; the old value comes back if the key was
+    /// there (the stored key is kept, as in std's `HashMap`).
+    ///
+    /// # Panics
+    /// When the map's node cannot give the memory for the shard's table to
+    /// grow; [`try_insert`](Self::try_insert) returns that as an error.
+    #[inline]
+    pub fn insert(&self, key: K, value: V) -> Option<V> {
+        match self.try_insert(key, value) {
+            Ok(old) => old,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Insert `value` under `key`; the old value comes back if the key was
+    /// there.
+    ///
+    /// # Errors
+    /// [`InsertError`], holding `(key, value)`, when the shard's table must
+    /// grow and the map's node cannot give the memory; the map is unchanged.
+    #[inline]
+    pub fn try_insert(&self, key: K, value: V) -> Result<Option<V>, InsertError<(K, V)>> {
+        let hash = self.hash(&key);
+        let mut shard = self.write(hash);
+        if let Some(e) = shard.find_mut(hash, |e| e.0 == key) {
+            return Ok(Some(std::mem::replace(&mut e.1, value)));
+        }
+        if let Err(error) = self.reserve_one(&mut shard) {
+            return Err(InsertError::new((key, value), self.node(), error));
+        }
+        let hasher = &self.hasher;
+        shard.insert_unique(hash, (key, value), |e| hasher.hash_one(&e.0));
+        Ok(None)
+    }
+
+    /// Take `key` out of the map; its value comes back.
+    #[inline]
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_entry(key).map(|(_, v)| v)
+    }
+
+    /// Take `key` out of the map; the stored key and its value come back.
+    pub fn remove_entry<Q>(&self, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut shard = self.write(hash);
+        let entry = shard.find_entry(hash, |e| key == e.0.borrow()).ok()?;
+        Some(entry.remove().0)
+    }
+
+    /// Take `key` out of the map if `remove` returns true for its entry
+    /// (decided under the shard's write lock, so nothing changes in
+    /// between).
+    pub fn remove_if<Q>(&self, key: &Q, remove: impl FnOnce(&K, &V) -> bool) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut shard = self.write(hash);
+        let entry = shard.find_entry(hash, |e| key == e.0.borrow()).ok()?;
+        let (k, v) = entry.get();
+        if remove(k, v) {
+            Some(entry.remove().0)
+        } else {
+            None
+        }
+    }
+
+    /// The entry of `key`, occupied or vacant, with its shard write-locked
+    /// until the entry (or the guard it becomes) is dropped.
+    ///
+    /// # Panics
+    /// When the key is absent, its shard's table is full and the map's
+    /// node cannot give the memory to grow it;
+    /// [`try_entry`](Self::try_entry) returns that as an error.
+    pub fn entry(&self, key: K) -> Entry<'_, K, V, S> {
+        match self.try_entry(key) {
+            Ok(e) => e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The entry of `key`; a vacant entry has room reserved, so inserting
+    /// through it cannot fail.
+    ///
+    /// # Errors
+    /// [`InsertError`], holding the key, when the key is absent and the
+    /// node cannot give the memory to make room for it.
+    pub fn try_entry(&self, key: K) -> Result<Entry<'_, K, V, S>, InsertError<K>> {
+        let hash = self.hash(&key);
+        let mut shard = self.write(hash);
+        if let Some(index) = shard.find_bucket_index(hash, |e| e.0 == key) {
+            // SAFETY: `index` was just found full under this write lock.
+            return Ok(Entry::Occupied(unsafe { OccupiedEntry::new(shard, index) }));
+        }
+        match self.reserve_one(&mut shard) {
+            Ok(()) => Ok(Entry::Vacant(VacantEntry::new(
+                shard,
+                hash,
+                key,
+                &self.hasher,
+            ))),
+            Err(error) => Err(InsertError::new(key, self.node(), error)),
+        }
+    }
+
+    /// Keep only the entries for which `keep` returns true; shard by shard,
+    /// each under its write lock (see the iteration rule in the
+    /// [module documentation](self)).
+    pub fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        for shard in self.shard_slice() {
+            let mut table = Self::write_shard(shard);
+            table.retain(|(k, v)| keep(k, v));
+        }
+    }
+
+    /// Remove every entry (dropping them), shard by shard. Tables keep
+    /// their capacity.
+    pub fn clear(&self) {
+        for shard in self.shard_slice() {
+            Self::write_shard(shard).clear();
+        }
+    }
+}
+
+impl<K, V, S> ConcurrentHashMap<K, V, S> {
+    #[inline]
+    fn shard_slice(&self) -> &[PaddedShard<K, V>] {
+        // SAFETY: `mask + 1` shards were initialised in `create` and live
+        // until `drop`.
+        unsafe { std::slice::from_raw_parts(self.shards.as_ptr(), self.mask + 1) }
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard<K, V> {
+        let i = (hash >> self.shift) as usize & self.mask;
+        // SAFETY: `i <= mask`, inside the array (see `shard_slice`).
+        unsafe { &*self.shards.as_ptr().add(i) }
+    }
+
+    #[inline]
+    fn write(&self, hash: u64) -> ShardWrite<'_, K, V> {
+        let shard = self.shard(hash);
+        ShardWrite::new(shard.table.write(), &shard.len)
+    }
+
+    #[inline]
+    fn write_shard(shard: &Shard<K, V>) -> ShardWrite<'_, K, V> {
+        ShardWrite::new(shard.table.write(), &shard.len)
+    }
+
+    fn shards_layout(shards: usize) -> Layout {
+        // At most MAX_SHARDS × a few hundred bytes: cannot overflow.
+        Layout::array::<PaddedShard<K, V>>(shards).unwrap_or_else(|_| Layout::new::<u8>())
+    }
+
+    #[inline]
+    fn store(&self) -> &Storage {
+        // SAFETY: created with the map, destroyed in its `drop`.
+        unsafe { self.storage.as_ref() }
+    }
+
+    /// The node every byte of the map's storage is on.
+    pub fn node(&self) -> NodeId {
+        self.store().heap().node()
+    }
+
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// The map's hasher.
+    pub fn hasher(&self) -> &S {
+        &self.hasher
+    }
+
+    /// The number of entries: the sum of the shards' counts, each as of its
+    /// last write. Takes no lock; exact when no writer runs.
+    pub fn len(&self) -> usize {
+        self.shard_slice()
+            .iter()
+            .map(|s| s.len.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Whether [`len`](Self::len) is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries the map holds without growing any table: the sum of the
+    /// shards' capacities (each shard read-locked in turn). A shard can
+    /// still grow before the map is this full, since keys do not spread
+    /// perfectly evenly.
+    pub fn capacity(&self) -> usize {
+        self.shard_slice()
+            .iter()
+            .map(|s| s.table.read().capacity())
+            .sum()
+    }
+
+    /// Call `f` on every entry; shard by shard, each read-locked while its
+    /// entries are visited (see the iteration rule in the
+    /// [module documentation](self)). Do not use the map from `f`.
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        for shard in self.shard_slice() {
+            let table = shard.table.read();
+            for (k, v) in table.iter() {
+                f(k, v);
+            }
+        }
+    }
+
+    /// Call `f` on every entry with its value mutable; shard by shard,
+    /// each write-locked while its entries are visited. Do not use the map
+    /// from `f`.
+    pub fn for_each_mut(&self, mut f: impl FnMut(&K, &mut V)) {
+        for shard in self.shard_slice() {
+            let mut table = Self::write_shard(shard);
+            for (k, v) in table.iter_mut() {
+                f(k, v);
+            }
+        }
+    }
+
+    /// An iterator over clones of the entries: each shard is copied (in
+    /// ordinary memory, the caller's) under its read lock when the iterator
+    /// reaches it, and no lock is held between shards or while the caller
+    /// works, so the map can be used from the loop. See the iteration rule
+    /// in the [module documentation](self).
+    pub fn iter_cloned(&self) -> Iter<'_, K, V, S>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        Iter {
+            map: self,
+            next_shard: 0,
+            buffer: Vec::new().into_iter(),
+        }
+    }
+
+    /// Prove placement: every page of the map's storage — the heap's
+    /// segments (shard array, small tables, bookkeeping), every table the
+    /// heap mapped on its own, and the record of those — is on the map's
+    /// node. Returns the number of pages checked.
+    ///
+    /// # Errors
+    /// [`MemError::Misplaced`] with the placement of the first range that
+    /// has a page elsewhere; [`MemError::Os`] if `move_pages` fails.
+    pub fn verify(&self) -> Result<usize, MemError> {
+        self.store().verify()
+    }
+
+    /// The figures of the map's node heap (bytes in use and mapped).
+    pub fn heap_stats(&self) -> HeapStats {
+        self.store().heap().stats()
+    }
+
+    /// Tables the heap mapped on their own (larger than
+    /// [`NodeHeap::MAX_CLASS_SIZE`](crate::mem::NodeHeap::MAX_CLASS_SIZE)), which `verify` checks one by one.
+    pub fn large_tables(&self) -> usize {
+        self.store().large_blocks()
+    }
+}
+
+impl<K, V, S> Drop for ConcurrentHashMap<K, V, S> {
+    fn drop(&mut self) {
+        let shards = self.mask + 1;
+        // SAFETY: `&mut self`: no guard or entry is alive. Each shard is
+        // dropped once (its table drops every entry once and frees its
+        // buckets into the heap); then the array, then the heap goes away,
+        // after the last handle (in the tables) is gone.
+        unsafe {
+            for i in 0..shards {
+                std::ptr::drop_in_place(self.shards.as_ptr().add(i));
+            }
+            let store = self.storage.as_ref();
+            store.dealloc(self.shards.cast(), Self::shards_layout(shards));
+            Storage::destroy(self.storage);
+        }
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for ConcurrentHashMap<K, V, S> {
+    /// The entries, shard by shard (each read-locked in turn).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        self.for_each(|k, v| {
+            m.entry(k, v);
+        });
+        m.finish()
+    }
+}
+
+/// Clones of a map's entries, copied one shard at a time; from
+/// [`ConcurrentHashMap::iter_cloned`].
+pub struct Iter<'a, K, V, S> {
+    map: &'a ConcurrentHashMap<K, V, S>,
+    next_shard: usize,
+    buffer: std::vec::IntoIter<(K, V)>,
+}
+
+impl<K: Clone, V: Clone, S> Iterator for Iter<'_, K, V, S> {
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        loop {
+            if let Some(kv) = self.buffer.next() {
+                return Some(kv);
+            }
+            let shard = self.map.shard_slice().get(self.next_shard)?;
+            self.next_shard += 1;
+            let table = shard.table.read();
+            self.buffer = table.iter().cloned().collect::<Vec<_>>().into_iter();
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Iter<'_, K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("next_shard", &self.next_shard)
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_bits_stay_below_the_tag() {
+        let map = ConcurrentHashMap::<u64, u64>::builder(0)
+            .shards(8)
+            .build()
+            .unwrap();
+        assert_eq!(map.shift, 64 - 7 - 3);
+        // Hashes differing only in the tag land in the same shard.
+        let h = 0x0123_4567_89ab_cdefu64;
+        let a: *const Shard<u64, u64> = map.shard(h);
+        let b: *const Shard<u64, u64> = map.shard(h ^ (0x7f << 57));
+        let c: *const Shard<u64, u64> = map.shard(h ^ (1 << 54));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn heap_pages_cover_the_shard_array() {
+        let map = ConcurrentHashMap::<u64, u64>::with_capacity(0, 100_000).unwrap();
+        assert!(
+            map.large_tables() > 0,
+            "100k entries need tables above 32 KiB"
+        );
+        assert!(map.verify().unwrap() > 0);
+    }
+}
