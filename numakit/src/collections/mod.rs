@@ -2,9 +2,11 @@
 //!
 //! - [`spsc`]: a bounded single-producer single-consumer ring with split
 //!   [`Producer`](spsc::Producer) / [`Consumer`](spsc::Consumer) handles;
-//! - [`MpmcRing`]: a bounded multi-producer multi-consumer ring.
+//! - [`MpmcRing`]: a bounded multi-producer multi-consumer ring;
+//! - [`ConcurrentHashMap`]: a sharded hash map whose shard array, buckets
+//!   and entries all come from a node-bound heap.
 //!
-//! Both keep their slots in a node-bound mapping (bound with
+//! The rings keep their slots in a node-bound mapping (bound with
 //! `mbind(MPOL_BIND, STRICT)`, populated with the node's memory checked),
 //! keep producer and consumer indices on separate 128-byte lines, have
 //! power-of-two capacities, single and bulk operations (all-or-nothing and
