@@ -296,13 +296,19 @@ fn move_pages_brings_the_memory_of_a_pinned_thread_to_its_node() {
             .any(|e| e.kind == EventKind::Improved)
     });
     let events = balancer.events();
-    let migrated = events
+    let migrations: Vec<&BalancerEvent> = events
         .iter()
-        .find(|e| e.kind == EventKind::PagesMigrated)
-        .unwrap_or_else(|| panic!("{}", show(&events)));
-    assert_eq!((migrated.from, migrated.to), (Some(memory), Some(home)));
-    assert_eq!(migrated.pages_moved, (2 << 20) / numakit::sys::page_size());
-    assert_eq!(migrated.pages_failed, 0);
+        .filter(|e| e.kind == EventKind::PagesMigrated)
+        .collect();
+    assert!(!migrations.is_empty(), "{}", show(&events));
+    for m in &migrations {
+        assert_eq!((m.from, m.to), (Some(memory), Some(home)), "{m}");
+    }
+    // Usually one migration moves all 512 pages; under emulation a page can
+    // be busy for a moment and follow in the next interval. Every page of
+    // the arena must have moved exactly once in all.
+    let moved: usize = migrations.iter().map(|m| m.pages_moved).sum();
+    assert_eq!(moved, (2 << 20) / numakit::sys::page_size(), "{}", show(&events));
     // The thread did not move.
     assert_eq!(subject.node(), home.get());
     assert!(subject.rebound.lock().unwrap().is_none());
