@@ -308,7 +308,12 @@ fn move_pages_brings_the_memory_of_a_pinned_thread_to_its_node() {
     // be busy for a moment and follow in the next interval. Every page of
     // the arena must have moved exactly once in all.
     let moved: usize = migrations.iter().map(|m| m.pages_moved).sum();
-    assert_eq!(moved, (2 << 20) / numakit::sys::page_size(), "{}", show(&events));
+    assert_eq!(
+        moved,
+        (2 << 20) / numakit::sys::page_size(),
+        "{}",
+        show(&events)
+    );
     // The thread did not move.
     assert_eq!(subject.node(), home.get());
     assert!(subject.rebound.lock().unwrap().is_none());
