@@ -138,6 +138,8 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         None => errors = Some(e),
     };
     let mut plans = Vec::new();
+    // Field placements given as const paths, compared at compile time.
+    let mut const_checks: Vec<(Number, Number, String)> = Vec::new();
     for (i, field) in s.fields.iter_mut().enumerate() {
         let member = match &field.ident {
             Some(id) => syn::Member::Named(id.clone()),
@@ -162,8 +164,10 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
                 match PlacementSpec::from_attr(&attr) {
                     Err(e) => push(e),
                     Ok(field_spec) => {
-                        if let Err(e) = check_field_placement(&spec, &field_spec, &attr, &member) {
-                            push(e);
+                        match check_field_placement(&spec, &field_spec, &attr, &member) {
+                            Err(e) => push(e),
+                            Ok(Some(check)) => const_checks.push(check),
+                            Ok(None) => {}
                         }
                     }
                 }
@@ -186,6 +190,25 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         return with_error(s.to_token_stream(), e);
     }
 
+    // A const generic parameter cannot be named in a free `const` item, so
+    // paths that are one of the struct's const parameters are not checked.
+    let const_params: Vec<String> = s
+        .generics
+        .const_params()
+        .map(|c| c.ident.to_string())
+        .collect();
+    let is_generic = |n: &Number| match n {
+        Number::Path(p) => p
+            .get_ident()
+            .is_some_and(|id| const_params.contains(&id.to_string())),
+        Number::Literal(..) => false,
+    };
+    let const_checks = const_checks
+        .iter()
+        .filter(|(a, b, _)| !is_generic(a) && !is_generic(b))
+        .map(
+            |(a, b, msg)| quote_spanned!(b.span()=> const _: () = ::core::assert!(#a == #b, #msg);),
+        );
     let name = &s.ident;
     let vis = &s.vis;
     let init_name = format_ident!("{}Init", name);
@@ -235,6 +258,8 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
     quote! {
         #s
 
+        #(#const_checks)*
+
         #[doc = #placed_doc]
         #init_def
 
@@ -263,7 +288,7 @@ fn check_field_placement(
     field: &PlacementSpec,
     attr: &Attribute,
     member: &syn::Member,
-) -> syn::Result<()> {
+) -> syn::Result<Option<(Number, Number, String)>> {
     let name = match member {
         syn::Member::Named(id) => format!("`{id}`"),
         syn::Member::Unnamed(i) => format!("{}", i.index),
@@ -278,7 +303,16 @@ fn check_field_placement(
                      hold the field in its own NodeBox placed on node {b}"
                 ),
             )),
-            _ => Ok(()),
+            (Some(_), Some(_)) => Ok(None),
+            // A const path on either side: compared when the consts are known.
+            _ => Ok(Some((
+                a.clone(),
+                b.clone(),
+                format!(
+                    "field {name} is placed on another node than its struct: a by-value field \
+                     lives where its struct lives; remove its #[numa], or hold it in its own NodeBox"
+                ),
+            ))),
         },
         _ => Err(syn::Error::new_spanned(
             attr,
