@@ -373,15 +373,7 @@ impl<T> MpmcRing<T> {
     /// # Errors
     /// [`MemError::Misplaced`] when a page is elsewhere.
     pub fn verify(&self) -> Result<Placement, MemError> {
-        let p = self.placement()?;
-        if p.is_all_on(self.node()) {
-            Ok(p)
-        } else {
-            Err(MemError::Misplaced {
-                expected: self.node(),
-                found: p,
-            })
-        }
+        self.placement()?.ensure_on(self.node())
     }
 }
 

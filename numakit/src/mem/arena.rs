@@ -599,16 +599,7 @@ impl ArenaRegion {
     }
 
     pub(super) fn verify(&self, used: usize) -> Result<Placement, MemError> {
-        let placement = self.placement(used)?;
-        let node = self.region.node();
-        if placement.is_all_on(node) {
-            Ok(placement)
-        } else {
-            Err(MemError::Misplaced {
-                expected: node,
-                found: placement,
-            })
-        }
+        self.placement(used)?.ensure_on(self.region.node())
     }
 }
 

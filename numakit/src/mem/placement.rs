@@ -49,6 +49,23 @@ impl Placement {
     pub fn is_all_on(&self, node: NodeId) -> bool {
         self.on(node) == self.pages()
     }
+    /// `Ok(self)` when every page is present and on `node`, else
+    /// [`MemError::Misplaced`] carrying this placement: the check behind
+    /// every `verify()`.
+    ///
+    /// # Errors
+    /// [`MemError::Misplaced`] when a page is elsewhere or not present.
+    pub fn ensure_on(self, node: NodeId) -> Result<Placement, MemError> {
+        if self.is_all_on(node) {
+            Ok(self)
+        } else {
+            Err(MemError::Misplaced {
+                expected: node,
+                found: self,
+            })
+        }
+    }
+
     /// The share of pages on `node`, from 0.0 to 1.0 (1.0 for an empty range).
     pub fn fraction_on(&self, node: NodeId) -> f64 {
         match self.pages() {

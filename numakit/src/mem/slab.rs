@@ -492,15 +492,7 @@ impl RawSlab {
     /// [`MemError::Misplaced`] with the placement found when a page is
     /// elsewhere; [`MemError::Os`] if `move_pages` fails.
     pub fn verify(&self) -> Result<Placement, MemError> {
-        let placement = self.placement()?;
-        if placement.is_all_on(self.node()) {
-            Ok(placement)
-        } else {
-            Err(MemError::Misplaced {
-                expected: self.node(),
-                found: placement,
-            })
-        }
+        self.placement()?.ensure_on(self.node())
     }
 }
 

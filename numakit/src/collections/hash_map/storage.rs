@@ -152,14 +152,7 @@ impl Storage {
             .copied()
             .chain((large.capacity() > 0).then_some(registry));
         for (addr, len) in ranges {
-            let placement = locate(addr as *const u8, len)?;
-            if !placement.is_all_on(node) {
-                return Err(MemError::Misplaced {
-                    expected: node,
-                    found: placement,
-                });
-            }
-            pages += placement.pages();
+            pages += locate(addr as *const u8, len)?.ensure_on(node)?.pages();
         }
         Ok(pages)
     }

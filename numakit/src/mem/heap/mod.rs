@@ -255,14 +255,9 @@ impl NodeHeap {
         let node = self.node();
         let mut pages = 0;
         for (start, len) in self.core().ranges() {
-            let placement = super::locate(start as *const u8, len)?;
-            if !placement.is_all_on(node) {
-                return Err(MemError::Misplaced {
-                    expected: node,
-                    found: placement,
-                });
-            }
-            pages += placement.pages();
+            pages += super::locate(start as *const u8, len)?
+                .ensure_on(node)?
+                .pages();
         }
         Ok(pages)
     }
