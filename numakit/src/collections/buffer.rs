@@ -54,6 +54,12 @@ impl<S> Slots<S> {
         unsafe { self.region.base().cast::<S>().as_ptr().add(i) }
     }
 
+    /// The first slot, as a non-null pointer.
+    #[inline]
+    pub(crate) fn base(&self) -> std::ptr::NonNull<S> {
+        self.region.base().cast::<S>()
+    }
+
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }

@@ -40,9 +40,12 @@ use crate::mem::{MemError, Placement};
 use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+
+type Cell<T> = UnsafeCell<MaybeUninit<T>>;
 
 struct Shared<T> {
-    slots: Slots<UnsafeCell<MaybeUninit<T>>>,
+    slots: Slots<Cell<T>>,
     mask: usize,
     /// Next slot the consumer reads (owned by the consumer).
     head: CachePadded<AtomicUsize>,
@@ -74,6 +77,10 @@ impl<T> Drop for Shared<T> {
 /// The writing half of an SPSC ring.
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
+    /// The slots and their index mask, copied out of `shared` so the hot
+    /// path reads them from the handle, not through the `Arc`.
+    buf: NonNull<Cell<T>>,
+    mask: usize,
     tail: usize,
     cached_head: usize,
 }
@@ -81,8 +88,65 @@ pub struct Producer<T> {
 /// The reading half of an SPSC ring.
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
+    buf: NonNull<Cell<T>>,
+    mask: usize,
     head: usize,
     cached_tail: usize,
+}
+
+// SAFETY: a handle is the one producer (consumer) of its ring; `buf` points
+// into the ring's slots, which the `Arc` keeps alive, and moving the handle
+// to another thread moves that role with it (`T: Send` moves the values).
+unsafe impl<T: Send> Send for Producer<T> {}
+// SAFETY: as for `Producer`.
+unsafe impl<T: Send> Send for Consumer<T> {}
+
+/// Slot `pos` of a ring's slots.
+///
+/// # Safety
+/// `buf` is the ring's slot array of `mask + 1` slots.
+#[inline(always)]
+unsafe fn slot_at<T>(buf: NonNull<Cell<T>>, mask: usize, pos: usize) -> *mut Cell<T> {
+    // SAFETY: `pos & mask` < capacity = `mask + 1`.
+    unsafe { buf.as_ptr().add(pos & mask) }
+}
+
+/// Copy `len` values between `items` and the ring slots from position
+/// `pos` on, in at most two runs (before and after the wrap). `to_ring`
+/// picks the direction.
+///
+/// # Safety
+/// `buf` is the ring's slot array of `mask + 1` slots; `len <= mask + 1`;
+/// `items` is valid for `len` reads (or writes); the caller owns the
+/// slots `pos..pos + len` (free ones when writing, published ones when
+/// reading).
+#[cfg(not(loom))]
+#[inline]
+unsafe fn copy_run<T: Copy>(
+    buf: NonNull<Cell<T>>,
+    mask: usize,
+    pos: usize,
+    items: *mut T,
+    len: usize,
+    to_ring: bool,
+) {
+    let start = pos & mask;
+    let first = len.min(mask + 1 - start);
+    // `Cell<T>` is `UnsafeCell<MaybeUninit<T>>`: both wrappers are
+    // `repr(transparent)`, so a slot is laid out as a `T`.
+    let slots = buf.as_ptr().cast::<T>();
+    // SAFETY: `start + first <= capacity` and `len - first <= start` slots
+    // from the array's start; `items` covers `len` values; the ring memory
+    // and `items` do not overlap (the caller's slice is not ring memory).
+    unsafe {
+        if to_ring {
+            std::ptr::copy_nonoverlapping(items, slots.add(start), first);
+            std::ptr::copy_nonoverlapping(items.add(first), slots, len - first);
+        } else {
+            std::ptr::copy_nonoverlapping(slots.add(start), items, first);
+            std::ptr::copy_nonoverlapping(slots, items.add(first), len - first);
+        }
+    }
 }
 
 /// A ring of `capacity` slots (a power of two) in memory bound to `node`.
@@ -100,14 +164,16 @@ pub fn ring<T>(
             reason: "a ring needs at least one slot".into(),
         });
     }
-    let slots = Slots::<UnsafeCell<MaybeUninit<T>>>::new(node.into(), capacity)?;
+    let slots = Slots::<Cell<T>>::new(node.into(), capacity)?;
     for i in 0..capacity {
         // SAFETY: `i < capacity`; the fresh slots are set up before the
         // ring is shared.
         unsafe { slots.slot(i).write(UnsafeCell::new(MaybeUninit::uninit())) };
     }
+    let buf = slots.base();
+    let mask = capacity - 1;
     let shared = Arc::new(Shared {
-        mask: capacity - 1,
+        mask,
         slots,
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
@@ -117,11 +183,15 @@ pub fn ring<T>(
     Ok((
         Producer {
             shared: Arc::clone(&shared),
+            buf,
+            mask,
             tail: 0,
             cached_head: 0,
         },
         Consumer {
             shared,
+            buf,
+            mask,
             head: 0,
             cached_tail: 0,
         },
@@ -135,16 +205,16 @@ impl<T> Producer<T> {
     /// The slot is free (the consumer has passed it) and unpublished.
     #[inline]
     unsafe fn write(&self, pos: usize, value: T) {
-        let slot = self.shared.slots.slot(pos & self.shared.mask);
-        // SAFETY: per the caller, only this producer touches the slot now.
-        unsafe { (*slot).with_mut(|p| (*p).write(value)) };
+        // SAFETY: `buf`/`mask` describe this ring's slots; per the caller,
+        // only this producer touches the slot now.
+        unsafe { (*slot_at(self.buf, self.mask, pos)).with_mut(|p| (*p).write(value)) };
     }
 
     /// Free slots, refreshing the view of the consumer's progress if
     /// fewer than `wanted` look free.
     #[inline]
     fn free(&mut self, wanted: usize) -> usize {
-        let cap = self.shared.slots.capacity();
+        let cap = self.mask + 1;
         let mut free = cap - (self.tail - self.cached_head);
         if free < wanted {
             self.cached_head = self.shared.head.load(Ordering::Acquire);
@@ -229,9 +299,22 @@ impl<T> Producer<T> {
     where
         T: Copy,
     {
+        #[cfg(not(loom))]
+        // SAFETY: the caller checked that `items.len()` (≤ capacity) slots
+        // from `tail` are free; they are unpublished until the store below.
+        unsafe {
+            copy_run(
+                self.buf,
+                self.mask,
+                self.tail,
+                items.as_ptr().cast_mut(),
+                items.len(),
+                true,
+            )
+        };
+        #[cfg(loom)]
         for (i, &v) in items.iter().enumerate() {
-            // SAFETY: the caller checked `items.len()` slots from `tail` are
-            // free; they are unpublished until the store below.
+            // SAFETY: as above, one slot at a time (loom tracks each cell).
             unsafe { self.write(self.tail + i, v) };
         }
         self.tail += items.len();
@@ -303,10 +386,9 @@ impl<T> Consumer<T> {
     /// The slot holds a published value not yet read.
     #[inline]
     unsafe fn read(&self, pos: usize) -> T {
-        let slot = self.shared.slots.slot(pos & self.shared.mask);
-        // SAFETY: per the caller, the value is initialised and this
-        // consumer alone reads it, once.
-        unsafe { (*slot).with(|p| (*p).assume_init_read()) }
+        // SAFETY: `buf`/`mask` describe this ring's slots; per the caller,
+        // the value is initialised and this consumer alone reads it, once.
+        unsafe { (*slot_at(self.buf, self.mask, pos)).with(|p| (*p).assume_init_read()) }
     }
 
     /// Elements available, refreshing the view of the producer's progress
@@ -395,9 +477,22 @@ impl<T> Consumer<T> {
     where
         T: Copy,
     {
+        #[cfg(not(loom))]
+        // SAFETY: the caller checked that `out.len()` (≤ capacity) values
+        // from `head` are published; each is read once.
+        unsafe {
+            copy_run(
+                self.buf,
+                self.mask,
+                self.head,
+                out.as_mut_ptr(),
+                out.len(),
+                false,
+            )
+        };
+        #[cfg(loom)]
         for (i, o) in out.iter_mut().enumerate() {
-            // SAFETY: the caller checked `out.len()` published values from
-            // `head`; each is read once.
+            // SAFETY: as above, one slot at a time (loom tracks each cell).
             *o = unsafe { self.read(self.head + i) };
         }
         self.head += out.len();
