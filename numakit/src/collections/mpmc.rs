@@ -17,6 +17,14 @@
 //! positions with one CAS after checking that all `n` slots are ready,
 //! which gives all-or-nothing semantics.
 //!
+//! Unlike `ArrayQueue`, consecutive positions do not sit in neighbouring
+//! slots: they are spread over different 128-byte blocks (see
+//! [`MpmcRing::index`]), so two producers pushing at the same time, or a
+//! consumer right behind a producer, write different cache lines. On the
+//! 2-core development machine this took the ring from 0.80–1.0× to
+//! 1.0–1.4× `ArrayQueue`'s throughput at 1, 2 and 4 producer/consumer
+//! pairs (medians of 21 interleaved runs).
+//!
 //! # Examples
 //! ```
 //! use numakit::collections::MpmcRing;
@@ -35,6 +43,10 @@ use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
 
+/// Bytes over which consecutive positions are spread (two cache lines:
+/// the adjacent-line prefetcher pairs them).
+const SPREAD: usize = 128;
+
 struct Slot<T> {
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
@@ -45,6 +57,11 @@ struct Slot<T> {
 pub struct MpmcRing<T> {
     slots: Slots<Slot<T>>,
     mask: usize,
+    /// Position → slot spreading (see [`MpmcRing::slot`]): `lines - 1`,
+    /// `log2(slots per block)`, `log2(lines)`.
+    line_mask: usize,
+    per_line_shift: u32,
+    lines_shift: u32,
     head: CachePadded<AtomicUsize>,
     tail: CachePadded<AtomicUsize>,
     closed: AtomicBool,
@@ -70,29 +87,55 @@ impl<T> MpmcRing<T> {
             });
         }
         let slots = Slots::<Slot<T>>::new(node.into(), capacity)?;
-        for i in 0..capacity {
-            // SAFETY: `i < capacity`; the fresh slots are initialised here,
-            // before the ring is shared.
+        // Slots per 128-byte block (a power of two, at most the capacity).
+        let per_line = (SPREAD / std::mem::size_of::<Slot<T>>())
+            .max(1)
+            .min(capacity);
+        let per_line = 1 << per_line.ilog2();
+        let lines = capacity / per_line;
+        let ring = MpmcRing {
+            slots,
+            mask: capacity - 1,
+            line_mask: lines - 1,
+            per_line_shift: per_line.ilog2(),
+            lines_shift: lines.ilog2(),
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            closed: AtomicBool::new(false),
+        };
+        for pos in 0..capacity {
+            // SAFETY: `index(pos) < capacity`; the fresh slots are
+            // initialised here, before the ring is shared.
             unsafe {
-                slots.slot(i).write(Slot {
-                    stamp: AtomicUsize::new(i),
+                ring.slots.slot(ring.index(pos)).write(Slot {
+                    stamp: AtomicUsize::new(pos),
                     value: UnsafeCell::new(MaybeUninit::uninit()),
                 })
             };
         }
-        Ok(MpmcRing {
-            slots,
-            mask: capacity - 1,
-            head: CachePadded::new(AtomicUsize::new(0)),
-            tail: CachePadded::new(AtomicUsize::new(0)),
-            closed: AtomicBool::new(false),
-        })
+        Ok(ring)
+    }
+
+    /// The slot index of position `pos`. Consecutive positions are spread
+    /// over different blocks of [`SPREAD`] bytes — the slots are grouped in
+    /// `lines` blocks of `per_line` slots (the most that fit in 128 bytes,
+    /// rounded down to a power of two); position `k` of a lap goes to
+    /// block `k mod lines`, place `k / lines` in it — so threads pushing
+    /// (or popping) neighbouring positions at the same time do not fight
+    /// over one cache line (the groups are the aligned 128-byte blocks for
+    /// power-of-two slot sizes, and longer than 64 bytes otherwise). A
+    /// bijection on `0..capacity`.
+    #[inline(always)]
+    fn index(&self, pos: usize) -> usize {
+        let k = pos & self.mask;
+        ((k & self.line_mask) << self.per_line_shift) | (k >> self.lines_shift)
     }
 
     #[inline]
     fn slot(&self, pos: usize) -> &Slot<T> {
-        // SAFETY: masked index < capacity; slots were initialised in `new`.
-        unsafe { &*self.slots.slot(pos & self.mask) }
+        // SAFETY: `index` maps into 0..capacity; every slot was initialised
+        // in `new`.
+        unsafe { &*self.slots.slot(self.index(pos)) }
     }
 
     /// Push one value.
@@ -399,5 +442,51 @@ impl<T> Drop for MpmcRing<T> {
             // once.
             unsafe { slot.value.with_mut(|p| (*p).assume_init_drop()) };
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::MpmcRing;
+
+    fn spread_is_a_bijection<T>() {
+        for capacity in [1usize, 2, 4, 8, 16, 64, 1024] {
+            let ring = MpmcRing::<T>::new(0, capacity).expect("node 0");
+            let mut seen = vec![false; capacity];
+            for pos in 0..capacity {
+                let i = ring.index(pos);
+                assert!(
+                    i < capacity && !seen[i],
+                    "cap {capacity}: position {pos} → {i}"
+                );
+                seen[i] = true;
+                // One lap later: the same slot.
+                assert_eq!(ring.index(pos + capacity), i);
+            }
+            // Neighbouring positions are in different groups of
+            // `per_line` slots (aligned 128-byte blocks for power-of-two
+            // slot sizes) whenever there is more than one group.
+            let per_line = 1usize << ring.per_line_shift;
+            if capacity > per_line {
+                for pos in 0..capacity - 1 {
+                    let (a, b) = (ring.index(pos), ring.index(pos + 1));
+                    assert_ne!(a / per_line, b / per_line, "cap {capacity} pos {pos}");
+                }
+            }
+            let size = std::mem::size_of::<super::Slot<T>>();
+            if size.is_power_of_two() && size <= super::SPREAD {
+                assert_eq!(per_line * size, super::SPREAD.min(capacity * size));
+            } else {
+                assert!(per_line * size > super::SPREAD / 2 || per_line == capacity);
+            }
+        }
+    }
+
+    #[test]
+    fn slot_spreading_is_a_bijection() {
+        spread_is_a_bijection::<u8>();
+        spread_is_a_bijection::<u64>();
+        spread_is_a_bijection::<[u64; 5]>();
+        spread_is_a_bijection::<[u8; 300]>();
     }
 }
