@@ -3,6 +3,10 @@
 //!
 //! `cargo bench -p numakit --bench arena`
 //!
+//! The workloads live in `support/alloc.rs`, shared with the `compare`
+//! bench (`cargo bench -p numakit --bench compare -- arena`), which
+//! reports them as medians of interleaved repeats next to each peer.
+//!
 //! Each iteration allocates 100 objects (per-object figures: divide by
 //! 100, or read criterion's throughput line) and then resets the arena.
 //! 100 objects keep the working set in L1 (6.4 KB at 64 B), so the figures
@@ -13,10 +17,12 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use numakit::mem::Arena;
+#[path = "support/alloc.rs"]
+mod alloc_support;
 
-const N: usize = 100;
+use alloc_support::{box_churn, fill_arena, fill_bump, ARENA_OBJECTS as N};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use numakit::mem::Arena;
 
 fn small_allocations(c: &mut Criterion) {
     bench_size::<8>(c);
@@ -30,37 +36,25 @@ fn bench_size<const S: usize>(c: &mut Criterion) {
     let mut arena = Arena::new(0, 4 << 20).expect("arena on node 0");
     g.bench_function("numakit_arena", |b| {
         b.iter(|| {
-            for i in 0..N {
-                black_box(arena.alloc([i as u8; S]));
-            }
+            fill_arena::<S>(&arena, N);
             arena.reset();
         })
     });
     let mut bump = bumpalo::Bump::with_capacity(4 << 20);
     g.bench_function("bumpalo", |b| {
         b.iter(|| {
-            for i in 0..N {
-                black_box(bump.alloc([i as u8; S]));
-            }
+            fill_bump::<S>(&bump, N);
             bump.reset();
         })
     });
-    g.bench_function("box", |b| {
-        b.iter(|| {
-            for i in 0..N {
-                drop(black_box(Box::new([i as u8; S])));
-            }
-        })
-    });
+    g.bench_function("box", |b| b.iter(|| box_churn::<S>(N)));
     // First pass over a freshly built, populated arena (build not timed):
     // no page faults, so it should match the reused arena above.
     g.bench_function("numakit_arena_first_pass", |b| {
         b.iter_batched(
             || Arena::new(0, (S * N).max(4096) + 4096).expect("arena"),
             |arena| {
-                for i in 0..N {
-                    black_box(arena.alloc([i as u8; S]));
-                }
+                fill_arena::<S>(&arena, N);
                 arena
             },
             BatchSize::PerIteration,
@@ -71,9 +65,7 @@ fn bench_size<const S: usize>(c: &mut Criterion) {
         b.iter_batched(
             || bumpalo::Bump::with_capacity((S * N).max(4096)),
             |bump| {
-                for i in 0..N {
-                    black_box(bump.alloc([i as u8; S]));
-                }
+                fill_bump::<S>(&bump, N);
                 bump
             },
             BatchSize::PerIteration,

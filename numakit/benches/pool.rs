@@ -17,24 +17,16 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
+#[path = "support/pool.rs"]
+mod pool_support;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use numakit::sched::NodePool;
 use numakit::NodeId;
+use pool_support::{bump, counted_jobs, rayon_pool, threads, JOBS as N};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-const N: usize = 100_000;
-
-fn wait_for(counter: &AtomicUsize, n: usize) {
-    while counter.load(Ordering::Acquire) < n {
-        std::hint::spin_loop();
-    }
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
 
 fn latency(c: &mut Criterion) {
     let mut g = c.benchmark_group("pool/latency");
@@ -46,10 +38,7 @@ fn latency(c: &mut Criterion) {
     g.bench_function("numakit_submit_join", |b| {
         b.iter(|| pool.submit(|| ()).unwrap().join().unwrap())
     });
-    let rayon = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads())
-        .build()
-        .unwrap();
+    let rayon = rayon_pool();
     g.bench_function("rayon_spawn_recv", |b| {
         b.iter(|| {
             let (tx, rx) = crossbeam_channel::bounded(1);
@@ -69,28 +58,16 @@ fn throughput(c: &mut Criterion) {
 
     g.bench_function("numakit_execute_to", |b| {
         b.iter(|| {
-            done.store(0, Ordering::Relaxed);
-            for _ in 0..N {
-                let d = Arc::clone(&done);
-                pool.execute_to(node, move || {
-                    d.fetch_add(1, Ordering::Release);
-                })
-                .unwrap();
-            }
-            wait_for(&done, N);
+            counted_jobs(&done, N, |d| {
+                pool.execute_to(node, move || bump(&d)).unwrap();
+            })
         })
     });
     g.bench_function("numakit_execute_unbound", |b| {
         b.iter(|| {
-            done.store(0, Ordering::Relaxed);
-            for _ in 0..N {
-                let d = Arc::clone(&done);
-                pool.execute(move || {
-                    d.fetch_add(1, Ordering::Release);
-                })
-                .unwrap();
-            }
-            wait_for(&done, N);
+            counted_jobs(&done, N, |d| {
+                pool.execute(move || bump(&d)).unwrap();
+            })
         })
     });
     let mut handles = Vec::with_capacity(N);
@@ -103,21 +80,9 @@ fn throughput(c: &mut Criterion) {
         })
     });
 
-    let rayon = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads())
-        .build()
-        .unwrap();
+    let rayon = rayon_pool();
     g.bench_function("rayon_spawn", |b| {
-        b.iter(|| {
-            done.store(0, Ordering::Relaxed);
-            for _ in 0..N {
-                let d = Arc::clone(&done);
-                rayon.spawn(move || {
-                    d.fetch_add(1, Ordering::Release);
-                });
-            }
-            wait_for(&done, N);
-        })
+        b.iter(|| counted_jobs(&done, N, |d| rayon.spawn(move || bump(&d))))
     });
     g.bench_function("rayon_scope", |b| {
         b.iter(|| {
@@ -144,10 +109,7 @@ fn throughput(c: &mut Criterion) {
                 done.store(0, Ordering::Relaxed);
                 for _ in 0..N {
                     let d = Arc::clone(&done);
-                    tx.send(Box::new(move || {
-                        d.fetch_add(1, Ordering::Release);
-                    }))
-                    .unwrap();
+                    tx.send(Box::new(move || bump(&d))).unwrap();
                 }
                 drop(tx);
             })

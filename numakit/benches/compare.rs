@@ -1,0 +1,1126 @@
+//! numakit's performance report: every comparison of numakit against its
+//! peers, in one process, as one table.
+//!
+//! ```sh
+//! cargo bench -p numakit --bench compare                    # 5 repeats per row
+//! cargo bench -p numakit --bench compare -- --quick         # 3 short repeats, under a minute
+//! cargo bench -p numakit --bench compare -- --json          # JSON lines on stdout
+//! cargo bench -p numakit --bench compare -- --quick locks   # only the "locks" comparisons
+//! ```
+//!
+//! The workloads are the ones the criterion benches run (`arena`, `heap`,
+//! `locks`, `rings`, `maps`, `pool`), from the shared modules in
+//! `benches/support/`, so the figures stay comparable with theirs.
+//!
+//! Method: every row is measured `R` times (5, or 3 with `--quick`).
+//! Within each repeat numakit and its peers run one after the other
+//! (round-robin, starting one contender later on every repeat), so drift of
+//! the machine (other jobs, frequency) falls on all of them alike. Each
+//! contender first runs once unrecorded, which warms it up and sizes its
+//! samples. The table gives the median of the repeats and their spread
+//! (min–max); `ratio` is the peer's time per operation divided by
+//! numakit's, so above 1 numakit is faster, for latency rows (ns per
+//! operation) and throughput rows (operations per second) alike. Lock rows
+//! add fairness: the slowest thread's acquisitions divided by the mean.
+//!
+//! Besides stdout, the run writes `report.txt`, `report.json` (the JSON
+//! lines), `locks.svg`, `rings.svg` and `maps.svg` to
+//! `<target dir>/numakit-report/` and prints their paths.
+//!
+//! Flags: `--quick`, `--json`; any other `--flag` (such as the `--bench`
+//! cargo passes) is ignored; the first other word is a filter: only
+//! comparisons whose group, case or peer name contains it (ignoring case)
+//! run.
+
+#[path = "support/alloc.rs"]
+mod alloc_support;
+#[path = "support/locks.rs"]
+mod locks_support;
+#[path = "support/maps.rs"]
+mod maps_support;
+#[path = "support/pool.rs"]
+mod pool_support;
+#[path = "support/rings.rs"]
+mod rings_support;
+#[path = "support/svg.rs"]
+mod svg;
+
+use alloc_support::{
+    box_churn, fill_arena, fill_bump, producer_consumer, raw_pass, typed_pass, HeapBlocks, Malloc,
+    SlabBlocks, ARENA_OBJECTS, HEAP_OBJECTS, PC_BLOCKS,
+};
+use locks_support::{run_counter, run_lock, Contender, Counter, Sample, Tas};
+use maps_support::{dash_map, numakit_map, prefill, std_map, Map, Mix, Pool};
+use numakit::mem::{Arena, NodeHeap, SlabBuilder};
+use numakit::sched::NodePool;
+use numakit::sync::{CnaLock, McsLock, PartitionedCounter, RwLock, TicketLock};
+use numakit::{NodeId, Topology};
+use pool_support::{bump, counted_jobs, rayon_pool, JOBS};
+use rings_support::{array_queue, numakit_mpmc, numakit_spsc, rtrb_spsc, ITEMS};
+use std::alloc::Layout;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// Options
+
+struct Config {
+    quick: bool,
+    json: bool,
+    /// Lower-cased filter word.
+    filter: Option<String>,
+    /// Measured repeats per row.
+    repeats: usize,
+    /// Target length of one sample of a calibrated workload.
+    sample: Duration,
+    /// Length of one time-boxed lock or counter run.
+    lock_run: Duration,
+}
+
+impl Config {
+    fn from_args() -> Config {
+        let (mut quick, mut json, mut filter) = (false, false, None);
+        for arg in std::env::args().skip(1) {
+            match arg.as_str() {
+                "--quick" => quick = true,
+                "--json" => json = true,
+                "--help" | "-h" => {
+                    println!(
+                        "cargo bench -p numakit --bench compare -- [--quick] [--json] [FILTER]\n\
+                         FILTER: run only comparisons whose group, case or peer contains it"
+                    );
+                    std::process::exit(0);
+                }
+                // `--bench` from cargo, and any flag this report does not use.
+                a if a.starts_with('-') => {}
+                a if filter.is_none() => filter = Some(a.to_lowercase()),
+                _ => {}
+            }
+        }
+        Config {
+            quick,
+            json,
+            filter,
+            repeats: if quick { 3 } else { 5 },
+            sample: Duration::from_millis(if quick { 20 } else { 50 }),
+            lock_run: Duration::from_millis(if quick { 80 } else { 200 }),
+        }
+    }
+
+    fn wants(&self, texts: &[&str]) -> bool {
+        match &self.filter {
+            None => true,
+            Some(f) => texts.iter().any(|t| t.to_lowercase().contains(f)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Measurement
+
+/// One sample of one contender.
+#[derive(Clone, Copy)]
+struct Measured {
+    /// Wall time per operation.
+    ns: f64,
+    /// Lock rows: slowest thread / mean.
+    fairness: Option<f64>,
+}
+
+impl Measured {
+    fn per_op(elapsed: Duration, ops: u64) -> Measured {
+        Measured {
+            ns: elapsed.as_secs_f64() * 1e9 / ops.max(1) as f64,
+            fairness: None,
+        }
+    }
+
+    fn from_sample(s: Sample) -> Measured {
+        Measured {
+            ns: s.secs * 1e9 / s.ops.max(1) as f64,
+            fairness: Some(s.fairness),
+        }
+    }
+}
+
+/// Takes one sample of about the given length.
+type Runner = Box<dyn FnMut(Duration) -> Measured>;
+/// Builds a contender's state (an arena, a pool, a map) only when it runs.
+type MakeRunner = Box<dyn FnOnce() -> Runner>;
+
+/// A workload measured the way criterion's `iter_custom` does: `run(iters)`
+/// does `iters` iterations of `ops` operations each and returns their time.
+/// The first call (the warm-up) doubles `iters` until a run lasts a quarter
+/// of the sample length, then sizes `iters` for the whole length.
+fn custom(ops: u64, mut run: impl FnMut(u64) -> Duration + 'static) -> Runner {
+    let mut iters = 0u64;
+    Box::new(move |target| {
+        if iters == 0 {
+            let mut n = 1u64;
+            loop {
+                let d = run(n);
+                if d >= target / 4 || n >= 1 << 40 {
+                    let scaled = n as f64 * target.as_secs_f64() / d.as_secs_f64().max(1e-9);
+                    iters = (scaled as u64).max(1);
+                    return Measured::per_op(d, n * ops);
+                }
+                n *= 2;
+            }
+        }
+        Measured::per_op(run(iters), iters * ops)
+    })
+}
+
+/// Runs `pass` `iters` times; the time of all of them.
+fn time_passes(iters: u64, mut pass: impl FnMut()) -> Duration {
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        pass();
+    }
+    t0.elapsed()
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    /// Time per operation; the text says per what ("/object").
+    Latency(&'static str),
+    /// Operations per second.
+    Throughput,
+}
+
+struct Entry {
+    name: String,
+    make: MakeRunner,
+}
+
+struct Pair {
+    numakit: usize,
+    peer: usize,
+    case: String,
+}
+
+/// Contenders measured together, interleaved, and the numakit/peer pairs
+/// the report shows.
+struct Comparison {
+    group: &'static str,
+    /// Short case label for the charts.
+    label: String,
+    threads: usize,
+    unit: Unit,
+    /// Samples are time-boxed runs of `Config::lock_run` (locks, counters).
+    time_boxed: bool,
+    entries: Vec<Entry>,
+    pairs: Vec<Pair>,
+}
+
+impl Comparison {
+    fn new(group: &'static str, label: impl Into<String>, threads: usize, unit: Unit) -> Self {
+        Comparison {
+            group,
+            label: label.into(),
+            threads,
+            unit,
+            time_boxed: false,
+            entries: Vec::new(),
+            pairs: Vec::new(),
+        }
+    }
+
+    /// Samples of `Config::lock_run` instead of `Config::sample`.
+    fn time_boxed(mut self) -> Self {
+        self.time_boxed = true;
+        self
+    }
+
+    /// Adds a contender; `make` builds its state when (and if) it runs.
+    fn entry(&mut self, name: impl Into<String>, make: impl FnOnce() -> Runner + 'static) -> usize {
+        self.entries.push(Entry {
+            name: name.into(),
+            make: Box::new(make),
+        });
+        self.entries.len() - 1
+    }
+
+    /// A report row: numakit contender `numakit` against `peer`.
+    fn pair(&mut self, numakit: usize, peer: usize, case: impl Into<String>) {
+        self.pairs.push(Pair {
+            numakit,
+            peer,
+            case: case.into(),
+        });
+    }
+}
+
+/// Median and spread of one contender's repeats.
+struct Stats {
+    name: String,
+    numakit: bool,
+    median: f64,
+    min: f64,
+    max: f64,
+    fairness: Option<f64>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// A measured comparison.
+struct Outcome {
+    group: &'static str,
+    label: String,
+    threads: usize,
+    unit: Unit,
+    stats: Vec<Stats>,
+    pairs: Vec<Pair>,
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+const RULE: usize = 160;
+
+fn table_header() -> String {
+    format!(
+        "{:<8}{:<44}{:>4}  {:>10} {:<15}  {:<20}{:>10} {:<15}{:>7}  {}\n{}",
+        "group",
+        "case",
+        "thr",
+        "numakit",
+        " spread",
+        "peer",
+        "peer",
+        " spread",
+        "ratio",
+        "fairness nk/peer",
+        "-".repeat(RULE)
+    )
+}
+
+/// Three significant digits, at most.
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        "-".to_string()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+impl Outcome {
+    /// The contender's median in the row's unit (ns, or million ops/s).
+    fn shown(&self, s: &Stats) -> (String, String) {
+        match self.unit {
+            Unit::Latency(_) => (
+                format!("{} ns", num(s.median)),
+                format!("{}–{}", num(s.min), num(s.max)),
+            ),
+            Unit::Throughput => (
+                format!("{} M/s", num(1e3 / s.median)),
+                format!("{}–{}", num(1e3 / s.max), num(1e3 / s.min)),
+            ),
+        }
+    }
+
+    fn table_rows(&self) -> String {
+        let mut out = String::new();
+        let mut last = usize::MAX;
+        for p in &self.pairs {
+            let (nk, peer) = (&self.stats[p.numakit], &self.stats[p.peer]);
+            let (nk_med, nk_spread) = self.shown(nk);
+            let (peer_med, peer_spread) = self.shown(peer);
+            let fairness = match (nk.fairness, peer.fairness) {
+                (Some(a), Some(b)) => format!("{a:.2} / {b:.2}"),
+                _ => String::new(),
+            };
+            let first = p.numakit != last;
+            last = p.numakit;
+            let case = match self.unit {
+                Unit::Latency(per) if first => format!("{} (ns{per})", p.case),
+                _ if first => p.case.clone(),
+                _ => String::new(),
+            };
+            let line = format!(
+                "{:<8}{:<44}{:>4}  {:>10} {:<15}  {:<20}{:>10} {:<15}{:>6.2}×  {}",
+                if first { self.group } else { "" },
+                case,
+                if first {
+                    self.threads.to_string()
+                } else {
+                    String::new()
+                },
+                if first { nk_med } else { String::new() },
+                if first {
+                    format!(" {nk_spread}")
+                } else {
+                    String::new()
+                },
+                peer.name,
+                peer_med,
+                format!(" {peer_spread}"),
+                peer.median / nk.median,
+                fairness
+            );
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    fn json_lines(&self) -> String {
+        let mut out = String::new();
+        for p in &self.pairs {
+            let (nk, peer) = (&self.stats[p.numakit], &self.stats[p.peer]);
+            let _ = write!(
+                out,
+                "{{\"group\": {}, \"case\": {}, \"threads\": {}, \"numakit_ns\": {}, \
+                 \"peer\": {}, \"peer_ns\": {}, \"ratio\": {}",
+                json_str(self.group),
+                json_str(&p.case),
+                self.threads,
+                json_num(nk.median, 3),
+                json_str(&peer.name),
+                json_num(peer.median, 3),
+                json_num(peer.median / nk.median, 4),
+            );
+            if let (Some(a), Some(b)) = (nk.fairness, peer.fairness) {
+                let _ = write!(
+                    out,
+                    ", \"numakit_fairness\": {}, \"peer_fairness\": {}",
+                    json_num(a, 4),
+                    json_num(b, 4)
+                );
+            }
+            out.push_str("}\n");
+        }
+        out
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number; `null` where the value is not finite.
+fn json_num(v: f64, decimals: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.decimals$}")
+    } else {
+        "null".to_string()
+    }
+}
+
+/// Runs the comparisons and collects what the report prints and writes.
+struct Report {
+    cfg: Config,
+    text: String,
+    json: String,
+    outcomes: Vec<Outcome>,
+    progress: bool,
+}
+
+impl Report {
+    /// Human-readable text: stdout, or stderr when stdout carries JSON.
+    fn say(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.text.push('\n');
+        if self.cfg.json {
+            eprintln!("{s}");
+        } else {
+            println!("{s}");
+        }
+    }
+
+    fn run(&mut self, mut c: Comparison) {
+        let group = c.group;
+        // The filter picks pairs; a contender runs if a kept pair needs it.
+        c.pairs.retain(|p| {
+            self.cfg.wants(&[
+                group,
+                &p.case,
+                &c.label,
+                &c.entries[p.numakit].name,
+                &c.entries[p.peer].name,
+            ])
+        });
+        if c.pairs.is_empty() {
+            return;
+        }
+        let mut used = vec![false; c.entries.len()];
+        for p in &c.pairs {
+            used[p.numakit] = true;
+            used[p.peer] = true;
+        }
+        let mut index = vec![usize::MAX; c.entries.len()];
+        let mut names = Vec::new();
+        let mut runners = Vec::new();
+        for (i, e) in c.entries.into_iter().enumerate() {
+            if used[i] {
+                index[i] = runners.len();
+                names.push(e.name);
+                runners.push((e.make)());
+            }
+        }
+        for p in &mut c.pairs {
+            p.numakit = index[p.numakit];
+            p.peer = index[p.peer];
+        }
+        if self.progress {
+            eprint!(
+                "\r\x1b[Kmeasuring {group}: {} ({} threads)",
+                c.label, c.threads
+            );
+            let _ = std::io::stderr().flush();
+        }
+
+        let target = if c.time_boxed {
+            self.cfg.lock_run
+        } else {
+            self.cfg.sample
+        };
+        let n = runners.len();
+        for r in runners.iter_mut() {
+            r(target); // warm-up and calibration, not recorded
+        }
+        let mut samples: Vec<Vec<Measured>> = vec![Vec::new(); n];
+        for rep in 0..self.cfg.repeats {
+            // Round-robin, one contender later on every repeat.
+            for k in 0..n {
+                let i = (rep + k) % n;
+                samples[i].push(runners[i](target));
+            }
+        }
+        drop(runners);
+
+        let stats = samples
+            .into_iter()
+            .zip(names)
+            .enumerate()
+            .map(|(i, (s, name))| {
+                let mut ns: Vec<f64> = s.iter().map(|m| m.ns).collect();
+                let mut fair: Vec<f64> = s.iter().filter_map(|m| m.fairness).collect();
+                Stats {
+                    name,
+                    numakit: c.pairs.iter().any(|p| p.numakit == i),
+                    median: median(&mut ns),
+                    min: ns[0],
+                    max: ns[ns.len() - 1],
+                    fairness: (!fair.is_empty()).then(|| median(&mut fair)),
+                }
+            })
+            .collect();
+        let outcome = Outcome {
+            group,
+            label: c.label,
+            threads: c.threads,
+            unit: c.unit,
+            stats,
+            pairs: c.pairs,
+        };
+        if self.progress {
+            eprint!("\r\x1b[K");
+        }
+        let rows = outcome.table_rows();
+        self.say(rows.trim_end());
+        let json = outcome.json_lines();
+        if self.cfg.json {
+            print!("{json}");
+            let _ = std::io::stdout().flush();
+        }
+        self.json.push_str(&json);
+        self.outcomes.push(outcome);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The comparisons
+
+fn arena<const S: usize>(report: &mut Report) {
+    let n = ARENA_OBJECTS;
+    let mut c = Comparison::new("arena", format!("{S} B"), 1, Unit::Latency("/object"));
+    let nk = c.entry("numakit Arena", move || {
+        let mut arena = Arena::new(0, 4 << 20).expect("arena on node 0");
+        custom(n as u64, move |iters| {
+            time_passes(iters, || {
+                fill_arena::<S>(&arena, n);
+                arena.reset();
+            })
+        })
+    });
+    let bump = c.entry("bumpalo::Bump", move || {
+        let mut bump = bumpalo::Bump::with_capacity(4 << 20);
+        custom(n as u64, move |iters| {
+            time_passes(iters, || {
+                fill_bump::<S>(&bump, n);
+                bump.reset();
+            })
+        })
+    });
+    let boxed = c.entry("Box (malloc)", move || {
+        custom(n as u64, move |iters| {
+            time_passes(iters, || box_churn::<S>(n))
+        })
+    });
+    c.pair(nk, bump, format!("Arena alloc {S} B"));
+    c.pair(nk, boxed, format!("Arena alloc {S} B"));
+    report.run(c);
+}
+
+fn heap<const S: usize>(report: &mut Report) {
+    let n = HEAP_OBJECTS;
+    let ops = n as u64;
+    let layout = Layout::new::<[u8; S]>();
+    let mut c = Comparison::new("heap", format!("{S} B"), 1, Unit::Latency("/pair"));
+    let slab = c.entry("numakit Slab<T>", move || {
+        let slab = SlabBuilder::new(0).capacity(n).build::<[u8; S]>();
+        let slab = slab.expect("slab on node 0");
+        custom(ops, move |iters| {
+            let mut boxes = Vec::with_capacity(n);
+            time_passes(iters, || {
+                typed_pass::<S, _>(&mut boxes, n, |v| slab.alloc(v))
+            })
+        })
+    });
+    let raw = c.entry("numakit RawSlab", move || {
+        let raw = SlabBuilder::new(0).capacity(n).build_raw(S, 8);
+        let raw = raw.expect("raw slab on node 0");
+        custom(ops, move |iters| {
+            let mut ptrs = Vec::with_capacity(n);
+            let blocks = SlabBlocks::new(&raw);
+            time_passes(iters, || raw_pass(&mut ptrs, n, &blocks))
+        })
+    });
+    let node_heap = c.entry("numakit NodeHeap", move || {
+        let heap = NodeHeap::new(0).expect("heap on node 0");
+        custom(ops, move |iters| {
+            let mut ptrs = Vec::with_capacity(n);
+            let blocks = HeapBlocks::new(&heap, layout);
+            time_passes(iters, || raw_pass(&mut ptrs, n, &blocks))
+        })
+    });
+    let boxed = c.entry("Box (malloc)", move || {
+        custom(ops, move |iters| {
+            let mut boxes = Vec::with_capacity(n);
+            time_passes(iters, || typed_pass::<S, _>(&mut boxes, n, Box::new))
+        })
+    });
+    let sys = c.entry("malloc", move || {
+        custom(ops, move |iters| {
+            let mut ptrs = Vec::with_capacity(n);
+            let blocks = Malloc::new(layout);
+            time_passes(iters, || raw_pass(&mut ptrs, n, &blocks))
+        })
+    });
+    let bump = c.entry("bumpalo (no free)", move || {
+        let mut bump = bumpalo::Bump::with_capacity(n * S * 2);
+        custom(ops, move |iters| {
+            time_passes(iters, || {
+                fill_bump::<S>(&bump, n);
+                bump.reset();
+            })
+        })
+    });
+    c.pair(slab, boxed, format!("Slab<T> alloc+free {S} B"));
+    c.pair(slab, bump, format!("Slab<T> alloc+free {S} B"));
+    c.pair(raw, sys, format!("RawSlab alloc+free {S} B"));
+    c.pair(node_heap, sys, format!("NodeHeap alloc+free {S} B"));
+    report.run(c);
+}
+
+fn heap_producer_consumer(report: &mut Report, size: usize) {
+    let layout = Layout::from_size_align(size, 8).unwrap();
+    let unit = Unit::Latency("/block");
+    let mut c = Comparison::new("heap", format!("producer/consumer {size} B"), 2, unit);
+    let nk = c.entry("numakit NodeHeap", move || {
+        let heap = NodeHeap::new(0).expect("heap on node 0");
+        custom(PC_BLOCKS as u64, move |rounds| {
+            producer_consumer(rounds, &HeapBlocks::new(&heap, layout))
+        })
+    });
+    let sys = c.entry("malloc", move || {
+        custom(PC_BLOCKS as u64, move |rounds| {
+            producer_consumer(rounds, &Malloc::new(layout))
+        })
+    });
+    c.pair(nk, sys, format!("NodeHeap producer/consumer {size} B"));
+    report.run(c);
+}
+
+fn lock_entry<L: Contender>(c: &mut Comparison, threads: usize) -> usize {
+    c.entry(L::NAME, move || {
+        Box::new(move |run| Measured::from_sample(run_lock::<L>(threads, 0, Some(run))))
+    })
+}
+
+fn locks(report: &mut Report, threads: usize) {
+    let mut c = Comparison::new("locks", "lock", threads, Unit::Throughput).time_boxed();
+    let ours = [
+        lock_entry::<McsLock<u64>>(&mut c, threads),
+        lock_entry::<CnaLock<u64>>(&mut c, threads),
+        lock_entry::<TicketLock<u64>>(&mut c, threads),
+        lock_entry::<RwLock<u64>>(&mut c, threads),
+    ];
+    let peers = [
+        lock_entry::<Mutex<u64>>(&mut c, threads),
+        lock_entry::<parking_lot::Mutex<u64>>(&mut c, threads),
+        lock_entry::<mcslock::raw::spins::Mutex<u64>>(&mut c, threads),
+        lock_entry::<mcslock::barging::spins::Mutex<u64>>(&mut c, threads),
+        lock_entry::<Tas>(&mut c, threads),
+    ];
+    for nk in ours {
+        let case = format!(
+            "{} ops/s",
+            c.entries[nk].name.trim_start_matches("numakit ")
+        );
+        for peer in peers {
+            c.pair(nk, peer, case.clone());
+        }
+    }
+    report.run(c);
+}
+
+fn counter_entry<C: Counter>(c: &mut Comparison, threads: usize) -> usize {
+    c.entry(C::NAME, move || {
+        Box::new(move |run| {
+            let s = run_counter::<C>(threads, 0, Some(run));
+            Measured::per_op(Duration::from_secs_f64(s.secs), s.ops)
+        })
+    })
+}
+
+fn counters(report: &mut Report, threads: usize) {
+    let mut c = Comparison::new("counter", "counter", threads, Unit::Throughput).time_boxed();
+    let nk = counter_entry::<PartitionedCounter>(&mut c, threads);
+    let peer = counter_entry::<AtomicU64>(&mut c, threads);
+    c.pair(nk, peer, "PartitionedCounter ops/s");
+    report.run(c);
+}
+
+/// A ring workload: each iteration is one run moving `ITEMS` items.
+fn ring_runner(run: impl Fn() -> Duration + 'static) -> Runner {
+    custom(ITEMS, move |iters| (0..iters).map(|_| run()).sum())
+}
+
+fn rings(report: &mut Report) {
+    for bulk in [false, true] {
+        let label = if bulk { "SPSC bulk32" } else { "SPSC single" };
+        let mut c = Comparison::new("rings", label, 2, Unit::Throughput);
+        let nk = c.entry("numakit spsc", move || {
+            ring_runner(move || numakit_spsc(bulk))
+        });
+        let rtrb = c.entry("rtrb", move || ring_runner(move || rtrb_spsc(bulk)));
+        c.pair(nk, rtrb, format!("{label} ops/s"));
+        // ArrayQueue has no bulk operations: it is a peer of the single case only.
+        if !bulk {
+            let aq = c.entry("ArrayQueue", || ring_runner(|| array_queue(1, 1)));
+            c.pair(nk, aq, format!("{label} ops/s"));
+        }
+        report.run(c);
+    }
+    for t in [2u64, 4] {
+        let label = format!("MPMC {t}P{t}C");
+        let mut c = Comparison::new("rings", label.clone(), 2 * t as usize, Unit::Throughput);
+        let nk = c.entry("numakit MpmcRing", move || {
+            ring_runner(move || numakit_mpmc(t, t))
+        });
+        let aq = c.entry("ArrayQueue", move || ring_runner(move || array_queue(t, t)));
+        c.pair(nk, aq, format!("{label} ops/s"));
+        report.run(c);
+    }
+}
+
+/// A map workload: `threads` threads (this one included) run `iters`
+/// operations each per sample.
+fn map_runner<M: Map>(make: fn() -> M, mix: Mix, threads: usize) -> Runner {
+    let map = Arc::new(make());
+    prefill(&*map);
+    let mut pool = Pool::new(Arc::clone(&map), mix, threads);
+    custom(threads as u64, move |iters| pool.batch(&*map, mix, iters))
+}
+
+fn maps(report: &mut Report, mix: Mix, threads: usize) {
+    let mix_name = match mix {
+        Mix::ReadHeavy => "read_heavy 98/1/1",
+        Mix::Exchange => "exchange 10/40/40/10",
+    };
+    let label = format!("{} ×{threads}", mix.name());
+    let mut c = Comparison::new("maps", label, threads, Unit::Throughput);
+    let nk = c.entry("numakit map", move || map_runner(numakit_map, mix, threads));
+    let dash = c.entry("dashmap", move || map_runner(dash_map, mix, threads));
+    let std = c.entry("RwLock<HashMap>", move || map_runner(std_map, mix, threads));
+    c.pair(nk, dash, format!("{mix_name} ops/s"));
+    c.pair(nk, std, format!("{mix_name} ops/s"));
+    report.run(c);
+}
+
+fn pool(report: &mut Report) {
+    let workers = pool_support::threads();
+    let unit = Unit::Latency("/job");
+    let mut c = Comparison::new("pool", "execute_to", workers, unit);
+    let nk = c.entry("numakit execute_to", || {
+        let pool = NodePool::new().expect("pool");
+        let node = NodeId::new(0);
+        let done = Arc::new(AtomicUsize::new(0));
+        custom(JOBS as u64, move |iters| {
+            time_passes(iters, || {
+                counted_jobs(&done, JOBS, |d| {
+                    pool.execute_to(node, move || bump(&d)).unwrap();
+                })
+            })
+        })
+    });
+    let rayon = c.entry("rayon::spawn", || {
+        let rayon = rayon_pool();
+        let done = Arc::new(AtomicUsize::new(0));
+        custom(JOBS as u64, move |iters| {
+            time_passes(iters, || {
+                counted_jobs(&done, JOBS, |d| rayon.spawn(move || bump(&d)))
+            })
+        })
+    });
+    c.pair(nk, rayon, "NodePool execute_to");
+    report.run(c);
+}
+
+/// glibc malloc raises its mmap and trim thresholds the first time it
+/// frees a block it got from `mmap`; before that, freeing the 1000 blocks
+/// of a 1 KiB pass returns the top of the heap to the kernel and the next
+/// pass faults it back in. Criterion's own buffers put malloc in the raised
+/// state before the `heap` bench measures, and in a full report the arena
+/// rows' 4 MiB `bumpalo` chunk does; this puts it there for every run,
+/// filtered ones included, so that malloc is always measured the same way.
+fn settle_malloc() {
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(4 << 20)));
+}
+
+// ---------------------------------------------------------------------------
+// The machine
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Free and total pages of `page_size`, summed over the nodes; `None` when
+/// the kernel has no such pool.
+fn hugepages(topo: Option<&Topology>, page_size: u64) -> Option<(u64, u64)> {
+    if let Some(topo) = topo {
+        let pools: Vec<_> = topo
+            .nodes()
+            .iter()
+            .filter_map(|n| n.hugepage_pool(page_size))
+            .collect();
+        if !pools.is_empty() {
+            return Some((
+                pools.iter().map(|p| p.free()).sum(),
+                pools.iter().map(|p| p.total()).sum(),
+            ));
+        }
+    }
+    let dir = format!("/sys/kernel/mm/hugepages/hugepages-{}kB", page_size >> 10);
+    let read = |f: &str| read_trimmed(&format!("{dir}/{f}"))?.parse::<u64>().ok();
+    Some((read("free_hugepages")?, read("nr_hugepages")?))
+}
+
+fn machine() -> Vec<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|x| x.1.trim())
+        })
+        .unwrap_or("unknown (no \"model name\" in /proc/cpuinfo)");
+    let usable = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let topo = Topology::detect();
+    let mut lines = vec![format!("CPU:        {model}")];
+    match &topo {
+        Ok(t) => {
+            lines.push(format!(
+                "CPUs:       {} online, {usable} usable by this process",
+                t.online_cpus().len()
+            ));
+            let nodes: Vec<String> = t
+                .nodes()
+                .iter()
+                .map(|n| {
+                    format!(
+                        "node {}: CPUs {}, {} MiB",
+                        n.id(),
+                        n.cpus(),
+                        n.memory_total() >> 20
+                    )
+                })
+                .collect();
+            lines.push(format!(
+                "NUMA nodes: {} ({})",
+                t.num_nodes(),
+                nodes.join("; ")
+            ));
+        }
+        Err(e) => {
+            lines.push(format!("CPUs:       {usable} usable by this process"));
+            lines.push(format!("NUMA nodes: topology not detected: {e}"));
+        }
+    }
+    lines.push(format!(
+        "kernel:     {}",
+        read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into())
+    ));
+    let pages = |size: u64, label: &str| match hugepages(topo.as_ref().ok(), size) {
+        Some((free, total)) => format!("{label} {free}/{total} free/total"),
+        None => format!("{label} not supported"),
+    };
+    lines.push(format!(
+        "hugepages:  {}; {}",
+        pages(2 << 20, "2 MiB"),
+        pages(1 << 30, "1 GiB")
+    ));
+    lines
+}
+
+fn load_average() -> String {
+    read_trimmed("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+// ---------------------------------------------------------------------------
+// Files
+
+/// `CARGO_TARGET_DIR` when absolute, else the nearest folder above this
+/// executable (`<target>/release/deps/compare-…`) that holds cargo's
+/// `CACHEDIR.TAG`, else `target` here.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        if dir.is_absolute() {
+            return dir;
+        }
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe
+            .ancestors()
+            .skip(1)
+            .find(|d| d.join("CACHEDIR.TAG").is_file())
+        {
+            return dir.to_path_buf();
+        }
+    }
+    PathBuf::from("target")
+}
+
+fn lock_chart(outcomes: &[Outcome]) -> Option<String> {
+    let locks: Vec<&Outcome> = outcomes.iter().filter(|o| o.group == "locks").collect();
+    let mut series: Vec<svg::Series> = Vec::new();
+    for o in &locks {
+        for s in &o.stats {
+            let point = (o.threads as f64, 1e3 / s.median);
+            match series.iter_mut().find(|x| x.name == s.name) {
+                Some(x) => x.points.push(point),
+                None => series.push(svg::Series {
+                    name: s.name.clone(),
+                    highlight: s.numakit,
+                    points: vec![point],
+                }),
+            }
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    series.sort_by_key(|s| !s.highlight); // numakit first, order kept otherwise
+    let mut xs: Vec<f64> = locks.iter().map(|o| o.threads as f64).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    Some(svg::line_chart(
+        "Lock throughput (critical section: one increment)",
+        "threads",
+        "million acquisitions/s (log scale)",
+        &xs,
+        &series,
+    ))
+}
+
+fn bar_chart(outcomes: &[Outcome], group: &str, title: &str, x_label: &str) -> Option<String> {
+    let groups: Vec<svg::BarGroup> = outcomes
+        .iter()
+        .filter(|o| o.group == group)
+        .map(|o| svg::BarGroup {
+            label: o.label.clone(),
+            bars: o
+                .stats
+                .iter()
+                .map(|s| svg::Bar {
+                    name: s.name.clone(),
+                    highlight: s.numakit,
+                    value: 1e3 / s.median,
+                    low: 1e3 / s.max,
+                    high: 1e3 / s.min,
+                })
+                .collect(),
+        })
+        .collect();
+    (!groups.is_empty())
+        .then(|| svg::bar_chart(title, x_label, "million ops/s (median, min–max)", &groups))
+}
+
+/// Writes the report files; returns their paths, or says why not.
+fn write_files(report: &Report) -> std::io::Result<Vec<PathBuf>> {
+    let dir = target_dir().join("numakit-report");
+    std::fs::create_dir_all(&dir)?;
+    let mut written = Vec::new();
+    let mut put = |name: &str, body: Option<String>| -> std::io::Result<()> {
+        let path = dir.join(name);
+        match body {
+            Some(body) => {
+                std::fs::write(&path, body)?;
+                written.push(path);
+            }
+            // Nothing measured for this file in this run: no stale copy.
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            },
+        }
+        Ok(())
+    };
+    put("report.txt", Some(report.text.clone()))?;
+    put("report.json", Some(report.json.clone()))?;
+    put("locks.svg", lock_chart(&report.outcomes))?;
+    let bars = [
+        (
+            "rings",
+            "Rings: numakit vs peers (u64 items)",
+            "case (SPSC: 1 producer, 1 consumer; MPMC: P producers, C consumers)",
+        ),
+        (
+            "maps",
+            "Hash maps: numakit vs peers (u64 keys, SipHash)",
+            "mix × threads",
+        ),
+    ];
+    for (group, title, x_label) in bars {
+        let chart = bar_chart(&report.outcomes, group, title, x_label);
+        put(&format!("{group}.svg"), chart)?;
+    }
+    Ok(written)
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+// ---------------------------------------------------------------------------
+
+fn main() {
+    let cfg = Config::from_args();
+    let started = Instant::now();
+    let progress = std::io::stderr().is_terminal();
+    let mut report = Report {
+        cfg,
+        text: String::new(),
+        json: String::new(),
+        outcomes: Vec::new(),
+        progress,
+    };
+    report.say("numakit performance report");
+    for line in machine() {
+        report.say(&line);
+    }
+    let mode = if report.cfg.quick { "quick" } else { "full" };
+    let filter = match &report.cfg.filter {
+        Some(f) => format!("; filter \"{f}\""),
+        None => String::new(),
+    };
+    let s = format!(
+        "method:     {mode}: median of {} interleaved repeats (samples of {} ms, lock runs of {} ms){filter}\n\
+         load avg:   {} at start\n\
+         ratio = peer time / numakit time per operation: above 1, numakit is faster; \
+         M/s = million operations per second",
+        report.cfg.repeats,
+        report.cfg.sample.as_millis(),
+        report.cfg.lock_run.as_millis(),
+        load_average(),
+    );
+    report.say(&s);
+    report.say("");
+    report.say(&table_header());
+
+    settle_malloc();
+
+    arena::<8>(&mut report);
+    arena::<64>(&mut report);
+    arena::<256>(&mut report);
+    heap::<16>(&mut report);
+    heap::<64>(&mut report);
+    heap::<256>(&mut report);
+    heap::<1024>(&mut report);
+    heap_producer_consumer(&mut report, 64);
+    heap_producer_consumer(&mut report, 1024);
+    for t in locks_support::THREADS {
+        locks(&mut report, t);
+    }
+    for t in locks_support::THREADS {
+        counters(&mut report, t);
+    }
+    rings(&mut report);
+    for mix in [Mix::ReadHeavy, Mix::Exchange] {
+        for t in maps_support::THREADS {
+            maps(&mut report, mix, t);
+        }
+    }
+    pool(&mut report);
+
+    if report.outcomes.is_empty() {
+        let f = report.cfg.filter.clone().unwrap_or_default();
+        report.say(&format!("no comparison matches \"{f}\""));
+    }
+    report.say("-".repeat(RULE).as_str());
+    let s = format!(
+        "{:.1} s; load avg {} at the end",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
+    report.say(&s);
+    match write_files(&report) {
+        Ok(paths) => {
+            for p in paths {
+                report.say(&format!("wrote {}", display(&p)));
+            }
+        }
+        Err(e) => report.say(&format!("could not write the report files: {e}")),
+    }
+}

@@ -1,0 +1,236 @@
+//! Allocation workloads shared by the `arena`, `heap` and `compare` benches,
+//! so that their figures measure the same code.
+//!
+//! Included with `#[path = "support/alloc.rs"] mod alloc_support;`.
+
+// Each bench target uses a subset of these workloads.
+#![allow(dead_code)]
+
+use allocator_api2::alloc::Allocator;
+use numakit::mem::{Arena, NodeHeap, RawSlab};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+/// Objects per pass in the `arena` bench and the arena rows of `compare`:
+/// 100 objects keep the working set in L1 (6.4 KB at 64 B).
+pub const ARENA_OBJECTS: usize = 100;
+/// Objects per pass in the `heap` bench and the heap rows of `compare`.
+pub const HEAP_OBJECTS: usize = 1000;
+
+/// `n` values of `[u8; S]` into `arena` (the caller resets it or drops it).
+#[inline]
+pub fn fill_arena<const S: usize>(arena: &Arena, n: usize) {
+    for i in 0..n {
+        black_box(arena.alloc([i as u8; S]));
+    }
+}
+
+/// `n` values of `[u8; S]` into `bump` (the caller resets it or drops it).
+#[inline]
+pub fn fill_bump<const S: usize>(bump: &bumpalo::Bump, n: usize) {
+    for i in 0..n {
+        black_box(bump.alloc([i as u8; S]));
+    }
+}
+
+/// `n` times: a `[u8; S]` boxed by the system allocator, then dropped.
+#[inline]
+pub fn box_churn<const S: usize>(n: usize) {
+    for i in 0..n {
+        drop(black_box(Box::new([i as u8; S])));
+    }
+}
+
+/// Typed allocate-then-free: `n` values of `[u8; S]` moved into owners made
+/// by `make` (a `SlabBox`, a `Box`, a `HeapBox`), kept in `owners`, then
+/// all dropped at once.
+#[inline]
+pub fn typed_pass<const S: usize, B>(
+    owners: &mut Vec<B>,
+    n: usize,
+    mut make: impl FnMut([u8; S]) -> B,
+) {
+    for i in 0..n {
+        owners.push(make([i as u8; S]));
+    }
+    black_box(&*owners);
+    owners.clear();
+}
+
+/// A source of raw blocks: a `RawSlab`, a `NodeHeap` with a layout, or the
+/// system allocator with a layout. The constructors refuse zero-sized
+/// blocks, so that every block has a byte to write.
+///
+/// # Safety
+/// `alloc` returns blocks of at least one writable byte, and `free` is sound
+/// to call once with each block `alloc` returned (from any thread, where the
+/// source is `Sync`).
+pub unsafe trait Blocks {
+    /// A block.
+    ///
+    /// # Panics
+    /// When the source is out of memory (or a slab out of capacity).
+    fn alloc(&self) -> NonNull<u8>;
+
+    /// Gives a block back.
+    ///
+    /// # Safety
+    /// `p` came from `alloc` on this source and is not used again.
+    unsafe fn free(&self, p: NonNull<u8>);
+}
+
+/// The blocks of a `RawSlab`.
+pub struct SlabBlocks<'s>(&'s RawSlab);
+
+impl<'s> SlabBlocks<'s> {
+    /// # Panics
+    /// If the slab's objects have size zero.
+    pub fn new(slab: &'s RawSlab) -> Self {
+        assert!(slab.object_size() > 0, "zero-sized blocks");
+        SlabBlocks(slab)
+    }
+}
+
+// SAFETY: the objects have a non-zero size (checked in `new`); blocks go
+// back to the slab they came from.
+unsafe impl Blocks for SlabBlocks<'_> {
+    #[inline]
+    fn alloc(&self) -> NonNull<u8> {
+        self.0.alloc().expect("slab capacity")
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>) {
+        // SAFETY: `p` came from this slab (the caller's promise).
+        unsafe { self.0.free(p) }.expect("own pointer");
+    }
+}
+
+/// Blocks of one layout from a `NodeHeap`, through its `Allocator` impl.
+pub struct HeapBlocks<'h> {
+    heap: &'h NodeHeap,
+    layout: Layout,
+}
+
+impl<'h> HeapBlocks<'h> {
+    /// # Panics
+    /// If `layout` has size zero.
+    pub fn new(heap: &'h NodeHeap, layout: Layout) -> Self {
+        assert!(layout.size() > 0, "zero-sized blocks");
+        HeapBlocks { heap, layout }
+    }
+}
+
+// SAFETY: the layout has a non-zero size (checked in `new`); blocks go back
+// to the heap they came from with their layout, and the heap takes frees
+// from any thread.
+unsafe impl Blocks for HeapBlocks<'_> {
+    #[inline]
+    fn alloc(&self) -> NonNull<u8> {
+        self.heap
+            .allocate(self.layout)
+            .expect("node 0 memory")
+            .cast()
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>) {
+        // SAFETY: `p` came from this heap with this layout (the caller's
+        // promise).
+        unsafe { self.heap.deallocate(p, self.layout) }
+    }
+}
+
+/// Blocks of one layout from the system allocator (glibc malloc).
+pub struct Malloc(Layout);
+
+impl Malloc {
+    /// # Panics
+    /// If `layout` has size zero.
+    pub fn new(layout: Layout) -> Self {
+        assert!(layout.size() > 0, "zero-sized blocks");
+        Malloc(layout)
+    }
+}
+
+// SAFETY: the layout has a non-zero size (checked in `new`); malloc takes
+// frees of its blocks from any thread.
+unsafe impl Blocks for Malloc {
+    #[inline]
+    fn alloc(&self) -> NonNull<u8> {
+        // SAFETY: the layout has a non-zero size.
+        NonNull::new(unsafe { System.alloc(self.0) }).expect("malloc")
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>) {
+        // SAFETY: `p` came from `alloc` with this layout (the caller's
+        // promise).
+        unsafe { System.dealloc(p.as_ptr(), self.0) }
+    }
+}
+
+/// Raw allocate-then-free: `n` blocks from `blocks`, one byte written to
+/// each, kept in `ptrs`, then each given back.
+#[inline]
+pub fn raw_pass(ptrs: &mut Vec<NonNull<u8>>, n: usize, blocks: &impl Blocks) {
+    for i in 0..n {
+        let p = blocks.alloc();
+        // SAFETY: a block has at least one writable byte (`Blocks`).
+        unsafe { p.as_ptr().write(i as u8) };
+        ptrs.push(p);
+    }
+    black_box(&*ptrs);
+    for p in ptrs.drain(..) {
+        // SAFETY: each pointer came from `blocks` just above, freed once.
+        unsafe { blocks.free(p) };
+    }
+}
+
+/// Blocks one producer/consumer round moves from one thread to the other.
+pub const PC_BLOCKS: usize = 100_000;
+/// Blocks handed over per channel message.
+pub const PC_BATCH: usize = 256;
+
+/// One thread allocates `rounds * PC_BLOCKS` blocks and hands them to a
+/// second thread, which frees them; returns the wall time of both.
+pub fn producer_consumer(rounds: u64, blocks: &(impl Blocks + Sync)) -> Duration {
+    let total = rounds as usize * PC_BLOCKS;
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<usize>>(8);
+    let (back_tx, back_rx) = crossbeam_channel::bounded::<Vec<usize>>(16);
+    for _ in 0..12 {
+        back_tx.send(Vec::with_capacity(PC_BATCH)).unwrap();
+    }
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut left = total;
+            while left > 0 {
+                let mut batch = back_rx.recv().unwrap();
+                let n = left.min(PC_BATCH);
+                for _ in 0..n {
+                    let p = blocks.alloc();
+                    // SAFETY: a block has at least one writable byte (`Blocks`).
+                    unsafe { p.as_ptr().write(1) };
+                    batch.push(p.as_ptr() as usize);
+                }
+                left -= n;
+                tx.send(batch).unwrap();
+            }
+        });
+        s.spawn(move || {
+            let mut freed = 0;
+            while freed < total {
+                let mut batch = rx.recv().unwrap();
+                for &p in &batch {
+                    // SAFETY: each address came from `blocks.alloc()` in the
+                    // producer and is sent here once; `blocks` is `Sync`.
+                    unsafe { blocks.free(NonNull::new(p as *mut u8).unwrap()) };
+                }
+                freed += batch.len();
+                batch.clear();
+                let _ = back_tx.send(batch);
+            }
+        });
+    });
+    start.elapsed()
+}
