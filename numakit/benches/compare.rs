@@ -46,8 +46,8 @@ mod rings_support;
 mod svg;
 
 use alloc_support::{
-    box_churn, fill_arena, fill_bump, producer_consumer, raw_pass, typed_pass, HeapBlocks, Malloc,
-    SlabBlocks, ARENA_OBJECTS, HEAP_OBJECTS, PC_BLOCKS,
+    box_churn, fill_arena, fill_bump, pair_pass, producer_consumer, raw_pass, typed_pass,
+    HeapBlocks, Malloc, SlabBlocks, ARENA_OBJECTS, HEAP_OBJECTS, PC_BLOCKS,
 };
 use locks_support::{run_counter, run_lock, Contender, Counter, Sample, Tas};
 use maps_support::{dash_map, numakit_map, prefill, std_map, Map, Mix, Pool};
@@ -658,6 +658,42 @@ fn heap<const S: usize>(report: &mut Report) {
     report.run(c);
 }
 
+/// Allocate and free at once (one block live at a time).
+fn heap_pairs<const S: usize>(report: &mut Report) {
+    let n = HEAP_OBJECTS;
+    let ops = n as u64;
+    let layout = Layout::new::<[u8; S]>();
+    let mut c = Comparison::new("heap", format!("{S} B at once"), 1, Unit::Latency("/pair"));
+    let raw = c.entry("numakit RawSlab", move || {
+        let raw = SlabBuilder::new(0).capacity(16).build_raw(S, 8);
+        let raw = raw.expect("raw slab on node 0");
+        custom(ops, move |iters| {
+            let blocks = SlabBlocks::new(&raw);
+            time_passes(iters, || pair_pass(n, &blocks))
+        })
+    });
+    let node_heap = c.entry("numakit NodeHeap", move || {
+        let heap = NodeHeap::new(0).expect("heap on node 0");
+        custom(ops, move |iters| {
+            let blocks = HeapBlocks::new(&heap, layout);
+            time_passes(iters, || pair_pass(n, &blocks))
+        })
+    });
+    let sys = c.entry("malloc", move || {
+        custom(ops, move |iters| {
+            let blocks = Malloc::new(layout);
+            time_passes(iters, || pair_pass(n, &blocks))
+        })
+    });
+    c.pair(raw, sys, format!("RawSlab alloc, free at once {S} B"));
+    c.pair(
+        node_heap,
+        sys,
+        format!("NodeHeap alloc, free at once {S} B"),
+    );
+    report.run(c);
+}
+
 fn heap_producer_consumer(report: &mut Report, size: usize) {
     let layout = Layout::from_size_align(size, 8).unwrap();
     let unit = Unit::Latency("/block");
@@ -1088,6 +1124,10 @@ fn main() {
     heap::<64>(&mut report);
     heap::<256>(&mut report);
     heap::<1024>(&mut report);
+    heap_pairs::<16>(&mut report);
+    heap_pairs::<64>(&mut report);
+    heap_pairs::<256>(&mut report);
+    heap_pairs::<1024>(&mut report);
     heap_producer_consumer(&mut report, 64);
     heap_producer_consumer(&mut report, 1024);
     for t in locks_support::THREADS {

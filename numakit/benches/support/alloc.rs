@@ -186,6 +186,21 @@ pub fn raw_pass(ptrs: &mut Vec<NonNull<u8>>, n: usize, blocks: &impl Blocks) {
     }
 }
 
+/// Allocate-and-free-at-once: `n` times, one block from `blocks`, one byte
+/// written, the block given back (the pattern of a request handler's
+/// scratch buffer).
+#[inline]
+pub fn pair_pass(n: usize, blocks: &impl Blocks) {
+    for i in 0..n {
+        let p = blocks.alloc();
+        // SAFETY: a block has at least one writable byte (`Blocks`).
+        unsafe { p.as_ptr().write(i as u8) };
+        black_box(p);
+        // SAFETY: `p` came from `blocks` just above, freed once.
+        unsafe { blocks.free(p) };
+    }
+}
+
 /// Blocks one producer/consumer round moves from one thread to the other.
 pub const PC_BLOCKS: usize = 100_000;
 /// Blocks handed over per channel message.

@@ -337,7 +337,7 @@ impl HeapCore {
         debug_assert!(cache.classes[c].head.get().is_null());
         self.recheck_node(cache);
         let cc = &cache.classes[c];
-        let batch = (cc.limit / 2).max(1);
+        let batch = classes::refill_batch(c);
         let (head, n) = self.take(c, batch)?;
         // SAFETY: `take` handed us `n` linked free blocks starting at head.
         cc.head.set(unsafe { next_of(head.as_ptr()) });

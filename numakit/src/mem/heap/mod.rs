@@ -58,8 +58,9 @@ use std::ptr::{self, NonNull};
 ///   unmapped on free.
 /// - **Thread caches**: every thread keeps, per heap it uses, a list of
 ///   free blocks per class; allocation pops and free pushes without a lock
-///   or an atomic read-modify-write. An empty list takes a batch from the
-///   class (one lock); a full one gives half back.
+///   or an atomic read-modify-write. A list holds up to 64 KiB of blocks
+///   (4 to 4096 of them); an empty one takes a batch of up to 256 from the
+///   class (one lock), a full one gives half back.
 /// - **Remote frees**: a thread that frees while running on another node
 ///   than the heap's does not keep the block: it goes on the class's
 ///   lock-free remote list (one CAS) and is handed out again by the heap,
