@@ -16,6 +16,8 @@ enum Op {
     Pop,
     PushSlice(Vec<u32>),
     PushSliceAll(Vec<u32>),
+    /// Items, and whether the iterator reports its length.
+    PushIter(Vec<u32>, bool),
     PopSlice(usize),
     PopSliceAll(usize),
 }
@@ -26,6 +28,11 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Pop),
         proptest::collection::vec(any::<u32>(), 0..12).prop_map(Op::PushSlice),
         proptest::collection::vec(any::<u32>(), 0..12).prop_map(Op::PushSliceAll),
+        (
+            proptest::collection::vec(any::<u32>(), 0..20),
+            any::<bool>()
+        )
+            .prop_map(|(v, hinted)| Op::PushIter(v, hinted)),
         (0usize..12).prop_map(Op::PopSlice),
         (0usize..12).prop_map(Op::PopSliceAll),
     ]
@@ -55,6 +62,19 @@ proptest! {
                 Op::PushSlice(items) => {
                     let n = tx.push_slice(&items);
                     prop_assert_eq!(n, items.len().min(CAP - model.len()));
+                    model.extend(&items[..n]);
+                }
+                Op::PushIter(items, hinted) => {
+                    let free = CAP - model.len();
+                    let (n, left) = if hinted {
+                        let mut it = items.iter().copied();
+                        (tx.push_iter(&mut it), it.count())
+                    } else {
+                        let mut it = items.iter().copied().filter(|_| true);
+                        (tx.push_iter(&mut it), it.count())
+                    };
+                    prop_assert_eq!(n, items.len().min(free));
+                    prop_assert_eq!(left, items.len() - n, "items not pushed stay in the iterator");
                     model.extend(&items[..n]);
                 }
                 Op::PushSliceAll(items) => match tx.push_slice_all(&items) {
@@ -105,8 +125,15 @@ proptest! {
                     Err(e) => prop_assert!(false, "{e:?}"),
                 },
                 Op::PushSlice(items) => {
-                    let n = ring.push_iter(&mut items.clone().into_iter());
+                    let n = ring.push_iter(&mut items.clone().into_iter().peekable());
                     prop_assert_eq!(n, items.len().min(CAP - model.len()));
+                    model.extend(&items[..n]);
+                }
+                Op::PushIter(items, _) => {
+                    let mut it = items.iter().copied().peekable();
+                    let n = ring.push_iter(&mut it);
+                    prop_assert_eq!(n, items.len().min(CAP - model.len()));
+                    prop_assert_eq!(it.count(), items.len() - n, "items not pushed stay in the iterator");
                     model.extend(&items[..n]);
                 }
                 Op::PushSliceAll(items) => match ring.push_bulk(items.clone()) {

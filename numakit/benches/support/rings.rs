@@ -11,6 +11,7 @@
 
 use crossbeam_queue::ArrayQueue;
 use numakit::collections::{spsc, MpmcRing};
+use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,7 +63,10 @@ fn bulk_len(i: u64) -> usize {
     (ITEMS - i).min(BULK as u64) as usize
 }
 
-/// numakit SPSC ring, 1 producer and 1 consumer, single or bulk.
+/// numakit SPSC ring, 1 producer and 1 consumer, single or bulk. In
+/// bulk, both rings' producers write values straight from an iterator
+/// into the slots (`push_iter`, rtrb's `fill_from_iter`) and both
+/// consumers read every value (numakit copies them out, rtrb iterates).
 pub fn numakit_spsc(bulk: bool) -> Duration {
     let (mut tx, mut rx) = spsc::ring::<u64>(0, CAP).unwrap();
     if !bulk {
@@ -71,16 +75,14 @@ pub fn numakit_spsc(bulk: bool) -> Duration {
             move || u64::from(rx.pop().is_ok()),
         );
     }
-    let (mut buf, mut out) = ([0u64; BULK], [0u64; BULK]);
+    let mut out = [0u64; BULK];
     spsc_run(
-        move |i| {
-            let n = bulk_len(i);
-            for (k, b) in buf[..n].iter_mut().enumerate() {
-                *b = i + k as u64;
-            }
-            tx.push_slice(&buf[..n]) as u64
+        move |i| tx.push_iter(&mut (i..i + bulk_len(i) as u64)) as u64,
+        move || {
+            let n = rx.pop_slice(&mut out);
+            black_box(out[..n].iter().sum::<u64>());
+            n as u64
         },
-        move || rx.pop_slice(&mut out) as u64,
     )
 }
 
@@ -107,7 +109,8 @@ pub fn rtrb_spsc(bulk: bool) -> Duration {
             if n == 0 {
                 return 0;
             }
-            rx.read_chunk(n).unwrap().into_iter().count() as u64
+            black_box(rx.read_chunk(n).unwrap().into_iter().sum::<u64>());
+            n as u64
         },
     )
 }

@@ -143,15 +143,30 @@ impl<T> MpmcRing<T> {
     /// # Errors
     /// [`PushError::Full`] when no slot is free, [`PushError::Closed`] after
     /// [`close`](Self::close); the value comes back.
+    #[inline]
     pub fn push(&self, value: T) -> Result<(), PushError<T>> {
+        match self.reserve() {
+            Ok(pos) => {
+                // SAFETY: `reserve` gave this thread position `pos`.
+                unsafe { self.publish(pos, value) };
+                Ok(())
+            }
+            Err(PushError::Full(())) => Err(PushError::Full(value)),
+            Err(PushError::Closed(())) => Err(PushError::Closed(value)),
+        }
+    }
+
+    /// Reserve the next position for a push: its slot is free and this
+    /// thread owns it until [`publish`](Self::publish).
+    #[inline]
+    fn reserve(&self) -> Result<usize, PushError<()>> {
         if self.closed.load(Ordering::Relaxed) {
-            return Err(PushError::Closed(value));
+            return Err(PushError::Closed(()));
         }
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
-            let slot = self.slot(tail);
-            let stamp = slot.stamp.load(Ordering::Acquire);
+            let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
             if stamp == tail {
                 match self.tail.compare_exchange_weak(
                     tail,
@@ -159,13 +174,7 @@ impl<T> MpmcRing<T> {
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        // SAFETY: the CAS gave this thread position `tail`;
-                        // its slot is free (stamp == tail).
-                        unsafe { slot.value.with_mut(|p| (*p).write(value)) };
-                        slot.stamp.store(tail + 1, Ordering::Release);
-                        return Ok(());
-                    }
+                    Ok(_) => return Ok(tail),
                     Err(t) => {
                         tail = t;
                         backoff.spin();
@@ -180,7 +189,7 @@ impl<T> MpmcRing<T> {
                     .wrapping_add(self.mask + 1)
                     == tail
                 {
-                    return Err(PushError::Full(value));
+                    return Err(PushError::Full(()));
                 }
                 backoff.spin();
                 tail = self.tail.load(Ordering::Relaxed);
@@ -189,6 +198,20 @@ impl<T> MpmcRing<T> {
                 tail = self.tail.load(Ordering::Relaxed);
             }
         }
+    }
+
+    /// Write `value` into the slot of position `pos` and hand it to its
+    /// consumer.
+    ///
+    /// # Safety
+    /// `pos` came from [`reserve`](Self::reserve) and was not published.
+    #[inline]
+    unsafe fn publish(&self, pos: usize, value: T) {
+        let slot = self.slot(pos);
+        // SAFETY: the reservation gave this thread position `pos`; its
+        // slot is free (its stamp was `pos`) and nobody else writes it.
+        unsafe { slot.value.with_mut(|p| (*p).write(value)) };
+        slot.stamp.store(pos + 1, Ordering::Release);
     }
 
     /// Pop one value.
@@ -335,14 +358,29 @@ impl<T> MpmcRing<T> {
     }
 
     /// Push values from `iter` until the ring is full or the iterator ends
-    /// (best effort); returns how many were pushed.
-    pub fn push_iter<I: Iterator<Item = T>>(&self, iter: &mut I) -> usize {
+    /// (best effort); returns how many were pushed. A value is taken out of
+    /// the iterator only once a slot is reserved for it, so values that did
+    /// not fit stay in the iterator (hence the `Peekable`).
+    ///
+    /// ```
+    /// use numakit::collections::MpmcRing;
+    /// let ring = MpmcRing::<u32>::new(0, 4)?;
+    /// let mut values = (0..6).peekable();
+    /// assert_eq!(ring.push_iter(&mut values), 4);
+    /// assert_eq!(values.next(), Some(4)); // not lost
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn push_iter<I: Iterator<Item = T>>(&self, iter: &mut std::iter::Peekable<I>) -> usize {
         let mut n = 0;
-        for v in iter.by_ref() {
-            if let Err(e) = self.push(v) {
-                drop(e.into_inner());
-                break;
-            }
+        while iter.peek().is_some() {
+            let Ok(pos) = self.reserve() else { break };
+            // `peek` saw a value: `next` hands over the one it holds and
+            // runs no user code between the reservation and the publish.
+            let Some(value) = iter.next() else {
+                unreachable!("peek() returned a value")
+            };
+            // SAFETY: `reserve` gave this thread position `pos`.
+            unsafe { self.publish(pos, value) };
             n += 1;
         }
         n

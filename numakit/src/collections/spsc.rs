@@ -252,13 +252,25 @@ impl<T> Producer<T> {
     /// Push as many values from `iter` as fit now; returns how many were
     /// pushed (values not pushed stay in the iterator).
     pub fn push_iter<I: Iterator<Item = T>>(&mut self, iter: &mut I) -> usize {
-        let free = self.free(usize::MAX);
+        // Look at the consumer's index only when the cached view has less
+        // room than the iterator promises, or runs out before it ends.
+        let mut free = self.free(iter.size_hint().0.max(1));
         let mut n = 0;
-        while n < free {
-            let Some(v) = iter.next() else { break };
-            // SAFETY: slot `tail + n` is free (n < free) and unpublished.
-            unsafe { self.write(self.tail + n, v) };
-            n += 1;
+        loop {
+            while n < free {
+                let Some(v) = iter.next() else { break };
+                // SAFETY: slot `tail + n` is free (n < free) and unpublished.
+                unsafe { self.write(self.tail + n, v) };
+                n += 1;
+            }
+            if n < free || n == self.mask + 1 {
+                break; // the iterator ended, or the ring is all ours
+            }
+            let more = self.free(free + 1);
+            if more <= free {
+                break; // full for now
+            }
+            free = more;
         }
         self.tail += n;
         self.shared.tail.store(self.tail, Ordering::Release);
