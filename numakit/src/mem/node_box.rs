@@ -2,13 +2,15 @@
 //! `#[numa(node = N)]` types implement.
 
 use super::region::Region;
-use super::{MemError, PageKind, Placement};
+use super::{MemError, NodeHeap, PageKind, Placement};
 use crate::topology::NodeId;
+use std::alloc::Layout;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::{Mutex, OnceLock};
 
 /// Where a [`Placed`] type's values live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,11 +32,23 @@ pub trait Placed: Sized {
 /// A value in memory bound to a node (or interleaved over several): a
 /// `Box` whose pages the kernel may put nowhere else.
 ///
-/// Each `NodeBox` owns a mapping of its own, rounded up to whole pages, so
-/// it suits large values and long-lived structures (a per-node table, a
-/// lock-protected state block) rather than many small objects, for which an
-/// [`Arena`](super::Arena) is the tool. Dropping it drops the value and
-/// unmaps the pages.
+/// Where the memory comes from depends on the value's size:
+///
+/// - **Up to [`NodeBox::SHARED_MAX`] bytes, bound to one node**: a block of
+///   the node's process-wide [`NodeHeap`] (made on first use, 1 MiB of the
+///   node's memory at first), sized and aligned to whole 128-byte blocks so
+///   that two boxes never share a cache line (nor the adjacent-line
+///   prefetch pair). Making one costs a heap allocation, not a syscall.
+/// - **Larger, or interleaved**: a mapping of its own, rounded up to whole
+///   pages, bound (or interleaved) with `mbind` and populated before the
+///   value is written.
+///
+/// Either way every page is on the node — the heap's memory is bound to it
+/// like a mapping of its own — and [`verify`](Self::verify) proves it.
+/// Dropping the box drops the value and gives the memory back.
+///
+/// For very many small objects of one type a [`Slab`](super::Slab) or an
+/// [`Arena`](super::Arena) is faster still.
 ///
 /// # Examples
 /// ```
@@ -46,8 +60,64 @@ pub trait Placed: Sized {
 /// ```
 pub struct NodeBox<T> {
     ptr: NonNull<T>,
-    region: Region,
+    storage: Storage,
     _owns: PhantomData<T>,
+}
+
+/// The memory behind a [`NodeBox`]; dropping it gives the memory back (the
+/// value is dropped first, by the box).
+enum Storage {
+    /// A mapping of its own.
+    Own(Region),
+    /// A block of a node's shared heap.
+    Shared(HeapBlock),
+}
+
+/// A block of a shared per-node heap, freed on drop.
+struct HeapBlock {
+    heap: &'static NodeHeap,
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Drop for HeapBlock {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `heap` for `layout` (see `NodeBox::alloc`)
+        // and the box that owned it is gone.
+        unsafe { self.heap.dealloc(self.ptr, self.layout) };
+    }
+}
+
+/// Node ids below this have a lock-free slot for their shared heap.
+const FAST_NODES: usize = 64;
+
+/// The process-wide heap of `node` that small [`NodeBox`]es come from,
+/// made on first use and kept for the life of the process.
+fn shared_heap(node: NodeId) -> Result<&'static NodeHeap, MemError> {
+    static FAST: [OnceLock<&'static NodeHeap>; FAST_NODES] =
+        [const { OnceLock::new() }; FAST_NODES];
+    static OTHERS: Mutex<Vec<(NodeId, &'static NodeHeap)>> = Mutex::new(Vec::new());
+    let slot = FAST.get(node.get() as usize);
+    if let Some(heap) = slot.and_then(OnceLock::get) {
+        return Ok(heap);
+    }
+    // One lock for making heaps and for the node ids past the fast slots.
+    let mut others = OTHERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(heap) = slot.and_then(OnceLock::get) {
+        return Ok(heap);
+    }
+    if let Some(&(_, heap)) = others.iter().find(|(n, _)| *n == node) {
+        return Ok(heap);
+    }
+    let heap: &'static NodeHeap = Box::leak(Box::new(NodeHeap::new(node)?));
+    match slot {
+        Some(slot) => {
+            // Set under the lock, after the look above: nobody set it since.
+            let _ = slot.set(heap);
+        }
+        None => others.push((node, heap)),
+    }
+    Ok(heap)
 }
 
 // SAFETY: a NodeBox owns its T exclusively (like Box<T>); sending it sends
@@ -108,42 +178,98 @@ impl<T> NodeBox<T> {
                 align: align_of::<T>(),
             });
         }
-        let len = size_of::<T>().max(1);
-        let region = match placement {
-            NodePlacement::Node(node) => Region::map(node, len, PageKind::Normal)?,
-            NodePlacement::Interleave(nodes) => Region::map_interleaved(nodes, len)?,
+        let storage = Self::alloc(placement)?;
+        let ptr = match &storage {
+            Storage::Own(region) => region.base().cast::<T>(),
+            Storage::Shared(block) => block.ptr.cast::<T>(),
         };
-        region.populate(0, region.len())?;
-        let ptr = region.base().cast::<T>();
+        // If `init` panics, `storage` is dropped on the way out: the memory
+        // goes back and nothing is dropped in it.
         init(ptr.as_ptr());
         Ok(NodeBox {
             ptr,
-            region,
+            storage,
             _owns: PhantomData,
         })
     }
 
+    /// Memory for one `T` per `placement` (see the type's documentation).
+    fn alloc(placement: NodePlacement) -> Result<Storage, MemError> {
+        let len = size_of::<T>().max(1);
+        match placement {
+            NodePlacement::Node(node) if len <= Self::SHARED_MAX => {
+                let heap = shared_heap(node)?;
+                let size = len.next_multiple_of(Self::SHARED_ALIGN);
+                let align = align_of::<T>().max(Self::SHARED_ALIGN);
+                let layout = Layout::from_size_align(size, align).map_err(|_| {
+                    MemError::InvalidAlignment {
+                        align: align_of::<T>(),
+                    }
+                })?;
+                let ptr = heap.try_alloc_layout(layout)?;
+                Ok(Storage::Shared(HeapBlock { heap, ptr, layout }))
+            }
+            NodePlacement::Node(node) => {
+                let region = Region::map(node, len, PageKind::Normal)?;
+                region.populate(0, region.len())?;
+                Ok(Storage::Own(region))
+            }
+            NodePlacement::Interleave(nodes) => {
+                let region = Region::map_interleaved(nodes, len)?;
+                region.populate(0, region.len())?;
+                Ok(Storage::Own(region))
+            }
+        }
+    }
+
+    /// Values up to this size, bound to one node, come from the node's
+    /// shared heap; larger ones get a mapping of their own.
+    pub const SHARED_MAX: usize = 4096;
+    /// Size and alignment granule of shared-heap boxes: no two share a
+    /// 128-byte block.
+    const SHARED_ALIGN: usize = 128;
+
     /// The node the value is bound to (the first node for an interleaved box).
     pub fn node(&self) -> NodeId {
-        self.region.node()
+        match &self.storage {
+            Storage::Own(region) => region.node(),
+            Storage::Shared(block) => block.heap.node(),
+        }
     }
 
     /// The nodes an interleaved box spreads over (empty when bound to one).
     pub fn interleave_nodes(&self) -> &[NodeId] {
-        self.region.interleave_nodes()
+        match &self.storage {
+            Storage::Own(region) => region.interleave_nodes(),
+            Storage::Shared(_) => &[],
+        }
     }
 
-    /// Bytes mapped for the value (whole pages).
+    /// Bytes of node memory held for the value: whole pages for a box with
+    /// a mapping of its own, the heap block (a multiple of 128 bytes) for
+    /// a small one.
     pub fn mapped_bytes(&self) -> usize {
-        self.region.len()
+        match &self.storage {
+            Storage::Own(region) => region.len(),
+            Storage::Shared(block) => block.layout.size(),
+        }
     }
 
-    /// Where the value's pages are, as the kernel reports them.
+    /// Where the value's pages are, as the kernel reports them (for a
+    /// small box, the one or two pages its block lies on).
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
     pub fn placement(&self) -> Result<Placement, MemError> {
-        self.region.placement(0, self.region.len())
+        match &self.storage {
+            Storage::Own(region) => region.placement(0, region.len()),
+            Storage::Shared(block) => super::placement::locate_with_step(
+                block.ptr.as_ptr(),
+                block.layout.size(),
+                crate::sys::page_size(),
+                block.heap.node(),
+            ),
+        }
     }
 
     /// Prove placement: every page on the node (bound boxes), or every page
@@ -154,7 +280,7 @@ impl<T> NodeBox<T> {
     /// elsewhere.
     pub fn verify(&self) -> Result<Placement, MemError> {
         let placement = self.placement()?;
-        let nodes = self.region.interleave_nodes();
+        let nodes = self.interleave_nodes();
         let on_allowed: usize = if nodes.is_empty() {
             placement.on(self.node())
         } else {
@@ -170,14 +296,14 @@ impl<T> NodeBox<T> {
         }
     }
 
-    /// Move the value out (its memory is unmapped).
+    /// Move the value out (its memory is given back).
     pub fn into_inner(self) -> T {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: the value is initialised; `this` is never dropped, so the
-        // value is read exactly once, then the region is dropped by hand.
+        // value is read exactly once, then the storage is dropped by hand.
         unsafe {
             let value = this.ptr.as_ptr().read();
-            drop(std::ptr::read(&this.region));
+            drop(std::ptr::read(&this.storage));
             value
         }
     }
@@ -200,8 +326,8 @@ impl<T> DerefMut for NodeBox<T> {
 
 impl<T> Drop for NodeBox<T> {
     fn drop(&mut self) {
-        // SAFETY: the value is initialised and dropped only here; the region
-        // (dropped after this) unmaps the memory.
+        // SAFETY: the value is initialised and dropped only here; the
+        // storage (dropped after this) gives the memory back.
         unsafe { std::ptr::drop_in_place(self.ptr.as_ptr()) };
     }
 }
