@@ -51,7 +51,7 @@ use alloc_support::{
 };
 use locks_support::{run_counter, run_lock, Contender, Counter, Sample, Tas};
 use maps_support::{dash_map, numakit_map, prefill, std_map, Map, Mix, Pool};
-use numakit::mem::{Arena, NodeHeap, SlabBuilder};
+use numakit::mem::{Arena, NodeBox, NodeHeap, SlabBuilder};
 use numakit::sched::NodePool;
 use numakit::sync::{CnaLock, McsLock, PartitionedCounter, RwLock, TicketLock};
 use numakit::{NodeId, Topology};
@@ -59,6 +59,7 @@ use pool_support::{bump, counted_jobs, rayon_pool, JOBS};
 use rings_support::{array_queue, numakit_mpmc, numakit_spsc, rtrb_spsc, ITEMS};
 use std::alloc::Layout;
 use std::fmt::Write as _;
+use std::hint::black_box;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -597,6 +598,29 @@ fn arena<const S: usize>(report: &mut Report) {
     report.run(c);
 }
 
+/// One value placed and dropped: `NodeBox::new(0, value)` (the shared
+/// heap up to 4 KiB, a mapping of its own above) vs `Box::new(value)`.
+fn node_box<const S: usize>(report: &mut Report) {
+    let mut c = Comparison::new("nodebox", format!("{S} B"), 1, Unit::Latency("/box"));
+    let nk = c.entry("numakit NodeBox", move || {
+        custom(1, move |iters| {
+            time_passes(iters, || {
+                let b = NodeBox::new(0, [7u8; S]).expect("node 0 memory");
+                black_box(&b);
+            })
+        })
+    });
+    let boxed = c.entry("Box (malloc)", move || {
+        custom(1, move |iters| {
+            time_passes(iters, || {
+                black_box(Box::new([7u8; S]));
+            })
+        })
+    });
+    c.pair(nk, boxed, format!("NodeBox::new + drop {S} B"));
+    report.run(c);
+}
+
 fn heap<const S: usize>(report: &mut Report) {
     let n = HEAP_OBJECTS;
     let ops = n as u64;
@@ -1120,6 +1144,8 @@ fn main() {
     arena::<8>(&mut report);
     arena::<64>(&mut report);
     arena::<256>(&mut report);
+    node_box::<64>(&mut report);
+    node_box::<8192>(&mut report);
     heap::<16>(&mut report);
     heap::<64>(&mut report);
     heap::<256>(&mut report);

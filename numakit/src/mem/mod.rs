@@ -20,8 +20,8 @@
 //! 1. The node is checked against the topology (absent or memoryless nodes
 //!    are errors naming the nodes that would work).
 //! 2. The range is reserved with `mmap` and bound with
-//!    `mbind(MPOL_BIND, MPOL_MF_STRICT | MPOL_MF_MOVE)` before any page is
-//!    touched: no page can come from another node.
+//!    `mbind(MPOL_BIND, MPOL_MF_STRICT)` before any page is touched: no
+//!    page can come from another node.
 //! 3. Pages are faulted in with `madvise(MADV_POPULATE_WRITE)` in chunks.
 //!    Before each chunk the node's available memory (or its free hugepages)
 //!    is read from sysfs and the chunk is refused, with an error, when it

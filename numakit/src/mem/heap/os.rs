@@ -3,7 +3,7 @@
 //! Nothing here allocates through the global allocator or uses `std::fs`,
 //! so the [`GlobalNodeHeap`](super::GlobalNodeHeap) adapter can call it from
 //! inside `GlobalAlloc::alloc`. The steps are [`Region`](super::super::region)'s:
-//! `mmap`, `mbind(MPOL_BIND, MPOL_MF_STRICT | MPOL_MF_MOVE)` before any page
+//! `mmap`, `mbind(MPOL_BIND, MPOL_MF_STRICT)` before any page
 //! is touched, then `madvise(MADV_POPULATE_WRITE)` in chunks, each after
 //! checking the node's free memory (read from sysfs into a stack buffer).
 //! Failures come back as [`OsFail`], a `Copy` value that costs no
@@ -74,7 +74,7 @@ impl OsFail {
         };
         match self {
             OsFail::Mmap(e) => os("mmap", e),
-            OsFail::Mbind(e) => os("mbind(MPOL_BIND, MPOL_MF_STRICT | MPOL_MF_MOVE)", e),
+            OsFail::Mbind(e) => os("mbind(MPOL_BIND, MPOL_MF_STRICT)", e),
             OsFail::Populate(e) => os("madvise(MADV_POPULATE_WRITE)", e),
             OsFail::Meminfo(e) => os("read /sys/devices/system/node/nodeN/meminfo", e),
             OsFail::NoMemory {
@@ -177,7 +177,8 @@ impl Mapper {
             len,
             sys::MPOL_BIND,
             &mask[..=word],
-            sys::MPOL_MF_STRICT | sys::MPOL_MF_MOVE,
+            // A fresh mapping: nothing to move (see `Region::map`).
+            sys::MPOL_MF_STRICT,
         )
         .map_err(|e| OsFail::Mbind(errno(&e)))
     }
