@@ -74,23 +74,29 @@ fn values_are_dropped_exactly_once() {
 
 #[test]
 fn a_panicking_initialiser_gives_the_block_back() {
-    // Warm this thread's cache for the class, then note the block it hands
-    // out next.
-    let probe = NodeBox::new(0, [0u64; 4]).unwrap();
-    let next = &*probe as *const _ as usize;
-    drop(probe);
-    let result = std::panic::catch_unwind(|| {
-        // SAFETY: the initialiser panics before writing; `new_in_place`
-        // then frees the block and drops nothing.
-        unsafe {
-            NodeBox::<[u64; 4]>::new_in_place(NodePlacement::Node(NodeId::new(0)), |_| {
-                panic!("initialiser fails")
-            })
-        }
-    });
-    assert!(result.is_err());
-    let again = NodeBox::new(0, [1u64; 4]).unwrap();
-    assert_eq!(&*again as *const _ as usize, next, "the block came back");
+    // A thread on the heap's node keeps freed blocks in its cache and hands
+    // the last one out next (a thread on another node returns them to the
+    // heap instead), so pin a fresh thread to node 0 first.
+    std::thread::spawn(|| {
+        let _pin = numakit::sched::pin_to_node(0).expect("pin to node 0");
+        let probe = NodeBox::new(0, [0u64; 4]).unwrap();
+        let next = &*probe as *const _ as usize;
+        drop(probe);
+        let result = std::panic::catch_unwind(|| {
+            // SAFETY: the initialiser panics before writing; `new_in_place`
+            // then frees the block and drops nothing.
+            unsafe {
+                NodeBox::<[u64; 4]>::new_in_place(NodePlacement::Node(NodeId::new(0)), |_| {
+                    panic!("initialiser fails")
+                })
+            }
+        });
+        assert!(result.is_err());
+        let again = NodeBox::new(0, [1u64; 4]).unwrap();
+        assert_eq!(&*again as *const _ as usize, next, "the block came back");
+    })
+    .join()
+    .unwrap();
 }
 
 #[test]

@@ -408,24 +408,33 @@ impl RawSlab {
     ///
     /// # Errors
     /// [`MemError::ForeignPointer`], as above.
+    #[inline]
     pub unsafe fn free(&self, p: NonNull<u8>) -> Result<(), MemError> {
         let base = self.region.base().as_ptr() as usize;
         let addr = p.as_ptr() as usize;
         let off = addr.wrapping_sub(base);
         if addr < base || off >= self.carved.get() || !self.multiple.of(off) {
-            return Err(MemError::ForeignPointer {
-                addr,
-                node: self.node(),
-                start: base,
-                end: base + self.carved.get(),
-                stride: self.stride,
-            });
+            return Err(self.foreign(addr));
         }
         // SAFETY: `p` is the start of an object this slab handed out (range
         // and stride checked); the caller guarantees it is not freed twice
         // nor used again.
         unsafe { self.push_free(p) };
         Ok(())
+    }
+
+    /// The error for a pointer this slab did not hand out.
+    #[cold]
+    #[inline(never)]
+    fn foreign(&self, addr: usize) -> MemError {
+        let start = self.region.base().as_ptr() as usize;
+        MemError::ForeignPointer {
+            addr,
+            node: self.node(),
+            start,
+            end: start + self.carved.get(),
+            stride: self.stride,
+        }
     }
 
     /// Whether `p` lies inside an object this slab has handed out at some
