@@ -21,9 +21,9 @@
 //! slots: they are spread over different 128-byte blocks (see
 //! [`MpmcRing::index`]), so two producers pushing at the same time, or a
 //! consumer right behind a producer, write different cache lines. On the
-//! 2-core development machine this took the ring from 0.80–1.0× to
-//! 1.0–1.4× `ArrayQueue`'s throughput at 1, 2 and 4 producer/consumer
-//! pairs (medians of 21 interleaved runs).
+//! 2-core development machine this took the ring from 0.8–1.0× to
+//! 1.02–1.45× `ArrayQueue`'s throughput at 2 and 4 producer/consumer pairs
+//! (`cargo bench -p numakit --bench compare -- MPMC`, four runs).
 //!
 //! # Examples
 //! ```
