@@ -190,8 +190,10 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         return with_error(s.to_token_stream(), e);
     }
 
-    // A const generic parameter cannot be named in a free `const` item, so
-    // paths that are one of the struct's const parameters are not checked.
+    // A const generic parameter cannot be named in a free `const` item:
+    // comparisons that involve one go into an associated const of the
+    // type, which `place` evaluates, so they fail to compile when a
+    // mismatched instance (`Shard::<1>::place`) is placed.
     let const_params: Vec<String> = s
         .generics
         .const_params()
@@ -203,12 +205,19 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
             .is_some_and(|id| const_params.contains(&id.to_string())),
         Number::Literal(..) => false,
     };
-    let const_checks = const_checks
+    let (generic_checks, free_checks): (Vec<_>, Vec<_>) = const_checks
         .iter()
-        .filter(|(a, b, _)| !is_generic(a) && !is_generic(b))
-        .map(
-            |(a, b, msg)| quote_spanned!(b.span()=> const _: () = ::core::assert!(#a == #b, #msg);),
-        );
+        .partition(|(a, b, _)| is_generic(a) || is_generic(b));
+    let const_checks = free_checks.iter().map(
+        |(a, b, msg)| quote_spanned!(b.span()=> const _: () = ::core::assert!(#a == #b, #msg);),
+    );
+    let generic_checks = generic_checks
+        .iter()
+        .map(|(a, b, msg)| quote_spanned!(b.span()=> ::core::assert!(#a == #b, #msg);));
+    let generic_check = quote! {
+        #[doc(hidden)]
+        const __NUMAKIT_FIELD_NODES: () = { #(#generic_checks)* };
+    };
     let name = &s.ident;
     let vis = &s.vis;
     let init_name = format_ident!("{}Init", name);
@@ -268,8 +277,14 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         }
 
         impl #impl_generics #name #ty_generics #where_clause {
+            #generic_check
+
             #[doc = #place_doc]
             #vis fn place(init: #init_name #ty_generics) -> ::core::result::Result<#p::NodeBox<Self>, #p::Error> {
+                // Field nodes that depend on const parameters, checked for
+                // this instance at compile time.
+                #[allow(clippy::let_unit_value)]
+                let () = Self::__NUMAKIT_FIELD_NODES;
                 // SAFETY: the closure writes every field of the slot exactly
                 // once, so the value is fully initialised when it returns.
                 let placed = unsafe {
