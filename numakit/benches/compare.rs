@@ -598,6 +598,46 @@ fn arena<const S: usize>(report: &mut Report) {
     report.run(c);
 }
 
+/// Objects per pass in the first-pass rows: enough that building the
+/// arena (not timed) does not dwarf the pass itself.
+const FIRST_PASS_OBJECTS: usize = 8192;
+
+/// The first pass over a freshly built, populated arena against a pass over
+/// a reused one: populating up front should leave no page faults to pay.
+fn arena_first_pass<const S: usize>(report: &mut Report) {
+    let n = FIRST_PASS_OBJECTS;
+    let cap = S * n + 4096;
+    let mut c = Comparison::new(
+        "arena",
+        format!("first pass {S} B"),
+        1,
+        Unit::Latency("/object"),
+    );
+    let first = c.entry("numakit Arena, first pass", move || {
+        custom(n as u64, move |iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let arena = Arena::new(0, cap).expect("arena on node 0");
+                let t0 = Instant::now();
+                fill_arena::<S>(&arena, n);
+                timed += t0.elapsed();
+            }
+            timed
+        })
+    });
+    let reused = c.entry("numakit Arena, reused", move || {
+        let mut arena = Arena::new(0, cap).expect("arena on node 0");
+        custom(n as u64, move |iters| {
+            time_passes(iters, || {
+                fill_arena::<S>(&arena, n);
+                arena.reset();
+            })
+        })
+    });
+    c.pair(first, reused, format!("Arena first pass {S} B"));
+    report.run(c);
+}
+
 /// One value placed and dropped: `NodeBox::new(0, value)` (the shared
 /// heap up to 4 KiB, a mapping of its own above) vs `Box::new(value)`.
 fn node_box<const S: usize>(report: &mut Report) {
@@ -1144,6 +1184,7 @@ fn main() {
     arena::<8>(&mut report);
     arena::<64>(&mut report);
     arena::<256>(&mut report);
+    arena_first_pass::<64>(&mut report);
     node_box::<64>(&mut report);
     node_box::<8192>(&mut report);
     heap::<16>(&mut report);
