@@ -158,12 +158,13 @@ impl<T> NodeBox<T> {
         unsafe { Self::new_in_place(T::PLACEMENT, |slot| slot.write(value)) }
     }
 
-    /// Map and populate memory per `placement`, then let `init` write the
-    /// value straight into it (no copy of the whole `T` through the stack).
+    /// Take memory per `placement` (a shared-heap block or a mapping of its
+    /// own, see the type's documentation), then let `init` write the value
+    /// straight into it (no copy of the whole `T` through the stack).
     ///
     /// # Safety
     /// `init` must leave `*slot` fully initialised when it returns. If it
-    /// panics, the memory is unmapped and nothing is dropped.
+    /// panics, the memory is given back and nothing is dropped.
     ///
     /// # Errors
     /// As [`NodeBox::new`]; [`MemError::InvalidAlignment`] when `T` needs a
