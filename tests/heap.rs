@@ -598,3 +598,214 @@ fn heap_and_boxes_are_send_and_sync() {
     send_sync::<HeapBox<'static, u64>>();
     send_sync::<&NodeHeap>();
 }
+
+/// Pages of `[p, p + len)` resident now (`mincore` through `locate`).
+fn resident_pages(p: usize, len: usize) -> usize {
+    let placement = mem::locate(p as *const u8, len).expect("locate");
+    placement.pages() - placement.not_present()
+}
+
+fn trim_gives_back_free_chunks_and_takes_them_again(node: NodeId) {
+    // On the heap's node, so frees stay in this thread's cache and the
+    // heap's lists (a thread elsewhere would send them back remotely: the
+    // same lists).
+    let heap = NodeHeap::new(node).unwrap();
+    let blocks: Vec<HeapBox<'_, [u8; 1024]>> =
+        (0..8192).map(|i| heap.alloc_box([i as u8; 1024])).collect();
+    let first = &*blocks[0] as *const _ as usize;
+    let mapped = heap.stats().bytes_mapped;
+    drop(blocks);
+    let released = heap.trim().unwrap();
+    // 8 MiB of 1 KiB blocks, every one free: all their chunks go back.
+    assert!(released >= 8 << 20, "released {released} bytes");
+    let stats = heap.stats();
+    assert_eq!(stats.bytes_released, released);
+    assert_eq!(
+        stats.bytes_mapped, mapped,
+        "the address space stays reserved"
+    );
+    assert_eq!(stats.bytes_in_use, 0);
+    assert_eq!(
+        resident_pages(first & !4095, 64 << 10),
+        0,
+        "the first chunk's pages are gone"
+    );
+    assert_eq!(heap.trim().unwrap(), 0, "nothing more to give");
+    // What is still resident (bookkeeping, segment headers) is on the node.
+    heap.verify().unwrap();
+
+    // Take the memory again: the chunks come back, on the node, with their
+    // pages populated before any block is handed out.
+    let again: Vec<HeapBox<'_, [u8; 1024]>> = (0..8192)
+        .map(|i| heap.alloc_box([!(i as u8); 1024]))
+        .collect();
+    for (i, b) in again.iter().enumerate() {
+        assert!(b.iter().all(|&x| x == !(i as u8)));
+    }
+    let stats = heap.stats();
+    assert!(
+        stats.bytes_released < released,
+        "released chunks were reused"
+    );
+    assert_eq!(stats.bytes_mapped, mapped, "no new segment was needed");
+    assert_pages_on(
+        again.iter().map(|b| &**b as *const _ as usize),
+        node,
+        "blocks in reused chunks",
+    );
+    heap.verify().unwrap();
+}
+
+#[test]
+fn trim_gives_back_free_chunks_and_they_are_reused_on_the_node() {
+    std::thread::spawn(|| {
+        let _pin = numakit::sched::pin_to_node(0).expect("pin to node 0");
+        trim_gives_back_free_chunks_and_takes_them_again(NodeId::new(0));
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+#[ignore = "vm-only: needs a second node with memory and CPUs"]
+fn trim_on_node_1_takes_memory_back_on_node_1() {
+    let topo = common::multi_node_topology();
+    let nodes = nodes_with_memory_and_cpus(&topo);
+    assert!(
+        nodes.len() >= 2,
+        "needs two nodes with CPUs and memory: {nodes:?}"
+    );
+    let node = nodes[1];
+    std::thread::spawn(move || {
+        let _pin = numakit::sched::pin_to_node(node).expect("pin");
+        trim_gives_back_free_chunks_and_takes_them_again(node);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn trim_keeps_chunks_with_a_live_block_and_their_contents() {
+    std::thread::spawn(|| {
+        let _pin = numakit::sched::pin_to_node(0).expect("pin to node 0");
+        let heap = NodeHeap::new(0).unwrap();
+        let mut blocks: Vec<Option<HeapBox<'_, [u64; 128]>>> = (0..4096u64)
+            .map(|i| Some(heap.alloc_box([i; 128])))
+            .collect();
+        // 1 KiB blocks, 64 per 64 KiB chunk: keep one in every 64.
+        for (i, b) in blocks.iter_mut().enumerate() {
+            if i % 64 != 0 {
+                *b = None;
+            }
+        }
+        let released = heap.trim().unwrap();
+        assert_eq!(released, 0, "every chunk still holds a live block");
+        for (i, b) in blocks.iter().enumerate() {
+            if let Some(b) = b {
+                assert!(b.iter().all(|&x| x == i as u64), "block {i} intact");
+            }
+        }
+        // The freed blocks are handed out again as usual.
+        let more: Vec<_> = (0..4000u64).map(|i| heap.alloc_box([i; 128])).collect();
+        assert!(more.iter().enumerate().all(|(i, b)| b[127] == i as u64));
+        drop(more);
+        drop(blocks);
+        let released = heap.trim().unwrap();
+        assert!(
+            released >= 4 << 20,
+            "released {released}: {:?}",
+            heap.stats()
+        );
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn blocks_cached_by_another_thread_keep_their_chunks() {
+    let heap = Arc::new(NodeHeap::new(0).unwrap());
+    let layout = Layout::from_size_align(1024, 8).unwrap();
+    // Another thread allocates and frees 32 blocks: they stay in its cache
+    // (64 KiB of 1 KiB blocks fit), so their chunk is not free.
+    let (tx, rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<usize>();
+    let h = Arc::clone(&heap);
+    let worker = std::thread::spawn(move || {
+        let ps: Vec<_> = (0..32).map(|_| h.allocate(layout).unwrap()).collect();
+        let first = ps[0].cast::<u8>().as_ptr() as usize;
+        for p in ps {
+            // SAFETY: allocated above with `layout`.
+            unsafe { h.deallocate(p.cast(), layout) };
+        }
+        done_tx.send(first).unwrap();
+        rx.recv().unwrap(); // keep the cache attached until told
+    });
+    let first = done_rx.recv().unwrap();
+    heap.trim().unwrap();
+    assert!(
+        resident_pages(first & !4095, 4096) > 0,
+        "a cached block's chunk stays"
+    );
+    tx.send(()).unwrap();
+    worker.join().unwrap();
+}
+
+#[test]
+fn blocks_left_in_the_cache_of_an_exited_thread_are_given_back() {
+    let heap = Arc::new(NodeHeap::new(0).unwrap());
+    let layout = Layout::from_size_align(2048, 8).unwrap();
+    let h = Arc::clone(&heap);
+    let first = std::thread::spawn(move || {
+        let ps: Vec<_> = (0..16).map(|_| h.allocate(layout).unwrap()).collect();
+        let first = ps[0].cast::<u8>().as_ptr() as usize;
+        for p in ps {
+            // SAFETY: allocated above with `layout`.
+            unsafe { h.deallocate(p.cast(), layout) };
+        }
+        first // the blocks stay in this thread's cache as it exits
+    })
+    .join()
+    .unwrap();
+    assert!(heap.trim().unwrap() >= 64 << 10);
+    assert_eq!(resident_pages(first & !4095, 4096), 0);
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kb << 10
+}
+
+/// `cargo test --test heap host_only_trim -- --nocapture` prints the figures.
+#[test]
+fn host_only_trim_after_256_mib_of_blocks() {
+    std::thread::spawn(|| {
+        let _pin = numakit::sched::pin_to_node(0).expect("pin to node 0");
+        let heap = NodeHeap::new(0).unwrap();
+        let blocks: Vec<_> = (0..262_144u32)
+            .map(|i| heap.alloc_box([i as u8; 1024]))
+            .collect();
+        let peak = rss_bytes();
+        drop(blocks);
+        let t0 = std::time::Instant::now();
+        let released = heap.trim().unwrap();
+        let took = t0.elapsed();
+        let after = rss_bytes();
+        println!(
+            "256 MiB of 1 KiB blocks freed: trim gave back {} MiB in {:.1} ms; RSS {} -> {} MiB",
+            released >> 20,
+            took.as_secs_f64() * 1e3,
+            peak >> 20,
+            after >> 20
+        );
+        assert!(released >= 256 << 20);
+        assert!(peak - after >= 250 << 20, "RSS {peak} -> {after}");
+    })
+    .join()
+    .unwrap();
+}

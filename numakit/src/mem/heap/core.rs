@@ -23,9 +23,15 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-/// Bytes at the start of every segment holding its header; chunks start
-/// after it, aligned to [`classes::CHUNK_ALIGN`].
-const SEG_HEADER: usize = classes::CHUNK_ALIGN;
+/// Bytes at the start of every segment holding its header (with the
+/// records of the chunks carved from it); chunks start after it, aligned
+/// to [`classes::CHUNK_ALIGN`].
+const SEG_HEADER: usize = 16 << 10;
+/// Chunk records a segment header holds: one per chunk of at least 64 KiB
+/// in the largest segment, plus the segment's last, shorter one.
+const MAX_CHUNKS: usize = (SEG_HEADER - 3 * std::mem::size_of::<usize>()) / 8;
+const _: () = assert!(SEG_HEADER % classes::CHUNK_ALIGN == 0);
+const _: () = assert!(MAX_CHUNKS > SEG_MAX / (64 << 10));
 /// The first segment's payload; each next one doubles, up to [`SEG_MAX`].
 const SEG_FIRST: usize = 1 << 20;
 const SEG_MAX: usize = 64 << 20;
@@ -34,6 +40,26 @@ const RECHECK_EVERY: u32 = 32;
 
 /// Unique heap ids; 0 marks an empty thread-local slot.
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+/// Link the free list `front` in front of `back`; returns the head.
+///
+/// # Safety
+/// Both are null or linked lists of free blocks of this heap that the
+/// caller owns.
+unsafe fn splice(front: *mut u8, back: *mut u8) -> *mut u8 {
+    if front.is_null() {
+        return back;
+    }
+    let mut tail = front;
+    // SAFETY: per the contract.
+    unsafe {
+        while !next_of(tail).is_null() {
+            tail = next_of(tail);
+        }
+        set_next(tail, back);
+    }
+    front
+}
 
 /// Read the link in a free block's first word.
 ///
@@ -97,6 +123,8 @@ struct Segments {
     cursor: usize,
     end: usize,
     next_payload: usize,
+    /// Chunk records marked released (their pages given back by `trim`).
+    released: usize,
 }
 
 // SAFETY: as for CentralList.
@@ -107,6 +135,52 @@ unsafe impl Send for Segments {}
 struct SegHeader {
     next: *mut u8,
     len: usize,
+    /// Records in use in `recs`.
+    chunks: usize,
+    /// The chunks carved from this segment, in address order (see
+    /// [`Chunk`]); only touched under the segments' lock.
+    recs: [u64; MAX_CHUNKS],
+}
+
+/// A chunk record, packed in a `u64`: offset from the segment's base (bits
+/// 0–31), length (32–55), size class (56–61), released (63).
+#[derive(Clone, Copy)]
+struct Chunk(u64);
+
+impl Chunk {
+    const RELEASED: u64 = 1 << 63;
+    fn new(offset: usize, len: usize, class: usize) -> Chunk {
+        debug_assert!(offset < 1 << 32 && len < 1 << 24 && class < 64);
+        Chunk(offset as u64 | (len as u64) << 32 | (class as u64) << 56)
+    }
+    fn offset(self) -> usize {
+        (self.0 & 0xffff_ffff) as usize
+    }
+    fn len(self) -> usize {
+        ((self.0 >> 32) & 0xff_ffff) as usize
+    }
+    fn class(self) -> usize {
+        ((self.0 >> 56) & 0x3f) as usize
+    }
+    fn released(self) -> bool {
+        self.0 & Self::RELEASED != 0
+    }
+    fn with_released(self, released: bool) -> Chunk {
+        Chunk(self.0 & !Self::RELEASED | if released { Self::RELEASED } else { 0 })
+    }
+    fn with_class(self, class: usize) -> Chunk {
+        Chunk(self.0 & !(0x3f << 56) | (class as u64) << 56)
+    }
+}
+
+/// The header of segment `seg`.
+///
+/// # Safety
+/// `seg` is a segment of a live heap; the caller holds the segments' lock
+/// while it uses the reference (or owns the heap, as `destroy` does).
+unsafe fn header<'a>(seg: NonNull<u8>) -> &'a mut SegHeader {
+    // SAFETY: per the contract; every segment starts with its header.
+    unsafe { &mut *seg.cast::<SegHeader>().as_ptr() }
 }
 
 /// Per-class figures read from a heap.
@@ -126,6 +200,7 @@ pub(crate) struct Figures {
     pub(crate) large_allocs: u64,
     pub(crate) large_frees: u64,
     pub(crate) segment_bytes: usize,
+    pub(crate) released_bytes: usize,
     pub(crate) meta_bytes: usize,
     pub(crate) caches: usize,
 }
@@ -145,6 +220,8 @@ pub(crate) struct HeapCore {
     large_allocs: AtomicU64,
     large_frees: AtomicU64,
     segment_bytes: AtomicUsize,
+    /// Bytes of segments given back to the OS by `trim` and not reused.
+    released_bytes: AtomicUsize,
     meta_bytes: AtomicUsize,
 }
 
@@ -182,12 +259,14 @@ impl HeapCore {
                 cursor: 0,
                 end: 0,
                 next_payload: SEG_FIRST,
+                released: 0,
             }),
             caches: AtomicPtr::new(ptr::null_mut()),
             large_bytes: AtomicUsize::new(0),
             large_allocs: AtomicU64::new(0),
             large_frees: AtomicU64::new(0),
             segment_bytes: AtomicUsize::new(0),
+            released_bytes: AtomicUsize::new(0),
             meta_bytes: AtomicUsize::new(len),
         };
         // SAFETY: a fresh, writable, page-aligned mapping of at least
@@ -221,11 +300,11 @@ impl HeapCore {
         }
         let mut seg = lock(&this.segs).list;
         while let Some(s) = NonNull::new(seg) {
-            // SAFETY: every segment starts with its header.
-            let header = unsafe { s.cast::<SegHeader>().as_ptr().read() };
+            // SAFETY: the heap is ours now; read before unmapping.
+            let (next, len) = unsafe { (header(s).next, header(s).len) };
             // SAFETY: no block is in use (contract); the segment is ours.
-            unsafe { os::unmap(s, header.len) };
-            seg = header.next;
+            unsafe { os::unmap(s, len) };
+            seg = next;
         }
         let len = this.map_len;
         // SAFETY: the fields own nothing that needs dropping beyond std
@@ -392,7 +471,7 @@ impl HeapCore {
             return Ok((head, n));
         }
         if g.end - g.cursor < size {
-            let (start, len) = self.take_chunk(classes::chunk_of_class(c), size)?;
+            let (start, len) = self.take_chunk(classes::chunk_of_class(c), size, c)?;
             let whole = len / size * size;
             g.cursor = start;
             g.end = start + whole;
@@ -460,21 +539,29 @@ impl HeapCore {
     }
 
     /// A chunk of `want` bytes (or the segment's rest, if at least `min`)
-    /// from the segments, mapping a new segment when needed.
-    fn take_chunk(&self, want: usize, min: usize) -> Result<(usize, usize), OsFail> {
+    /// for class `class`: a chunk `trim` released, populated again, or a
+    /// new one from the segments, mapping a new segment when needed.
+    fn take_chunk(&self, want: usize, min: usize, class: usize) -> Result<(usize, usize), OsFail> {
         let mut s = lock(&self.segs);
+        if s.released > 0 {
+            if let Some(found) = self.reuse_chunk(&mut s, want, min, class) {
+                return found;
+            }
+        }
         if s.end - s.cursor < min {
             let payload = s.next_payload.max(want);
             let len = payload + SEG_HEADER;
             let base = self
                 .mapper
-                .map(len, crate::sys::page_size().max(SEG_HEADER))?;
-            // SAFETY: the fresh segment's first bytes hold its header.
+                .map(len, crate::sys::page_size().max(classes::CHUNK_ALIGN))?;
+            // SAFETY: the fresh segment's first bytes hold its header; the
+            // mapping is zeroed, so the records start empty.
             unsafe {
-                base.cast::<SegHeader>()
-                    .as_ptr()
-                    .write(SegHeader { next: s.list, len })
-            };
+                let h = header(base);
+                h.next = s.list;
+                h.len = len;
+                h.chunks = 0;
+            }
             s.list = base.as_ptr();
             s.cursor = base.as_ptr() as usize + SEG_HEADER;
             s.end = s.cursor + payload;
@@ -484,7 +571,163 @@ impl HeapCore {
         let got = want.min(s.end - s.cursor);
         let start = s.cursor;
         s.cursor += got;
+        // SAFETY: `s.list` is the current segment (the chunk is carved
+        // from it) and we hold the lock.
+        let h = unsafe { header(NonNull::new_unchecked(s.list)) };
+        h.recs[h.chunks] = Chunk::new(start - s.list as usize, got, class).0;
+        h.chunks += 1;
         Ok((start, got))
+    }
+
+    /// A released chunk of between `min` and `want` bytes, populated again
+    /// (after the node's memory is checked) and given to `class`; `None`
+    /// when there is none.
+    #[cold]
+    fn reuse_chunk(
+        &self,
+        s: &mut Segments,
+        want: usize,
+        min: usize,
+        class: usize,
+    ) -> Option<Result<(usize, usize), OsFail>> {
+        let mut seg = s.list;
+        while let Some(base) = NonNull::new(seg) {
+            // SAFETY: a segment of this heap; the caller holds the lock.
+            let h = unsafe { header(base) };
+            for rec in &mut h.recs[..h.chunks] {
+                let chunk = Chunk(*rec);
+                if !chunk.released() || chunk.len() < min || chunk.len() > want {
+                    continue;
+                }
+                let start = base.as_ptr() as usize + chunk.offset();
+                // SAFETY: the chunk lies inside this segment's mapping.
+                let p = unsafe { NonNull::new_unchecked(start as *mut u8) };
+                if let Err(fail) = self.mapper.populate(p, chunk.len()) {
+                    return Some(Err(fail));
+                }
+                *rec = chunk.with_released(false).with_class(class).0;
+                s.released -= 1;
+                self.released_bytes
+                    .fetch_sub(chunk.len(), Ordering::Relaxed);
+                return Some(Ok((start, chunk.len())));
+            }
+            seg = h.next;
+        }
+        None
+    }
+
+    /// Give the pages of every chunk whose blocks are all free — on the
+    /// class lists, in the calling thread's cache or in caches no thread
+    /// owns — back to the OS
+    /// (`MADV_DONTNEED`); the chunks stay reserved and bound to the node,
+    /// and are populated again (memory checked first) when a class needs a
+    /// chunk. Blocks cached by other threads keep their chunks. Returns the
+    /// bytes given back.
+    pub(crate) fn trim(&self) -> Result<usize, OsFail> {
+        // Class locks in index order, then the segments: `take` holds a
+        // class lock while it takes the segments' one, never two classes.
+        let mut lists: [MutexGuard<'_, CentralList>; NUM_CLASSES] =
+            std::array::from_fn(|c| lock(&self.classes[c].list));
+        let mut segs = lock(&self.segs);
+        // SAFETY: a non-null entry is this thread's cache for this heap.
+        let own = unsafe { cache::lookup(self.uid).as_ref() };
+        let page = crate::sys::page_size();
+        let mut released = 0;
+        for (c, g) in lists.iter_mut().enumerate() {
+            let central = &self.classes[c];
+            let mut extra = central.remote.swap(ptr::null_mut(), Ordering::Acquire);
+            if let Some(own) = own {
+                let cc = &own.classes[c];
+                // SAFETY: both lists are ours now (the cache is this
+                // thread's); splice the cache's in front.
+                unsafe { extra = splice(cc.head.replace(ptr::null_mut()), extra) };
+                cc.count.set(0);
+            }
+            // Caches no thread owns any more give their blocks up too.
+            // SAFETY: lists of free blocks, ours now.
+            extra = unsafe { splice(self.sweep_abandoned(c), extra) };
+            // SAFETY: `extra` and the central list are linked free blocks.
+            g.free = unsafe { splice(extra, g.free) };
+            let mut n = 0usize;
+            let mut p = g.free;
+            while !p.is_null() {
+                n += 1;
+                // SAFETY: a free block of the list.
+                p = unsafe { next_of(p) };
+            }
+            if n == 0 {
+                continue;
+            }
+            let size = classes::size_of_class(c);
+            let scratch_len = round_up((n * std::mem::size_of::<usize>()).max(1), page);
+            let scratch = self.mapper.map(scratch_len, page)?;
+            // SAFETY: a fresh mapping of at least `n` words, ours alone.
+            let addrs =
+                unsafe { std::slice::from_raw_parts_mut(scratch.cast::<usize>().as_ptr(), n) };
+            let mut p = g.free;
+            for a in addrs.iter_mut() {
+                *a = p as usize;
+                // SAFETY: as above.
+                p = unsafe { next_of(p) };
+            }
+            addrs.sort_unstable();
+            let mut seg = segs.list;
+            while let Some(base) = NonNull::new(seg) {
+                // SAFETY: a segment of this heap; we hold the lock.
+                let h = unsafe { header(base) };
+                for rec in &mut h.recs[..h.chunks] {
+                    let chunk = Chunk(*rec);
+                    if chunk.released() || chunk.class() != c {
+                        continue;
+                    }
+                    let start = base.as_ptr() as usize + chunk.offset();
+                    let end = start + chunk.len();
+                    let current = g.end > start && g.end <= end;
+                    let carved = if current {
+                        (g.cursor - start) / size
+                    } else {
+                        chunk.len() / size
+                    };
+                    let lo = addrs.partition_point(|&a| a < start);
+                    let hi = addrs.partition_point(|&a| a < end);
+                    if hi - lo != carved {
+                        continue; // some block is in use or in a cache
+                    }
+                    // SAFETY: every block of the chunk is free and on no
+                    // list once `addrs` drops them below; the range is
+                    // inside this segment's mapping.
+                    unsafe { os::release(NonNull::new_unchecked(start as *mut u8), chunk.len())? };
+                    // Mark the chunk's blocks as gone with the low bit
+                    // (blocks are 16-aligned): the array stays sorted for
+                    // the searches of the next chunks.
+                    for a in &mut addrs[lo..hi] {
+                        *a |= 1;
+                    }
+                    if current {
+                        g.cursor = 0;
+                        g.end = 0;
+                    }
+                    *rec = chunk.with_released(true).0;
+                    segs.released += 1;
+                    central.blocks.fetch_sub(carved as u64, Ordering::Relaxed);
+                    self.released_bytes
+                        .fetch_add(chunk.len(), Ordering::Relaxed);
+                    released += chunk.len();
+                }
+                seg = h.next;
+            }
+            // The list again, in address order, without the released blocks.
+            let mut head: *mut u8 = ptr::null_mut();
+            for &a in addrs.iter().rev().filter(|&&a| a & 1 == 0) {
+                // SAFETY: a free block still on this class's list.
+                unsafe { set_next(a as *mut u8, head) };
+                head = a as *mut u8;
+            }
+            g.free = head;
+            // SAFETY: the scratch mapping is ours and no longer used.
+            unsafe { os::unmap(scratch, scratch_len) };
+        }
+        Ok(released)
     }
 
     fn alloc_large(&self, layout: Layout) -> Result<NonNull<u8>, OsFail> {
@@ -684,6 +927,7 @@ impl HeapCore {
             large_allocs: self.large_allocs.load(Ordering::Relaxed),
             large_frees: self.large_frees.load(Ordering::Relaxed),
             segment_bytes: self.segment_bytes.load(Ordering::Relaxed),
+            released_bytes: self.released_bytes.load(Ordering::Relaxed),
             meta_bytes: self.meta_bytes.load(Ordering::Relaxed),
             caches,
         }
@@ -700,15 +944,49 @@ impl HeapCore {
             out.push((c.as_ptr() as usize, cache.map_len));
             next = cache.next;
         }
-        // Segments are never unmapped while the heap lives and their
-        // headers never change: walk without holding the lock (pushing may
-        // allocate, and for a global heap that allocation may need it).
-        let mut seg = lock(&self.segs).list;
-        while let Some(s) = NonNull::new(seg) {
-            // SAFETY: every segment starts with its header.
-            let header = unsafe { s.cast::<SegHeader>().as_ptr().read() };
-            out.push((s.as_ptr() as usize, header.len));
-            seg = header.next;
+        // Segments are never unmapped while the heap lives; released
+        // chunks (pages given back) are left out. Count under the lock,
+        // allocate without it (for a global heap the allocation may need
+        // the lock), then fill under it again, as long as nothing moved.
+        loop {
+            let count = |s: &Segments| {
+                let mut n = 0;
+                let mut seg = s.list;
+                while let Some(base) = NonNull::new(seg) {
+                    // SAFETY: a segment of this heap; the lock is held.
+                    let h = unsafe { header(base) };
+                    n += 1 + h.recs[..h.chunks]
+                        .iter()
+                        .filter(|&&r| Chunk(r).released())
+                        .count();
+                    seg = h.next;
+                }
+                n
+            };
+            let want = count(&lock(&self.segs));
+            let mut segs_out = Vec::with_capacity(want);
+            let s = lock(&self.segs);
+            if count(&s) != want {
+                continue;
+            }
+            let mut seg = s.list;
+            while let Some(base) = NonNull::new(seg) {
+                // SAFETY: as above.
+                let h = unsafe { header(base) };
+                let mut from = base.as_ptr() as usize;
+                for chunk in h.recs[..h.chunks].iter().map(|&r| Chunk(r)) {
+                    if chunk.released() {
+                        let start = base.as_ptr() as usize + chunk.offset();
+                        segs_out.push((from, start - from));
+                        from = start + chunk.len();
+                    }
+                }
+                segs_out.push((from, base.as_ptr() as usize + h.len - from));
+                seg = h.next;
+            }
+            drop(s);
+            out.extend(segs_out.into_iter().filter(|&(_, len)| len > 0));
+            break;
         }
         out
     }

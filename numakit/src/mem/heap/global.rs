@@ -126,6 +126,23 @@ impl GlobalNodeHeap {
             .map_err(|f| f.into_mem_error(self.node()))
     }
 
+    /// Give the memory of every chunk whose blocks are all free back to
+    /// the OS; see [`NodeHeap::trim`](super::NodeHeap::trim). `Ok(0)`
+    /// before the first allocation.
+    ///
+    /// # Errors
+    /// As [`NodeHeap::trim`](super::NodeHeap::trim).
+    pub fn trim(&self) -> Result<usize, MemError> {
+        let p = self.core.load(Ordering::Acquire);
+        match NonNull::new(p) {
+            // SAFETY: published by `init`, never destroyed.
+            Some(core) => unsafe { core.as_ref() }
+                .trim()
+                .map_err(|f| f.into_mem_error(self.node())),
+            None => Ok(0),
+        }
+    }
+
     /// The heap's figures, or `None` before the first allocation.
     ///
     /// This allocates the result (through the global allocator, i.e.

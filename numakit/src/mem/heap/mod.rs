@@ -66,6 +66,9 @@ use std::ptr::{self, NonNull};
 ///   lock-free remote list (one CAS) and is handed out again by the heap,
 ///   from its next refill. Which node a thread is on is read with
 ///   `getcpu(2)` when it first uses the heap and on every 32nd slow path.
+/// - **Giving memory back**: [`NodeHeap::trim`] returns the pages of every
+///   chunk whose blocks are all free to the OS; the chunk stays reserved
+///   and bound, and is populated again (memory checked) when reused.
 /// - **Thread exit**: a `pthread` key destructor detaches the thread's
 ///   caches; the next thread to use the heap adopts one, blocks included,
 ///   and before mapping more memory the heap sweeps blocks out of caches no
@@ -106,8 +109,12 @@ pub struct HeapStats {
     /// large blocks at their mapping size.
     pub bytes_in_use: usize,
     /// Bytes mapped on the node: segments, large blocks and the heap's own
-    /// bookkeeping (the heap, one page per thread cache).
+    /// bookkeeping (the heap, one page per thread cache). Resident: this
+    /// less `bytes_released`.
     pub bytes_mapped: usize,
+    /// Bytes of segments given back to the OS by [`NodeHeap::trim`] and not
+    /// taken again since.
+    pub bytes_released: usize,
     /// Bytes of large blocks (own mappings) in use.
     pub large_bytes_in_use: usize,
     /// Large blocks in use.
@@ -240,6 +247,39 @@ impl NodeHeap {
         self.try_alloc_box(value).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Give the memory of every chunk whose blocks are all free back to
+    /// the OS, and return how many bytes that was.
+    ///
+    /// Size classes carve their blocks from chunks (64 KiB, 256 KiB above
+    /// 4 KiB blocks). A chunk is given back when every block carved from it
+    /// is free on the heap's lists, in the calling thread's cache (which
+    /// this empties) or in the cache of a thread that exited; blocks cached
+    /// by other live threads, or in use, keep their chunk. The chunk stays reserved and bound to the node
+    /// (`MADV_DONTNEED`): a class that needs memory later takes it again,
+    /// populated after the usual check of the node's free memory, so it
+    /// can never come back from another node.
+    ///
+    /// ```
+    /// use numakit::mem::NodeHeap;
+    /// let heap = NodeHeap::new(0)?;
+    /// let blocks: Vec<_> = (0..4000).map(|_| heap.alloc_box([1u8; 512])).collect();
+    /// drop(blocks); // 2 MiB of blocks, all free again
+    /// let released = heap.trim()?;
+    /// assert!(released >= 1 << 20, "{released}");
+    /// assert_eq!(heap.stats().bytes_released, released);
+    /// heap.verify()?; // what is still resident is on the node
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`MemError::Os`] when `madvise` refuses, or the node cannot give the
+    /// few pages of scratch memory the sort of the free lists needs.
+    pub fn trim(&self) -> Result<usize, MemError> {
+        self.core()
+            .trim()
+            .map_err(|f| f.into_mem_error(self.node()))
+    }
+
     /// The heap's figures: bytes in use and mapped, per size class counts.
     pub fn stats(&self) -> HeapStats {
         stats_of(self.core())
@@ -285,6 +325,7 @@ pub(crate) fn stats_of(core: &HeapCore) -> HeapStats {
         node: NodeId::new(core.node),
         bytes_in_use,
         bytes_mapped: f.segment_bytes + f.large_bytes + f.meta_bytes,
+        bytes_released: f.released_bytes,
         large_bytes_in_use: f.large_bytes,
         large_in_use: f.large_allocs.saturating_sub(f.large_frees),
         thread_caches: f.caches,

@@ -38,6 +38,8 @@ pub(crate) enum OsFail {
     /// `madvise(MADV_POPULATE_WRITE)` failed for another reason than
     /// exhaustion.
     Populate(i32),
+    /// `madvise(MADV_DONTNEED)` refused.
+    Release(i32),
     /// The node's `meminfo` could not be read.
     Meminfo(i32),
     /// The node cannot give the bytes without eating into the reserve.
@@ -76,6 +78,7 @@ impl OsFail {
             OsFail::Mmap(e) => os("mmap", e),
             OsFail::Mbind(e) => os("mbind(MPOL_BIND, MPOL_MF_STRICT)", e),
             OsFail::Populate(e) => os("madvise(MADV_POPULATE_WRITE)", e),
+            OsFail::Release(e) => os("madvise(MADV_DONTNEED)", e),
             OsFail::Meminfo(e) => os("read /sys/devices/system/node/nodeN/meminfo", e),
             OsFail::NoMemory {
                 requested,
@@ -183,7 +186,10 @@ impl Mapper {
         .map_err(|e| OsFail::Mbind(errno(&e)))
     }
 
-    fn populate(&self, p: NonNull<u8>, len: usize) -> Result<(), OsFail> {
+    /// Fault in `[p, p + len)` of a mapping of this mapper (fresh, or
+    /// given back with [`release`]), in chunks, each after checking that
+    /// the node can give it.
+    pub(crate) fn populate(&self, p: NonNull<u8>, len: usize) -> Result<(), OsFail> {
         let mut at = 0usize;
         while at < len {
             let n = (len - at).min(POPULATE_CHUNK as usize);
@@ -259,6 +265,18 @@ impl Mapper {
         );
         Ok(())
     }
+}
+
+/// Give the pages of `[p, p + len)` back to the OS (`MADV_DONTNEED`): the
+/// range stays mapped and bound; touching it again faults in zeroed pages
+/// on the node, which [`Mapper::populate`] does with the memory check.
+///
+/// # Safety
+/// The range is inside a mapping made by [`Mapper::map`] and nothing in it
+/// is used any more.
+pub(crate) unsafe fn release(p: NonNull<u8>, len: usize) -> Result<(), OsFail> {
+    // SAFETY: per the contract, the contents may go.
+    unsafe { sys::madvise(p, len, sys::MADV_DONTNEED) }.map_err(|e| OsFail::Release(errno(&e)))
 }
 
 /// Unmap a mapping made by [`Mapper::map`].
