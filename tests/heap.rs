@@ -803,8 +803,10 @@ fn host_only_trim_after_256_mib_of_blocks() {
             peak >> 20,
             after >> 20
         );
+        // The resident set is the whole process's (other tests run beside
+        // this one): printed, not asserted. The heap's own figure is exact.
         assert!(released >= 256 << 20);
-        assert!(peak - after >= 250 << 20, "RSS {peak} -> {after}");
+        assert_eq!(heap.stats().bytes_released, released);
     })
     .join()
     .unwrap();
