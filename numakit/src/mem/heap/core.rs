@@ -633,6 +633,7 @@ impl HeapCore {
         let own = unsafe { cache::lookup(self.uid).as_ref() };
         let page = crate::sys::page_size();
         let mut released = 0;
+        let mut failure = None;
         for (c, g) in lists.iter_mut().enumerate() {
             let central = &self.classes[c];
             let mut extra = central.remote.swap(ptr::null_mut(), Ordering::Acquire);
@@ -672,7 +673,7 @@ impl HeapCore {
             }
             addrs.sort_unstable();
             let mut seg = segs.list;
-            while let Some(base) = NonNull::new(seg) {
+            'segments: while let Some(base) = NonNull::new(seg) {
                 // SAFETY: a segment of this heap; we hold the lock.
                 let h = unsafe { header(base) };
                 for rec in &mut h.recs[..h.chunks] {
@@ -696,7 +697,16 @@ impl HeapCore {
                     // SAFETY: every block of the chunk is free and on no
                     // list once `addrs` drops them below; the range is
                     // inside this segment's mapping.
-                    unsafe { os::release(NonNull::new_unchecked(start as *mut u8), chunk.len())? };
+                    let gone = unsafe {
+                        os::release(NonNull::new_unchecked(start as *mut u8), chunk.len())
+                    };
+                    if let Err(fail) = gone {
+                        // Keep the chunk (its pages may or may not be gone:
+                        // its blocks stay on the list, which is rebuilt
+                        // below from `addrs`, not from their links).
+                        failure = Some(fail);
+                        break 'segments;
+                    }
                     // Mark the chunk's blocks as gone with the low bit
                     // (blocks are 16-aligned): the array stays sorted for
                     // the searches of the next chunks.
@@ -726,6 +736,9 @@ impl HeapCore {
             g.free = head;
             // SAFETY: the scratch mapping is ours and no longer used.
             unsafe { os::unmap(scratch, scratch_len) };
+            if let Some(fail) = failure {
+                return Err(fail);
+            }
         }
         Ok(released)
     }
