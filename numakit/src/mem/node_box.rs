@@ -35,8 +35,8 @@ pub trait Placed: Sized {
 /// Where the memory comes from depends on the value's size:
 ///
 /// - **Up to [`NodeBox::SHARED_MAX`] bytes, bound to one node**: a block of
-///   the node's process-wide [`NodeHeap`] (made on first use, 1 MiB of the
-///   node's memory at first), sized and aligned to whole 128-byte blocks so
+///   the node's process-wide [`NodeHeap`] (made on first use; it takes the
+///   node's memory 64 KiB at a time), sized and aligned to whole 128-byte blocks so
 ///   that two boxes never share a cache line (nor the adjacent-line
 ///   prefetch pair). Making one costs a heap allocation, not a syscall.
 /// - **Larger, or interleaved**: a mapping of its own, rounded up to whole

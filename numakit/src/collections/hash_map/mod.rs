@@ -31,8 +31,9 @@
 //!   are recorded, and [`verify`](ConcurrentHashMap::verify) locates every
 //!   page: segments, large tables and the record itself. The map value
 //!   itself (a few words: pointers, shard mask, the hasher's keys) is
-//!   wherever you put it; it is only read after construction. A map maps
-//!   at least the heap's first segment (1 MiB) on its node.
+//!   wherever you put it; it is only read after construction. A map
+//!   reserves at least the heap's first segment (1 MiB of address space)
+//!   on its node and populates it 64 KiB at a time as tables grow.
 //! - **Growth.** A shard's table grows (doubling, all its entries moved)
 //!   under that shard's write lock only; the other shards keep serving
 //!   readers and writers. There is no map-wide resize. Growth asks the node

@@ -551,9 +551,12 @@ impl HeapCore {
         if s.end - s.cursor < min {
             let payload = s.next_payload.max(want);
             let len = payload + SEG_HEADER;
-            let base = self
-                .mapper
-                .map(len, crate::sys::page_size().max(classes::CHUNK_ALIGN))?;
+            // Reserved and bound now, populated chunk by chunk as carved.
+            let base = self.mapper.reserve(
+                len,
+                crate::sys::page_size().max(classes::CHUNK_ALIGN),
+                SEG_HEADER,
+            )?;
             // SAFETY: the fresh segment's first bytes hold its header; the
             // mapping is zeroed, so the records start empty.
             unsafe {
@@ -566,11 +569,17 @@ impl HeapCore {
             s.cursor = base.as_ptr() as usize + SEG_HEADER;
             s.end = s.cursor + payload;
             s.next_payload = (s.next_payload * 2).min(SEG_MAX);
-            self.segment_bytes.fetch_add(len, Ordering::Relaxed);
+            self.segment_bytes.fetch_add(SEG_HEADER, Ordering::Relaxed);
         }
         let got = want.min(s.end - s.cursor);
         let start = s.cursor;
+        // SAFETY: `start` is inside the current segment's mapping, past its
+        // header, hence non-null.
+        let chunk = unsafe { NonNull::new_unchecked(start as *mut u8) };
+        // `start..start + got` is not carved yet: populate it now.
+        self.mapper.populate(chunk, got)?;
         s.cursor += got;
+        self.segment_bytes.fetch_add(got, Ordering::Relaxed);
         // SAFETY: `s.list` is the current segment (the chunk is carved
         // from it) and we hold the lock.
         let h = unsafe { header(NonNull::new_unchecked(s.list)) };
@@ -957,10 +966,11 @@ impl HeapCore {
             out.push((c.as_ptr() as usize, cache.map_len));
             next = cache.next;
         }
-        // Segments are never unmapped while the heap lives; released
-        // chunks (pages given back) are left out. Count under the lock,
-        // allocate without it (for a global heap the allocation may need
-        // the lock), then fill under it again, as long as nothing moved.
+        // Segments are never unmapped while the heap lives. Only their
+        // populated parts count: the header and the carved chunks, less
+        // those `trim` released. Count under the lock, allocate without it
+        // (for a global heap the allocation may need the lock), then fill
+        // under it again, as long as nothing moved.
         loop {
             let count = |s: &Segments| {
                 let mut n = 0;
@@ -968,10 +978,8 @@ impl HeapCore {
                 while let Some(base) = NonNull::new(seg) {
                     // SAFETY: a segment of this heap; the lock is held.
                     let h = unsafe { header(base) };
-                    n += 1 + h.recs[..h.chunks]
-                        .iter()
-                        .filter(|&&r| Chunk(r).released())
-                        .count();
+                    // At most the header's run and one per chunk.
+                    n += 1 + h.chunks;
                     seg = h.next;
                 }
                 n
@@ -986,15 +994,23 @@ impl HeapCore {
             while let Some(base) = NonNull::new(seg) {
                 // SAFETY: as above.
                 let h = unsafe { header(base) };
-                let mut from = base.as_ptr() as usize;
+                let b = base.as_ptr() as usize;
+                // The header, then every chunk still populated (carved,
+                // not released), merging neighbours.
+                let mut run = (b, SEG_HEADER);
                 for chunk in h.recs[..h.chunks].iter().map(|&r| Chunk(r)) {
                     if chunk.released() {
-                        let start = base.as_ptr() as usize + chunk.offset();
-                        segs_out.push((from, start - from));
-                        from = start + chunk.len();
+                        continue;
+                    }
+                    let start = b + chunk.offset();
+                    if run.0 + run.1 == start {
+                        run.1 += chunk.len();
+                    } else {
+                        segs_out.push(run);
+                        run = (start, chunk.len());
                     }
                 }
-                segs_out.push((from, base.as_ptr() as usize + h.len - from));
+                segs_out.push(run);
                 seg = h.next;
             }
             drop(s);

@@ -34,8 +34,9 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 /// # It never falls back
 ///
 /// Memory comes only from the named node, bound with
-/// `mbind(MPOL_BIND, MPOL_MF_STRICT)` and populated eagerly after a check
-/// of the node's free memory. When that fails — the node does not exist or
+/// `mbind(MPOL_BIND, MPOL_MF_STRICT)` and populated (for the size classes,
+/// chunk by chunk as they are needed) after a check of the node's free
+/// memory. When that fails — the node does not exist or
 /// has no memory (`mbind` says `EINVAL`), or it is out of memory — `alloc`
 /// returns null, and Rust answers a null from the global allocator by
 /// **aborting the process** with `memory allocation of N bytes failed`.

@@ -50,9 +50,11 @@ use std::ptr::{self, NonNull};
 ///   128 B, then four per doubling). Each class is a slab: blocks carved
 ///   from 64 KiB chunks (256 KiB for classes above 4 KiB), linked through
 ///   their first word when free. Chunks come from *segments* (1 MiB, then
-///   doubling to 64 MiB), each one `mmap`ed, bound with
-///   `mbind(MPOL_BIND, MPOL_MF_STRICT)` and populated eagerly after a check
-///   of the node's free memory, like an [`Arena`](crate::mem::Arena).
+///   doubling to 64 MiB), each one `mmap`ed and bound with
+///   `mbind(MPOL_BIND, MPOL_MF_STRICT)` whole, and populated chunk by chunk
+///   as classes take them, each time after a check of the node's free
+///   memory, like an [`Arena`](crate::mem::Arena) — so a segment costs the
+///   node only what has been carved from it.
 /// - **Large requests** (above 32 KiB, or aligned past 4 KiB) get a mapping
 ///   of their own, page-granular, bound and populated the same way, and
 ///   unmapped on free.
@@ -108,9 +110,10 @@ pub struct HeapStats {
     /// Bytes handed out and not freed: blocks counted at their class size,
     /// large blocks at their mapping size.
     pub bytes_in_use: usize,
-    /// Bytes mapped on the node: segments, large blocks and the heap's own
-    /// bookkeeping (the heap, one page per thread cache). Resident: this
-    /// less `bytes_released`.
+    /// Bytes taken from the node: the populated part of the segments
+    /// (headers and the chunks carved for size classes), large blocks and
+    /// the heap's own bookkeeping (the heap, one page per thread cache).
+    /// Resident: this less `bytes_released`.
     pub bytes_mapped: usize,
     /// Bytes of segments given back to the OS by [`NodeHeap::trim`] and not
     /// taken again since.

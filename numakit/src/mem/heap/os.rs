@@ -130,7 +130,19 @@ impl Mapper {
     /// Map `len` bytes (a multiple of the page size) aligned to `align` (a
     /// power of two), bound to the node and populated.
     pub(crate) fn map(&self, len: usize, align: usize) -> Result<NonNull<u8>, OsFail> {
-        self.check_fits(len as u64)?;
+        self.reserve(len, align, len)
+    }
+
+    /// Map `len` bytes as [`map`](Self::map) does, bound to the node, but
+    /// populate only the first `populated` bytes; the rest is populated
+    /// with [`populate`](Self::populate) when it is needed.
+    pub(crate) fn reserve(
+        &self,
+        len: usize,
+        align: usize,
+        populated: usize,
+    ) -> Result<NonNull<u8>, OsFail> {
+        self.check_fits(populated as u64)?;
         let page = crate::sys::page_size();
         let rw = libc::PROT_READ | libc::PROT_WRITE;
         let p = if align <= page {
@@ -156,7 +168,7 @@ impl Mapper {
                 NonNull::new_unchecked(aligned as *mut u8)
             }
         };
-        let ready = self.bind(p, len).and_then(|()| self.populate(p, len));
+        let ready = self.bind(p, len).and_then(|()| self.populate(p, populated));
         match ready {
             Ok(()) => Ok(p),
             Err(fail) => {
