@@ -731,6 +731,9 @@ fn blocks_cached_by_another_thread_keep_their_chunks() {
     let (done_tx, done_rx) = mpsc::channel::<usize>();
     let h = Arc::clone(&heap);
     let worker = std::thread::spawn(move || {
+        // On the heap's node: its frees stay in its cache (a thread on
+        // another node would return them to the heap at once).
+        let _pin = numakit::sched::pin_to_node(0).expect("pin to node 0");
         let ps: Vec<_> = (0..32).map(|_| h.allocate(layout).unwrap()).collect();
         let first = ps[0].cast::<u8>().as_ptr() as usize;
         for p in ps {
@@ -756,6 +759,9 @@ fn blocks_left_in_the_cache_of_an_exited_thread_are_given_back() {
     let layout = Layout::from_size_align(2048, 8).unwrap();
     let h = Arc::clone(&heap);
     let first = std::thread::spawn(move || {
+        // On the heap's node, so the freed blocks stay in this thread's
+        // cache as it exits (elsewhere they would go back at once).
+        let _pin = numakit::sched::pin_to_node(0).expect("pin to node 0");
         let ps: Vec<_> = (0..16).map(|_| h.allocate(layout).unwrap()).collect();
         let first = ps[0].cast::<u8>().as_ptr() as usize;
         for p in ps {
