@@ -522,18 +522,9 @@ impl HeapCore {
             let head = cc.head.replace(ptr::null_mut());
             cc.count.set(0);
             cache.state.fetch_and(!ATTACHED, Ordering::Release);
-            if head.is_null() {
-                continue;
-            }
-            let mut tail = head;
-            // SAFETY: the cache's list was linked and is ours now.
-            unsafe {
-                while !next_of(tail).is_null() {
-                    tail = next_of(tail);
-                }
-                set_next(tail, found);
-            }
-            found = head;
+            // SAFETY: the cache's list was linked and is ours now, as is
+            // `found`.
+            found = unsafe { splice(head, found) };
         }
         found
     }
