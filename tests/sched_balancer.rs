@@ -26,14 +26,25 @@ fn full_nodes(topo: &Topology) -> Vec<NodeId> {
         .collect()
 }
 
+/// The node a checkpoint rebound the thread to, and the memory policy
+/// (mode, first word of the node mask) the thread had right after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rebound {
+    node: NodeId,
+    policy: (i32, libc::c_ulong),
+}
+
 /// A thread pinned to `node` (CPU mask and memory policy), registered in
 /// `group` with an arena of 2 MiB on `arena_node`; it calls `checkpoint`
 /// and reports its node until stopped.
 struct Subject {
     stop: Arc<AtomicBool>,
     node: Arc<AtomicU32>,
-    rebound: Arc<Mutex<Option<NodeId>>>,
-    policy_after: Arc<Mutex<Option<(i32, libc::c_ulong)>>>,
+    /// What the thread saw at the checkpoint that rebound it: the node it
+    /// was rebound to and its memory policy (mode, first mask word) right
+    /// after. Both are recorded under this one lock, so a reader that sees
+    /// the checkpoint sees the policy too.
+    rebound: Arc<Mutex<Option<Rebound>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -43,13 +54,7 @@ impl Subject {
         let stop = Arc::new(AtomicBool::new(false));
         let cur = Arc::new(AtomicU32::new(u32::MAX));
         let rebound = Arc::new(Mutex::new(None));
-        let policy_after = Arc::new(Mutex::new(None));
-        let (s, c, r, p) = (
-            Arc::clone(&stop),
-            Arc::clone(&cur),
-            Arc::clone(&rebound),
-            Arc::clone(&policy_after),
-        );
+        let (s, c, r) = (Arc::clone(&stop), Arc::clone(&cur), Arc::clone(&rebound));
         let thread = std::thread::spawn(move || {
             let _pin = sched::pin_to_node(node).unwrap();
             let arena = Arena::new(arena_node, 2 << 20).unwrap();
@@ -60,11 +65,13 @@ impl Subject {
             c.store(current_node().unwrap().get(), Ordering::Release);
             tx.send(arena).unwrap();
             while !s.load(Ordering::Acquire) {
-                if let Some(n) = group.checkpoint().unwrap() {
-                    *r.lock().unwrap() = Some(n);
+                if let Some(node) = group.checkpoint().unwrap() {
                     let mut mask = vec![0; 16];
                     let mode = sysmem::get_mempolicy(&mut mask, std::ptr::null(), 0).unwrap();
-                    *p.lock().unwrap() = Some((mode, mask[0]));
+                    *r.lock().unwrap() = Some(Rebound {
+                        node,
+                        policy: (mode, mask[0]),
+                    });
                 }
                 c.store(current_node().unwrap().get(), Ordering::Release);
                 std::thread::sleep(Duration::from_millis(2));
@@ -76,7 +83,6 @@ impl Subject {
             stop,
             node: cur,
             rebound,
-            policy_after,
             thread: Some(thread),
         };
         (subject, arena)
@@ -231,10 +237,12 @@ fn move_threads_brings_a_thread_pinned_away_from_its_memory_to_it() {
         subject.rebound.lock().unwrap().is_some()
     });
     // The thread rebound its memory policy at its checkpoint.
-    assert_eq!(*subject.rebound.lock().unwrap(), Some(memory));
     assert_eq!(
-        *subject.policy_after.lock().unwrap(),
-        Some((sysmem::MPOL_BIND, 1 << memory.get()))
+        *subject.rebound.lock().unwrap(),
+        Some(Rebound {
+            node: memory,
+            policy: (sysmem::MPOL_BIND, 1 << memory.get()),
+        })
     );
     within_intervals(&balancer, 10, "the improvement to be verified", || {
         seen.lock()
