@@ -21,6 +21,14 @@ pub mod spsc;
 pub use hash_map::ConcurrentHashMap;
 pub use mpmc::MpmcRing;
 
+/// The largest capacity a ring accepts: 2^62 slots on 64-bit targets. Any
+/// power of two from 1 up to it is accepted (memory permitting: the slots
+/// are mapped and populated up front, so a capacity the node cannot hold
+/// is an out-of-memory error, not a later fault); 0, other values and
+/// larger ones are [`MemError::InvalidSize`](crate::mem::MemError::InvalidSize).
+/// The bound keeps every position arithmetic of the rings exact.
+pub const MAX_CAPACITY: usize = 1 << (usize::BITS - 2);
+
 /// Why a push did not happen; the value comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PushError<T> {

@@ -1,13 +1,18 @@
 //! [`MpmcRing`]: a bounded multi-producer multi-consumer ring in node memory.
 //!
 //! Design: sequence-numbered slots (Vyukov's bounded queue, the design of
-//! crossbeam's `ArrayQueue`). Each slot carries a stamp:
+//! crossbeam's `ArrayQueue`). Each slot carries a stamp, twice the position
+//! plus one bit that says whether the slot is full:
 //!
 //! | stamp of slot `i % cap` | meaning |
 //! |---|---|
-//! | `i` | free for the producer that reserves position `i` |
-//! | `i + 1` | holds the value pushed at position `i`, for the consumer of `i` |
-//! | `i + cap` | consumed; free for the producer of position `i + cap` |
+//! | `2i` | free for the producer that reserves position `i` |
+//! | `2i + 1` | holds the value pushed at position `i`, for the consumer of `i` |
+//! | `2(i + cap)` | consumed; free for the producer of position `i + cap` |
+//!
+//! The full bit keeps the three states apart for every capacity: with
+//! stamps `i`, `i + 1`, `i + cap` (Vyukov's original encoding) a ring of
+//! one slot could not tell "full for lap `n`" from "free for lap `n + 1`".
 //!
 //! Producers reserve a position by compare-and-swap on `tail`, consumers on
 //! `head`; the stamp, written with `Release` after the value and read with
@@ -35,7 +40,7 @@
 //! # Ok::<(), numakit::mem::MemError>(())
 //! ```
 
-use super::buffer::Slots;
+use super::buffer::{drop_positions, Slots};
 use super::primitive::{fence, AtomicBool, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use super::{PopError, PushError};
 use crate::mem::{MemError, Placement};
@@ -50,6 +55,18 @@ const SPREAD: usize = 128;
 struct Slot<T> {
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// The stamp of a slot free for the producer of position `pos`.
+#[inline(always)]
+const fn free_for(pos: usize) -> usize {
+    pos.wrapping_shl(1)
+}
+
+/// The stamp of a slot holding the value pushed at position `pos`.
+#[inline(always)]
+const fn full_at(pos: usize) -> usize {
+    pos.wrapping_shl(1) | 1
 }
 
 /// A bounded MPMC ring whose slots live on one node. Share it by reference
@@ -74,18 +91,14 @@ unsafe impl<T: Send> Send for MpmcRing<T> {}
 unsafe impl<T: Send> Sync for MpmcRing<T> {}
 
 impl<T> MpmcRing<T> {
-    /// A ring of `capacity` slots (a power of two) on `node`.
+    /// A ring of `capacity` slots (a power of two, from 1 to
+    /// [`MAX_CAPACITY`](super::MAX_CAPACITY)) on `node`.
     ///
     /// # Errors
-    /// [`MemError::InvalidSize`] for a capacity that is 0 or not a power of
-    /// two; the memory layer's errors for the node.
+    /// [`MemError::InvalidSize`] for a capacity that is 0, not a power of
+    /// two or above [`MAX_CAPACITY`](super::MAX_CAPACITY); the memory
+    /// layer's errors for the node (absent, memoryless, full).
     pub fn new(node: impl Into<NodeId>, capacity: usize) -> Result<Self, MemError> {
-        if capacity == 0 {
-            return Err(MemError::InvalidSize {
-                requested: 0,
-                reason: "a ring needs at least one slot".into(),
-            });
-        }
         let slots = Slots::<Slot<T>>::new(node.into(), capacity)?;
         // Slots per 128-byte block (a power of two, at most the capacity).
         let per_line = (SPREAD / std::mem::size_of::<Slot<T>>())
@@ -108,7 +121,7 @@ impl<T> MpmcRing<T> {
             // initialised here, before the ring is shared.
             unsafe {
                 ring.slots.slot(ring.index(pos)).write(Slot {
-                    stamp: AtomicUsize::new(pos),
+                    stamp: AtomicUsize::new(free_for(pos)),
                     value: UnsafeCell::new(MaybeUninit::uninit()),
                 })
             };
@@ -167,7 +180,7 @@ impl<T> MpmcRing<T> {
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
-            if stamp == tail {
+            if stamp == free_for(tail) {
                 match self.tail.compare_exchange_weak(
                     tail,
                     tail + 1,
@@ -180,7 +193,7 @@ impl<T> MpmcRing<T> {
                         backoff.spin();
                     }
                 }
-            } else if stamp.wrapping_add(self.mask + 1) == tail + 1 {
+            } else if stamp == full_at(tail.wrapping_sub(self.mask + 1)) {
                 // The slot still holds the value of the previous lap.
                 fence(Ordering::SeqCst);
                 if self
@@ -209,9 +222,10 @@ impl<T> MpmcRing<T> {
     unsafe fn publish(&self, pos: usize, value: T) {
         let slot = self.slot(pos);
         // SAFETY: the reservation gave this thread position `pos`; its
-        // slot is free (its stamp was `pos`) and nobody else writes it.
+        // slot is free (its stamp was `free_for(pos)`) and nobody else
+        // writes it.
         unsafe { slot.value.with_mut(|p| (*p).write(value)) };
-        slot.stamp.store(pos + 1, Ordering::Release);
+        slot.stamp.store(full_at(pos), Ordering::Release);
     }
 
     /// Pop one value.
@@ -225,7 +239,7 @@ impl<T> MpmcRing<T> {
         loop {
             let slot = self.slot(head);
             let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == head + 1 {
+            if stamp == full_at(head) {
                 match self.head.compare_exchange_weak(
                     head,
                     head + 1,
@@ -234,10 +248,12 @@ impl<T> MpmcRing<T> {
                 ) {
                     Ok(_) => {
                         // SAFETY: the CAS gave this thread position `head`,
-                        // whose value was published (stamp == head + 1).
+                        // whose value was published (stamp == full_at(head)).
                         let v = unsafe { slot.value.with(|p| (*p).assume_init_read()) };
-                        slot.stamp
-                            .store(head.wrapping_add(self.mask + 1), Ordering::Release);
+                        slot.stamp.store(
+                            free_for(head.wrapping_add(self.mask + 1)),
+                            Ordering::Release,
+                        );
                         return Ok(v);
                     }
                     Err(h) => {
@@ -245,7 +261,7 @@ impl<T> MpmcRing<T> {
                         backoff.spin();
                     }
                 }
-            } else if stamp == head {
+            } else if stamp == free_for(head) {
                 fence(Ordering::SeqCst);
                 if self.tail.load(Ordering::Relaxed) == head {
                     return Err(if self.closed.load(Ordering::Acquire) {
@@ -283,7 +299,9 @@ impl<T> MpmcRing<T> {
         let backoff = Backoff::new();
         loop {
             let tail = self.tail.load(Ordering::Acquire);
-            if !(0..n).all(|i| self.slot(tail + i).stamp.load(Ordering::Acquire) == tail + i) {
+            let free = (0..n)
+                .all(|i| self.slot(tail + i).stamp.load(Ordering::Acquire) == free_for(tail + i));
+            if !free {
                 fence(Ordering::SeqCst);
                 let head = self.head.load(Ordering::Relaxed);
                 if tail + n > head + self.capacity() {
@@ -303,7 +321,7 @@ impl<T> MpmcRing<T> {
                     // tail..tail+n, all free (stamps checked before it; only
                     // the owner of a position writes its slot).
                     unsafe { slot.value.with_mut(|p| (*p).write(v)) };
-                    slot.stamp.store(tail + i + 1, Ordering::Release);
+                    slot.stamp.store(full_at(tail + i), Ordering::Release);
                 }
                 return Ok(());
             }
@@ -320,14 +338,25 @@ impl<T> MpmcRing<T> {
         if n == 0 {
             return Ok(());
         }
+        if n > self.capacity() {
+            return Err(if self.closed.load(Ordering::Acquire) {
+                PopError::Closed
+            } else {
+                PopError::Empty
+            });
+        }
+        // Room for the values before any slot is claimed: a claimed slot
+        // must be released, so nothing that can panic (an allocation
+        // failing) may run between the claim and the release.
+        out.reserve(n);
         let backoff = Backoff::new();
         loop {
             let head = self.head.load(Ordering::Acquire);
-            let ready =
-                (0..n).all(|i| self.slot(head + i).stamp.load(Ordering::Acquire) == head + i + 1);
-            if !ready || n > self.capacity() {
+            let ready = (0..n)
+                .all(|i| self.slot(head + i).stamp.load(Ordering::Acquire) == full_at(head + i));
+            if !ready {
                 fence(Ordering::SeqCst);
-                if n > self.capacity() || self.tail.load(Ordering::Relaxed) < head + n {
+                if self.tail.load(Ordering::Relaxed) < head + n {
                     return Err(if self.closed.load(Ordering::Acquire) {
                         PopError::Closed
                     } else {
@@ -342,14 +371,17 @@ impl<T> MpmcRing<T> {
                 .compare_exchange(head, head + n, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
             {
-                out.reserve(n);
                 for i in 0..n {
                     let slot = self.slot(head + i);
                     // SAFETY: the CAS gave this thread positions
                     // head..head+n, all published (stamps checked before it).
+                    // `out` has room for them (reserved above), so the push
+                    // cannot reallocate or panic.
                     out.push(unsafe { slot.value.with(|p| (*p).assume_init_read()) });
-                    slot.stamp
-                        .store((head + i).wrapping_add(self.mask + 1), Ordering::Release);
+                    slot.stamp.store(
+                        free_for((head + i).wrapping_add(self.mask + 1)),
+                        Ordering::Release,
+                    );
                 }
                 return Ok(());
             }
@@ -473,13 +505,13 @@ impl<T> Drop for MpmcRing<T> {
     fn drop(&mut self) {
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
-        for pos in head..tail {
+        drop_positions(head..tail, |pos| {
             let slot = self.slot(pos);
             // SAFETY: `&mut self`: no push or pop is in flight, so positions
-            // head..tail hold published, unconsumed values; each is dropped
-            // once.
+            // head..tail hold published, unconsumed values; each position
+            // is visited once.
             unsafe { slot.value.with_mut(|p| (*p).assume_init_drop()) };
-        }
+        });
     }
 }
 

@@ -33,7 +33,7 @@
 //! # Ok::<(), numakit::mem::MemError>(())
 //! ```
 
-use super::buffer::Slots;
+use super::buffer::{drop_positions, Slots};
 use super::primitive::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 use super::{PopError, PushError};
 use crate::mem::{MemError, Placement};
@@ -66,11 +66,11 @@ impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
-        for i in head..tail {
+        drop_positions(head..tail, |i| {
             // SAFETY: slots head..tail hold values pushed and never popped;
-            // both handles are gone, so each is dropped exactly once here.
+            // both handles are gone, and each position is visited once.
             unsafe { (*self.slots.slot(i & self.mask)).with_mut(|p| (*p).assume_init_drop()) };
-        }
+        });
     }
 }
 
@@ -149,22 +149,24 @@ unsafe fn copy_run<T: Copy>(
     }
 }
 
-/// A ring of `capacity` slots (a power of two) in memory bound to `node`.
+/// A ring of `capacity` slots (a power of two, from 1 to
+/// [`MAX_CAPACITY`](super::MAX_CAPACITY)) in memory bound to `node`. Slots
+/// of a zero-sized `T` take no memory: the ring maps one page whatever the
+/// capacity.
 ///
 /// # Errors
-/// [`MemError::InvalidSize`] when `capacity` is 0 or not a power of two;
-/// the memory layer's errors for the node (absent, memoryless, full).
+/// [`MemError::InvalidSize`] when `capacity` is 0, not a power of two or
+/// above [`MAX_CAPACITY`](super::MAX_CAPACITY); the memory layer's errors
+/// for the node (absent, memoryless, full).
 pub fn ring<T>(
     node: impl Into<NodeId>,
     capacity: usize,
 ) -> Result<(Producer<T>, Consumer<T>), MemError> {
-    if capacity == 0 {
-        return Err(MemError::InvalidSize {
-            requested: 0,
-            reason: "a ring needs at least one slot".into(),
-        });
-    }
     let slots = Slots::<Cell<T>>::new(node.into(), capacity)?;
+    // A slot is an `UnsafeCell<MaybeUninit<T>>`, valid uninitialised: the
+    // fresh memory needs no set-up. Loom's cells carry their own state and
+    // are constructed one by one.
+    #[cfg(loom)]
     for i in 0..capacity {
         // SAFETY: `i < capacity`; the fresh slots are set up before the
         // ring is shared.
@@ -250,31 +252,47 @@ impl<T> Producer<T> {
     }
 
     /// Push as many values from `iter` as fit now; returns how many were
-    /// pushed (values not pushed stay in the iterator).
+    /// pushed (values not pushed stay in the iterator). If the iterator
+    /// panics, the values it gave before the panic are in the ring.
     pub fn push_iter<I: Iterator<Item = T>>(&mut self, iter: &mut I) -> usize {
+        /// Publishes the values written so far when dropped, also when
+        /// `next` or `size_hint` (user code) unwinds.
+        struct Written<'a, T> {
+            producer: &'a mut Producer<T>,
+            n: usize,
+        }
+        impl<T> Drop for Written<'_, T> {
+            fn drop(&mut self) {
+                let p = &mut *self.producer;
+                p.tail += self.n;
+                p.shared.tail.store(p.tail, Ordering::Release);
+            }
+        }
         // Look at the consumer's index only when the cached view has less
         // room than the iterator promises, or runs out before it ends.
-        let mut free = self.free(iter.size_hint().0.max(1));
-        let mut n = 0;
+        let wanted = iter.size_hint().0.max(1);
+        let mut free = self.free(wanted);
+        let mut w = Written {
+            producer: self,
+            n: 0,
+        };
         loop {
-            while n < free {
+            while w.n < free {
                 let Some(v) = iter.next() else { break };
                 // SAFETY: slot `tail + n` is free (n < free) and unpublished.
-                unsafe { self.write(self.tail + n, v) };
-                n += 1;
+                unsafe { w.producer.write(w.producer.tail + w.n, v) };
+                w.n += 1;
             }
-            if n < free || n == self.mask + 1 {
+            if w.n < free || w.n == w.producer.mask + 1 {
                 break; // the iterator ended, or the ring is all ours
             }
-            let more = self.free(free + 1);
+            let more = w.producer.free(free + 1);
             if more <= free {
                 break; // full for now
             }
             free = more;
         }
-        self.tail += n;
-        self.shared.tail.store(self.tail, Ordering::Release);
-        n
+        w.n
     }
 
     /// Copy as many of `items` as fit now (best effort); returns how many.
