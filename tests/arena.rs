@@ -297,7 +297,7 @@ fn locate_and_migrate_memory_the_arena_does_not_own() {
     let here = mem::locate(v.as_ptr(), v.len()).unwrap();
     assert_eq!(
         here.pages(),
-        4 * MIB / 4096 + usize::from(v.as_ptr() as usize % 4096 != 0)
+        4 * MIB / 4096 + usize::from(!(v.as_ptr() as usize).is_multiple_of(4096))
     );
     let targets: Vec<NodeId> = topo
         .nodes()

@@ -1,4 +1,5 @@
-#![doc = include_str!("../../README.md")]
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod collections;
@@ -6,6 +7,12 @@ pub mod error;
 pub mod mem;
 pub mod sched;
 pub mod sync;
+/// The raw kernel interface (one wrapper per system call). Reachable for
+/// programs that need exactly one call below the safe API, but hidden from
+/// the documentation and not covered by semantic versioning: it may change
+/// in any release. Prefer [`mem::locate`], [`mem::migrate`] and the
+/// topology and scheduling APIs.
+#[doc(hidden)]
 pub mod sys;
 pub mod topology;
 

@@ -289,7 +289,7 @@ pub fn parse_size_mib(s: &str) -> Result<u64> {
         "" | "M" => Some(number),
         "G" => number.checked_mul(1024),
         "T" => number.checked_mul(1024 * 1024),
-        "K" if number % 1024 == 0 => Some(number / 1024),
+        "K" if number.is_multiple_of(1024) => Some(number / 1024),
         "K" => {
             return Err(format!(
                 "--mem-per-node: `{s}` is not a whole number of MiB"

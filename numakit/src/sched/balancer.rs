@@ -169,7 +169,9 @@ impl fmt::Debug for BalancerBuilder {
     }
 }
 
-/// The most pages sampled per group and interval.
+/// The most pages sampled per group and interval. A tuning detail, not part
+/// of the stable API: it may change in any release.
+#[doc(hidden)]
 pub const MAX_SAMPLE_PAGES: usize = 4096;
 
 impl BalancerBuilder {

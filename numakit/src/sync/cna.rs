@@ -65,8 +65,13 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 /// Default bound on consecutive same-node handoffs.
 pub const DEFAULT_LOCAL_HANDOFFS: u32 = 64;
 /// Queue nodes per thread for [`CnaLock::lock`] (deeper nesting allocates).
+/// A tuning detail, not part of the stable API: it may change in any
+/// release.
+#[doc(hidden)]
 pub const POOL_NODES: usize = 4;
-/// Acquisitions between two `getcpu(2)` calls of one thread.
+/// Acquisitions between two `getcpu(2)` calls of one thread. A tuning
+/// detail, not part of the stable API: it may change in any release.
+#[doc(hidden)]
 pub const NODE_REFRESH: u32 = 1024;
 
 const WAITING: u32 = 0;

@@ -95,7 +95,9 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::time::Duration;
 
 /// How long the queue head lets running threads barge before it claims the
-/// lock for itself (`HANDOFF`).
+/// lock for itself (`HANDOFF`). A tuning detail, not part of the stable
+/// API: it may change in any release.
+#[doc(hidden)]
 pub const FAIR_AFTER: Duration = Duration::from_micros(500);
 
 // Lock word bits.

@@ -258,9 +258,15 @@ impl Topology {
     ///
     /// # Errors
     /// [`TopologyError::Hwloc`] when hwloc cannot load the topology.
-    #[cfg(feature = "hwloc")]
+    #[cfg(any(feature = "hwloc", docsrs))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "hwloc")))]
     pub fn detect_hwloc() -> Result<Self, TopologyError> {
-        hwloc::read()
+        #[cfg(feature = "hwloc")]
+        return hwloc::read();
+        // The documentation build (docs.rs) shows this function without
+        // linking the C library; it never runs there.
+        #[cfg(not(feature = "hwloc"))]
+        unreachable!("a documentation build only")
     }
 
     /// Assemble a snapshot; `nodes` may come in any order, `distances` rows

@@ -30,7 +30,7 @@ const SEG_HEADER: usize = 16 << 10;
 /// Chunk records a segment header holds: one per chunk of at least 64 KiB
 /// in the largest segment, plus the segment's last, shorter one.
 const MAX_CHUNKS: usize = (SEG_HEADER - 3 * std::mem::size_of::<usize>()) / 8;
-const _: () = assert!(SEG_HEADER % classes::CHUNK_ALIGN == 0);
+const _: () = assert!(SEG_HEADER.is_multiple_of(classes::CHUNK_ALIGN));
 const _: () = assert!(MAX_CHUNKS > SEG_MAX / (64 << 10));
 /// The first segment's payload; each next one doubles, up to [`SEG_MAX`].
 const SEG_FIRST: usize = 1 << 20;
