@@ -122,9 +122,13 @@ fn expand_item(item: StaticItem) -> TokenStream {
             )
         }
     };
+    let name = ident.to_string();
     quote! {
         #(#other_attrs)*
-        #vis static #ident: #p::NumaStatic<#ty> =
-            #p::NumaStatic::new(#spec, || -> #ty { #expr });
+        #vis static #ident: #p::NumaStatic<#ty> = #p::NumaStatic::named(
+            ::core::concat!(::core::module_path!(), "::", #name),
+            #spec,
+            || -> #ty { #expr },
+        );
     }
 }
