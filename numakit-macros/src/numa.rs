@@ -132,6 +132,8 @@ struct FieldPlan {
     /// The type stored in the struct (`McsLock<T>` for an `#[mcs]` field).
     stored_ty: syn::Type,
     mcs: bool,
+    /// The field's `#[cfg(..)]`s, repeated wherever the field is named.
+    cfgs: Vec<Attribute>,
 }
 
 /// `place` writes each field in place with an aligned write, and `#[mcs]`
@@ -245,6 +247,23 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
             }
         }
         field.attrs = kept;
+        // A field under #[cfg] exists in the Init twin and is written by
+        // `place` under the same #[cfg]. Tuple fields are written by number,
+        // and the numbers after a cfg'd field would depend on the cfg.
+        let cfgs: Vec<Attribute> = field
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .cloned()
+            .collect();
+        if let (Some(cfg), syn::Member::Unnamed(_)) = (cfgs.first(), &member) {
+            push(syn::Error::new_spanned(
+                cfg,
+                "#[numa] cannot place a tuple struct with a #[cfg] field: `place` writes \
+                 fields by number, and the numbers after this field would depend on the cfg; \
+                 name the fields (`struct Pair { a: u8, b: u16 }`)",
+            ));
+        }
         if mcs {
             let ty = &field.ty;
             field.ty = syn::parse_quote_spanned!(ty.span()=> ::numakit::__private::McsLock<#ty>);
@@ -254,6 +273,7 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
             init_ty,
             stored_ty: field.ty.clone(),
             mcs,
+            cfgs,
         });
     }
     if let Some(e) = errors {
@@ -302,7 +322,8 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
              packed?); `place` needs every field aligned: remove `packed` from its repr",
             s.ident
         );
-        quote_spanned!(ty.span()=> ::core::assert!(
+        let cfgs = &plan.cfgs;
+        quote_spanned!(ty.span()=> #(#cfgs)* ::core::assert!(
             ::core::mem::offset_of!(Self, #m) % ::core::mem::align_of::<#ty>() == 0
                 && ::core::mem::align_of::<#ty>() <= ::core::mem::align_of::<Self>(),
             #msg
@@ -331,7 +352,8 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
             let fields = named.named.iter().zip(&plans).map(|(f, plan)| {
                 let (vis, ident, ty) = (&f.vis, &f.ident, &plan.init_ty);
                 let attrs = f.attrs.iter().filter(|a| a.path().is_ident("doc"));
-                quote!(#(#attrs)* #vis #ident: #ty)
+                let cfgs = &plan.cfgs;
+                quote!(#(#cfgs)* #(#attrs)* #vis #ident: #ty)
             });
             quote!(#vis struct #init_name #generics #where_pred { #(#fields),* })
         }
@@ -351,7 +373,8 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         } else {
             quote!(init.#m)
         };
-        quote!(#p::ptr::addr_of_mut!((*slot).#m).write(#value);)
+        let cfgs = &plan.cfgs;
+        quote!(#(#cfgs)* #p::ptr::addr_of_mut!((*slot).#m).write(#value);)
     });
     let placed_doc = format!(
         "Plain field values for [`{name}::place`]: the same fields, with `#[mcs]` \

@@ -5,8 +5,8 @@ use crate::args::with_error;
 use crate::numa::PlacementSpec;
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
 use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
 use syn::{Attribute, Expr, Ident, Token, Type, Visibility};
 
 struct StaticItem {
