@@ -12,7 +12,7 @@ use numakit::{numa, numa_static, NodeId};
 use std::any::Any;
 use std::fmt::Debug;
 use std::marker::PhantomData;
-use std::mem::{align_of, offset_of, size_of};
+use std::mem::{align_of, offset_of, size_of, size_of_val};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -154,6 +154,22 @@ fn large_alignments_are_honoured_or_refused() {
         Err(e) => panic!("wrong error for align 8192: {e}"),
         Ok(_) => panic!("a value aligned to 8192 was placed with a 4096-byte page"),
     }
+}
+
+#[numa(node = 0)]
+struct Unit;
+
+#[numa(node = 0)]
+#[repr(align(64))]
+struct AlignedEmpty {}
+
+#[test]
+fn zero_sized_structs_are_placed() {
+    let u = Unit::place(UnitInit).unwrap();
+    assert_eq!(size_of_val(&*u), 0);
+    let e = AlignedEmpty::place(AlignedEmptyInit {}).unwrap();
+    assert_eq!((size_of::<AlignedEmpty>(), addr(&*e) % 64), (0, 0));
+    assert_eq!(e.node(), NodeId::new(0));
 }
 
 // ---------------------------------------------------------------- generics
