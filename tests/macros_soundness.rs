@@ -123,6 +123,20 @@ struct PageSized {
     bytes: [u8; 100],
 }
 
+/// Larger than a shared-heap box: a mapping of its own.
+#[numa(node = 0)]
+#[repr(C, align(4096))]
+struct TwoPages {
+    head: u8,
+    bytes: [u8; 8000],
+}
+
+#[numa(interleave = [0])]
+#[repr(align(256))]
+struct Spread {
+    words: [u64; 1024],
+}
+
 #[numa(node = 0)]
 #[repr(align(8192))]
 struct TooAligned {
@@ -147,6 +161,15 @@ fn large_alignments_are_honoured_or_refused() {
     let p = PageSized::place(PageSizedInit { bytes: [0xAB; 100] }).unwrap();
     assert_eq!((p.bytes[0], p.bytes[99]), (0xAB, 0xAB));
     assert_eq!(addr(&*p) % 4096, 0);
+
+    let t = TwoPages::place(TwoPagesInit {
+        head: 1,
+        bytes: [2; 8000],
+    })
+    .unwrap();
+    assert_eq!((t.head, t.bytes[7999], addr(&*t) % 4096), (1, 2, 0));
+    let s = Spread::place(SpreadInit { words: [3; 1024] }).unwrap();
+    assert_eq!((s.words[1023], addr(&*s) % 256), (3, 0));
 
     // More than a page: a typed error naming the alignment, no placement.
     match TooAligned::place(TooAlignedInit { x: 1 }) {
