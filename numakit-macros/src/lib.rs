@@ -18,6 +18,10 @@ mod pinned;
 
 /// Place a struct's values on a NUMA node: `#[numa(node = N)]` or
 /// `#[numa(interleave = [A, B, ..])]`. See `numakit`'s documentation.
+///
+/// `repr(C)`, `repr(transparent)` and `repr(align(N))` are kept; a packed
+/// struct (`repr(packed)`, `repr(packed(N))`) is refused, since `place`
+/// writes each field in place and that needs aligned fields.
 #[proc_macro_attribute]
 pub fn numa(attr: TokenStream, item: TokenStream) -> TokenStream {
     numa::expand(attr.into(), item.into()).into()

@@ -2,7 +2,7 @@
 //! parse → validate → expand.
 
 use crate::args::{parse_number_list, with_error, Args, Number};
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Attribute, Fields, Item};
@@ -127,8 +127,76 @@ fn strip_field_attrs(item: Item) -> TokenStream {
 
 struct FieldPlan {
     member: syn::Member,
+    /// The type the caller gives (`T` for an `#[mcs] T` field).
     init_ty: syn::Type,
+    /// The type stored in the struct (`McsLock<T>` for an `#[mcs]` field).
+    stored_ty: syn::Type,
     mcs: bool,
+    /// The field's `#[cfg(..)]`s, repeated wherever the field is named.
+    cfgs: Vec<Attribute>,
+}
+
+/// `place` writes each field in place with an aligned write, and `#[mcs]`
+/// fields hold atomics, which must be aligned: a packed struct (any
+/// `packed` / `packed(N)` in a `repr`, also one added by `cfg_attr`) is
+/// refused.
+fn refuse_packed(attrs: &[Attribute]) -> Option<syn::Error> {
+    /// Each `packed` in a `repr(..)` in `tokens` (nested groups included:
+    /// `cfg_attr(pred, repr(..))`), with the `(N)` after it if any.
+    fn find(tokens: TokenStream, in_repr: bool, out: &mut Vec<TokenStream>) {
+        let mut iter = tokens.into_iter().peekable();
+        while let Some(tt) = iter.next() {
+            match tt {
+                TokenTree::Ident(id) if in_repr && id == "packed" => {
+                    let mut found = TokenStream::from(TokenTree::Ident(id));
+                    if let Some(TokenTree::Group(g)) = iter.peek() {
+                        if g.delimiter() == Delimiter::Parenthesis {
+                            found.extend(iter.next());
+                        }
+                    }
+                    out.push(found);
+                }
+                TokenTree::Ident(id) if id == "repr" => {
+                    if let Some(TokenTree::Group(g)) = iter.peek() {
+                        find(g.stream(), true, out);
+                        iter.next();
+                    }
+                }
+                // `None` groups wrap tokens passed through `macro_rules!`.
+                TokenTree::Group(g) => {
+                    let inside = in_repr && g.delimiter() == Delimiter::None;
+                    find(g.stream(), inside, out)
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut packed = Vec::new();
+    for attr in attrs {
+        if attr.path().is_ident("repr") || attr.path().is_ident("cfg_attr") {
+            find(attr.meta.to_token_stream(), false, &mut packed);
+        }
+    }
+    packed
+        .into_iter()
+        .map(|tokens| {
+            let written = tokens.to_string().replace(' ', "");
+            syn::Error::new_spanned(
+                tokens,
+                format!(
+                    "#[numa] cannot place a `#[repr({written})]` struct: `place` builds each \
+                     field in place, which needs every field at an address aligned for its \
+                     type (and #[mcs] locks hold atomics, which must be aligned), while a \
+                     packed struct puts fields at any address; remove `{written}` \
+                     (`#[repr(C)]` alone keeps the declared field order), or keep the packed \
+                     bytes in a type of their own and make that a field of the #[numa] struct"
+                ),
+            )
+        })
+        .reduce(|mut all, e| {
+            all.combine(e);
+            all
+        })
 }
 
 fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
@@ -137,6 +205,9 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         Some(all) => all.combine(e),
         None => errors = Some(e),
     };
+    if let Some(e) = refuse_packed(&s.attrs) {
+        push(e);
+    }
     let mut plans = Vec::new();
     // Field placements given as const paths, compared at compile time.
     let mut const_checks: Vec<(Number, Number, String)> = Vec::new();
@@ -176,6 +247,23 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
             }
         }
         field.attrs = kept;
+        // A field under #[cfg] exists in the Init twin and is written by
+        // `place` under the same #[cfg]. Tuple fields are written by number,
+        // and the numbers after a cfg'd field would depend on the cfg.
+        let cfgs: Vec<Attribute> = field
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .cloned()
+            .collect();
+        if let (Some(cfg), syn::Member::Unnamed(_)) = (cfgs.first(), &member) {
+            push(syn::Error::new_spanned(
+                cfg,
+                "#[numa] cannot place a tuple struct with a #[cfg] field: `place` writes \
+                 fields by number, and the numbers after this field would depend on the cfg; \
+                 name the fields (`struct Pair { a: u8, b: u16 }`)",
+            ));
+        }
         if mcs {
             let ty = &field.ty;
             field.ty = syn::parse_quote_spanned!(ty.span()=> ::numakit::__private::McsLock<#ty>);
@@ -183,7 +271,9 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         plans.push(FieldPlan {
             member,
             init_ty,
+            stored_ty: field.ty.clone(),
             mcs,
+            cfgs,
         });
     }
     if let Some(e) = errors {
@@ -218,6 +308,37 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         #[doc(hidden)]
         const __NUMAKIT_FIELD_NODES: () = { #(#generic_checks)* };
     };
+    // `place` writes fields with aligned writes. A `packed` repr is refused
+    // above; this catches one that reaches the struct some other way (an
+    // attribute macro after #[numa]), for each instance that is placed.
+    let align_checks = plans.iter().map(|plan| {
+        let (m, ty) = (&plan.member, &plan.stored_ty);
+        let field = match m {
+            syn::Member::Named(id) => format!("`{id}`"),
+            syn::Member::Unnamed(i) => format!("{}", i.index),
+        };
+        let msg = format!(
+            "#[numa]: field {field} of `{}` is not aligned for its type (is the struct \
+             packed?); `place` needs every field aligned: remove `packed` from its repr",
+            s.ident
+        );
+        let cfgs = &plan.cfgs;
+        quote_spanned!(ty.span()=> #(#cfgs)* ::core::assert!(
+            ::core::mem::offset_of!(Self, #m) % ::core::mem::align_of::<#ty>() == 0
+                && ::core::mem::align_of::<#ty>() <= ::core::mem::align_of::<Self>(),
+            #msg
+        );)
+    });
+    let align_check = quote! {
+        #[doc(hidden)]
+        const __NUMAKIT_FIELDS_ALIGNED: () = { #(#align_checks)* };
+    };
+    // Without generic parameters the check runs whether or not `place` is
+    // used.
+    let align_check_now = s.generics.params.is_empty().then(|| {
+        let name = &s.ident;
+        quote!(const _: () = #name::__NUMAKIT_FIELDS_ALIGNED;)
+    });
     let name = &s.ident;
     let vis = &s.vis;
     let init_name = format_ident!("{}Init", name);
@@ -231,7 +352,8 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
             let fields = named.named.iter().zip(&plans).map(|(f, plan)| {
                 let (vis, ident, ty) = (&f.vis, &f.ident, &plan.init_ty);
                 let attrs = f.attrs.iter().filter(|a| a.path().is_ident("doc"));
-                quote!(#(#attrs)* #vis #ident: #ty)
+                let cfgs = &plan.cfgs;
+                quote!(#(#cfgs)* #(#attrs)* #vis #ident: #ty)
             });
             quote!(#vis struct #init_name #generics #where_pred { #(#fields),* })
         }
@@ -251,7 +373,8 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         } else {
             quote!(init.#m)
         };
-        quote!(#p::ptr::addr_of_mut!((*slot).#m).write(#value);)
+        let cfgs = &plan.cfgs;
+        quote!(#(#cfgs)* #p::ptr::addr_of_mut!((*slot).#m).write(#value);)
     });
     let placed_doc = format!(
         "Plain field values for [`{name}::place`]: the same fields, with `#[mcs]` \
@@ -268,6 +391,7 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         #s
 
         #(#const_checks)*
+        #align_check_now
 
         #[doc = #placed_doc]
         #init_def
@@ -278,6 +402,7 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
 
         impl #impl_generics #name #ty_generics #where_clause {
             #generic_check
+            #align_check
 
             #[doc = #place_doc]
             #vis fn place(init: #init_name #ty_generics) -> ::core::result::Result<#p::NodeBox<Self>, #p::Error> {
@@ -285,8 +410,15 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
                 // this instance at compile time.
                 #[allow(clippy::let_unit_value)]
                 let () = Self::__NUMAKIT_FIELD_NODES;
-                // SAFETY: the closure writes every field of the slot exactly
-                // once, so the value is fully initialised when it returns.
+                // Every field at an aligned offset, checked at compile time.
+                #[allow(clippy::let_unit_value)]
+                let () = Self::__NUMAKIT_FIELDS_ALIGNED;
+                // SAFETY: `slot` is valid and aligned for `Self` (NodeBox's
+                // contract) and every field sits at an offset aligned for its
+                // type (checked above), so each aligned write is in bounds and
+                // aligned; the closure writes every field exactly once, so the
+                // value is fully initialised when it returns. Nothing between
+                // the writes can panic (moves out of `init`, `McsLock::new`).
                 let placed = unsafe {
                     #p::NodeBox::new_in_place(<Self as #p::Placed>::PLACEMENT, |slot: *mut Self| {
                         #(#writes)*

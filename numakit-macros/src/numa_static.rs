@@ -4,8 +4,9 @@
 use crate::args::with_error;
 use crate::numa::PlacementSpec;
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
 use syn::{Attribute, Expr, Ident, Token, Type, Visibility};
 
 struct StaticItem {
@@ -122,9 +123,16 @@ fn expand_item(item: StaticItem) -> TokenStream {
             )
         }
     };
+    let name = ident.to_string();
+    // Spanned at the type, so "`T` cannot be shared between threads" points
+    // at it.
+    let static_ty = quote_spanned!(ty.span()=> ::numakit::__private::NumaStatic<#ty>);
     quote! {
         #(#other_attrs)*
-        #vis static #ident: #p::NumaStatic<#ty> =
-            #p::NumaStatic::new(#spec, || -> #ty { #expr });
+        #vis static #ident: #static_ty = #p::NumaStatic::named(
+            ::core::concat!(::core::module_path!(), "::", #name),
+            #spec,
+            || -> #ty { #expr },
+        );
     }
 }

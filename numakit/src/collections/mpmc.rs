@@ -87,7 +87,8 @@ pub struct MpmcRing<T> {
 // SAFETY: values move between threads through the ring; each slot is owned
 // by exactly one producer or consumer at a time, handed over by its stamp.
 unsafe impl<T: Send> Send for MpmcRing<T> {}
-// SAFETY: as above.
+// SAFETY: as above. `&MpmcRing` only moves values in (`push`) and out
+// (`pop`), never hands out `&T`, so sharing it needs `T: Send`, not `Sync`.
 unsafe impl<T: Send> Sync for MpmcRing<T> {}
 
 impl<T> MpmcRing<T> {

@@ -59,7 +59,8 @@ struct Shared<T> {
 // slots are accessed by one side at a time, handed over through the
 // acquire/release indices.
 unsafe impl<T: Send> Send for Shared<T> {}
-// SAFETY: as above; `&Shared` is only used through the two handles.
+// SAFETY: as above; `&Shared` is only used through the two handles, which
+// move values and never hand out `&T`, so `T: Send` suffices.
 unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Drop for Shared<T> {

@@ -121,9 +121,11 @@ fn shared_heap(node: NodeId) -> Result<&'static NodeHeap, MemError> {
 }
 
 // SAFETY: a NodeBox owns its T exclusively (like Box<T>); sending it sends
-// the T.
+// the T (needs `T: Send`). Its storage may be freed from any thread: a
+// mapping of its own, or a block of a shared heap, which is Sync.
 unsafe impl<T: Send> Send for NodeBox<T> {}
-// SAFETY: &NodeBox<T> only gives &T.
+// SAFETY: &NodeBox<T> only gives &T (needs `T: Sync`) and read-only
+// placement queries on the storage.
 unsafe impl<T: Sync> Sync for NodeBox<T> {}
 
 impl<T> NodeBox<T> {

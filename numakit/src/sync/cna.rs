@@ -587,7 +587,9 @@ pub struct CnaLock<T: ?Sized, const LOCAL_HANDOFFS: u32 = DEFAULT_LOCAL_HANDOFFS
     data: UnsafeCell<T>,
 }
 
-// SAFETY: the lock owns its `T`.
+// SAFETY: the lock owns its `T`: sending the lock sends the `T` (needs
+// `T: Send`); the raw lock is one atomic pointer, null whenever the lock
+// can be moved (a held lock is borrowed by its guard).
 unsafe impl<T: ?Sized + Send, const N: u32> Send for CnaLock<T, N> {}
 // SAFETY: one holder at a time gets `&mut T` (needs `T: Send`).
 unsafe impl<T: ?Sized + Send, const N: u32> Sync for CnaLock<T, N> {}
