@@ -159,6 +159,17 @@ pub enum MemError {
         nodes: Vec<NodeId>,
     },
 
+    /// [`arena_local`](super::arena_local) was called after the calling
+    /// thread's arenas were destroyed: from a thread-local destructor that
+    /// runs late in the thread's exit.
+    #[error(
+        "arena_local() was called while the thread is exiting, after its thread-local arenas \
+         were destroyed (from another thread-local's destructor); allocate from an Arena built \
+         for an explicit node (Arena::new(node, capacity)) instead, or finish the work before \
+         the thread exits"
+    )]
+    ThreadExiting,
+
     /// A slab has no free object left and may not grow any further.
     #[error(
         "slab of {object_size}-byte objects on NUMA node {node} is full: all {max_objects} \
