@@ -105,6 +105,17 @@ pub enum MemError {
         reason: String,
     },
 
+    /// An address range that cannot be walked.
+    #[error("invalid range of {len} bytes at {addr:#x}: {reason}; pass the start and length of memory of this process")]
+    InvalidRange {
+        /// Start of the range.
+        addr: usize,
+        /// Its length in bytes.
+        len: usize,
+        /// Why it is refused.
+        reason: String,
+    },
+
     /// An alignment that is not a power of two.
     #[error("alignment {align} is not a power of two; use 1, 2, 4, 8, …")]
     InvalidAlignment {

@@ -94,9 +94,18 @@ impl fmt::Display for Placement {
 /// Where the pages of `[ptr, ptr + len)` are, one `move_pages(2)` query per
 /// base page. Works on any memory of this process (heap, stack, mappings).
 ///
+/// Any range is accepted that does not wrap around the end of the address
+/// space: an empty one gives an empty placement; pages no mapping covers (as
+/// `/proc/self/maps` says at the call) are counted as
+/// [`not_present`](Placement::not_present) without asking the kernel, so
+/// the time taken grows with the mapped pages of the range, not with its
+/// length, and the kernel is asked about at most 4096 pages at a time.
+///
 /// # Errors
-/// [`MemError::Os`] if `move_pages` itself fails (unmapped pages are
-/// counted in [`Placement::errors`], not turned into an error).
+/// - [`MemError::InvalidRange`] when `ptr + len` wraps the address space;
+/// - [`MemError::Os`] if `move_pages` itself fails (unmapped pages are
+///   counted in [`Placement::not_present`] or [`Placement::errors`], not
+///   turned into an error).
 ///
 /// # Examples
 /// ```
@@ -116,13 +125,13 @@ pub(crate) fn locate_with_step(
     step: usize,
     node: NodeId,
 ) -> Result<Placement, MemError> {
+    let (start, end) = page_span(ptr, len, step)?;
     let mut placement = Placement {
         page_size: step,
         ..Placement::default()
     };
-    let pages = page_addrs(ptr, len, step);
-    let mut status = vec![0i32; BATCH];
-    for batch in pages.chunks(BATCH) {
+    let mut status = vec![0i32; BATCH.min(pages_between(start, end, step))];
+    let unmapped = mapped_batches(start, end, step, |batch| {
         let status = &mut status[..batch.len()];
         sys::move_pages_query(batch, status).map_err(|source| MemError::Os {
             call: "move_pages (query)",
@@ -130,7 +139,9 @@ pub(crate) fn locate_with_step(
             source,
         })?;
         tally(&mut placement, status);
-    }
+        Ok::<bool, MemError>(true)
+    })?;
+    placement.not_present += unmapped;
     Ok(placement)
 }
 
@@ -138,13 +149,16 @@ pub(crate) fn locate_with_step(
 /// `MPOL_MF_MOVE`) and report where they are afterwards.
 ///
 /// Contents and addresses stay the same. Only pages that exist move: pages
-/// never touched are reported as not present. The range's memory policy is
-/// not changed, so pages faulted in later follow the old policy; memory
-/// that must stay on a node belongs in an [`Arena`](super::Arena).
+/// never touched, and pages no mapping covers, are reported as not present.
+/// The range's memory policy is not changed, so pages faulted in later
+/// follow the old policy; memory that must stay on a node belongs in an
+/// [`Arena`](super::Arena). Ranges are walked as [`locate`] walks them: at
+/// most 4096 pages per call, unmapped stretches skipped.
 ///
 /// # Errors
 /// - [`MemError::Topology`] / [`MemError::MemorylessNode`] for a node that
 ///   cannot hold memory;
+/// - [`MemError::InvalidRange`] when `ptr + len` wraps the address space;
 /// - [`MemError::Misplaced`] when some present page is not on `node`
 ///   afterwards (node full, page pinned or shared), with the placement found;
 /// - [`MemError::Os`] if `move_pages` fails.
@@ -152,14 +166,16 @@ pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<Placement, Me
     let topo = Topology::detect()?;
     super::region::check_node(&topo, node)?;
     let step = crate::sys::page_size();
+    let (start, end) = page_span(ptr, len, step)?;
     let mut placement = Placement {
         page_size: step,
         ..Placement::default()
     };
-    let pages = page_addrs(ptr, len, step);
-    let target = vec![node.get() as i32; BATCH.min(pages.len())];
-    let mut status = vec![0i32; BATCH];
-    for batch in pages.chunks(BATCH) {
+    let batch_len = BATCH.min(pages_between(start, end, step));
+    // `check_node` found the node in the topology: its id is a small number.
+    let target = vec![node.get() as i32; batch_len];
+    let mut status = vec![0i32; batch_len];
+    let unmapped = mapped_batches(start, end, step, |batch| {
         let status = &mut status[..batch.len()];
         sys::move_pages(batch, &target[..batch.len()], status, sys::MPOL_MF_MOVE).map_err(
             |source| MemError::Os {
@@ -177,7 +193,9 @@ pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<Placement, Me
             })?;
         }
         tally(&mut placement, status);
-    }
+        Ok::<bool, MemError>(true)
+    })?;
+    placement.not_present += unmapped;
     let present = placement.pages() - placement.not_present;
     if placement.on(node) != present {
         return Err(MemError::Misplaced {
@@ -188,13 +206,96 @@ pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<Placement, Me
     Ok(placement)
 }
 
-fn page_addrs(ptr: *const u8, len: usize, step: usize) -> Vec<*const u8> {
+/// `[start, end)`: `[ptr, ptr + len)` with `start` rounded down to `step`;
+/// empty for `len == 0`.
+fn page_span(ptr: *const u8, len: usize, step: usize) -> Result<(usize, usize), MemError> {
+    let addr = ptr as usize;
+    let end = addr.checked_add(len).ok_or(MemError::InvalidRange {
+        addr,
+        len,
+        reason: format!(
+            "it wraps past the end of the address space (the last address is {:#x})",
+            usize::MAX
+        ),
+    })?;
     if len == 0 {
-        return Vec::new();
+        return Ok((addr, addr));
     }
-    let start = ptr as usize / step * step;
-    let end = (ptr as usize).saturating_add(len);
-    (start..end).step_by(step).map(|a| a as *const u8).collect()
+    Ok((addr / step * step, end))
+}
+
+/// Pages of `step` bytes from `start` (aligned) that `[start, end)` touches.
+fn pages_between(start: usize, end: usize, step: usize) -> usize {
+    (end - start).div_ceil(step)
+}
+
+/// Call `f` with the addresses of the pages of `[start, end)` (`start`
+/// aligned to `step`) that some mapping covers, at most [`BATCH`] at a
+/// time and in ascending order, until `f` returns `Ok(false)`. Returns the
+/// pages skipped because no mapping covers them.
+///
+/// The mappings are those of `/proc/self/maps` at the call (if it cannot be
+/// read, every page is passed to `f`): the walk costs time for the mapped
+/// pages of the range, not for its length.
+pub(crate) fn mapped_batches<E>(
+    start: usize,
+    end: usize,
+    step: usize,
+    mut f: impl FnMut(&[*const u8]) -> Result<bool, E>,
+) -> Result<usize, E> {
+    let total = pages_between(start, end, step);
+    if total == 0 {
+        return Ok(0);
+    }
+    let spans = mapped_spans(start, end);
+    let mut addrs: Vec<*const u8> = Vec::with_capacity(BATCH.min(total));
+    // Page index (from `start`) up to which pages were handled.
+    let mut done = 0usize;
+    let mut unmapped = 0usize;
+    for (a, b) in spans {
+        // Pages of the range that `[a, b)` touches; a page already handled
+        // (a large `step` spanning two mappings) is not passed again.
+        let first = ((a.max(start) - start) / step).max(done);
+        let last = (b.min(end) - start).div_ceil(step);
+        if first >= last {
+            continue;
+        }
+        unmapped += first - done;
+        for k in first..last {
+            addrs.push((start + k * step) as *const u8);
+            if addrs.len() == BATCH {
+                if !f(&addrs)? {
+                    return Ok(unmapped);
+                }
+                addrs.clear();
+            }
+        }
+        done = last;
+    }
+    if !addrs.is_empty() && !f(&addrs)? {
+        return Ok(unmapped);
+    }
+    Ok(unmapped + (total - done))
+}
+
+/// The parts of `[start, end)` covered by this process's mappings, in
+/// ascending order, from `/proc/self/maps`; the whole range if that cannot
+/// be read.
+fn mapped_spans(start: usize, end: usize) -> Vec<(usize, usize)> {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return vec![(start, end)];
+    };
+    let mut spans: Vec<(usize, usize)> = maps
+        .lines()
+        .filter_map(|line| {
+            let (a, b) = line.split_whitespace().next()?.split_once('-')?;
+            let a = usize::from_str_radix(a, 16).ok()?;
+            let b = usize::from_str_radix(b, 16).ok()?;
+            (a < end && b > start && a < b).then_some((a.max(start), b.min(end)))
+        })
+        .collect();
+    spans.sort_unstable();
+    spans
 }
 
 fn tally(placement: &mut Placement, status: &[i32]) {
