@@ -146,7 +146,7 @@ impl Region {
         };
         let mut mask: Vec<libc::c_ulong> = Vec::new();
         for n in nodes {
-            let one = sys::node_mask(n.get());
+            let one = sys::try_node_mask(n.get()).map_err(|e| os(call, e))?;
             if mask.len() < one.len() {
                 mask.resize(one.len(), 0);
             }

@@ -878,7 +878,8 @@ impl BalancedGroup {
         if mode != sysmem::MPOL_BIND {
             return Ok(None);
         }
-        sysmem::set_mempolicy(sysmem::MPOL_BIND, &sysmem::node_mask(node.get()))
+        sysmem::try_node_mask(node.get())
+            .and_then(|mask| sysmem::set_mempolicy(sysmem::MPOL_BIND, &mask))
             .map_err(|e| os("set_mempolicy(MPOL_BIND)", e))?;
         Ok(Some(node))
     }
