@@ -241,18 +241,28 @@ pub(crate) fn mapped_batches<E>(
     start: usize,
     end: usize,
     step: usize,
+    f: impl FnMut(&[*const u8]) -> Result<bool, E>,
+) -> Result<usize, E> {
+    if start == end {
+        return Ok(0);
+    }
+    batches_over(&mapped_spans(start, end), start, end, step, f)
+}
+
+/// [`mapped_batches`] over the given mappings (sorted `[a, b)` spans).
+fn batches_over<E>(
+    spans: &[(usize, usize)],
+    start: usize,
+    end: usize,
+    step: usize,
     mut f: impl FnMut(&[*const u8]) -> Result<bool, E>,
 ) -> Result<usize, E> {
     let total = pages_between(start, end, step);
-    if total == 0 {
-        return Ok(0);
-    }
-    let spans = mapped_spans(start, end);
     let mut addrs: Vec<*const u8> = Vec::with_capacity(BATCH.min(total));
     // Page index (from `start`) up to which pages were handled.
     let mut done = 0usize;
     let mut unmapped = 0usize;
-    for (a, b) in spans {
+    for &(a, b) in spans {
         // Pages of the range that `[a, b)` touches; a page already handled
         // (a large `step` spanning two mappings) is not passed again.
         let first = ((a.max(start) - start) / step).max(done);
@@ -309,5 +319,134 @@ fn tally(placement: &mut Placement, status: &[i32]) {
         } else {
             placement.errors += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::NonNull;
+
+    /// A populated private mapping of `pages` base pages.
+    fn populated(pages: usize) -> (NonNull<u8>, usize) {
+        let len = pages * crate::sys::page_size();
+        let p = sys::mmap_anonymous(len, libc::PROT_READ | libc::PROT_WRITE, 0).unwrap();
+        // SAFETY: our fresh mapping; POPULATE_WRITE keeps contents (zero).
+        unsafe { sys::madvise(p, len, sys::MADV_POPULATE_WRITE) }.unwrap();
+        (p, len)
+    }
+
+    #[test]
+    fn batches_cover_every_page_around_the_batch_size() {
+        let page = crate::sys::page_size();
+        for pages in [1, BATCH - 1, BATCH, BATCH + 1, 2 * BATCH + 3] {
+            let (p, len) = populated(pages);
+            let here = locate(p.as_ptr(), len).unwrap();
+            assert_eq!(here.pages(), pages);
+            assert_eq!(here.not_present() + here.errors(), 0, "{here}");
+            // Unaligned start and end: one page more is touched.
+            let here = locate(p.as_ptr().wrapping_add(1), len - 1).unwrap();
+            assert_eq!(here.pages(), pages);
+            let mut sizes = Vec::new();
+            let skipped =
+                mapped_batches(p.as_ptr() as usize, p.as_ptr() as usize + len, page, |b| {
+                    sizes.push(b.len());
+                    Ok::<_, ()>(true)
+                })
+                .unwrap();
+            assert_eq!(skipped, 0);
+            assert_eq!(sizes.iter().sum::<usize>(), pages);
+            assert!(sizes.iter().all(|&n| n <= BATCH), "{sizes:?}");
+            // SAFETY: our mapping, nothing references it.
+            unsafe { sys::munmap(p, len) }.unwrap();
+        }
+    }
+
+    /// Page indexes (from `start`) `batches_over` asks about, and the count
+    /// it skips.
+    fn walk(
+        spans: &[(usize, usize)],
+        start: usize,
+        end: usize,
+        step: usize,
+    ) -> (Vec<usize>, usize) {
+        let mut asked = Vec::new();
+        let skipped = batches_over(spans, start, end, step, |b| {
+            asked.extend(b.iter().map(|&a| (a as usize - start) / step));
+            Ok::<_, ()>(true)
+        })
+        .unwrap();
+        (asked, skipped)
+    }
+
+    #[test]
+    fn unmapped_stretches_are_counted_without_asking() {
+        const P: usize = 4096;
+        let base = 1 << 30;
+        // Mapped, gap, mapped, gap, mapped (pages 0, 2, 4 of 5).
+        let spans = [
+            (base, base + P),
+            (base + 2 * P, base + 3 * P),
+            (base + 4 * P, base + 5 * P),
+        ];
+        assert_eq!(walk(&spans, base, base + 5 * P, P), (vec![0, 2, 4], 2));
+        // A range starting and ending in gaps.
+        assert_eq!(
+            walk(&spans, base - 3 * P, base + 7 * P, P),
+            (vec![3, 5, 7], 7)
+        );
+        // No mapping at all: nothing asked, everything skipped.
+        assert_eq!(
+            walk(&[], base, base + (1 << 40), P),
+            (vec![], (1 << 40) / P)
+        );
+        // A step larger than the mappings: each step-page once.
+        assert_eq!(walk(&spans, base, base + 5 * P, 4 * P), (vec![0, 1], 0));
+        assert_eq!(walk(&spans[..1], base, base + 16 * P, 4 * P), (vec![0], 3));
+        // Up to the end of the address space.
+        let top = usize::MAX - P + 1;
+        assert_eq!(
+            walk(&[(top, usize::MAX)], top - P, usize::MAX, P),
+            (vec![1], 1)
+        );
+        // Stopping early: one batch asked, the rest not walked.
+        let big = [(base, base + 3 * BATCH * P)];
+        let mut calls = 0;
+        batches_over(&big, base, base + 3 * BATCH * P, P, |b| {
+            calls += 1;
+            assert_eq!(b.len(), BATCH);
+            Ok::<_, ()>(false)
+        })
+        .unwrap();
+        assert_eq!(calls, 1);
+        // The real maps: a populated mapping followed by an address range
+        // no mapping can hold (above the 47-bit user space) is asked about
+        // only where mapped.
+        let (p, len) = populated(3);
+        let here = locate(p.as_ptr(), len).unwrap();
+        assert_eq!((here.pages(), here.not_present()), (3, 0), "{here}");
+        let high = locate((1usize << 48) as *const u8, 1 << 50).unwrap();
+        assert_eq!(high.not_present(), (1 << 50) / crate::sys::page_size());
+        // SAFETY: our mapping, nothing references it.
+        unsafe { sys::munmap(p, len) }.unwrap();
+    }
+
+    #[test]
+    fn wrapping_ranges_are_refused() {
+        for (addr, len) in [
+            (usize::MAX, 1),
+            (1, usize::MAX),
+            (usize::MAX / 2 + 1, usize::MAX / 2 + 1),
+        ] {
+            match locate(addr as *const u8, len) {
+                Err(MemError::InvalidRange {
+                    addr: a, len: l, ..
+                }) => assert_eq!((a, l), (addr, len)),
+                other => panic!("{addr:#x}+{len}: {other:?}"),
+            }
+        }
+        let last = locate((usize::MAX - 1) as *const u8, 1).unwrap();
+        assert_eq!(last.pages(), 1);
+        assert_eq!(locate(std::ptr::null(), 0).unwrap().pages(), 0);
     }
 }
