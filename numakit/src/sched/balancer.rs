@@ -358,7 +358,9 @@ pub enum EventKind {
     Skipped,
     /// The interval's budget was spent; the group waits for the next one.
     Deferred,
-    /// A registered thread exited; it was removed from the group.
+    /// A registered thread exited (or was never a thread of this process:
+    /// an id that is 0, negative or another process's); it was removed
+    /// from the group.
     ThreadGone,
     /// A system call failed; the reason holds the error.
     Failed,
@@ -810,6 +812,10 @@ impl BalancedGroup {
 
     /// Add thread `tid` of this process (`numakit::sys::gettid()` in that
     /// thread). See [`add_current_thread`](Self::add_current_thread).
+    ///
+    /// An id that is not a live thread of this process (0, negative, an
+    /// exited thread, another process's thread) is never read or moved: the
+    /// next interval removes it with an [`EventKind::ThreadGone`] event.
     pub fn add_thread(&self, tid: libc::pid_t) {
         let mut m = lock(&self.shared.members);
         if !m.threads.iter().any(|t| t.tid == tid) {
@@ -1052,7 +1058,10 @@ impl Inner {
                         EventKind::ThreadGone,
                         None,
                         None,
-                        format!("thread {tid} exited; removed from the group"),
+                        format!(
+                            "thread {tid} exited (or is not a thread of this process); \
+                             removed from the group"
+                        ),
                     ));
                 }
                 Err(e) => events.push(event(

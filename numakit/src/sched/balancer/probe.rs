@@ -193,13 +193,31 @@ impl Targets for Machine<'_> {
     }
 }
 
-/// A thread's CPU mask, or `None` when it has exited (`ESRCH`).
+/// A thread's CPU mask, or `None` when it has exited (`ESRCH`) or is not a
+/// thread of this process.
+///
+/// The check matters: `sched_getaffinity(0)` would read the balancer's own
+/// thread, and a thread id of another process of the same user would be
+/// read (and, with `MoveThreads`, moved).
 pub(super) fn thread_mask(tid: libc::pid_t) -> io::Result<Option<CpuSet>> {
+    if !own_thread(tid) {
+        return Ok(None);
+    }
     match syssched::sched_getaffinity(tid) {
         Ok(mask) => Ok(Some(CpuSet::from_mask(&mask))),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Whether `tid` names a live thread of this process (`/proc/self/task/<tid>`;
+/// without `/proc`, any positive id is taken as one).
+fn own_thread(tid: libc::pid_t) -> bool {
+    if tid <= 0 {
+        return false;
+    }
+    let tasks = std::path::Path::new("/proc/self/task");
+    !tasks.is_dir() || tasks.join(tid.to_string()).exists()
 }
 
 /// Where a set of threads (by their masks) runs.
