@@ -106,7 +106,11 @@ pub unsafe fn munmap(addr: NonNull<u8>, len: usize) -> io::Result<()> {
 /// no reference into it that relies on the old contents. Advice that only
 /// changes backing (`MADV_HUGEPAGE`, `MADV_POPULATE_WRITE`) has no such
 /// requirement beyond the range being a mapping the caller owns.
+///
+/// A range that wraps the address space gives `EINVAL` (the kernel would
+/// round its length to 0 and succeed without doing anything).
 pub unsafe fn madvise(addr: NonNull<u8>, len: usize, advice: i32) -> io::Result<()> {
+    check_range(addr, len)?;
     // SAFETY: the caller guarantees the advice is acceptable for the range.
     cvt(unsafe { libc::madvise(addr.as_ptr().cast(), len, advice) }.into()).map(drop)
 }
@@ -116,6 +120,20 @@ pub unsafe fn madvise(addr: NonNull<u8>, len: usize, advice: i32) -> io::Result<
 /// `NODES_SHIFT` <= 10); a larger id is not a node, and its mask would take
 /// `id / 8` bytes (512 MiB for `u32::MAX`).
 pub const MAX_MASK_NODES: u32 = 1 << 16;
+
+/// `EINVAL` for a range whose end, rounded up to a page, wraps the address
+/// space: `mbind` and `madvise` round such a length to 0 and succeed
+/// without doing anything.
+fn check_range(addr: NonNull<u8>, len: usize) -> io::Result<()> {
+    let page = super::page_size();
+    match (addr.as_ptr() as usize)
+        .checked_add(len)
+        .and_then(|end| end.checked_add(page - 1))
+    {
+        Some(_) => Ok(()),
+        None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+}
 
 /// The node mask for `mbind`/`set_mempolicy` with only node `node` set.
 ///
@@ -165,7 +183,9 @@ fn mask_ptr(mask: &[libc::c_ulong]) -> *const libc::c_ulong {
 ///
 /// `flags` is a combination of `MPOL_MF_STRICT`, `MPOL_MF_MOVE`,
 /// `MPOL_MF_MOVE_ALL`. An absent or memoryless node gives `EINVAL`; with
-/// `STRICT`, pages that stay elsewhere give `EIO`.
+/// `STRICT`, pages that stay elsewhere give `EIO`. A range that wraps the
+/// address space (`addr + len` rounded up to a page) gives `EINVAL`: the
+/// kernel would round its length to 0 and bind nothing, successfully.
 pub fn mbind(
     addr: NonNull<u8>,
     len: usize,
@@ -173,6 +193,7 @@ pub fn mbind(
     nodemask: &[libc::c_ulong],
     flags: u32,
 ) -> io::Result<()> {
+    check_range(addr, len)?;
     // SAFETY: mbind only changes placement, never contents, and the kernel
     // validates the range (ENOMEM/EFAULT) and the mask (bounded by maxnode,
     // which matches the slice's length).
