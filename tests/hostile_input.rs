@@ -1372,3 +1372,165 @@ fn a_panicking_on_event_callback_is_reported_and_the_balancer_keeps_running() {
     );
     assert!(events[1].reason.contains("by hand"), "{events:?}");
 }
+
+#[test]
+fn balancer_thread_ids() {
+    use numakit::sched::balancer::EventKind;
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    let table: &[(&str, Option<libc::pid_t>, usize)] = &[
+        ("tid 0 (would be the balancer's own thread)", Some(0), 0),
+        ("tid -1", Some(-1), 0),
+        ("tid i32::MIN", Some(i32::MIN), 0),
+        ("tid i32::MAX", Some(i32::MAX), 0),
+        ("another process", Some(parent), 0),
+        ("the calling thread", None, 1),
+    ];
+    for &(case, tid, live) in table {
+        let got = watchdog(case, LIMIT, move || {
+            let bal = Balancer::builder(BalancePolicy::MoveThreads)
+                .interval(Duration::from_secs(3600))
+                .hysteresis(1)
+                .build()
+                .unwrap();
+            let g = bal.register(case);
+            match tid {
+                Some(t) => g.add_thread(t),
+                None => g.add_current_thread(),
+            }
+            let events = bal.run_interval();
+            let gone = events
+                .iter()
+                .filter(|e| e.kind == EventKind::ThreadGone)
+                .count();
+            (gone, bal.status().groups()[0].threads())
+        });
+        assert_eq!(got, (1 - live, live), "case {case}");
+    }
+}
+
+#[test]
+fn sys_calls_with_edge_values() {
+    use numakit::sys::mem as sys;
+    let page = numakit::sys::page_size();
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let maps: &[(&str, usize, Option<i32>)] = &[
+        ("0 bytes", 0, Some(libc::EINVAL)),
+        ("1 byte", 1, None),
+        ("isize::MAX", isize::MAX as usize, Some(libc::ENOMEM)),
+        ("usize::MAX", usize::MAX, Some(libc::ENOMEM)),
+    ];
+    for &(case, len, errno) in maps {
+        match (sys::mmap_anonymous(len, rw, libc::MAP_NORESERVE), errno) {
+            // SAFETY: our fresh mapping, nothing references it.
+            (Ok(p), None) => unsafe { sys::munmap(p, len).unwrap() },
+            (Err(e), Some(want)) => assert_eq!(e.raw_os_error(), Some(want), "mmap {case}"),
+            (got, want) => panic!("mmap {case}: {got:?}, wanted errno {want:?}"),
+        }
+    }
+    let p = sys::mmap_anonymous(page, rw, 0).unwrap();
+    let mut one = [0u8; 1];
+    let mincores: &[(&str, usize, bool)] = &[
+        ("0 bytes", 0, true),
+        ("1 byte", 1, true),
+        ("2 pages, 1-byte vector", 2 * page, false),
+        ("usize::MAX, 1-byte vector", usize::MAX, false),
+    ];
+    for &(case, len, ok) in mincores {
+        assert_eq!(sys::mincore(p, len, &mut one).is_ok(), ok, "mincore {case}");
+    }
+    let mbinds: &[(&str, usize, &[libc::c_ulong], bool)] = &[
+        ("usize::MAX bytes", usize::MAX, &[1], false),
+        ("empty mask", page, &[], false),
+        ("node 63", page, &[1 << 63], false),
+        ("node 0", page, &[1], true),
+    ];
+    for &(case, len, mask, ok) in mbinds {
+        let r = sys::mbind(p, len, sys::MPOL_BIND, mask, 0);
+        assert_eq!(r.is_ok(), ok, "mbind {case}: {r:?}");
+    }
+    // The kernel rounds a wrapping length to 0 and succeeds doing nothing:
+    // the wrappers refuse it.
+    for advice in [sys::MADV_POPULATE_WRITE, sys::MADV_HUGEPAGE] {
+        // SAFETY: advice that does not change contents, on our mapping (the
+        // call is refused before reaching the kernel anyway).
+        let e = unsafe { sys::madvise(p, usize::MAX, advice) }.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    }
+    // move_pages on addresses that are not ours: per-page errors.
+    let bogus = [
+        std::ptr::null(),
+        usize::MAX as *const u8,
+        (1usize << 48) as *const u8,
+    ];
+    let mut status = [0i32; 3];
+    sys::move_pages_query(&bogus, &mut status).unwrap();
+    assert!(status.iter().all(|&s| s < 0), "{status:?}");
+    let mut short = [0i32; 2];
+    let e = sys::move_pages_query(&bogus, &mut short).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    let e = sys::move_pages(&bogus, &[0], &mut status, sys::MPOL_MF_MOVE).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    sys::move_pages_query(&[], &mut []).unwrap();
+    for (case, node) in [("node 0", 0), ("largest", sys::MAX_MASK_NODES - 1)] {
+        assert!(sys::try_node_mask(node).is_ok(), "{case}");
+    }
+    for (case, node) in [
+        ("smallest refused", sys::MAX_MASK_NODES),
+        ("u32::MAX", u32::MAX),
+    ] {
+        let e = sys::try_node_mask(node).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{case}");
+    }
+    // SAFETY: our mapping, nothing references it.
+    unsafe { sys::munmap(p, page).unwrap() };
+}
+
+#[test]
+fn interleaved_boxes_and_the_local_arena() {
+    static EMPTY: [NodeId; 0] = [];
+    static ABSENT: [NodeId; 2] = [NodeId::new(0), NodeId::new(u32::MAX)];
+    static ZERO: [NodeId; 1] = [NodeId::new(0)];
+    check(
+        "interleave over none",
+        Want::Err(""),
+        NodeBox::new_interleaved(&EMPTY, 1u8).map(|b| *b),
+    );
+    check(
+        "interleave with u32::MAX",
+        Want::Err("does not exist"),
+        NodeBox::new_interleaved(&ABSENT, 1u8).map(|b| *b),
+    );
+    check(
+        "interleave over node 0",
+        Want::Ok,
+        NodeBox::new_interleaved(&ZERO, 1u8).map(|b| *b),
+    );
+    // arena_local: an unpinned thread on a multi-node machine is an error,
+    // a pinned one gets its node's arena.
+    let topo = common::topology();
+    let unpinned = watchdog("unpinned", LIMIT, || {
+        numakit::mem::arena_local()
+            .map(|a| a.node())
+            .map_err(|e| e.to_string())
+    });
+    let multi = numakit::sched::allowed_cpus()
+        .unwrap()
+        .iter()
+        .filter_map(|c| topo.node_of_cpu(c).ok())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    if multi {
+        check("unpinned", Want::Err("not pinned"), unpinned);
+    } else {
+        check("unpinned", Want::Ok, unpinned);
+    }
+    for node in usable_nodes(&topo) {
+        let got = watchdog("pinned", LIMIT, move || {
+            let _pin = pin_to_node(node).unwrap();
+            numakit::mem::arena_local().map(|a| a.node())
+        });
+        assert_eq!(got.unwrap(), node);
+    }
+}
