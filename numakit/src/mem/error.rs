@@ -105,6 +105,17 @@ pub enum MemError {
         reason: String,
     },
 
+    /// An address range that cannot be walked.
+    #[error("invalid range of {len} bytes at {addr:#x}: {reason}; pass the start and length of memory of this process")]
+    InvalidRange {
+        /// Start of the range.
+        addr: usize,
+        /// Its length in bytes.
+        len: usize,
+        /// Why it is refused.
+        reason: String,
+    },
+
     /// An alignment that is not a power of two.
     #[error("alignment {align} is not a power of two; use 1, 2, 4, 8, …")]
     InvalidAlignment {
@@ -158,6 +169,17 @@ pub enum MemError {
         /// The nodes those CPUs belong to.
         nodes: Vec<NodeId>,
     },
+
+    /// [`arena_local`](super::arena_local) was called after the calling
+    /// thread's arenas were destroyed: from a thread-local destructor that
+    /// runs late in the thread's exit.
+    #[error(
+        "arena_local() was called while the thread is exiting, after its thread-local arenas \
+         were destroyed (from another thread-local's destructor); allocate from an Arena built \
+         for an explicit node (Arena::new(node, capacity)) instead, or finish the work before \
+         the thread exits"
+    )]
+    ThreadExiting,
 
     /// A slab has no free object left and may not grow any further.
     #[error(

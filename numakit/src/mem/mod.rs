@@ -47,6 +47,7 @@ pub use heap::{GlobalNodeHeap, HeapBox, HeapStats, NodeHeap, SizeClassStats};
 pub use local::{arena_local, LOCAL_ARENA_CAPACITY};
 pub use node_box::{NodeBox, NodePlacement, Placed};
 pub use numa_static::NumaStatic;
+pub(crate) use placement::mapped_batches;
 pub use placement::{locate, migrate, Placement};
 pub use shared::SharedArena;
 pub use slab::{RawSlab, Slab, SlabBox, SlabBuilder, SlabStats, DEFAULT_SLAB_CHUNK};

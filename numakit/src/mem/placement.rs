@@ -94,9 +94,18 @@ impl fmt::Display for Placement {
 /// Where the pages of `[ptr, ptr + len)` are, one `move_pages(2)` query per
 /// base page. Works on any memory of this process (heap, stack, mappings).
 ///
+/// Any range is accepted that does not wrap around the end of the address
+/// space: an empty one gives an empty placement; pages no mapping covers (as
+/// `/proc/self/maps` says at the call) are counted as
+/// [`not_present`](Placement::not_present) without asking the kernel, so
+/// the time taken grows with the mapped pages of the range, not with its
+/// length, and the kernel is asked about at most 4096 pages at a time.
+///
 /// # Errors
-/// [`MemError::Os`] if `move_pages` itself fails (unmapped pages are
-/// counted in [`Placement::errors`], not turned into an error).
+/// - [`MemError::InvalidRange`] when `ptr + len` wraps the address space;
+/// - [`MemError::Os`] if `move_pages` itself fails (unmapped pages are
+///   counted in [`Placement::not_present`] or [`Placement::errors`], not
+///   turned into an error).
 ///
 /// # Examples
 /// ```
@@ -116,13 +125,13 @@ pub(crate) fn locate_with_step(
     step: usize,
     node: NodeId,
 ) -> Result<Placement, MemError> {
+    let (start, end) = page_span(ptr, len, step)?;
     let mut placement = Placement {
         page_size: step,
         ..Placement::default()
     };
-    let pages = page_addrs(ptr, len, step);
-    let mut status = vec![0i32; BATCH];
-    for batch in pages.chunks(BATCH) {
+    let mut status = vec![0i32; BATCH.min(pages_between(start, end, step))];
+    let unmapped = mapped_batches(start, end, step, |batch| {
         let status = &mut status[..batch.len()];
         sys::move_pages_query(batch, status).map_err(|source| MemError::Os {
             call: "move_pages (query)",
@@ -130,7 +139,9 @@ pub(crate) fn locate_with_step(
             source,
         })?;
         tally(&mut placement, status);
-    }
+        Ok::<bool, MemError>(true)
+    })?;
+    placement.not_present += unmapped;
     Ok(placement)
 }
 
@@ -138,13 +149,16 @@ pub(crate) fn locate_with_step(
 /// `MPOL_MF_MOVE`) and report where they are afterwards.
 ///
 /// Contents and addresses stay the same. Only pages that exist move: pages
-/// never touched are reported as not present. The range's memory policy is
-/// not changed, so pages faulted in later follow the old policy; memory
-/// that must stay on a node belongs in an [`Arena`](super::Arena).
+/// never touched, and pages no mapping covers, are reported as not present.
+/// The range's memory policy is not changed, so pages faulted in later
+/// follow the old policy; memory that must stay on a node belongs in an
+/// [`Arena`](super::Arena). Ranges are walked as [`locate`] walks them: at
+/// most 4096 pages per call, unmapped stretches skipped.
 ///
 /// # Errors
 /// - [`MemError::Topology`] / [`MemError::MemorylessNode`] for a node that
 ///   cannot hold memory;
+/// - [`MemError::InvalidRange`] when `ptr + len` wraps the address space;
 /// - [`MemError::Misplaced`] when some present page is not on `node`
 ///   afterwards (node full, page pinned or shared), with the placement found;
 /// - [`MemError::Os`] if `move_pages` fails.
@@ -152,14 +166,16 @@ pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<Placement, Me
     let topo = Topology::detect()?;
     super::region::check_node(&topo, node)?;
     let step = crate::sys::page_size();
+    let (start, end) = page_span(ptr, len, step)?;
     let mut placement = Placement {
         page_size: step,
         ..Placement::default()
     };
-    let pages = page_addrs(ptr, len, step);
-    let target = vec![node.get() as i32; BATCH.min(pages.len())];
-    let mut status = vec![0i32; BATCH];
-    for batch in pages.chunks(BATCH) {
+    let batch_len = BATCH.min(pages_between(start, end, step));
+    // `check_node` found the node in the topology: its id is a small number.
+    let target = vec![node.get() as i32; batch_len];
+    let mut status = vec![0i32; batch_len];
+    let unmapped = mapped_batches(start, end, step, |batch| {
         let status = &mut status[..batch.len()];
         sys::move_pages(batch, &target[..batch.len()], status, sys::MPOL_MF_MOVE).map_err(
             |source| MemError::Os {
@@ -177,7 +193,9 @@ pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<Placement, Me
             })?;
         }
         tally(&mut placement, status);
-    }
+        Ok::<bool, MemError>(true)
+    })?;
+    placement.not_present += unmapped;
     let present = placement.pages() - placement.not_present;
     if placement.on(node) != present {
         return Err(MemError::Misplaced {
@@ -188,13 +206,106 @@ pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<Placement, Me
     Ok(placement)
 }
 
-fn page_addrs(ptr: *const u8, len: usize, step: usize) -> Vec<*const u8> {
+/// `[start, end)`: `[ptr, ptr + len)` with `start` rounded down to `step`;
+/// empty for `len == 0`.
+fn page_span(ptr: *const u8, len: usize, step: usize) -> Result<(usize, usize), MemError> {
+    let addr = ptr as usize;
+    let end = addr.checked_add(len).ok_or(MemError::InvalidRange {
+        addr,
+        len,
+        reason: format!(
+            "it wraps past the end of the address space (the last address is {:#x})",
+            usize::MAX
+        ),
+    })?;
     if len == 0 {
-        return Vec::new();
+        return Ok((addr, addr));
     }
-    let start = ptr as usize / step * step;
-    let end = (ptr as usize).saturating_add(len);
-    (start..end).step_by(step).map(|a| a as *const u8).collect()
+    Ok((addr / step * step, end))
+}
+
+/// Pages of `step` bytes from `start` (aligned) that `[start, end)` touches.
+fn pages_between(start: usize, end: usize, step: usize) -> usize {
+    (end - start).div_ceil(step)
+}
+
+/// Call `f` with the addresses of the pages of `[start, end)` (`start`
+/// aligned to `step`) that some mapping covers, at most [`BATCH`] at a
+/// time and in ascending order, until `f` returns `Ok(false)`. Returns the
+/// pages skipped because no mapping covers them.
+///
+/// The mappings are those of `/proc/self/maps` at the call (if it cannot be
+/// read, every page is passed to `f`): the walk costs time for the mapped
+/// pages of the range, not for its length.
+pub(crate) fn mapped_batches<E>(
+    start: usize,
+    end: usize,
+    step: usize,
+    f: impl FnMut(&[*const u8]) -> Result<bool, E>,
+) -> Result<usize, E> {
+    if start == end {
+        return Ok(0);
+    }
+    batches_over(&mapped_spans(start, end), start, end, step, f)
+}
+
+/// [`mapped_batches`] over the given mappings (sorted `[a, b)` spans).
+fn batches_over<E>(
+    spans: &[(usize, usize)],
+    start: usize,
+    end: usize,
+    step: usize,
+    mut f: impl FnMut(&[*const u8]) -> Result<bool, E>,
+) -> Result<usize, E> {
+    let total = pages_between(start, end, step);
+    let mut addrs: Vec<*const u8> = Vec::with_capacity(BATCH.min(total));
+    // Page index (from `start`) up to which pages were handled.
+    let mut done = 0usize;
+    let mut unmapped = 0usize;
+    for &(a, b) in spans {
+        // Pages of the range that `[a, b)` touches; a page already handled
+        // (a large `step` spanning two mappings) is not passed again.
+        let first = ((a.max(start) - start) / step).max(done);
+        let last = (b.min(end) - start).div_ceil(step);
+        if first >= last {
+            continue;
+        }
+        unmapped += first - done;
+        for k in first..last {
+            addrs.push((start + k * step) as *const u8);
+            if addrs.len() == BATCH {
+                if !f(&addrs)? {
+                    return Ok(unmapped);
+                }
+                addrs.clear();
+            }
+        }
+        done = last;
+    }
+    if !addrs.is_empty() && !f(&addrs)? {
+        return Ok(unmapped);
+    }
+    Ok(unmapped + (total - done))
+}
+
+/// The parts of `[start, end)` covered by this process's mappings, in
+/// ascending order, from `/proc/self/maps`; the whole range if that cannot
+/// be read.
+fn mapped_spans(start: usize, end: usize) -> Vec<(usize, usize)> {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return vec![(start, end)];
+    };
+    let mut spans: Vec<(usize, usize)> = maps
+        .lines()
+        .filter_map(|line| {
+            let (a, b) = line.split_whitespace().next()?.split_once('-')?;
+            let a = usize::from_str_radix(a, 16).ok()?;
+            let b = usize::from_str_radix(b, 16).ok()?;
+            (a < end && b > start && a < b).then_some((a.max(start), b.min(end)))
+        })
+        .collect();
+    spans.sort_unstable();
+    spans
 }
 
 fn tally(placement: &mut Placement, status: &[i32]) {
@@ -208,5 +319,134 @@ fn tally(placement: &mut Placement, status: &[i32]) {
         } else {
             placement.errors += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::NonNull;
+
+    /// A populated private mapping of `pages` base pages.
+    fn populated(pages: usize) -> (NonNull<u8>, usize) {
+        let len = pages * crate::sys::page_size();
+        let p = sys::mmap_anonymous(len, libc::PROT_READ | libc::PROT_WRITE, 0).unwrap();
+        // SAFETY: our fresh mapping; POPULATE_WRITE keeps contents (zero).
+        unsafe { sys::madvise(p, len, sys::MADV_POPULATE_WRITE) }.unwrap();
+        (p, len)
+    }
+
+    #[test]
+    fn batches_cover_every_page_around_the_batch_size() {
+        let page = crate::sys::page_size();
+        for pages in [1, BATCH - 1, BATCH, BATCH + 1, 2 * BATCH + 3] {
+            let (p, len) = populated(pages);
+            let here = locate(p.as_ptr(), len).unwrap();
+            assert_eq!(here.pages(), pages);
+            assert_eq!(here.not_present() + here.errors(), 0, "{here}");
+            // Unaligned start and end: one page more is touched.
+            let here = locate(p.as_ptr().wrapping_add(1), len - 1).unwrap();
+            assert_eq!(here.pages(), pages);
+            let mut sizes = Vec::new();
+            let skipped =
+                mapped_batches(p.as_ptr() as usize, p.as_ptr() as usize + len, page, |b| {
+                    sizes.push(b.len());
+                    Ok::<_, ()>(true)
+                })
+                .unwrap();
+            assert_eq!(skipped, 0);
+            assert_eq!(sizes.iter().sum::<usize>(), pages);
+            assert!(sizes.iter().all(|&n| n <= BATCH), "{sizes:?}");
+            // SAFETY: our mapping, nothing references it.
+            unsafe { sys::munmap(p, len) }.unwrap();
+        }
+    }
+
+    /// Page indexes (from `start`) `batches_over` asks about, and the count
+    /// it skips.
+    fn walk(
+        spans: &[(usize, usize)],
+        start: usize,
+        end: usize,
+        step: usize,
+    ) -> (Vec<usize>, usize) {
+        let mut asked = Vec::new();
+        let skipped = batches_over(spans, start, end, step, |b| {
+            asked.extend(b.iter().map(|&a| (a as usize - start) / step));
+            Ok::<_, ()>(true)
+        })
+        .unwrap();
+        (asked, skipped)
+    }
+
+    #[test]
+    fn unmapped_stretches_are_counted_without_asking() {
+        const P: usize = 4096;
+        let base = 1 << 30;
+        // Mapped, gap, mapped, gap, mapped (pages 0, 2, 4 of 5).
+        let spans = [
+            (base, base + P),
+            (base + 2 * P, base + 3 * P),
+            (base + 4 * P, base + 5 * P),
+        ];
+        assert_eq!(walk(&spans, base, base + 5 * P, P), (vec![0, 2, 4], 2));
+        // A range starting and ending in gaps.
+        assert_eq!(
+            walk(&spans, base - 3 * P, base + 7 * P, P),
+            (vec![3, 5, 7], 7)
+        );
+        // No mapping at all: nothing asked, everything skipped.
+        assert_eq!(
+            walk(&[], base, base + (1 << 40), P),
+            (vec![], (1 << 40) / P)
+        );
+        // A step larger than the mappings: each step-page once.
+        assert_eq!(walk(&spans, base, base + 5 * P, 4 * P), (vec![0, 1], 0));
+        assert_eq!(walk(&spans[..1], base, base + 16 * P, 4 * P), (vec![0], 3));
+        // Up to the end of the address space.
+        let top = usize::MAX - P + 1;
+        assert_eq!(
+            walk(&[(top, usize::MAX)], top - P, usize::MAX, P),
+            (vec![1], 1)
+        );
+        // Stopping early: one batch asked, the rest not walked.
+        let big = [(base, base + 3 * BATCH * P)];
+        let mut calls = 0;
+        batches_over(&big, base, base + 3 * BATCH * P, P, |b| {
+            calls += 1;
+            assert_eq!(b.len(), BATCH);
+            Ok::<_, ()>(false)
+        })
+        .unwrap();
+        assert_eq!(calls, 1);
+        // The real maps: a populated mapping followed by an address range
+        // no mapping can hold (above the 47-bit user space) is asked about
+        // only where mapped.
+        let (p, len) = populated(3);
+        let here = locate(p.as_ptr(), len).unwrap();
+        assert_eq!((here.pages(), here.not_present()), (3, 0), "{here}");
+        let high = locate((1usize << 48) as *const u8, 1 << 50).unwrap();
+        assert_eq!(high.not_present(), (1 << 50) / crate::sys::page_size());
+        // SAFETY: our mapping, nothing references it.
+        unsafe { sys::munmap(p, len) }.unwrap();
+    }
+
+    #[test]
+    fn wrapping_ranges_are_refused() {
+        for (addr, len) in [
+            (usize::MAX, 1),
+            (1, usize::MAX),
+            (usize::MAX / 2 + 1, usize::MAX / 2 + 1),
+        ] {
+            match locate(addr as *const u8, len) {
+                Err(MemError::InvalidRange {
+                    addr: a, len: l, ..
+                }) => assert_eq!((a, l), (addr, len)),
+                other => panic!("{addr:#x}+{len}: {other:?}"),
+            }
+        }
+        let last = locate((usize::MAX - 1) as *const u8, 1).unwrap();
+        assert_eq!(last.pages(), 1);
+        assert_eq!(locate(std::ptr::null(), 0).unwrap().pages(), 0);
     }
 }

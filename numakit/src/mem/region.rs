@@ -146,7 +146,7 @@ impl Region {
         };
         let mut mask: Vec<libc::c_ulong> = Vec::new();
         for n in nodes {
-            let one = sys::node_mask(n.get());
+            let one = sys::try_node_mask(n.get()).map_err(|e| os(call, e))?;
             if mask.len() < one.len() {
                 mask.resize(one.len(), 0);
             }
@@ -365,25 +365,54 @@ fn map_aligned(node: NodeId, len: usize, kind: PageKind) -> Result<NonNull<u8>, 
                     reason: "too large to align to 2 MiB".into(),
                 })?;
             let raw = sys::mmap_anonymous(padded, rw, 0).map_err(|e| os("mmap", e))?;
-            let addr = raw.as_ptr() as usize;
-            let aligned = round_up(addr, align).unwrap_or(addr);
-            let head = aligned - addr;
-            let tail = padded - head - len;
-            // SAFETY: head and tail are unused parts of the fresh mapping we
-            // just made; nothing references them.
-            unsafe {
-                if head > 0 {
-                    sys::munmap(raw, head).map_err(|e| os("munmap", e))?;
-                }
-                if tail > 0 {
-                    let t = NonNull::new_unchecked((aligned + len) as *mut u8);
-                    sys::munmap(t, tail).map_err(|e| os("munmap", e))?;
-                }
-            }
-            // SAFETY: `aligned` lies inside the (non-null) mapping.
-            Ok(unsafe { NonNull::new_unchecked(aligned as *mut u8) })
+            trim_to_alignment(raw, padded, len, align, |addr, len| {
+                // SAFETY: `trim_to_alignment` only unmaps parts of the fresh
+                // mapping `raw` that it has not handed out; nothing
+                // references them.
+                unsafe { sys::munmap(addr, len) }
+            })
+            .map_err(|e| os("munmap", e))
         }
     }
+}
+
+/// Cut the mapping `[raw, raw + padded)` down to the `len` bytes starting at
+/// its first `align`-aligned address, unmapping the head and tail with
+/// `unmap`. `padded >= len + align`, so the aligned stretch fits.
+///
+/// On error nothing of the mapping is left: what remains is unmapped too
+/// (the caller has no pointer to it, so it would leak otherwise). If that
+/// last `munmap` also fails there is nothing left to try; it cannot fail for
+/// a range that is exactly the remaining mapping in practice (`munmap` fails
+/// on a bad range, which this is not, or with `ENOMEM` when splitting a
+/// mapping would exceed `vm.max_map_count`, and unmapping a whole mapping or
+/// one end of it splits nothing).
+fn trim_to_alignment(
+    raw: NonNull<u8>,
+    padded: usize,
+    len: usize,
+    align: usize,
+    mut unmap: impl FnMut(NonNull<u8>, usize) -> std::io::Result<()>,
+) -> std::io::Result<NonNull<u8>> {
+    let addr = raw.as_ptr() as usize;
+    let aligned = round_up(addr, align).unwrap_or(addr);
+    let head = aligned - addr;
+    let tail = padded - head - len;
+    let at = |a: usize| NonNull::new(a as *mut u8).unwrap_or(raw);
+    if head > 0 {
+        if let Err(e) = unmap(raw, head) {
+            let _ = unmap(raw, padded);
+            return Err(e);
+        }
+    }
+    if tail > 0 {
+        if let Err(e) = unmap(at(aligned + len), tail) {
+            // The head is gone: what is left starts at `aligned`.
+            let _ = unmap(at(aligned), len + tail);
+            return Err(e);
+        }
+    }
+    Ok(at(aligned))
 }
 
 /// Free hugepages of `page_size` on `node`; an error if the kernel has no
@@ -408,5 +437,89 @@ fn hugepages_error(node: NodeId, page_size: u64, needed: u64, free: u64) -> MemE
         free,
         suggest: total + needed.saturating_sub(free),
         reserve_path: crate::topology::hugepage_reserve_path(node, page_size),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALIGN: usize = 2 << 20;
+
+    /// Sorted, merged `[start, end)` ranges.
+    fn merged(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+        ranges.sort();
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for (a, b) in ranges {
+            match out.last_mut() {
+                Some(last) if last.1 == a => last.1 = b,
+                _ => out.push((a, b)),
+            }
+        }
+        out
+    }
+
+    /// A fresh `len + ALIGN` mapping whose start is not aligned, so the
+    /// trim has a head and a tail.
+    fn unaligned_mapping(len: usize) -> (NonNull<u8>, usize) {
+        let page = crate::sys::page_size();
+        let padded = len + ALIGN;
+        // Map one page more and drop the first page if the start happens to
+        // be aligned.
+        let raw = sys::mmap_anonymous(padded + page, libc::PROT_READ, 0).unwrap();
+        let addr = raw.as_ptr() as usize;
+        if addr % ALIGN == 0 {
+            // SAFETY: our fresh mapping, nothing references it.
+            unsafe { sys::munmap(raw, page).unwrap() };
+            (NonNull::new((addr + page) as *mut u8).unwrap(), padded)
+        } else {
+            let end = NonNull::new((addr + padded) as *mut u8).unwrap();
+            // SAFETY: our fresh mapping's last page, nothing references it.
+            unsafe { sys::munmap(end, page).unwrap() };
+            (raw, padded)
+        }
+    }
+
+    #[test]
+    fn trimming_unmaps_everything_when_an_unmap_fails() {
+        let len = 4 * ALIGN;
+        // fail_at: which unmap call fails (0 = head, 1 = tail), or none.
+        for fail_at in [None, Some(0), Some(1)] {
+            let (raw, padded) = unaligned_mapping(len);
+            let addr = raw.as_ptr() as usize;
+            let mut calls = 0;
+            let mut unmapped = Vec::new();
+            let result = trim_to_alignment(raw, padded, len, ALIGN, |p, n| {
+                calls += 1;
+                if Some(calls - 1) == fail_at {
+                    return Err(std::io::Error::from_raw_os_error(libc::ENOMEM));
+                }
+                unmapped.push((p.as_ptr() as usize, p.as_ptr() as usize + n));
+                // SAFETY: parts of our own test mapping.
+                unsafe { sys::munmap(p, n) }
+            });
+            match fail_at {
+                None => {
+                    let base = result.unwrap().as_ptr() as usize;
+                    assert_eq!(base % ALIGN, 0);
+                    assert!(base > addr && base + len < addr + padded);
+                    // Exactly the head and the tail went.
+                    assert_eq!(
+                        merged(unmapped),
+                        [(addr, base), (base + len, addr + padded)]
+                    );
+                    // SAFETY: the trimmed mapping is ours.
+                    unsafe { sys::munmap(NonNull::new(base as *mut u8).unwrap(), len).unwrap() };
+                }
+                Some(_) => {
+                    assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::ENOMEM));
+                    assert_eq!(
+                        merged(unmapped),
+                        [(addr, addr + padded)],
+                        "after failing unmap #{fail_at:?} part of the mapping is left"
+                    );
+                }
+            }
+        }
     }
 }

@@ -100,7 +100,8 @@ impl SlabBuilder {
     /// # Errors
     /// - [`MemError::InvalidAlignment`]: `align` not a power of two;
     /// - [`MemError::InvalidConfig`]: `align` above the page size, a zero
-    ///   chunk, or `max_capacity` below `capacity`;
+    ///   chunk or one above `isize::MAX` bytes, or `max_capacity` below
+    ///   `capacity`;
     /// - [`MemError::InvalidSize`]: no room for any object (both capacities 0);
     /// - [`MemError::SizeOverflow`]: `max_capacity` objects do not fit the
     ///   address space;
@@ -123,6 +124,16 @@ impl SlabBuilder {
             return Err(MemError::InvalidConfig(
                 "slab chunk_bytes(0): the growth step must be at least one page".into(),
             ));
+        }
+        // No region is larger than isize::MAX bytes, so no step needs to be;
+        // bounding it keeps `populated + chunk` from overflowing when growing.
+        if self.chunk > isize::MAX as usize {
+            return Err(MemError::InvalidConfig(format!(
+                "slab chunk_bytes({}): the growth step may be at most {} bytes (isize::MAX, \
+                 the largest region); use a step of a few MiB",
+                self.chunk,
+                isize::MAX
+            )));
         }
         let max = self.max.unwrap_or(self.capacity);
         if max < self.capacity {
@@ -369,7 +380,8 @@ impl RawSlab {
         let from = self.populated.get();
         // At least up to the object's end (a chunk smaller than an object
         // still makes progress), at most to the end of the region.
-        let to = (from + self.chunk)
+        let to = from
+            .saturating_add(self.chunk)
             .max(off + self.stride)
             .min(self.region.len());
         self.region.populate(from, to - from)?;

@@ -232,6 +232,13 @@ impl BalancerBuilder {
     /// Call `f` with every event, as it happens, on the thread that ran
     /// the interval (the balancer's, or a caller of
     /// [`run_interval`](Balancer::run_interval)). Keep it short.
+    ///
+    /// If `f` panics, the panic is caught: the balancer keeps running,
+    /// [`BalancerStatus::callback_panics`] counts it and
+    /// [`BalancerStatus::last_callback_panic`] holds its message, and an
+    /// [`EventKind::Failed`] event saying so goes into the log
+    /// ([`Balancer::events`]; it is not passed to `f`). The remaining events of
+    /// that interval are still passed to `f`.
     pub fn on_event(mut self, f: impl Fn(&BalancerEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(f));
         self
@@ -272,6 +279,7 @@ impl BalancerBuilder {
             log: Mutex::new(VecDeque::new()),
             stop: (Mutex::new(false), Condvar::new()),
             next_group: AtomicU64::new(1),
+            callback_panics: Mutex::new(CallbackPanics::default()),
         });
         let bg = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
@@ -352,7 +360,9 @@ pub enum EventKind {
     Skipped,
     /// The interval's budget was spent; the group waits for the next one.
     Deferred,
-    /// A registered thread exited; it was removed from the group.
+    /// A registered thread exited (or was never a thread of this process:
+    /// an id that is 0, negative or another process's); it was removed
+    /// from the group.
     ThreadGone,
     /// A system call failed; the reason holds the error.
     Failed,
@@ -505,9 +515,19 @@ pub struct BalancerStatus {
     kernel: KernelNumaBalancing,
     counters: CounterSupport,
     groups: Vec<GroupReport>,
+    callback_panics: CallbackPanics,
 }
 
 impl BalancerStatus {
+    /// How often the [`on_event`](BalancerBuilder::on_event) callback
+    /// panicked (each panic was caught; the balancer kept running).
+    pub fn callback_panics(&self) -> u64 {
+        self.callback_panics.count
+    }
+    /// The message of the callback's last panic, if it ever panicked.
+    pub fn last_callback_panic(&self) -> Option<&str> {
+        self.callback_panics.last.as_deref()
+    }
     /// The policy.
     pub fn policy(&self) -> BalancePolicy {
         self.policy
@@ -547,6 +567,13 @@ impl fmt::Display for BalancerStatus {
         )?;
         writeln!(f, "kernel NUMA balancing: {}", self.kernel)?;
         writeln!(f, "counters: {}", self.counters)?;
+        if let Some(last) = &self.callback_panics.last {
+            writeln!(
+                f,
+                "on_event callback panicked {} time(s), last: {last}",
+                self.callback_panics.count
+            )?;
+        }
         for g in &self.groups {
             let nodes: Vec<String> = g.thread_nodes.iter().map(|n| n.to_string()).collect();
             writeln!(
@@ -597,6 +624,14 @@ struct Inner {
     log: Mutex<VecDeque<BalancerEvent>>,
     stop: (Mutex<bool>, Condvar),
     next_group: AtomicU64,
+    callback_panics: Mutex<CallbackPanics>,
+}
+
+/// Panics of the `on_event` callback, caught.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct CallbackPanics {
+    count: u64,
+    last: Option<String>,
 }
 
 #[derive(Default)]
@@ -631,6 +666,20 @@ struct ThreadEntry {
     tid: libc::pid_t,
     /// The node the balancer moved the thread to, until its checkpoint.
     pending: Option<NodeId>,
+}
+
+/// The message of a caught panic (or a note that it was not a string).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let message = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic payload that is not a string)".to_string()
+    };
+    // Dropping the payload runs user code too; a panic there is dropped.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+    message
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -701,6 +750,7 @@ impl Balancer {
             kernel: inner.kernel.clone(),
             counters: inner.counters.clone(),
             groups,
+            callback_panics: lock(&inner.callback_panics).clone(),
         }
     }
 
@@ -764,6 +814,10 @@ impl BalancedGroup {
 
     /// Add thread `tid` of this process (`numakit::sys::gettid()` in that
     /// thread). See [`add_current_thread`](Self::add_current_thread).
+    ///
+    /// An id that is not a live thread of this process (0, negative, an
+    /// exited thread, another process's thread) is never read or moved: the
+    /// next interval removes it with an [`EventKind::ThreadGone`] event.
     pub fn add_thread(&self, tid: libc::pid_t) {
         let mut m = lock(&self.shared.members);
         if !m.threads.iter().any(|t| t.tid == tid) {
@@ -832,7 +886,8 @@ impl BalancedGroup {
         if mode != sysmem::MPOL_BIND {
             return Ok(None);
         }
-        sysmem::set_mempolicy(sysmem::MPOL_BIND, &sysmem::node_mask(node.get()))
+        sysmem::try_node_mask(node.get())
+            .and_then(|mask| sysmem::set_mempolicy(sysmem::MPOL_BIND, &mask))
             .map_err(|e| os("set_mempolicy(MPOL_BIND)", e))?;
         Ok(Some(node))
     }
@@ -904,23 +959,59 @@ impl Inner {
             );
         }
         drop(state);
-        {
-            let mut log = lock(&self.log);
-            for e in &events {
-                if log.len() == self.log_capacity {
-                    log.pop_front();
-                }
-                if self.log_capacity > 0 {
-                    log.push_back(e.clone());
-                }
-            }
-        }
+        self.log_events(&events);
         if let Some(cb) = &self.on_event {
+            let mut failed = Vec::new();
             for e in &events {
-                cb(e);
+                // The callback is user code: a panic in it must not unwind
+                // through (and end) the balancer's thread. Nothing of the
+                // balancer is borrowed or locked here, so its state is
+                // consistent whatever the callback did.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(e)));
+                if let Err(payload) = run {
+                    let message = panic_message(payload);
+                    {
+                        let mut p = lock(&self.callback_panics);
+                        p.count += 1;
+                        p.last = Some(message.clone());
+                    }
+                    failed.push(BalancerEvent {
+                        interval,
+                        group: e.group.clone(),
+                        kind: EventKind::Failed,
+                        from: None,
+                        to: None,
+                        reason: format!(
+                            "the on_event callback panicked on a {:?} event: {message}; \
+                             the balancer keeps running",
+                            e.kind
+                        ),
+                        pages_sampled: 0,
+                        pages_by_node: Vec::new(),
+                        locality: e.locality,
+                        threads_moved: 0,
+                        pages_moved: 0,
+                        pages_failed: 0,
+                        cache_misses: None,
+                    });
+                }
             }
+            self.log_events(&failed);
+            events.extend(failed);
         }
         events
+    }
+
+    fn log_events(&self, events: &[BalancerEvent]) {
+        let mut log = lock(&self.log);
+        for e in events {
+            if log.len() == self.log_capacity {
+                log.pop_front();
+            }
+            if self.log_capacity > 0 {
+                log.push_back(e.clone());
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -969,7 +1060,10 @@ impl Inner {
                         EventKind::ThreadGone,
                         None,
                         None,
-                        format!("thread {tid} exited; removed from the group"),
+                        format!(
+                            "thread {tid} exited (or is not a thread of this process); \
+                             removed from the group"
+                        ),
                     ));
                 }
                 Err(e) => events.push(event(

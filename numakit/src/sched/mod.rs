@@ -50,4 +50,4 @@ pub use pin::{
     allowed_cpus, pin_to_cpu, pin_to_node, refresh_allowed_cpus, thread_cpus, Pin, PinGuard,
 };
 pub use pool::{JobHandle, NodeChannel, NodePool, NodeSender, PoolBuilder};
-pub use spawn::{spawn_group, GroupHandle, Placement};
+pub use spawn::{spawn_group, GroupHandle, Placement, MAX_GROUP_THREADS};

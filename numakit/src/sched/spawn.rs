@@ -69,6 +69,13 @@ impl<T> GroupHandle<T> {
     }
 }
 
+/// The most threads one [`spawn_group`] starts: 65536. Larger counts are
+/// refused up front with [`SchedError::Unsatisfiable`] instead of trying to
+/// allocate for them or exhausting the system's threads (the OS may refuse
+/// fewer: `kernel.threads-max`, `RLIMIT_NPROC`, memory for stacks; that is
+/// [`SchedError::Spawn`]).
+pub const MAX_GROUP_THREADS: usize = 1 << 16;
+
 /// Start `threads` threads placed by `placement`; thread `i` runs `f(i)`.
 ///
 /// Every thread pins itself (CPU mask and memory policy) and reports back
@@ -84,7 +91,8 @@ impl<T> GroupHandle<T> {
 /// # Errors
 /// - as [`Pin::apply`] for `Node`/`Cpu` targets;
 /// - [`SchedError::Unsatisfiable`] when `Compact`/`Scatter` need more CPUs
-///   than the allowed set has on nodes with memory, or `threads == 0`;
+///   than the allowed set has on nodes with memory, `threads == 0`, or
+///   `threads > `[`MAX_GROUP_THREADS`];
 /// - [`SchedError::Spawn`] if the OS cannot start a thread.
 ///
 /// # Examples
@@ -187,6 +195,12 @@ fn plan(
     if threads == 0 {
         return Err(unsatisfiable("a group needs at least one thread".into()));
     }
+    if threads > MAX_GROUP_THREADS {
+        return Err(unsatisfiable(format!(
+            "a group holds at most {MAX_GROUP_THREADS} threads (MAX_GROUP_THREADS); \
+             start fewer threads, or several groups"
+        )));
+    }
     match placement {
         Placement::Node(n) => Ok(vec![Pin::node(n).resolve(topo)?; threads]),
         Placement::Cpu(c) => Ok(vec![Pin::cpu(c).resolve(topo)?; threads]),
@@ -227,6 +241,42 @@ fn plan(
                 .take(threads)
                 .map(|(n, c)| ([c].into_iter().collect(), Some(n)))
                 .collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_accepts_up_to_the_maximum_and_refuses_past_it() {
+        let topo = Topology::detect().unwrap();
+        // A CPU this process may use, on a node with memory: always resolves.
+        let cpu = allowed_cpus()
+            .unwrap()
+            .iter()
+            .find(|&c| {
+                topo.node_of_cpu(c)
+                    .is_ok_and(|n| topo.node(n).is_ok_and(|n| n.has_memory()))
+            })
+            .expect("an allowed CPU on a node with memory");
+        let placement = Placement::Cpu(cpu);
+        let max = plan(MAX_GROUP_THREADS, placement, &topo).unwrap();
+        assert_eq!(max.len(), MAX_GROUP_THREADS);
+        assert_eq!(plan(1, placement, &topo).unwrap().len(), 1);
+        for threads in [0, MAX_GROUP_THREADS + 1, 1 << 40, usize::MAX] {
+            match plan(threads, placement, &topo) {
+                Err(SchedError::Unsatisfiable {
+                    threads: t, reason, ..
+                }) => {
+                    assert_eq!(t, threads);
+                    if threads > 0 {
+                        assert!(reason.contains(&MAX_GROUP_THREADS.to_string()), "{reason}");
+                    }
+                }
+                other => panic!("{threads} threads: {other:?}"),
+            }
         }
     }
 }

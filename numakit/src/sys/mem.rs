@@ -106,17 +106,61 @@ pub unsafe fn munmap(addr: NonNull<u8>, len: usize) -> io::Result<()> {
 /// no reference into it that relies on the old contents. Advice that only
 /// changes backing (`MADV_HUGEPAGE`, `MADV_POPULATE_WRITE`) has no such
 /// requirement beyond the range being a mapping the caller owns.
+///
+/// A range that wraps the address space gives `EINVAL` (the kernel would
+/// round its length to 0 and succeed without doing anything).
 pub unsafe fn madvise(addr: NonNull<u8>, len: usize, advice: i32) -> io::Result<()> {
+    check_range(addr, len)?;
     // SAFETY: the caller guarantees the advice is acceptable for the range.
     cvt(unsafe { libc::madvise(addr.as_ptr().cast(), len, advice) }.into()).map(drop)
 }
 
+/// Node ids a node mask may hold: `0..MAX_MASK_NODES` (65536). Kernels
+/// have at most 1024 nodes (`MAX_NUMNODES` = `1 << CONFIG_NODES_SHIFT`,
+/// `NODES_SHIFT` <= 10); a larger id is not a node, and its mask would take
+/// `id / 8` bytes (512 MiB for `u32::MAX`).
+pub const MAX_MASK_NODES: u32 = 1 << 16;
+
+/// `EINVAL` for a range whose end, rounded up to a page, wraps the address
+/// space: `mbind` and `madvise` round such a length to 0 and succeed
+/// without doing anything.
+fn check_range(addr: NonNull<u8>, len: usize) -> io::Result<()> {
+    let page = super::page_size();
+    match (addr.as_ptr() as usize)
+        .checked_add(len)
+        .and_then(|end| end.checked_add(page - 1))
+    {
+        Some(_) => Ok(()),
+        None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+}
+
 /// The node mask for `mbind`/`set_mempolicy` with only node `node` set.
+///
+/// # Panics
+/// If `node` is not below [`MAX_MASK_NODES`]; [`try_node_mask`] returns an
+/// error instead.
+#[track_caller]
 pub fn node_mask(node: u32) -> Vec<libc::c_ulong> {
+    match try_node_mask(node) {
+        Ok(mask) => mask,
+        Err(_) => panic!("node {node} is not below MAX_MASK_NODES ({MAX_MASK_NODES})"),
+    }
+}
+
+/// The node mask for `mbind`/`set_mempolicy` with only node `node` set.
+///
+/// # Errors
+/// `EINVAL` if `node` is not below [`MAX_MASK_NODES`] (as the kernel
+/// answers for a node beyond its `MAX_NUMNODES`).
+pub fn try_node_mask(node: u32) -> io::Result<Vec<libc::c_ulong>> {
+    if node >= MAX_MASK_NODES {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let bits = libc::c_ulong::BITS;
     let mut mask = vec![0; (node / bits) as usize + 1];
     mask[(node / bits) as usize] = 1 << (node % bits);
-    mask
+    Ok(mask)
 }
 
 /// Length, in bits plus one, of a node mask made of `words` words: the
@@ -139,7 +183,9 @@ fn mask_ptr(mask: &[libc::c_ulong]) -> *const libc::c_ulong {
 ///
 /// `flags` is a combination of `MPOL_MF_STRICT`, `MPOL_MF_MOVE`,
 /// `MPOL_MF_MOVE_ALL`. An absent or memoryless node gives `EINVAL`; with
-/// `STRICT`, pages that stay elsewhere give `EIO`.
+/// `STRICT`, pages that stay elsewhere give `EIO`. A range that wraps the
+/// address space (`addr + len` rounded up to a page) gives `EINVAL`: the
+/// kernel would round its length to 0 and bind nothing, successfully.
 pub fn mbind(
     addr: NonNull<u8>,
     len: usize,
@@ -147,6 +193,7 @@ pub fn mbind(
     nodemask: &[libc::c_ulong],
     flags: u32,
 ) -> io::Result<()> {
+    check_range(addr, len)?;
     // SAFETY: mbind only changes placement, never contents, and the kernel
     // validates the range (ENOMEM/EFAULT) and the mask (bounded by maxnode,
     // which matches the slice's length).
@@ -294,6 +341,21 @@ pub fn mincore(addr: NonNull<u8>, len: usize, vec: &mut [u8]) -> io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_masks_are_capped() {
+        let bits = libc::c_ulong::BITS;
+        for (node, words) in [(0, 1), (1, 1), (MAX_MASK_NODES - 1, MAX_MASK_NODES / bits)] {
+            let mask = try_node_mask(node).unwrap();
+            assert_eq!(mask.len() as u32, words, "node {node}");
+            assert_eq!(mask.iter().map(|w| w.count_ones()).sum::<u32>(), 1);
+        }
+        for node in [MAX_MASK_NODES, u32::MAX] {
+            let err = try_node_mask(node).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "node {node}");
+        }
+        assert!(std::panic::catch_unwind(|| node_mask(u32::MAX)).is_err());
+    }
 
     #[test]
     fn mmap_refuses_fixed() {

@@ -28,7 +28,8 @@ pub const ATTR_EXCLUDE_HV: u64 = 1 << 6;
 pub struct PerfEventAttr {
     /// `type`: `PERF_TYPE_*`.
     pub kind: u32,
-    /// `size`: `size_of::<PerfEventAttr>()`.
+    /// `size`: `size_of::<PerfEventAttr>()`. Ignored by [`perf_event_open`],
+    /// which always passes the struct's own size.
     pub size: u32,
     /// `config`: the event within the type (`PERF_COUNT_HW_*`).
     pub config: u64,
@@ -68,6 +69,12 @@ impl PerfEventAttr {
 ///
 /// `group_fd` is -1 for a group leader; `flags` e.g.
 /// [`PERF_FLAG_FD_CLOEXEC`].
+///
+/// `attr.size` is ignored: the kernel is given a copy of `attr` whose `size`
+/// is `size_of::<PerfEventAttr>()`. (The kernel reads `size` bytes of the
+/// struct, and on `E2BIG` writes the size it wants into `size`; trusting the
+/// caller's field would let it read past the struct or write through the
+/// shared reference.) `attr` is never written.
 pub fn perf_event_open(
     attr: &PerfEventAttr,
     tid: libc::pid_t,
@@ -75,12 +82,18 @@ pub fn perf_event_open(
     group_fd: libc::c_int,
     flags: libc::c_ulong,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: `attr` points to a valid, initialized perf_event_attr whose
-    // `size` field matches its layout; the kernel only reads it.
+    let mut local = PerfEventAttr {
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        ..*attr
+    };
+    // SAFETY: `local` is a valid, initialized perf_event_attr owned by this
+    // frame whose `size` is its own size, so the kernel reads exactly the
+    // struct; on `E2BIG` the kernel writes a `u32` into `local.size`, which
+    // is ours and writable (`&mut`), and `local` outlives the call.
     let fd = cvt(unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
-            attr as *const PerfEventAttr,
+            &mut local as *mut PerfEventAttr,
             tid,
             cpu,
             group_fd,
@@ -119,6 +132,41 @@ mod tests {
     #[test]
     fn attr_is_the_first_abi_version() {
         assert_eq!(std::mem::size_of::<PerfEventAttr>(), 64); // PERF_ATTR_SIZE_VER0
+    }
+
+    #[test]
+    fn hostile_size_fields_are_not_trusted() {
+        // The kernel reads `size` bytes and answers E2BIG by writing the size
+        // it wants into `size`: with the caller's field trusted, size 8
+        // changed an immutable binding (8 -> 136) and a large size made the
+        // kernel read past the struct.
+        for size in [0, 1, 8, 63, 65, 136, 4096, u32::MAX / 2, u32::MAX] {
+            let attr = PerfEventAttr {
+                size,
+                ..PerfEventAttr::hardware_counter(PERF_COUNT_HW_CACHE_MISSES)
+            };
+            let before = format!("{attr:?}");
+            let result = perf_event_open(&attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+            assert_eq!(format!("{attr:?}"), before, "size {size}: attr was written");
+            assert_eq!(attr.size, size);
+            // Opened exactly as the well-formed attr is (or refused the same
+            // way on machines without counters), never E2BIG.
+            let good = perf_event_open(
+                &PerfEventAttr::hardware_counter(PERF_COUNT_HW_CACHE_MISSES),
+                0,
+                -1,
+                -1,
+                PERF_FLAG_FD_CLOEXEC,
+            );
+            match (&result, &good) {
+                (Ok(_), Ok(_)) => {}
+                (Err(a), Err(b)) => assert_eq!(a.raw_os_error(), b.raw_os_error(), "size {size}"),
+                _ => panic!("size {size}: {result:?} but the well-formed attr gives {good:?}"),
+            }
+            if let Err(e) = &result {
+                assert_ne!(e.raw_os_error(), Some(libc::E2BIG), "size {size}");
+            }
+        }
     }
 
     #[test]

@@ -31,15 +31,64 @@ impl CpuSet {
         Self { words: Vec::new() }
     }
 
+    /// CPU ids a set can hold: `0..MAX_CPUS` (65536). Linux's `NR_CPUS`
+    /// tops out at 8192; a larger id is a typo or hostile input, and holding
+    /// it would cost a mask of `id / 8` bytes (512 MiB for `u32::MAX`).
+    pub const MAX_CPUS: u32 = MAX_CPU_ID;
+
     /// Add `cpu`; returns whether it was absent.
+    ///
+    /// # Panics
+    /// If `cpu` is not below [`CpuSet::MAX_CPUS`]; [`try_insert`](Self::try_insert)
+    /// returns an error instead.
+    #[track_caller]
     pub fn insert(&mut self, cpu: CpuId) -> bool {
+        match self.try_insert(cpu) {
+            Ok(absent) => absent,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Add `cpu`; returns whether it was absent.
+    ///
+    /// # Errors
+    /// [`CpuIdOutOfRange`] if `cpu` is not below [`CpuSet::MAX_CPUS`]; the
+    /// set is unchanged.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::{CpuId, CpuSet};
+    /// let mut set = CpuSet::new();
+    /// assert_eq!(set.try_insert(CpuId::new(3)), Ok(true));
+    /// assert!(set.try_insert(CpuId::new(u32::MAX)).is_err());
+    /// assert_eq!(set.to_string(), "3");
+    /// ```
+    pub fn try_insert(&mut self, cpu: CpuId) -> Result<bool, CpuIdOutOfRange> {
+        if cpu.get() >= MAX_CPU_ID {
+            return Err(CpuIdOutOfRange {
+                requested: cpu,
+                limit: MAX_CPU_ID,
+            });
+        }
         let (w, b) = Self::pos(cpu);
         if w >= self.words.len() {
             self.words.resize(w + 1, 0);
         }
         let was = self.words[w] & b != 0;
         self.words[w] |= b;
-        !was
+        Ok(!was)
+    }
+
+    /// A set of the CPUs `cpus` yields.
+    ///
+    /// # Errors
+    /// [`CpuIdOutOfRange`] for the first CPU not below [`CpuSet::MAX_CPUS`].
+    pub fn try_from_cpus(cpus: impl IntoIterator<Item = CpuId>) -> Result<Self, CpuIdOutOfRange> {
+        let mut set = CpuSet::new();
+        for c in cpus {
+            set.try_insert(c)?;
+        }
+        Ok(set)
     }
 
     /// Remove `cpu`; returns whether it was present.
@@ -179,7 +228,7 @@ impl CpuSet {
                 return Err(bad());
             }
             for c in (lo..=hi).step_by(stride as usize) {
-                set.insert(CpuId::new(c));
+                set.try_insert(CpuId::new(c)).map_err(|_| bad())?;
             }
         }
         Ok(set)
@@ -201,7 +250,11 @@ impl CpuSet {
 /// Largest CPU id accepted when parsing (Linux's `NR_CPUS` tops out at 8192).
 const MAX_CPU_ID: u32 = 1 << 16;
 
+/// # Panics
+/// On a CPU id not below [`CpuSet::MAX_CPUS`], as [`CpuSet::insert`];
+/// [`CpuSet::try_from_cpus`] returns an error instead.
 impl FromIterator<CpuId> for CpuSet {
+    #[track_caller]
     fn from_iter<I: IntoIterator<Item = CpuId>>(iter: I) -> Self {
         let mut set = CpuSet::new();
         for c in iter {
@@ -250,6 +303,19 @@ impl fmt::Debug for CpuSet {
     }
 }
 
+/// A CPU id too large for a [`CpuSet`] (not below [`CpuSet::MAX_CPUS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "CPU {requested} is out of range: a CpuSet holds CPU ids below {limit} (Linux supports \
+     at most 8192 CPUs); use the id of an online CPU (Topology::online_cpus)"
+)]
+pub struct CpuIdOutOfRange {
+    /// The CPU asked for.
+    pub requested: CpuId,
+    /// The first id that is refused ([`CpuSet::MAX_CPUS`]).
+    pub limit: u32,
+}
+
 /// A CPU list that is not in the kernel's `0-3,8` format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{input}` is not a CPU list; expected the kernel's list format, e.g. `0-3,8,10-11`")]
@@ -277,6 +343,28 @@ mod tests {
         for s in ["a", "3-1", "1-", "-1", "0-3:0", "99999999", "1,,2"] {
             assert!(CpuSet::parse_list(s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn ids_are_capped_like_parse_list() {
+        let mut s = CpuSet::new();
+        let last = CpuId::new(CpuSet::MAX_CPUS - 1);
+        assert_eq!(s.try_insert(last), Ok(true));
+        assert!(s.contains(last));
+        for bad in [CpuSet::MAX_CPUS, CpuSet::MAX_CPUS + 1, u32::MAX] {
+            let e = s.try_insert(CpuId::new(bad)).unwrap_err();
+            assert_eq!((e.requested, e.limit), (CpuId::new(bad), CpuSet::MAX_CPUS));
+            assert!(e.to_string().contains(&bad.to_string()), "{e}");
+            assert!(!s.contains(CpuId::new(bad)));
+            assert!(!s.remove(CpuId::new(bad)));
+        }
+        assert_eq!(s.len(), 1);
+        assert!(CpuSet::try_from_cpus([CpuId::new(1), CpuId::new(u32::MAX)]).is_err());
+        let r = std::panic::catch_unwind(|| {
+            let mut s = CpuSet::new();
+            s.insert(CpuId::new(u32::MAX))
+        });
+        assert!(r.is_err(), "insert documents a panic for out-of-range ids");
     }
 
     #[test]

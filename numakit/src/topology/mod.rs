@@ -31,7 +31,7 @@ mod hardware;
 mod hwloc;
 pub(crate) mod sysfs;
 
-pub use cpuset::{CpuSet, ParseCpuListError};
+pub use cpuset::{CpuIdOutOfRange, CpuSet, ParseCpuListError};
 pub use error::TopologyError;
 pub use hardware::{Cache, CacheKind, Core, Package};
 
@@ -242,6 +242,16 @@ impl Topology {
     /// Read the topology from a sysfs tree mounted or copied at `root`
     /// (which stands for `/sys`): a container's view, a saved snapshot, a
     /// test fixture.
+    ///
+    /// The tree is read as untrusted input: every file must be a regular
+    /// file of at most 1 MiB; numbers must fit (`MemTotal` in bytes, hugepage
+    /// sizes in bytes, which must be powers of two), CPU and node lists must
+    /// be well formed (ids below [`CpuSet::MAX_CPUS`], ranges ascending), every
+    /// online node needs its `cpulist`, `meminfo` and a `distance` row with
+    /// one entry per online node, and at least one node must be online. What
+    /// does not hold is an error naming the file, never a panic, a wrapped
+    /// number or an endless read. Without an `online` file, node ids come
+    /// from the `nodeN` directory names (any `u32`, written canonically).
     ///
     /// # Errors
     /// As [`Topology::detect`].

@@ -67,23 +67,29 @@ fn read_without_numa(root: &Path, online_cpus: CpuSet) -> Result<Topology, Topol
 fn node_ids(node_dir: &Path) -> Result<Vec<NodeId>, TopologyError> {
     let online = node_dir.join("online");
     if online.exists() {
-        let set = read_cpulist(&online)?;
+        let s = read_string(&online)?;
+        let set = CpuSet::parse_list(&s).map_err(|e| parse_err(&online, &s, e.to_string()))?;
+        if set.is_empty() {
+            // The kernel always has a node online (node 0 at least).
+            return Err(parse_err(&online, &s, "no node is online"));
+        }
         return Ok(set.iter().map(|c| NodeId::new(c.get())).collect());
     }
     let entries = fs::read_dir(node_dir).map_err(|source| read_err(node_dir, source))?;
     let mut ids: Vec<NodeId> = entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_prefix("node")?
-                .parse::<u32>()
-                .ok()
-        })
+        .filter_map(|e| canonical_number(e.file_name().to_str()?.strip_prefix("node")?))
         .map(NodeId::new)
         .collect();
     ids.sort();
     Ok(ids)
+}
+
+/// `s` as a `u32` written the way the kernel writes numbers in names (`7`,
+/// not `07` or `+7`); `None` otherwise (or if it does not fit).
+fn canonical_number(s: &str) -> Option<u32> {
+    let n = s.parse::<u32>().ok()?;
+    (n.to_string() == s).then_some(n)
 }
 
 fn read_err(path: &Path, source: std::io::Error) -> TopologyError {
@@ -107,8 +113,39 @@ fn parse_err(path: &Path, content: &str, detail: impl Into<String>) -> TopologyE
     }
 }
 
+/// The most bytes read from one sysfs file. The kernel's own files hold at
+/// most a page (`PAGE_SIZE`); a tree given to [`Topology::from_sysfs`] may be
+/// anything, so larger files are refused rather than read to the end.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The content of a regular file of at most [`MAX_FILE_BYTES`]. Anything else
+/// (a FIFO, which would block the read forever; a device such as
+/// `/dev/zero`, which never ends; a directory) is an error naming the path.
 fn read_string(path: &Path) -> Result<String, TopologyError> {
-    fs::read_to_string(path).map_err(|source| read_err(path, source))
+    use std::io::Read as _;
+    let meta = fs::metadata(path).map_err(|source| read_err(path, source))?;
+    if !meta.is_file() {
+        return Err(read_err(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file (sysfs attributes are regular files)",
+            ),
+        ));
+    }
+    let file = fs::File::open(path).map_err(|source| read_err(path, source))?;
+    let mut s = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut s)
+        .map_err(|source| read_err(path, source))?;
+    if s.len() as u64 > MAX_FILE_BYTES {
+        return Err(parse_err(
+            path,
+            &s,
+            format!("larger than {MAX_FILE_BYTES} bytes (sysfs attributes hold at most a page)"),
+        ));
+    }
+    Ok(s)
 }
 
 fn read_u64(path: &Path) -> Result<u64, TopologyError> {
@@ -144,9 +181,21 @@ fn read_node_meminfo_fields<const N: usize>(
                 let key = words.nth(2)?;
                 (key.strip_suffix(':')? == name).then(|| words.next())?
             })
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
             .ok_or_else(|| parse_err(path, &s, format!("no `{name}:` line in kB")))
+            .and_then(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    parse_err(path, &s, format!("`{name}:` is not a number of kB: {v:?}"))
+                })
+            })
+            .and_then(|kb| {
+                kb.checked_mul(1024).ok_or_else(|| {
+                    parse_err(
+                        path,
+                        &s,
+                        format!("`{name}:` of {kb} kB does not fit in 64 bits of bytes"),
+                    )
+                })
+            })
     };
     let mut out = [0; N];
     for (slot, name) in out.iter_mut().zip(names) {
@@ -178,20 +227,38 @@ fn read_hugepage_pools(dir: &Path, node: NodeId) -> Result<Vec<HugePagePool>, To
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(Vec::new());
     };
-    let mut pools = Vec::new();
+    let mut pools: Vec<HugePagePool> = Vec::new();
     for entry in entries.filter_map(|e| e.ok()) {
         let name = entry.file_name();
+        // Other entries are not pools (the kernel has none, a copy may).
         let Some(kb) = name
             .to_str()
             .and_then(|n| n.strip_prefix("hugepages-")?.strip_suffix("kB"))
-            .and_then(|kb| kb.parse::<u64>().ok())
         else {
             continue;
         };
         let p = entry.path();
+        let page_size = kb
+            .parse::<u64>()
+            .ok()
+            .and_then(|kb| kb.checked_mul(1024))
+            .filter(|size| size.is_power_of_two())
+            .ok_or_else(|| {
+                parse_err(
+                    &p,
+                    "",
+                    format!(
+                        "hugepage size `{kb}` kB is not a power of two that fits in 64 bits \
+                         of bytes"
+                    ),
+                )
+            })?;
+        if pools.iter().any(|pool| pool.page_size() == page_size) {
+            return Err(parse_err(&p, "", "a second pool of the same page size"));
+        }
         pools.push(HugePagePool::new(
             node,
-            kb * 1024,
+            page_size,
             read_u64(&p.join("nr_hugepages"))?,
             read_u64(&p.join("free_hugepages"))?,
         ));
@@ -213,7 +280,7 @@ pub(crate) fn node_available_now(node: NodeId) -> Result<(u64, u64), TopologyErr
         &node_path(node).join("meminfo"),
         ["MemTotal", "MemFree", "Inactive(file)"],
     )?;
-    Ok((total, free + inactive_file))
+    Ok((total, free.saturating_add(inactive_file)))
 }
 
 /// Live `(nr_hugepages, free_hugepages)` of `node`'s `page_size` pool, read now.

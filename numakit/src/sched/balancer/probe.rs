@@ -193,13 +193,31 @@ impl Targets for Machine<'_> {
     }
 }
 
-/// A thread's CPU mask, or `None` when it has exited (`ESRCH`).
+/// A thread's CPU mask, or `None` when it has exited (`ESRCH`) or is not a
+/// thread of this process.
+///
+/// The check matters: `sched_getaffinity(0)` would read the balancer's own
+/// thread, and a thread id of another process of the same user would be
+/// read (and, with `MoveThreads`, moved).
 pub(super) fn thread_mask(tid: libc::pid_t) -> io::Result<Option<CpuSet>> {
+    if !own_thread(tid) {
+        return Ok(None);
+    }
     match syssched::sched_getaffinity(tid) {
         Ok(mask) => Ok(Some(CpuSet::from_mask(&mask))),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Whether `tid` names a live thread of this process (`/proc/self/task/<tid>`;
+/// without `/proc`, any positive id is taken as one).
+fn own_thread(tid: libc::pid_t) -> bool {
+    if tid <= 0 {
+        return false;
+    }
+    let tasks = std::path::Path::new("/proc/self/task");
+    !tasks.is_dir() || tasks.join(tid.to_string()).exists()
 }
 
 /// Where a set of threads (by their masks) runs.
@@ -229,7 +247,7 @@ pub(super) fn sample_pages(
             (start, (addr + len - start).div_ceil(page))
         })
         .collect();
-    let total: usize = spans.iter().map(|s| s.1).sum();
+    let total: usize = spans.iter().fold(0usize, |t, s| t.saturating_add(s.1));
     let k = sample.min(total);
     let mut addrs = Vec::with_capacity(k);
     for i in 0..k {
@@ -253,30 +271,28 @@ pub(super) fn sample_pages(
 }
 
 /// Move the present pages of `ranges` that are not on `to` there, at most
-/// `budget` of them; `(moved, failed)`.
+/// `budget` of them; `(moved, failed)`. Stretches of the ranges that no
+/// mapping covers are skipped without asking the kernel, so a huge
+/// registered range costs time for its mapped pages only.
 pub(super) fn migrate_pages(
     ranges: &[(usize, usize)],
     to: NodeId,
     budget: usize,
 ) -> io::Result<(usize, usize)> {
-    const CHUNK: usize = 1024;
     let page = crate::sys::page_size();
-    let (mut moved, mut failed) = (0, 0);
-    let mut status = vec![0i32; CHUNK];
+    let (mut moved, mut failed) = (0usize, 0usize);
+    let mut status = Vec::new();
     for &(addr, len) in ranges {
-        if len == 0 {
+        if len == 0 || moved + failed >= budget {
             continue;
         }
         let start = addr / page * page;
-        let pages = (addr + len - start).div_ceil(page);
-        let mut first = 0;
-        while first < pages && moved + failed < budget {
-            let n = CHUNK.min(pages - first);
-            let addrs: Vec<*const u8> = (first..first + n)
-                .map(|i| (start + i * page) as *const u8)
-                .collect();
-            let st = &mut status[..n];
-            sysmem::move_pages_query(&addrs, st)?;
+        // `add_memory` refuses ranges that wrap.
+        let end = addr.saturating_add(len);
+        crate::mem::mapped_batches(start, end, page, |addrs| {
+            status.resize(addrs.len(), 0);
+            let st = &mut status[..addrs.len()];
+            sysmem::move_pages_query(addrs, st)?;
             let want: Vec<*const u8> = addrs
                 .iter()
                 .zip(st.iter())
@@ -296,8 +312,8 @@ pub(super) fn migrate_pages(
                     }
                 }
             }
-            first += n;
-        }
+            Ok::<bool, io::Error>(moved + failed < budget)
+        })?;
     }
     Ok((moved, failed))
 }
