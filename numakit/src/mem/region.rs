@@ -468,7 +468,7 @@ mod tests {
         // be aligned.
         let raw = sys::mmap_anonymous(padded + page, libc::PROT_READ, 0).unwrap();
         let addr = raw.as_ptr() as usize;
-        if addr % ALIGN == 0 {
+        if addr.is_multiple_of(ALIGN) {
             // SAFETY: our fresh mapping, nothing references it.
             unsafe { sys::munmap(raw, page).unwrap() };
             (NonNull::new((addr + page) as *mut u8).unwrap(), padded)
