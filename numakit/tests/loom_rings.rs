@@ -12,7 +12,14 @@ use loom::thread;
 use numakit::collections::{spsc, MpmcRing, PopError};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_with_branches(1_000, f);
+}
+
+/// As [`model`], allowing executions of up to `branches` scheduling
+/// decisions (a ring of one slot makes its threads retry more often).
+fn model_with_branches(branches: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
+    b.max_branches = branches;
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(2);
     }
@@ -21,8 +28,17 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 
 #[test]
 fn spsc_hands_over_every_value_in_order() {
-    model(|| {
-        let (mut tx, mut rx) = spsc::ring::<u32>(0, 2).unwrap();
+    spsc_in_order(2);
+}
+
+#[test]
+fn spsc_of_one_slot_hands_over_every_value_in_order() {
+    spsc_in_order(1);
+}
+
+fn spsc_in_order(capacity: usize) {
+    model(move || {
+        let (mut tx, mut rx) = spsc::ring::<u32>(0, capacity).unwrap();
         let producer = thread::spawn(move || {
             let mut pushed = 0;
             while pushed < 3 {
@@ -51,8 +67,50 @@ fn spsc_hands_over_every_value_in_order() {
 
 #[test]
 fn mpmc_two_producers_one_consumer() {
-    model(|| {
-        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 2).unwrap());
+    mpmc_two_to_one(2);
+}
+
+/// One slot, reused across laps: "full for this lap" and "free for the
+/// next" must differ, so a push into the full slot fails and every value
+/// comes out once, in order.
+#[test]
+fn mpmc_of_one_slot_hands_over_every_value_in_order() {
+    model_with_branches(10_000, || {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 1).unwrap());
+        let r = ring.clone();
+        let producer = thread::spawn(move || {
+            for v in 1..=3u32 {
+                let mut v = v;
+                loop {
+                    match r.push(v) {
+                        Ok(()) => break,
+                        Err(e) => {
+                            v = e.into_inner();
+                            thread::yield_now();
+                        }
+                    }
+                }
+            }
+        });
+        let mut next = 1;
+        while next <= 3 {
+            match ring.pop() {
+                Ok(v) => {
+                    assert_eq!(v, next);
+                    assert!(ring.len() <= 1);
+                    next += 1;
+                }
+                Err(_) => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        assert!(ring.is_empty());
+    });
+}
+
+fn mpmc_two_to_one(capacity: usize) {
+    model(move || {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, capacity).unwrap());
         let producers: Vec<_> = (0..2u32)
             .map(|p| {
                 let ring = ring.clone();
