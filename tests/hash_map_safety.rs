@@ -612,8 +612,9 @@ fn check_consistent(map: &PMap, c: &Arc<Counts>, what: &str) {
 
 #[test]
 fn user_code_panicking_at_every_point_leaves_the_map_consistent() {
+    // A few seconds on the host; minutes in the emulated guest.
     watchdog(
-        120,
+        300,
         "panicking user code",
         user_code_panicking_at_every_point,
     );

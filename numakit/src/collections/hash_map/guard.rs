@@ -17,10 +17,10 @@ pub(super) struct ShardRead<'a, K, V> {
 }
 
 impl<'a, K, V> ShardRead<'a, K, V> {
-    /// `table` was just taken; records it.
+    /// `table` was just taken, and recorded with
+    /// [`held::note_read`]`(key)`.
     #[inline]
     pub(super) fn new(table: RwLockReadGuard<'a, Table<K, V>>, key: ShardKey) -> Self {
-        held::add_read(key);
         ShardRead { table, key }
     }
 }
@@ -52,14 +52,14 @@ pub(super) struct ShardWrite<'a, K, V> {
 }
 
 impl<'a, K, V> ShardWrite<'a, K, V> {
-    /// `table` was just taken; records it.
+    /// `table` was just taken, and recorded with
+    /// [`held::note_write`]`(key)`.
     #[inline]
     pub(super) fn new(
         table: RwLockWriteGuard<'a, Table<K, V>>,
         len: &'a AtomicUsize,
         key: ShardKey,
     ) -> Self {
-        held::add_write(key);
         ShardWrite { table, len, key }
     }
 }

@@ -55,12 +55,13 @@ pub(super) fn key(map_id: u64, index: usize) -> ShardKey {
     map_id << 16 | index as u64
 }
 
+/// The inline records. Invariant: `SPILLED` holds records only while all
+/// `INLINE` slots are in use, so `len == 0` means "nothing held" and the
+/// common case (no other guard) never looks further.
 struct Table {
     /// Records in use in `slots` (the first `len`).
     len: Cell<usize>,
     slots: [Cell<(ShardKey, usize)>; INLINE],
-    /// Records in `SPILLED` (checked only when non-zero).
-    spilled: Cell<usize>,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -71,17 +72,9 @@ thread_local! {
         Table {
             len: Cell::new(0),
             slots: [EMPTY_SLOT; INLINE],
-            spilled: Cell::new(0),
         }
     };
     static SPILLED: RefCell<Vec<(ShardKey, usize)>> = const { RefCell::new(Vec::new()) };
-}
-
-impl Table {
-    #[inline]
-    fn find(&self, key: ShardKey) -> Option<usize> {
-        (0..self.len.get()).find(|&i| self.slots[i].get().0 == key)
-    }
 }
 
 #[inline]
@@ -93,135 +86,170 @@ fn hold_of(count: usize) -> Hold {
     }
 }
 
-/// How the calling thread holds `key` now, if at all.
+/// About to read-lock `key`: how the thread held it before. Unless it
+/// holds it for writing (then nothing changes: the caller must not wait),
+/// one more read guard is recorded.
 #[inline]
-pub(super) fn get(key: ShardKey) -> Option<Hold> {
+pub(super) fn note_read(key: ShardKey) -> Option<Hold> {
     HELD.with(|t| {
-        if let Some(i) = t.find(key) {
-            return Some(hold_of(t.slots[i].get().1));
+        if t.len.get() == 0 {
+            t.slots[0].set((key, 1));
+            t.len.set(1);
+            None
+        } else {
+            note_slow(t, key, 1)
         }
-        if t.spilled.get() == 0 {
-            return None;
-        }
-        spilled_get(key)
     })
 }
 
-#[cold]
-fn spilled_get(key: ShardKey) -> Option<Hold> {
-    SPILLED
-        .try_with(|v| v.borrow().iter().find(|r| r.0 == key).map(|r| hold_of(r.1)))
-        .ok()
-        .flatten()
-}
-
-/// Record one more read guard on `key`.
+/// About to write-lock `key`: how the thread held it before. If it held
+/// it at all nothing changes (the caller must not wait); otherwise the
+/// write guard is recorded.
 #[inline]
-pub(super) fn add_read(key: ShardKey) {
-    change(key, |c| c.map_or(1, |n| n + 1));
+pub(super) fn note_write(key: ShardKey) -> Option<Hold> {
+    HELD.with(|t| {
+        if t.len.get() == 0 {
+            t.slots[0].set((key, WRITE));
+            t.len.set(1);
+            None
+        } else {
+            note_slow(t, key, WRITE)
+        }
+    })
 }
 
-/// Record the write guard on `key` (the thread held nothing on it).
-#[inline]
-pub(super) fn add_write(key: ShardKey) {
-    change(key, |c| {
-        debug_assert!(c.is_none());
-        WRITE
-    });
-}
-
-/// Forget one read guard on `key`.
+/// A read guard on `key` was released.
 #[inline]
 pub(super) fn release_read(key: ShardKey) {
-    change(key, |c| c.map_or(0, |n| n - 1));
-}
-
-/// Forget the write guard on `key`.
-#[inline]
-pub(super) fn release_write(key: ShardKey) {
-    change(key, |_| 0);
-}
-
-/// Set the count of `key` to `f(current)`; 0 removes the record.
-#[inline]
-fn change(key: ShardKey, f: fn(Option<usize>) -> usize) {
     HELD.with(|t| {
-        if let Some(i) = t.find(key) {
-            let n = f(Some(t.slots[i].get().1));
-            if n == 0 {
-                let last = t.len.get() - 1;
-                t.slots[i].set(t.slots[last].get());
-                t.len.set(last);
-            } else {
-                t.slots[i].set((key, n));
-            }
-            return;
-        }
-        if t.spilled.get() > 0 && spilled_change(t, key, f) {
-            return;
-        }
-        // Not recorded yet.
-        let n = f(None);
-        if n == 0 {
-            return;
-        }
-        let len = t.len.get();
-        if len < INLINE {
-            t.slots[len].set((key, n));
-            t.len.set(len + 1);
+        if t.len.get() == 1 && t.slots[0].get() == (key, 1) {
+            t.len.set(0);
         } else {
-            spill(t, key, n);
+            release_slow(t, key);
         }
     })
 }
 
-/// Change `key`'s record among the spilled ones; false if it is not there.
+/// The write guard on `key` was released.
+#[inline]
+pub(super) fn release_write(key: ShardKey) {
+    HELD.with(|t| {
+        if t.len.get() == 1 && t.slots[0].get() == (key, WRITE) {
+            t.len.set(0);
+        } else {
+            release_slow(t, key);
+        }
+    })
+}
+
+/// `note_read` (`add == 1`) or `note_write` (`add == WRITE`) with other
+/// records present.
 #[cold]
-fn spilled_change(t: &Table, key: ShardKey, f: fn(Option<usize>) -> usize) -> bool {
+#[inline(never)]
+fn note_slow(t: &Table, key: ShardKey, add: usize) -> Option<Hold> {
+    let len = t.len.get();
+    if let Some(slot) = t.slots[..len].iter().find(|s| s.get().0 == key) {
+        let n = slot.get().1;
+        if n != WRITE && add == 1 {
+            slot.set((key, n + 1));
+        }
+        return Some(hold_of(n));
+    }
+    if len < INLINE {
+        t.slots[len].set((key, add));
+        t.len.set(len + 1);
+        return None;
+    }
+    // During thread teardown (a guard taken in a late thread-local
+    // destructor while more than `INLINE` shards are held) the spilled
+    // records are gone: that guard goes unrecorded and is not protected
+    // against waiting for its own thread.
     SPILLED
         .try_with(|v| {
             let mut v = v.borrow_mut();
-            let Some(i) = v.iter().position(|r| r.0 == key) else {
-                return false;
-            };
-            let n = f(Some(v[i].1));
-            if n == 0 {
-                v.swap_remove(i);
-                t.spilled.set(v.len());
-            } else {
-                v[i].1 = n;
+            if let Some(r) = v.iter_mut().find(|r| r.0 == key) {
+                let n = r.1;
+                if n != WRITE && add == 1 {
+                    r.1 = n + 1;
+                }
+                return Some(hold_of(n));
             }
-            true
+            v.push((key, add));
+            None
         })
-        // During thread teardown the spilled records are gone: nothing
-        // to change.
-        .unwrap_or(true)
+        .unwrap_or(None)
 }
 
+/// One guard on `key` released: a read count goes down, a write record
+/// (or the last read) goes away.
 #[cold]
-fn spill(t: &Table, key: ShardKey, n: usize) {
-    // During thread teardown (a guard taken in a late thread-local
-    // destructor, with more than `INLINE` shards already held) the record
-    // is not kept: that guard is then not protected against waiting for
-    // its own thread.
+#[inline(never)]
+fn release_slow(t: &Table, key: ShardKey) {
+    let len = t.len.get();
+    if let Some(i) = (0..len).find(|&i| t.slots[i].get().0 == key) {
+        let n = t.slots[i].get().1;
+        if n != WRITE && n > 1 {
+            t.slots[i].set((key, n - 1));
+            return;
+        }
+        // Remove: the last inline record, or one spilled back in, fills
+        // the hole (keeping the invariant).
+        let refill = if len == INLINE {
+            SPILLED.try_with(|v| v.borrow_mut().pop()).ok().flatten()
+        } else {
+            None
+        };
+        match refill {
+            Some(r) => t.slots[i].set(r),
+            None => {
+                t.slots[i].set(t.slots[len - 1].get());
+                t.len.set(len - 1);
+            }
+        }
+        return;
+    }
     let _ = SPILLED.try_with(|v| {
         let mut v = v.borrow_mut();
-        v.push((key, n));
-        t.spilled.set(v.len());
+        if let Some(i) = v.iter().position(|r| r.0 == key) {
+            if v[i].1 != WRITE && v[i].1 > 1 {
+                v[i].1 -= 1;
+            } else {
+                v.swap_remove(i);
+            }
+        }
     });
+}
+
+/// How the calling thread holds `key` now, if at all.
+#[cfg(test)]
+fn get(key: ShardKey) -> Option<Hold> {
+    HELD.with(|t| {
+        let len = t.len.get();
+        if let Some(s) = t.slots[..len].iter().find(|s| s.get().0 == key) {
+            return Some(hold_of(s.get().1));
+        }
+        SPILLED.with(|v| v.borrow().iter().find(|r| r.0 == key).map(|r| hold_of(r.1)))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn add_read(k: ShardKey) {
+        assert_ne!(note_read(k), Some(Hold::Write));
+    }
+    fn add_write(k: ShardKey) {
+        assert_eq!(note_write(k), None);
+    }
+
     #[test]
     fn records_follow_guards_inline_and_spilled() {
         let id = next_map_id();
         let k = |i| key(id, i);
         assert_eq!(get(k(0)), None);
-        add_read(k(0));
-        add_read(k(0));
+        assert_eq!(note_read(k(0)), None);
+        assert_eq!(note_read(k(0)), Some(Hold::Read(1)));
         assert_eq!(get(k(0)), Some(Hold::Read(2)));
         // More shards than the inline slots hold.
         for i in 1..3 * INLINE {
@@ -229,7 +257,11 @@ mod tests {
         }
         for i in 1..3 * INLINE {
             assert_eq!(get(k(i)), Some(Hold::Write), "{i}");
+            // Refused, and nothing changes.
+            assert_eq!(note_read(k(i)), Some(Hold::Write), "{i}");
+            assert_eq!(note_write(k(i)), Some(Hold::Write), "{i}");
         }
+        assert_eq!(note_write(k(0)), Some(Hold::Read(2)));
         release_read(k(0));
         assert_eq!(get(k(0)), Some(Hold::Read(1)));
         release_read(k(0));
@@ -251,7 +283,8 @@ mod tests {
         for i in 0..6 * INLINE {
             assert_eq!(get(k(i)), None, "{i}");
         }
-        HELD.with(|t| assert_eq!((t.len.get(), t.spilled.get()), (0, 0)));
+        HELD.with(|t| assert_eq!(t.len.get(), 0));
+        SPILLED.with(|v| assert!(v.borrow().is_empty()));
         // Another map's shard 0 is another shard.
         add_read(k(0));
         assert_eq!(get(key(next_map_id(), 0)), None);

@@ -67,7 +67,8 @@
 //! the iteration runs is visited at most once, depending on whether its
 //! shard was visited before or after. Only one shard is locked at a time,
 //! so iteration never stops the whole map. `for_each` runs the callback
-//! with the shard locked (do not touch the map from it); `iter_cloned`
+//! with the shard locked (it may read the map, but writing that shard
+//! from it panics); `iter_cloned`
 //! copies one shard at a time and runs no user code under a lock but
 //! `Clone`.
 //!
@@ -489,7 +490,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     }
 
     /// Shared access to the value of `key`, as a guard that keeps the
-    /// key's shard read-locked (see [`Ref`]); `None` if absent.
+    /// key's shard read-locked (see [`Ref`]); `None` if absent. A thread
+    /// may hold several, of one shard or of several.
+    ///
+    /// # Panics
+    /// When the calling thread holds the key's shard for writing (a
+    /// [`RefMut`] or an [`Entry`] of it): see [one thread, several guards](Self#one-thread-several-guards).
     ///
     /// # Examples
     /// ```
@@ -514,6 +520,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     }
 
     /// A clone of the value of `key`; no lock is held afterwards.
+    ///
+    /// # Panics
+    /// When the calling thread holds the key's shard for writing (a
+    /// [`RefMut`] or an [`Entry`] of it): see [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
     where
@@ -529,6 +539,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     }
 
     /// Whether `key` is in the map.
+    ///
+    /// # Panics
+    /// When the calling thread holds the key's shard for writing (a
+    /// [`RefMut`] or an [`Entry`] of it): see [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
@@ -542,6 +556,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
 
     /// Exclusive access to the value of `key`, as a guard that keeps the
     /// key's shard write-locked (see [`RefMut`]); `None` if absent.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     pub fn get_mut<Q>(&self, key: &Q) -> Option<RefMut<'_, K, V>>
     where
         K: Borrow<Q>,
@@ -556,6 +574,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
 
     /// Run `f` on the value of `key` under the shard's write lock and
     /// return what it returns; `None` (and `f` not run) if absent.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)), and
+    /// when `f` uses that shard (the lock is held while it runs).
     ///
     /// ```
     /// use numakit::collections::ConcurrentHashMap;
@@ -583,6 +606,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// # Panics
     /// When the map's node cannot give the memory for the shard's table to
     /// grow; [`try_insert`](Self::try_insert) returns that as an error.
+    /// When the calling thread holds a guard on the key's shard: see
+    /// [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn insert(&self, key: K, value: V) -> Option<V> {
         match self.insert_as(key, value, "insert") {
@@ -597,6 +622,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// # Errors
     /// [`InsertError`], holding `(key, value)`, when the shard's table must
     /// grow and the map's node cannot give the memory; the map is unchanged.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn try_insert(&self, key: K, value: V) -> Result<Option<V>, InsertError<(K, V)>> {
         self.insert_as(key, value, "try_insert")
@@ -630,6 +659,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     }
 
     /// Take `key` out of the map; its value comes back.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
@@ -642,6 +675,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     }
 
     /// Take `key` out of the map; the stored key and its value come back.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     pub fn remove_entry<Q>(&self, key: &Q) -> Option<(K, V)>
     where
         K: Borrow<Q>,
@@ -665,6 +702,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// Take `key` out of the map if `remove` returns true for its entry
     /// (decided under the shard's write lock, so nothing changes in
     /// between).
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)), and
+    /// when `remove` uses that shard.
     pub fn remove_if<Q>(&self, key: &Q, remove: impl FnOnce(&K, &V) -> bool) -> Option<(K, V)>
     where
         K: Borrow<Q>,
@@ -688,6 +730,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// When the key is absent, its shard's table is full and the map's
     /// node cannot give the memory to grow it;
     /// [`try_entry`](Self::try_entry) returns that as an error.
+    /// When the calling thread holds a guard on the key's shard: see
+    /// [one thread, several guards](Self#one-thread-several-guards).
     pub fn entry(&self, key: K) -> Entry<'_, K, V, S> {
         match self.entry_as(key, "entry") {
             Ok(e) => e,
@@ -701,6 +745,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// # Errors
     /// [`InsertError`], holding the key, when the key is absent and the
     /// node cannot give the memory to make room for it.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     pub fn try_entry(&self, key: K) -> Result<Entry<'_, K, V, S>, InsertError<K>> {
         self.entry_as(key, "try_entry")
     }
@@ -731,6 +779,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// Keep only the entries for which `keep` returns true; shard by shard,
     /// each under its write lock (see the iteration rule in the
     /// [module documentation](self)).
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on any shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)), and
+    /// when `keep` uses the shard being visited.
     pub fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         for index in 0..self.shard_count() {
             let mut table = self.write_at(index, "retain");
@@ -808,7 +861,8 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     fn read_at(&self, index: usize, op: &'static str) -> ShardRead<'_, K, V> {
         let key = held::key(self.id, index);
         let table = &self.shard_at(index).table;
-        let guard = match held::get(key) {
+        // Recorded first (this thread's record; nobody else reads it).
+        let guard = match held::note_read(key) {
             None => table.read(),
             Some(Hold::Read(_)) => table.read_recursive(),
             Some(Hold::Write) => self.self_deadlock(index, op, Hold::Write),
@@ -820,7 +874,7 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     #[inline]
     fn write_at(&self, index: usize, op: &'static str) -> ShardWrite<'_, K, V> {
         let key = held::key(self.id, index);
-        if let Some(hold) = held::get(key) {
+        if let Some(hold) = held::note_write(key) {
             self.self_deadlock(index, op, hold);
         }
         let shard = self.shard_at(index);
@@ -895,6 +949,10 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     /// shards' capacities (each shard read-locked in turn). A shard can
     /// still grow before the map is this full, since keys do not spread
     /// perfectly evenly.
+    ///
+    /// # Panics
+    /// When the calling thread holds a shard for writing (see
+    /// [one thread, several guards](Self#one-thread-several-guards)).
     pub fn capacity(&self) -> usize {
         (0..self.shard_count())
             .map(|i| self.read_at(i, "capacity").capacity())
@@ -903,7 +961,14 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
 
     /// Call `f` on every entry; shard by shard, each read-locked while its
     /// entries are visited (see the iteration rule in the
-    /// [module documentation](self)). Do not use the map from `f`.
+    /// [module documentation](self)). `f` may read the map (a read of the
+    /// shard being visited proceeds at once) but not write the shard being
+    /// visited.
+    ///
+    /// # Panics
+    /// When the calling thread holds a shard for writing (a [`RefMut`] or
+    /// an [`Entry`]), and when `f` writes the shard being visited: see
+    /// [one thread, several guards](Self#one-thread-several-guards).
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         for index in 0..self.shard_count() {
             let table = self.read_at(index, "for_each");
@@ -914,8 +979,13 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     }
 
     /// Call `f` on every entry with its value mutable; shard by shard,
-    /// each write-locked while its entries are visited. Do not use the map
-    /// from `f`.
+    /// each write-locked while its entries are visited. `f` must not use the
+    /// shard being visited.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on any shard, and when `f`
+    /// uses the shard being visited: see
+    /// [one thread, several guards](Self#one-thread-several-guards).
     pub fn for_each_mut(&self, mut f: impl FnMut(&K, &mut V)) {
         for index in 0..self.shard_count() {
             let mut table = self.write_at(index, "for_each_mut");
@@ -930,6 +1000,10 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     /// reaches it, and no lock is held between shards or while the caller
     /// works, so the map can be used from the loop. See the iteration rule
     /// in the [module documentation](self).
+    ///
+    /// # Panics
+    /// In `next`, when the calling thread holds the next shard for writing
+    /// (see [one thread, several guards](Self#one-thread-several-guards)).
     pub fn iter_cloned(&self) -> Iter<'_, K, V, S>
     where
         K: Clone,
