@@ -169,12 +169,13 @@ impl RawRwLock {
     #[inline]
     pub unsafe fn read_unlock(&self) {
         let s = self.state.fetch_sub(READ_LOCKED, Release) - READ_LOCKED;
-        // The last reader out wakes whoever waits. Plain readers wait while
-        // readers are inside only behind a waiting writer, but a recursive
-        // reader may slip in between a wake-up and the woken writer's
-        // acquisition (state `READERS_WAITING` plus readers): then the
-        // readers must be woken here. Same cost as testing one bit.
-        if is_unlocked(s) && s != 0 {
+        // Readers wait while only readers hold the lock only behind a
+        // waiting writer, so only a waiting writer can need waking here. (A
+        // recursive reader can get in with `READERS_WAITING` set and
+        // `WRITERS_WAITING` clear only between a wake-up and the woken
+        // writer's acquisition; that writer wakes the readers when it
+        // unlocks. `loom_sync` models it.)
+        if is_unlocked(s) && has_writers_waiting(s) {
             self.wake_writer_or_readers(s);
         }
     }
