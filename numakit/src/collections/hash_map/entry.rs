@@ -9,7 +9,10 @@ use std::ptr::NonNull;
 /// One key's place in a [`ConcurrentHashMap`](super::ConcurrentHashMap),
 /// from [`entry`](super::ConcurrentHashMap::entry). Its shard is
 /// write-locked while the entry (or the [`RefMut`] it turns into) lives,
-/// so what it saw stays true until it is dropped. `!Send`.
+/// so what it saw stays true until it is dropped. `!Send`. Using that
+/// shard from the same thread meanwhile panics instead of waiting for
+/// itself (see
+/// [one thread, several guards](super::ConcurrentHashMap#one-thread-several-guards)).
 ///
 /// A vacant entry already has room for its key: inserting through it never
 /// allocates and never fails.

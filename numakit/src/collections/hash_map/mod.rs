@@ -72,6 +72,26 @@
 //! copies one shard at a time and runs no user code under a lock but
 //! `Clone`.
 //!
+//! # User code that panics
+//!
+//! Keys' `Hash`, `Eq` and `Drop`, values' `Clone` and `Drop`, and the
+//! closures given to the map run while a shard is locked. If one panics,
+//! the lock is released as the panic unwinds (no poisoning), the map stays
+//! usable and consistent — `len` counts what is in it, and every key and
+//! value is dropped exactly once, by the map or by the caller — and the
+//! interrupted operation happened or did not, except:
+//! - [`retain`](ConcurrentHashMap::retain),
+//!   [`for_each_mut`](ConcurrentHashMap::for_each_mut) and
+//!   [`clear`](ConcurrentHashMap::clear) stop where the panic happened
+//!   (the entries before it are done, the rest untouched; `clear` still
+//!   empties the shard it was in);
+//! - a `Hash` that panics while a shard's table is rehashed in place (a
+//!   growth that finds enough room after removals) loses the entries of
+//!   that shard not yet rehashed: they are dropped, as `hashbrown` does.
+//!
+//! A second panic while a panic unwinds (a `Drop` that panics again)
+//! aborts the process, as everywhere in Rust.
+//!
 //! [`len`](ConcurrentHashMap::len) sums per-shard counters that writers
 //! publish when they release a shard; it takes no lock, and is exact when
 //! no writer runs.
@@ -175,11 +195,14 @@ type PaddedShard<K, V> = CachePadded<Shard<K, V>>;
 ///
 /// The panic says which method, which shard, and which guard to drop;
 /// the map stays usable. Shards other than the ones the thread holds
-/// behave as usual (so whether a second call panics depends on where the
-/// keys fall — do not write while holding a guard, and such code is
-/// always safe). Deadlocks *between* threads (each holding a guard the
-/// other wants) are not detected: take guards in one order, or use
-/// [`get_cloned`](Self::get_cloned), which holds nothing.
+/// behave as usual, so whether writing while holding a guard panics
+/// depends on where the keys fall: drop guards before writing. Deadlocks
+/// *between* threads (each holding a guard the other wants) are not
+/// detected: take guards in one order, or use
+/// [`get_cloned`](Self::get_cloned), which holds nothing. A guard leaked
+/// with `mem::forget` keeps its shard locked for good: later reads of it
+/// from the same thread still proceed, writes from it panic, and other
+/// threads' writes to that shard wait forever.
 ///
 /// ```
 /// use numakit::collections::ConcurrentHashMap;
@@ -580,6 +603,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// [one thread, several guards](Self#one-thread-several-guards)), and
     /// when `f` uses that shard (the lock is held while it runs).
     ///
+    /// # Examples
     /// ```
     /// use numakit::collections::ConcurrentHashMap;
     /// let balances = ConcurrentHashMap::<u32, i64>::new(0)?;
