@@ -271,6 +271,46 @@ fn rwlock_two_writers_and_a_reader() {
     });
 }
 
+/// A reader reads again with `read_recursive` while a writer and a plain
+/// reader compete: never a deadlock (the second read does not queue behind
+/// the writer), and the writer stays exclusive.
+#[test]
+fn rwlock_recursive_read_with_a_writer_waiting() {
+    model(|| {
+        let lock = Arc::new(RwLock::new(UnsafeCell::new(0)));
+        let l1 = Arc::clone(&lock);
+        let w = thread::spawn(move || bump(&l1.write()));
+        let l2 = Arc::clone(&lock);
+        let r = thread::spawn(move || assert!(read(&l2.read()) <= 1));
+        let first = lock.read();
+        let again = lock.read_recursive();
+        assert_eq!(read(&first), read(&again));
+        drop((first, again));
+        w.join().unwrap();
+        r.join().unwrap();
+        assert_eq!(read(&lock.read()), 1);
+    });
+}
+
+/// `read_recursive` from a thread that holds nothing, against a writer and
+/// a plain reader: it may slip in between a wake-up and the woken writer,
+/// with readers asleep; its release must wake them (no lost wake-up).
+#[test]
+fn rwlock_recursive_read_alone_with_a_writer_and_a_reader() {
+    model(|| {
+        let lock = Arc::new(RwLock::new(UnsafeCell::new(0)));
+        let l1 = Arc::clone(&lock);
+        let w = thread::spawn(move || bump(&l1.write()));
+        let l2 = Arc::clone(&lock);
+        let r = thread::spawn(move || assert!(read(&l2.read()) <= 2));
+        assert!(read(&lock.read_recursive()) <= 1);
+        bump(&lock.write());
+        w.join().unwrap();
+        r.join().unwrap();
+        assert_eq!(read(&lock.read_recursive()), 2);
+    });
+}
+
 #[test]
 fn counter_sums() {
     model(|| {

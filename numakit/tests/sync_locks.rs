@@ -364,6 +364,134 @@ fn rwlock_readers_share_and_writer_waits_for_them() {
     assert_eq!(*rw.read(), 1);
 }
 
+/// Run `f` on its own thread; fail (instead of hanging the run) if it is
+/// not done after `secs`.
+fn watchdog(secs: u64, what: &str, f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(out);
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(Ok(())) => worker.join().unwrap(),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("{what}: still blocked after {secs} s (deadlock)"),
+    }
+}
+
+/// A thread that holds a read guard reads again while a writer waits:
+/// `read` would queue behind the writer, which waits for the first guard
+/// (documented; `try_read` shows it would wait); `read_recursive` joins
+/// the readers at once, natively and through `lock_api`.
+#[test]
+fn rwlock_read_recursive_passes_a_waiting_writer() {
+    watchdog(10, "read_recursive with a writer waiting", || {
+        let rw = Arc::new(RwLock::new(1));
+        let first = rw.read();
+        let w = {
+            let rw = Arc::clone(&rw);
+            std::thread::spawn(move || *rw.write() += 1)
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!w.is_finished());
+        assert!(rw.try_read().is_none(), "plain reads wait for the writer");
+        let second = rw
+            .try_read_recursive()
+            .expect("a held read lock admits another");
+        let third = rw.read_recursive();
+        assert_eq!(*first + *second + *third, 3);
+        assert!(!w.is_finished());
+        drop((first, second, third));
+        w.join().unwrap();
+        assert_eq!(*rw.read(), 2);
+
+        let rw: Arc<lock_api::RwLock<RawRwLock, u8>> = Arc::new(lock_api::RwLock::new(1));
+        let first = rw.read();
+        let w = {
+            let rw = Arc::clone(&rw);
+            std::thread::spawn(move || *rw.write() += 1)
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(rw.try_read().is_none());
+        let second = rw.read_recursive();
+        assert!(rw.try_read_recursive().is_some());
+        assert_eq!(*first + *second, 2);
+        drop((first, second));
+        w.join().unwrap();
+        assert_eq!(*rw.read(), 2);
+    });
+}
+
+/// `read_recursive` still excludes a writer that holds the lock.
+#[test]
+fn rwlock_read_recursive_waits_while_a_writer_holds_the_lock() {
+    watchdog(10, "read_recursive behind a writer", || {
+        let rw = Arc::new(RwLock::new(0));
+        let mut w = rw.write();
+        assert!(rw.try_read_recursive().is_none());
+        let got = Arc::new(AtomicBool::new(false));
+        let r = {
+            let (rw, got) = (Arc::clone(&rw), Arc::clone(&got));
+            std::thread::spawn(move || {
+                let v = *rw.read_recursive();
+                got.store(true, Ordering::SeqCst);
+                v
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !got.load(Ordering::SeqCst),
+            "read_recursive got in under a writer"
+        );
+        *w = 9;
+        drop(w);
+        assert_eq!(r.join().unwrap(), 9);
+    });
+}
+
+/// Readers that nest `read_recursive` inside `read`, plain readers and
+/// writers, all at once: no deadlock, no lost wake-up, and writers are
+/// exclusive.
+#[test]
+fn rwlock_recursive_readers_with_writers() {
+    watchdog(60, "recursive readers and writers", || {
+        let rw = Arc::new(RwLock::new((0u64, 0u64)));
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let rw = Arc::clone(&rw);
+                std::thread::spawn(move || {
+                    for i in 0..3_000u64 {
+                        match t % 3 {
+                            0 => {
+                                let mut g = rw.write();
+                                g.0 += 1;
+                                g.1 += 1;
+                            }
+                            1 => {
+                                let a = rw.read();
+                                if i % 16 == 0 {
+                                    std::thread::yield_now(); // let writers queue
+                                }
+                                let b = rw.read_recursive();
+                                assert_eq!(a.0, a.1);
+                                assert_eq!(*a, *b);
+                            }
+                            _ => {
+                                let b = rw.read_recursive();
+                                assert_eq!(b.0, b.1);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*rw.read(), (6_000, 6_000));
+    });
+}
+
 #[test]
 fn counter_add_sum_take() {
     let c = PartitionedCounter::with_shards(3);

@@ -19,6 +19,22 @@
 //! readers; readers are woken all at once. Readers can still be starved by
 //! a continuous stream of writers; use a mutex if writes dominate.
 //!
+//! **Recursive reads.** Because of writer preference, a thread that holds
+//! a read guard and calls [`read`](RwLock::read) again waits for the
+//! waiting writer, which waits for the first guard: both wait forever (as
+//! with `parking_lot` and `lock_api`; std's `RwLock` may deadlock or panic).
+//! [`read_recursive`](RwLock::read_recursive) is the read for that case: it
+//! joins readers already inside even while a writer waits, and waits only
+//! while a writer *holds* the lock — so it never waits when the calling
+//! thread already holds a read guard. It lets writers starve if every
+//! reader uses it; use it where a thread may already hold the lock.
+//!
+//! | read while | `read` | `read_recursive` | `try_read` |
+//! |------------|--------|------------------|------------|
+//! | unlocked, or only readers inside | shares | shares | shares |
+//! | readers inside, a writer waits | waits (forever if this thread is one of the readers) | shares | `None` |
+//! | a writer holds the lock | waits | waits | `None` |
+//!
 //! Waiters spin briefly (without writing) before they set a waiting bit and
 //! park. No poisoning: a panic while holding a guard releases the lock.
 
@@ -60,6 +76,13 @@ fn is_read_lockable(state: u32) -> bool {
     // waits (writer preference; a waiting reader means a writer was there).
     state & MASK < MAX_READERS && !has_readers_waiting(state) && !has_writers_waiting(state)
 }
+#[inline]
+fn is_recursive_read_lockable(state: u32) -> bool {
+    // Not while write-locked (`MASK` > `MAX_READERS`) nor at the reader
+    // limit; waiting bits are ignored, so a thread that already holds a
+    // read lock (state & MASK ≥ 1) always gets another one at once.
+    state & MASK < MAX_READERS
+}
 
 /// The raw reader-writer lock behind [`RwLock`]; also a
 /// [`lock_api::RawRwLock`].
@@ -96,15 +119,38 @@ impl RawRwLock {
                 .compare_exchange_weak(s, s + READ_LOCKED, Acquire, Relaxed)
                 .is_err()
         {
-            self.read_contended();
+            self.read_contended(is_read_lockable);
         }
     }
 
     /// Take a shared lock if that needs no waiting.
     #[inline]
     pub fn try_read(&self) -> bool {
+        self.try_read_if(is_read_lockable)
+    }
+
+    /// Take a shared lock even while writers wait (no writer preference);
+    /// wait only while a writer holds the lock. Never waits when the
+    /// calling thread already holds a shared lock on `self`.
+    #[inline]
+    pub fn read_recursive(&self) {
+        if !self.try_read_if(is_recursive_read_lockable) {
+            self.read_contended(is_recursive_read_lockable);
+        }
+    }
+
+    /// Take a shared lock if no writer holds the lock, even while writers
+    /// wait; `true` whenever the calling thread already holds a shared lock
+    /// (short of the 2³⁰ − 2 reader limit).
+    #[inline]
+    pub fn try_read_recursive(&self) -> bool {
+        self.try_read_if(is_recursive_read_lockable)
+    }
+
+    #[inline]
+    fn try_read_if(&self, lockable: fn(u32) -> bool) -> bool {
         let mut s = self.state.load(Relaxed);
-        while is_read_lockable(s) {
+        while lockable(s) {
             match self
                 .state
                 .compare_exchange_weak(s, s + READ_LOCKED, Acquire, Relaxed)
@@ -123,8 +169,12 @@ impl RawRwLock {
     #[inline]
     pub unsafe fn read_unlock(&self) {
         let s = self.state.fetch_sub(READ_LOCKED, Release) - READ_LOCKED;
-        // Readers never wait while only readers hold the lock (they would
-        // just join), so only a waiting writer can need waking here.
+        // Readers wait while only readers hold the lock only behind a
+        // waiting writer, so only a waiting writer can need waking here. (A
+        // recursive reader can get in with `READERS_WAITING` set and
+        // `WRITERS_WAITING` clear only between a wake-up and the woken
+        // writer's acquisition; that writer wakes the readers when it
+        // unlocks. `loom_sync` models it.)
         if is_unlocked(s) && has_writers_waiting(s) {
             self.wake_writer_or_readers(s);
         }
@@ -182,11 +232,12 @@ impl RawRwLock {
         is_write_locked(self.state.load(Relaxed))
     }
 
+    /// Wait until `lockable` allows a shared lock and take it.
     #[cold]
-    fn read_contended(&self) {
+    fn read_contended(&self, lockable: fn(u32) -> bool) {
         let mut s = self.spin_read();
         loop {
-            if is_read_lockable(s) {
+            if lockable(s) {
                 match self
                     .state
                     .compare_exchange_weak(s, s + READ_LOCKED, Acquire, Relaxed)
@@ -391,8 +442,30 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     }
 }
 
+#[cfg(not(loom))]
+// SAFETY: a recursive shared lock is a shared lock like the others (same
+// CAS on `state`, same release); it only ignores the waiting bits, which
+// do not guard the data.
+unsafe impl lock_api::RawRwLockRecursive for RawRwLock {
+    #[inline]
+    fn lock_shared_recursive(&self) {
+        self.read_recursive()
+    }
+    #[inline]
+    fn try_lock_shared_recursive(&self) -> bool {
+        self.try_read_recursive()
+    }
+}
+
 /// A reader-writer lock: any number of readers, or one writer; writers are
 /// preferred over new readers. See the [module documentation](self).
+///
+/// A thread that already holds a read guard must not call [`read`] again
+/// (it can wait forever behind a waiting writer); it uses
+/// [`read_recursive`] instead, which never waits in that case.
+///
+/// [`read`]: RwLock::read
+/// [`read_recursive`]: RwLock::read_recursive
 ///
 /// # Examples
 /// ```
@@ -443,11 +516,58 @@ impl<T> RwLock<T> {
 impl<T: ?Sized> RwLock<T> {
     /// Shared access, waiting while a writer holds or waits for the lock.
     ///
-    /// Not reentrant: a thread that holds a read guard and asks again may
-    /// wait forever if a writer queued in between (writer preference).
+    /// # Deadlocks
+    /// Not reentrant. A thread that already holds a read guard on this lock
+    /// and calls `read` again waits forever if a writer started waiting in
+    /// between: the writer waits for the first guard, the second read waits
+    /// for the writer (writer preference). Nothing detects it. Where the
+    /// thread may already hold a read guard, call
+    /// [`read_recursive`](Self::read_recursive), which does not wait then.
+    /// Calling `read` (or [`write`](Self::write)) while holding the write
+    /// guard waits forever too.
     #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.raw.read();
+        RwLockReadGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Shared access, waiting only while a writer *holds* the lock: it
+    /// joins the readers inside even if writers wait. When the calling
+    /// thread already holds a read guard no writer can hold the lock, so
+    /// this returns at once — the safe way to read again (as `parking_lot`'s
+    /// `read_recursive`).
+    ///
+    /// Writers can starve while readers keep coming this way; use
+    /// [`read`](Self::read) where the thread is known to hold nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::sync::RwLock;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let lock = Arc::new(RwLock::new(5));
+    /// let first = lock.read();
+    /// // A writer starts waiting for `first`.
+    /// let writer = {
+    ///     let lock = Arc::clone(&lock);
+    ///     std::thread::spawn(move || *lock.write() += 1)
+    /// };
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// // `lock.read()` here could wait for the writer forever;
+    /// // `read_recursive` joins `first` at once.
+    /// let second = lock.read_recursive();
+    /// assert_eq!(*first + *second, 10);
+    /// drop((first, second));
+    /// writer.join().unwrap();
+    /// assert_eq!(*lock.read(), 6);
+    /// ```
+    #[inline]
+    pub fn read_recursive(&self) -> RwLockReadGuard<'_, T> {
+        self.raw.read_recursive();
         RwLockReadGuard {
             lock: self,
             _not_send: PhantomData,
@@ -458,6 +578,17 @@ impl<T: ?Sized> RwLock<T> {
     #[inline]
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
         self.raw.try_read().then(|| RwLockReadGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Shared access unless a writer holds the lock (waiting writers are
+    /// passed, as in [`read_recursive`](Self::read_recursive)); never
+    /// `None` while the calling thread holds a read guard.
+    #[inline]
+    pub fn try_read_recursive(&self) -> Option<RwLockReadGuard<'_, T>> {
+        self.raw.try_read_recursive().then(|| RwLockReadGuard {
             lock: self,
             _not_send: PhantomData,
         })

@@ -9,7 +9,10 @@ use std::ptr::NonNull;
 /// One key's place in a [`ConcurrentHashMap`](super::ConcurrentHashMap),
 /// from [`entry`](super::ConcurrentHashMap::entry). Its shard is
 /// write-locked while the entry (or the [`RefMut`] it turns into) lives,
-/// so what it saw stays true until it is dropped. `!Send`.
+/// so what it saw stays true until it is dropped. `!Send`. Using that
+/// shard from the same thread meanwhile panics instead of waiting for
+/// itself (see
+/// [one thread, several guards](super::ConcurrentHashMap#one-thread-several-guards)).
 ///
 /// A vacant entry already has room for its key: inserting through it never
 /// allocates and never fails.
@@ -43,7 +46,13 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> Entry<'a, K, V, S> {
     /// The value, inserting `default` if the key is absent.
     pub fn or_insert(self, default: V) -> RefMut<'a, K, V> {
         match self {
-            Entry::Occupied(e) => e.into_ref(),
+            Entry::Occupied(e) => {
+                // Before the guard is returned: if `default`'s `Drop`
+                // panics, `e` unlocks while unwinding (a guard being
+                // returned would leak with its lock). Same below.
+                drop(default);
+                e.into_ref()
+            }
             Entry::Vacant(e) => e.insert(default),
         }
     }
@@ -52,7 +61,10 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> Entry<'a, K, V, S> {
     /// the shard's lock).
     pub fn or_insert_with(self, make: impl FnOnce() -> V) -> RefMut<'a, K, V> {
         match self {
-            Entry::Occupied(e) => e.into_ref(),
+            Entry::Occupied(e) => {
+                drop(make);
+                e.into_ref()
+            }
             Entry::Vacant(e) => e.insert(make()),
         }
     }
@@ -67,8 +79,9 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> Entry<'a, K, V, S> {
 
     /// Run `f` on the value if the key is present.
     pub fn and_modify(mut self, f: impl FnOnce(&mut V)) -> Self {
-        if let Entry::Occupied(e) = &mut self {
-            f(e.get_mut());
+        match &mut self {
+            Entry::Occupied(e) => f(e.get_mut()),
+            Entry::Vacant(_) => drop(f),
         }
         self
     }
@@ -149,7 +162,10 @@ impl<'a, K, V> OccupiedEntry<'a, K, V> {
 
     /// Take the entry out of the map; its value comes back.
     pub fn remove(self) -> V {
-        self.remove_entry().1
+        let (key, value) = self.remove_entry();
+        // If the key's `Drop` panics, `value` is a local and is dropped.
+        drop(key);
+        value
     }
 
     /// Take the entry out of the map.

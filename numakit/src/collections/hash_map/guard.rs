@@ -1,6 +1,7 @@
 //! [`Ref`] and [`RefMut`]: one entry of the map, with its shard locked
 //! (shared or exclusive) for as long as the guard lives.
 
+use super::held::{self, ShardKey};
 use super::Table;
 use crate::collections::primitive::{AtomicUsize, Ordering};
 use crate::sync::{RwLockReadGuard, RwLockWriteGuard};
@@ -8,18 +9,58 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
-/// A shard's table under its write lock; publishes the shard's length
-/// (read by [`len`](super::ConcurrentHashMap::len) without locking) when
-/// the lock is released.
+/// A shard's table under a read lock, recorded in the thread's
+/// [`held`] table until released.
+pub(super) struct ShardRead<'a, K, V> {
+    table: RwLockReadGuard<'a, Table<K, V>>,
+    key: ShardKey,
+}
+
+impl<'a, K, V> ShardRead<'a, K, V> {
+    /// `table` was just taken, and recorded with
+    /// [`held::note_read`]`(key)`.
+    #[inline]
+    pub(super) fn new(table: RwLockReadGuard<'a, Table<K, V>>, key: ShardKey) -> Self {
+        ShardRead { table, key }
+    }
+}
+
+impl<K, V> Deref for ShardRead<'_, K, V> {
+    type Target = Table<K, V>;
+    #[inline]
+    fn deref(&self) -> &Table<K, V> {
+        &self.table
+    }
+}
+
+impl<K, V> Drop for ShardRead<'_, K, V> {
+    #[inline]
+    fn drop(&mut self) {
+        // The lock itself is released right after (the guard field).
+        held::release_read(self.key);
+    }
+}
+
+/// A shard's table under its write lock, recorded in the thread's
+/// [`held`] table; publishes the shard's length (read by
+/// [`len`](super::ConcurrentHashMap::len) without locking) when the lock
+/// is released.
 pub(super) struct ShardWrite<'a, K, V> {
     table: RwLockWriteGuard<'a, Table<K, V>>,
     len: &'a AtomicUsize,
+    key: ShardKey,
 }
 
 impl<'a, K, V> ShardWrite<'a, K, V> {
+    /// `table` was just taken, and recorded with
+    /// [`held::note_write`]`(key)`.
     #[inline]
-    pub(super) fn new(table: RwLockWriteGuard<'a, Table<K, V>>, len: &'a AtomicUsize) -> Self {
-        ShardWrite { table, len }
+    pub(super) fn new(
+        table: RwLockWriteGuard<'a, Table<K, V>>,
+        len: &'a AtomicUsize,
+        key: ShardKey,
+    ) -> Self {
+        ShardWrite { table, len, key }
     }
 }
 
@@ -43,6 +84,7 @@ impl<K, V> Drop for ShardWrite<'_, K, V> {
     fn drop(&mut self) {
         // Still under the lock (the guard field drops after this).
         self.len.store(self.table.len(), Ordering::Relaxed);
+        held::release_write(self.key);
     }
 }
 
@@ -52,14 +94,17 @@ impl<K, V> Drop for ShardWrite<'_, K, V> {
 /// other readers of the shard proceed, writers to it wait until the guard
 /// is dropped. `!Send`.
 ///
-/// Do not write to the same map from the thread that holds a `Ref` (insert,
-/// remove, `get_mut`, `update`, `entry`, `retain`, `clear`): if the key
-/// falls in the guard's shard, the thread waits for itself. Drop the guard
-/// first, or copy the value out with
+/// While a thread holds a `Ref`, it may read the map again — even the same
+/// shard, even while a writer waits for it (the map's reads of a shard the
+/// thread already reads pass waiting writers) — but a write to the `Ref`'s
+/// shard from that thread (insert, remove, `get_mut`, `update`, `entry`,
+/// ...) would wait for the thread itself, so it **panics** instead (see
+/// [the map's rules](super::ConcurrentHashMap#one-thread-several-guards)).
+/// Drop the guard first, or copy the value out with
 /// [`get_cloned`](super::ConcurrentHashMap::get_cloned).
 #[must_use = "the shard stays read-locked while the guard lives"]
 pub struct Ref<'a, K, V> {
-    _shard: RwLockReadGuard<'a, Table<K, V>>,
+    _shard: ShardRead<'a, K, V>,
     entry: NonNull<(K, V)>,
 }
 
@@ -67,10 +112,7 @@ impl<'a, K, V> Ref<'a, K, V> {
     /// # Safety
     /// `entry` points into the table `shard` guards.
     #[inline]
-    pub(super) unsafe fn new(
-        shard: RwLockReadGuard<'a, Table<K, V>>,
-        entry: NonNull<(K, V)>,
-    ) -> Self {
+    pub(super) unsafe fn new(shard: ShardRead<'a, K, V>, entry: NonNull<(K, V)>) -> Self {
         Ref {
             _shard: shard,
             entry,
@@ -130,7 +172,11 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Ref<'_, K, V> {
 /// [`Entry`](super::Entry). Holds its shard's write lock: every other
 /// access to the shard waits until the guard is dropped. `!Send`.
 ///
-/// As with [`Ref`], do not use the same map from the thread that holds it.
+/// While a thread holds a `RefMut`, any use of the guard's shard from that
+/// thread (a read or a write) would wait for the thread itself, so it
+/// **panics** instead (see
+/// [the map's rules](super::ConcurrentHashMap#one-thread-several-guards));
+/// other shards can be used.
 #[must_use = "the shard stays write-locked while the guard lives"]
 pub struct RefMut<'a, K, V> {
     _shard: ShardWrite<'a, K, V>,

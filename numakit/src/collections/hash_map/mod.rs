@@ -45,10 +45,15 @@
 //!
 //! [`get`](ConcurrentHashMap::get) returns a [`Ref`], which keeps the
 //! shard read-locked while it lives (as `dashmap` does): no copy, and any
-//! `V`. Writers to that shard wait for it, so keep it short, and do not
-//! write to the map from a thread that holds one (it may wait for itself).
+//! `V`. Writers to that shard wait for it, so keep it short.
 //! [`get_cloned`](ConcurrentHashMap::get_cloned) returns a clone instead
 //! and holds nothing.
+//!
+//! A thread may hold several guards. Reading again a shard it already
+//! reads never waits (not even behind a waiting writer); anything else on
+//! a shard it already holds would wait for itself, and **panics** instead
+//! with a message naming the shard and the guard to drop: see
+//! [one thread, several guards](ConcurrentHashMap#one-thread-several-guards).
 //!
 //! # Iteration
 //!
@@ -62,9 +67,30 @@
 //! the iteration runs is visited at most once, depending on whether its
 //! shard was visited before or after. Only one shard is locked at a time,
 //! so iteration never stops the whole map. `for_each` runs the callback
-//! with the shard locked (do not touch the map from it); `iter_cloned`
+//! with the shard locked (it may read the map, but writing that shard
+//! from it panics); `iter_cloned`
 //! copies one shard at a time and runs no user code under a lock but
 //! `Clone`.
+//!
+//! # User code that panics
+//!
+//! Keys' `Hash`, `Eq` and `Drop`, values' `Clone` and `Drop`, and the
+//! closures given to the map run while a shard is locked. If one panics,
+//! the lock is released as the panic unwinds (no poisoning), the map stays
+//! usable and consistent — `len` counts what is in it, and every key and
+//! value is dropped exactly once, by the map or by the caller — and the
+//! interrupted operation happened or did not, except:
+//! - [`retain`](ConcurrentHashMap::retain),
+//!   [`for_each_mut`](ConcurrentHashMap::for_each_mut) and
+//!   [`clear`](ConcurrentHashMap::clear) stop where the panic happened
+//!   (the entries before it are done, the rest untouched; `clear` still
+//!   empties the shard it was in);
+//! - a `Hash` that panics while a shard's table is rehashed in place (a
+//!   growth that finds enough room after removals) loses the entries of
+//!   that shard not yet rehashed: they are dropped, as `hashbrown` does.
+//!
+//! A second panic while a panic unwinds (a `Drop` that panics again)
+//! aborts the process, as everywhere in Rust.
 //!
 //! [`len`](ConcurrentHashMap::len) sums per-shard counters that writers
 //! publish when they release a shard; it takes no lock, and is exact when
@@ -105,13 +131,15 @@
 mod entry;
 mod error;
 mod guard;
+mod held;
 mod storage;
 
 pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::InsertError;
 pub use guard::{Ref, RefMut};
 
-use self::guard::ShardWrite;
+use self::guard::{ShardRead, ShardWrite};
+use self::held::Hold;
 use self::storage::{HeapRef, Storage};
 use super::primitive::{AtomicUsize, Ordering};
 use crate::mem::{HeapStats, MemError};
@@ -148,6 +176,64 @@ type PaddedShard<K, V> = CachePadded<Shard<K, V>>;
 /// returns, and the iteration rule.
 ///
 /// Every method takes `&self`: share the map by reference or in an `Arc`.
+///
+/// # One thread, several guards
+///
+/// A [`Ref`] keeps its shard read-locked, a [`RefMut`] or an [`Entry`]
+/// write-locked, and `for_each`, `for_each_mut`, `retain`, `update` and
+/// `remove_if` hold a shard's lock while their callback runs. The lock is
+/// a reader-writer lock with writer preference: once a writer waits, new
+/// readers wait behind it. Each thread records the shards it holds (a few
+/// thread-local words), and the map uses that record so that a thread
+/// never waits for itself:
+///
+/// | the thread holds on the shard | it reads the shard (`get`, `get_cloned`, `contains_key`, iteration) | it writes the shard (`insert`, `entry`, `get_mut`, `remove`, `update`, `retain`, `clear`, ...) |
+/// |---|---|---|
+/// | nothing | waits as usual | waits as usual |
+/// | a read guard (`Ref`, `for_each`) | **proceeds at once**, even while a writer waits (it joins the readers inside) | **panics**: it would wait for itself |
+/// | the write guard (`RefMut`, `Entry`, `for_each_mut`, ...) | **panics**: it would wait for itself | **panics** |
+///
+/// The panic says which method, which shard, and which guard to drop;
+/// the map stays usable. Shards other than the ones the thread holds
+/// behave as usual, so whether writing while holding a guard panics
+/// depends on where the keys fall: drop guards before writing. Deadlocks
+/// *between* threads (each holding a guard the other wants) are not
+/// detected: take guards in one order, or use
+/// [`get_cloned`](Self::get_cloned), which holds nothing. A guard leaked
+/// with `mem::forget` keeps its shard locked for good: later reads of it
+/// from the same thread still proceed, writes from it panic, and other
+/// threads' writes to that shard wait forever.
+///
+/// ```
+/// use numakit::collections::ConcurrentHashMap;
+/// use std::panic::{catch_unwind, AssertUnwindSafe};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// // One shard, so that every key shares it.
+/// let map = Arc::new(ConcurrentHashMap::<u32, String>::builder(0).shards(1).build()?);
+/// map.insert(1, "one".into());
+/// map.insert(2, "two".into());
+///
+/// let one = map.get(&1).unwrap();
+/// // Another thread wants to write the shard and waits for `one`.
+/// let writer = {
+///     let map = Arc::clone(&map);
+///     std::thread::spawn(move || map.insert(3, "three".into()))
+/// };
+/// std::thread::sleep(Duration::from_millis(20));
+/// // Reading again from this thread does not wait behind that writer.
+/// let two = map.get(&2).unwrap();
+/// assert_eq!((one.as_str(), two.as_str()), ("one", "two"));
+/// // Writing from this thread would wait for `one` and `two`: it panics.
+/// let err = catch_unwind(AssertUnwindSafe(|| map.insert(4, "four".into()))).unwrap_err();
+/// let msg = err.downcast_ref::<String>().unwrap();
+/// assert!(msg.contains("shard 0") && msg.contains("read guard"), "{msg}");
+/// drop((one, two));
+/// writer.join().unwrap();
+/// assert_eq!(map.len(), 3);
+/// # Ok::<(), numakit::mem::MemError>(())
+/// ```
 pub struct ConcurrentHashMap<K, V, S = RandomState> {
     shards: NonNull<PaddedShard<K, V>>,
     /// `hash >> shift & mask` is the shard.
@@ -155,6 +241,9 @@ pub struct ConcurrentHashMap<K, V, S = RandomState> {
     mask: usize,
     storage: NonNull<Storage>,
     hasher: S,
+    /// Names the map's shards in the threads' records of the shards they
+    /// hold (see `held`).
+    id: u64,
     _owns: PhantomData<(K, V)>,
 }
 
@@ -375,6 +464,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
             mask: shards - 1,
             storage,
             hasher,
+            id: held::next_map_id(),
             _owns: PhantomData,
         };
         // From here on the map's Drop cleans up on error.
@@ -423,7 +513,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     }
 
     /// Shared access to the value of `key`, as a guard that keeps the
-    /// key's shard read-locked (see [`Ref`]); `None` if absent.
+    /// key's shard read-locked (see [`Ref`]); `None` if absent. A thread
+    /// may hold several, of one shard or of several.
+    ///
+    /// # Panics
+    /// When the calling thread holds the key's shard for writing (a
+    /// [`RefMut`] or an [`Entry`] of it): see [one thread, several guards](Self#one-thread-several-guards).
     ///
     /// # Examples
     /// ```
@@ -441,13 +536,17 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let guard = self.shard(hash).table.read();
+        let guard = self.read(hash, "get");
         let entry = NonNull::from(guard.find(hash, |e| key == e.0.borrow())?);
         // SAFETY: `entry` is in the table `guard` read-locks.
         Some(unsafe { Ref::new(guard, entry) })
     }
 
     /// A clone of the value of `key`; no lock is held afterwards.
+    ///
+    /// # Panics
+    /// When the calling thread holds the key's shard for writing (a
+    /// [`RefMut`] or an [`Entry`] of it): see [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
     where
@@ -456,13 +555,17 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
         V: Clone,
     {
         let hash = self.hash(key);
-        let guard = self.shard(hash).table.read();
+        let guard = self.read(hash, "get_cloned");
         guard
             .find(hash, |e| key == e.0.borrow())
             .map(|e| e.1.clone())
     }
 
     /// Whether `key` is in the map.
+    ///
+    /// # Panics
+    /// When the calling thread holds the key's shard for writing (a
+    /// [`RefMut`] or an [`Entry`] of it): see [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
@@ -470,19 +573,23 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let guard = self.shard(hash).table.read();
+        let guard = self.read(hash, "contains_key");
         guard.find(hash, |e| key == e.0.borrow()).is_some()
     }
 
     /// Exclusive access to the value of `key`, as a guard that keeps the
     /// key's shard write-locked (see [`RefMut`]); `None` if absent.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     pub fn get_mut<Q>(&self, key: &Q) -> Option<RefMut<'_, K, V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let mut shard = self.write(hash);
+        let mut shard = self.write(hash, "get_mut");
         let entry = NonNull::from(shard.find_mut(hash, |e| key == e.0.borrow())?);
         // SAFETY: `entry` is in the table `shard` write-locks.
         Some(unsafe { RefMut::new(shard, entry) })
@@ -491,6 +598,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// Run `f` on the value of `key` under the shard's write lock and
     /// return what it returns; `None` (and `f` not run) if absent.
     ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)), and
+    /// when `f` uses that shard (the lock is held while it runs).
+    ///
+    /// # Examples
     /// ```
     /// use numakit::collections::ConcurrentHashMap;
     /// let balances = ConcurrentHashMap::<u32, i64>::new(0)?;
@@ -506,7 +619,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let mut shard = self.write(hash);
+        let mut shard = self.write(hash, "update");
         let entry = shard.find_mut(hash, |e| key == e.0.borrow())?;
         Some(f(&mut entry.1))
     }
@@ -517,9 +630,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// # Panics
     /// When the map's node cannot give the memory for the shard's table to
     /// grow; [`try_insert`](Self::try_insert) returns that as an error.
+    /// When the calling thread holds a guard on the key's shard: see
+    /// [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn insert(&self, key: K, value: V) -> Option<V> {
-        match self.try_insert(key, value) {
+        match self.insert_as(key, value, "insert") {
             Ok(old) => old,
             Err(e) => panic!("{e}"),
         }
@@ -531,12 +646,33 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// # Errors
     /// [`InsertError`], holding `(key, value)`, when the shard's table must
     /// grow and the map's node cannot give the memory; the map is unchanged.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn try_insert(&self, key: K, value: V) -> Result<Option<V>, InsertError<(K, V)>> {
+        self.insert_as(key, value, "try_insert")
+    }
+
+    /// `try_insert` for the method `op`.
+    #[inline]
+    fn insert_as(
+        &self,
+        key: K,
+        value: V,
+        op: &'static str,
+    ) -> Result<Option<V>, InsertError<(K, V)>> {
         let hash = self.hash(&key);
-        let mut shard = self.write(hash);
+        let mut shard = self.write(hash, op);
         if let Some(e) = shard.find_mut(hash, |e| e.0 == key) {
-            return Ok(Some(std::mem::replace(&mut e.1, value)));
+            let old = std::mem::replace(&mut e.1, value);
+            // The lock first, then the key not kept, before the result
+            // exists: if the key's `Drop` panics, `old` is a local and is
+            // dropped while unwinding (a result being returned would leak).
+            drop(shard);
+            drop(key);
+            return Ok(Some(old));
         }
         if let Err(error) = self.reserve_one(&mut shard) {
             return Err(InsertError::new((key, value), self.node(), error));
@@ -547,23 +683,42 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     }
 
     /// Take `key` out of the map; its value comes back.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     #[inline]
     pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.remove_entry(key).map(|(_, v)| v)
+        let (k, v) = self.remove_as(key, "remove")?;
+        drop(k);
+        Some(v)
     }
 
     /// Take `key` out of the map; the stored key and its value come back.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     pub fn remove_entry<Q>(&self, key: &Q) -> Option<(K, V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.remove_as(key, "remove_entry")
+    }
+
+    #[inline]
+    fn remove_as<Q>(&self, key: &Q, op: &'static str) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let hash = self.hash(key);
-        let mut shard = self.write(hash);
+        let mut shard = self.write(hash, op);
         let entry = shard.find_entry(hash, |e| key == e.0.borrow()).ok()?;
         Some(entry.remove().0)
     }
@@ -571,13 +726,18 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// Take `key` out of the map if `remove` returns true for its entry
     /// (decided under the shard's write lock, so nothing changes in
     /// between).
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)), and
+    /// when `remove` uses that shard.
     pub fn remove_if<Q>(&self, key: &Q, remove: impl FnOnce(&K, &V) -> bool) -> Option<(K, V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let mut shard = self.write(hash);
+        let mut shard = self.write(hash, "remove_if");
         let entry = shard.find_entry(hash, |e| key == e.0.borrow()).ok()?;
         let (k, v) = entry.get();
         if remove(k, v) {
@@ -594,8 +754,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// When the key is absent, its shard's table is full and the map's
     /// node cannot give the memory to grow it;
     /// [`try_entry`](Self::try_entry) returns that as an error.
+    /// When the calling thread holds a guard on the key's shard: see
+    /// [one thread, several guards](Self#one-thread-several-guards).
     pub fn entry(&self, key: K) -> Entry<'_, K, V, S> {
-        match self.try_entry(key) {
+        match self.entry_as(key, "entry") {
             Ok(e) => e,
             Err(e) => panic!("{e}"),
         }
@@ -607,10 +769,23 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// # Errors
     /// [`InsertError`], holding the key, when the key is absent and the
     /// node cannot give the memory to make room for it.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on the key's shard (a [`Ref`],
+    /// [`RefMut`] or [`Entry`]): see [one thread, several guards](Self#one-thread-several-guards).
     pub fn try_entry(&self, key: K) -> Result<Entry<'_, K, V, S>, InsertError<K>> {
+        self.entry_as(key, "try_entry")
+    }
+
+    #[inline]
+    fn entry_as(&self, key: K, op: &'static str) -> Result<Entry<'_, K, V, S>, InsertError<K>> {
         let hash = self.hash(&key);
-        let mut shard = self.write(hash);
+        let mut shard = self.write(hash, op);
         if let Some(index) = shard.find_bucket_index(hash, |e| e.0 == key) {
+            // Before the entry exists: if the key's `Drop` panics, the
+            // guard is a local and unlocks while unwinding (an entry being
+            // returned would leak, and its lock with it).
+            drop(key);
             // SAFETY: `index` was just found full under this write lock.
             return Ok(Entry::Occupied(unsafe { OccupiedEntry::new(shard, index) }));
         }
@@ -628,18 +803,39 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
     /// Keep only the entries for which `keep` returns true; shard by shard,
     /// each under its write lock (see the iteration rule in the
     /// [module documentation](self)).
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on any shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)), and
+    /// when `keep` uses the shard being visited.
     pub fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        for shard in self.shard_slice() {
-            let mut table = Self::write_shard(shard);
+        for index in 0..self.shard_count() {
+            let mut table = self.write_at(index, "retain");
             table.retain(|(k, v)| keep(k, v));
         }
     }
 
     /// Remove every entry (dropping them), shard by shard. Tables keep
     /// their capacity.
+    ///
+    /// If a value's (or key's) `Drop` panics, the other entries of its
+    /// shard are still dropped, once each, and the shard is left empty;
+    /// the panic then continues and the shards after it are not cleared.
+    ///
+    /// # Panics
+    /// When a drop panics (see above), and when the calling thread holds a
+    /// guard on any shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)).
     pub fn clear(&self) {
-        for shard in self.shard_slice() {
-            Self::write_shard(shard).clear();
+        for index in 0..self.shard_count() {
+            let mut table = self.write_at(index, "clear");
+            // Not `HashTable::clear`: when a drop panics it forgets the
+            // entries not dropped yet. A drain that is dropped during the
+            // unwinding drops them (a second panic there aborts, as in
+            // `Vec`).
+            for entry in table.drain() {
+                drop(entry);
+            }
         }
     }
 }
@@ -652,22 +848,85 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
         unsafe { std::slice::from_raw_parts(self.shards.as_ptr(), self.mask + 1) }
     }
 
+    /// Shard `index`; callers pass `index <= mask` (masked again, so any
+    /// index is in the array).
     #[inline]
+    fn shard_at(&self, index: usize) -> &Shard<K, V> {
+        // SAFETY: `index & mask <= mask`: inside the array (see
+        // `shard_slice`).
+        unsafe { &*self.shards.as_ptr().add(index & self.mask) }
+    }
+
+    #[cfg(test)]
     fn shard(&self, hash: u64) -> &Shard<K, V> {
-        let i = (hash >> self.shift) as usize & self.mask;
-        // SAFETY: `i <= mask`, inside the array (see `shard_slice`).
-        unsafe { &*self.shards.as_ptr().add(i) }
+        self.shard_at(self.shard_index(hash))
     }
 
     #[inline]
-    fn write(&self, hash: u64) -> ShardWrite<'_, K, V> {
-        let shard = self.shard(hash);
-        ShardWrite::new(shard.table.write(), &shard.len)
+    fn shard_index(&self, hash: u64) -> usize {
+        (hash >> self.shift) as usize & self.mask
     }
 
     #[inline]
-    fn write_shard(shard: &Shard<K, V>) -> ShardWrite<'_, K, V> {
-        ShardWrite::new(shard.table.write(), &shard.len)
+    fn read(&self, hash: u64, op: &'static str) -> ShardRead<'_, K, V> {
+        self.read_at(self.shard_index(hash), op)
+    }
+
+    #[inline]
+    fn write(&self, hash: u64, op: &'static str) -> ShardWrite<'_, K, V> {
+        self.write_at(self.shard_index(hash), op)
+    }
+
+    /// Read-lock shard `index` (`op` names the caller's method for the
+    /// panic message). A shard this thread already reads is read again
+    /// without waiting for waiting writers (they wait for this thread);
+    /// one it writes is refused.
+    #[inline]
+    fn read_at(&self, index: usize, op: &'static str) -> ShardRead<'_, K, V> {
+        let key = held::key(self.id, index);
+        let table = &self.shard_at(index).table;
+        // Recorded first (this thread's record; nobody else reads it).
+        let guard = match held::note_read(key) {
+            None => table.read(),
+            Some(Hold::Read(_)) => table.read_recursive(),
+            Some(Hold::Write) => self.self_deadlock(index, op, Hold::Write),
+        };
+        ShardRead::new(guard, key)
+    }
+
+    /// Write-lock shard `index`; refused if this thread holds it already.
+    #[inline]
+    fn write_at(&self, index: usize, op: &'static str) -> ShardWrite<'_, K, V> {
+        let key = held::key(self.id, index);
+        if let Some(hold) = held::note_write(key) {
+            self.self_deadlock(index, op, hold);
+        }
+        let shard = self.shard_at(index);
+        ShardWrite::new(shard.table.write(), &shard.len, key)
+    }
+
+    /// The calling thread asked for a shard it holds in a way that would
+    /// wait for itself.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn self_deadlock(&self, index: usize, op: &str, hold: Hold) -> ! {
+        let shards = self.shard_count();
+        match hold {
+            Hold::Read(n) => panic!(
+                "ConcurrentHashMap::{op} needs shard {index} (of {shards}) for writing, but this \
+                 thread holds {n} read guard(s) on it (a `Ref` from `get`, or the lock held \
+                 around a `for_each` callback): it would wait for itself forever. Drop the \
+                 `Ref` before writing, or copy the value out with `get_cloned`"
+            ),
+            Hold::Write => panic!(
+                "ConcurrentHashMap::{op} needs shard {index} (of {shards}), but this thread \
+                 holds that shard's write lock (a `RefMut` from `get_mut` or an entry, an \
+                 `Entry`, or the lock held around an `update`, `for_each_mut`, `retain` or \
+                 `remove_if` callback): it would wait for itself forever. Drop that guard \
+                 first, or do the work through it"
+            ),
+        }
     }
 
     fn shards_layout(shards: usize) -> Layout {
@@ -714,19 +973,29 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     /// shards' capacities (each shard read-locked in turn). A shard can
     /// still grow before the map is this full, since keys do not spread
     /// perfectly evenly.
+    ///
+    /// # Panics
+    /// When the calling thread holds a shard for writing (see
+    /// [one thread, several guards](Self#one-thread-several-guards)).
     pub fn capacity(&self) -> usize {
-        self.shard_slice()
-            .iter()
-            .map(|s| s.table.read().capacity())
+        (0..self.shard_count())
+            .map(|i| self.read_at(i, "capacity").capacity())
             .sum()
     }
 
     /// Call `f` on every entry; shard by shard, each read-locked while its
     /// entries are visited (see the iteration rule in the
-    /// [module documentation](self)). Do not use the map from `f`.
+    /// [module documentation](self)). `f` may read the map (a read of the
+    /// shard being visited proceeds at once) but not write the shard being
+    /// visited.
+    ///
+    /// # Panics
+    /// When the calling thread holds a shard for writing (a [`RefMut`] or
+    /// an [`Entry`]), and when `f` writes the shard being visited: see
+    /// [one thread, several guards](Self#one-thread-several-guards).
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
-        for shard in self.shard_slice() {
-            let table = shard.table.read();
+        for index in 0..self.shard_count() {
+            let table = self.read_at(index, "for_each");
             for (k, v) in table.iter() {
                 f(k, v);
             }
@@ -734,11 +1003,16 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     }
 
     /// Call `f` on every entry with its value mutable; shard by shard,
-    /// each write-locked while its entries are visited. Do not use the map
-    /// from `f`.
+    /// each write-locked while its entries are visited. `f` must not use the
+    /// shard being visited.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on any shard, and when `f`
+    /// uses the shard being visited: see
+    /// [one thread, several guards](Self#one-thread-several-guards).
     pub fn for_each_mut(&self, mut f: impl FnMut(&K, &mut V)) {
-        for shard in self.shard_slice() {
-            let mut table = Self::write_shard(shard);
+        for index in 0..self.shard_count() {
+            let mut table = self.write_at(index, "for_each_mut");
             for (k, v) in table.iter_mut() {
                 f(k, v);
             }
@@ -750,6 +1024,10 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     /// reaches it, and no lock is held between shards or while the caller
     /// works, so the map can be used from the loop. See the iteration rule
     /// in the [module documentation](self).
+    ///
+    /// # Panics
+    /// In `next`, when the calling thread holds the next shard for writing
+    /// (see [one thread, several guards](Self#one-thread-several-guards)).
     pub fn iter_cloned(&self) -> Iter<'_, K, V, S>
     where
         K: Clone,
@@ -788,18 +1066,47 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
 
 impl<K, V, S> Drop for ConcurrentHashMap<K, V, S> {
     fn drop(&mut self) {
-        let shards = self.mask + 1;
-        // SAFETY: `&mut self`: no guard or entry is alive. Each shard is
-        // dropped once (its table drops every entry once and frees its
-        // buckets into the heap); then the array, then the heap goes away,
-        // after the last handle (in the tables) is gone.
-        unsafe {
-            for i in 0..shards {
-                std::ptr::drop_in_place(self.shards.as_ptr().add(i));
+        /// Frees the shards, their array and the heap — also while a
+        /// panic in a key's or value's `Drop` unwinds out of the loop
+        /// below.
+        struct Teardown<'a, K, V, S>(&'a mut ConcurrentHashMap<K, V, S>);
+        impl<K, V, S> Drop for Teardown<'_, K, V, S> {
+            fn drop(&mut self) {
+                let map = &mut *self.0;
+                let shards = map.mask + 1;
+                // SAFETY: the map is being dropped (`&mut`): no guard or
+                // entry is alive. Each shard is dropped once (a table
+                // still holding entries drops them; `drop_in_place` on a
+                // slice drops every element even if one panics); then the
+                // array, then the heap goes away, after the last handle
+                // (in the tables) is gone.
+                unsafe {
+                    std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                        map.shards.as_ptr(),
+                        shards,
+                    ));
+                    let store = map.storage.as_ref();
+                    store.dealloc(
+                        map.shards.cast(),
+                        ConcurrentHashMap::<K, V, S>::shards_layout(shards),
+                    );
+                    Storage::destroy(map.storage);
+                }
             }
-            let store = self.storage.as_ref();
-            store.dealloc(self.shards.cast(), Self::shards_layout(shards));
-            Storage::destroy(self.storage);
+        }
+        let teardown = Teardown(self);
+        // Entries first, through a drain: if one's `Drop` panics, the
+        // drain (dropped while unwinding) drops the rest of its shard, and
+        // `Teardown` the other shards and the memory; nothing is leaked
+        // and nothing dropped twice (a second panic aborts, as in `Vec`).
+        for i in 0..teardown.0.shard_count() {
+            // SAFETY: `i` is inside the array; the map is being dropped, so
+            // no other reference to a shard exists. (Not `write()`: a
+            // guard leaked with `mem::forget` would keep the lock taken.)
+            let shard = unsafe { &mut *teardown.0.shards.as_ptr().add(i) };
+            for entry in shard.table.get_mut().drain() {
+                drop(entry);
+            }
         }
     }
 }
@@ -831,9 +1138,12 @@ impl<K: Clone, V: Clone, S> Iterator for Iter<'_, K, V, S> {
             if let Some(kv) = self.buffer.next() {
                 return Some(kv);
             }
-            let shard = self.map.shard_slice().get(self.next_shard)?;
+            let index = self.next_shard;
+            if index >= self.map.shard_count() {
+                return None;
+            }
             self.next_shard += 1;
-            let table = shard.table.read();
+            let table = self.map.read_at(index, "iter_cloned");
             self.buffer = table.iter().cloned().collect::<Vec<_>>().into_iter();
         }
     }
