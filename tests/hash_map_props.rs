@@ -394,7 +394,7 @@ fn apply<V: TVal>(map: &Map<V>, model: &mut Model, op: &Op, mine: fn(u8) -> bool
             }
         },
         Op::Retain(m) => {
-            let keep = |k: u8, x: u32| !mine(k) || x % m != 0;
+            let keep = |k: u8, x: u32| !mine(k) || !x.is_multiple_of(m);
             model.retain(|&k, x| keep(k, *x));
             map.retain(|key, x| keep(key.k, x.val()));
         }
@@ -521,7 +521,7 @@ proptest! {
 }
 
 fn even(k: u8) -> bool {
-    k % 2 == 0
+    k.is_multiple_of(2)
 }
 fn odd(k: u8) -> bool {
     k % 2 == 1
