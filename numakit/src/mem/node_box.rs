@@ -5,12 +5,14 @@ use super::region::Region;
 use super::{MemError, NodeHeap, PageKind, Placement};
 use crate::topology::NodeId;
 use std::alloc::Layout;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 /// Where a [`Placed`] type's values live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,11 +24,151 @@ pub enum NodePlacement {
     Interleave(&'static [NodeId]),
 }
 
+impl NodePlacement {
+    /// Whether `self` and `other` put pages on the same nodes the same way:
+    /// the same node, or interleaving over the same set of nodes (in any
+    /// order: the kernel interleaves over a node mask).
+    pub const fn same_as(self, other: NodePlacement) -> bool {
+        match (self, other) {
+            (NodePlacement::Node(a), NodePlacement::Node(b)) => a.get() == b.get(),
+            (NodePlacement::Interleave(a), NodePlacement::Interleave(b)) => {
+                const fn contains(set: &[NodeId], n: NodeId) -> bool {
+                    let mut i = 0;
+                    while i < set.len() {
+                        if set[i].get() == n.get() {
+                            return true;
+                        }
+                        i += 1;
+                    }
+                    false
+                }
+                let mut i = 0;
+                while i < a.len() {
+                    if !contains(b, a[i]) {
+                        return false;
+                    }
+                    i += 1;
+                }
+                let mut i = 0;
+                while i < b.len() {
+                    if !contains(a, b[i]) {
+                        return false;
+                    }
+                    i += 1;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for NodePlacement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodePlacement::Node(n) => write!(f, "node {n}"),
+            NodePlacement::Interleave(nodes) => {
+                f.write_str("nodes ")?;
+                for (i, n) in nodes.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{n}")?;
+                }
+                f.write_str(" interleaved")
+            }
+        }
+    }
+}
+
 /// A type whose values have a declared home: `#[numa(node = N)]` implements
 /// it, and [`NodeBox::place`] uses it.
+///
+/// A declared home is not a suggestion. [`NodeBox::new`],
+/// [`NodeBox::new_interleaved`] and [`NodeBox::new_in_place`] (and so
+/// `numa_static!`) refuse a value of a `#[numa]` type for any other
+/// placement with [`MemError::PlacementContradicted`], which names the
+/// type, its declared placement and the one asked for;
+/// [`NodeBox::new_overriding_placement`] is the explicit way round it.
+///
+/// How a generic function knows: stable Rust cannot ask, inside
+/// `NodeBox::new::<T>`, whether `T` implements `Placed`. So `#[numa]`
+/// records each type's declared placement in a process-wide table, keyed by
+/// [`std::any::type_name`]: a type without generic parameters when the
+/// program starts (an `.init_array` entry, as `ctor` does), and every type,
+/// generic instances included, each time `place` builds one. `NodeBox`
+/// looks the type up there (one atomic load while no type is recorded, a
+/// read-locked map lookup after). Only a value of a *generic* `#[numa]`
+/// type built without `place` and boxed before any value of that instance
+/// was placed escapes the check.
+///
+/// A by-value field whose type is itself `#[numa]` for another placement
+/// is refused at compile time by the struct's `#[numa]`.
 pub trait Placed: Sized {
     /// Where values of this type are placed.
     const PLACEMENT: NodePlacement;
+}
+
+/// Declared placements of `#[numa]` types, by type name (see [`Placed`]).
+static DECLARED: RwLock<BTreeMap<&'static str, NodePlacement>> = RwLock::new(BTreeMap::new());
+/// Whether [`DECLARED`] holds anything: the check costs one load until then.
+static ANY_DECLARED: AtomicBool = AtomicBool::new(false);
+
+/// Record `T`'s declared placement for [`NodeBox`]'s check. What `#[numa]`
+/// expands to call; idempotent, never panics (it may run before `main`).
+#[doc(hidden)]
+pub fn register_placed<T: Placed>() {
+    let name = std::any::type_name::<T>();
+    {
+        let known = DECLARED.read().unwrap_or_else(|e| e.into_inner());
+        if known.contains_key(name) {
+            return;
+        }
+    }
+    let mut known = DECLARED.write().unwrap_or_else(|e| e.into_inner());
+    known.insert(name, T::PLACEMENT);
+    ANY_DECLARED.store(true, Ordering::Release);
+}
+
+/// `T`'s declared placement, if `T` is a recorded `#[numa]` type.
+fn declared_placement<T>() -> Option<NodePlacement> {
+    if !ANY_DECLARED.load(Ordering::Acquire) {
+        return None;
+    }
+    let known = DECLARED.read().unwrap_or_else(|e| e.into_inner());
+    known.get(std::any::type_name::<T>()).copied()
+}
+
+/// What generated code uses to ask, for a concrete type, whether it is
+/// [`Placed`] and where: `Probe::<T>::HOME` is the inherent const when
+/// `T: Placed` and the [`NotPlaced`] trait's `None` otherwise (inherent
+/// items whose bounds do not hold are skipped by name lookup). Only
+/// meaningful where `T` is concrete; not a public API.
+#[doc(hidden)]
+pub struct Probe<T: ?Sized>(PhantomData<T>);
+
+impl<T: Placed> Probe<T> {
+    /// `T`'s declared placement.
+    pub const HOME: Option<NodePlacement> = Some(T::PLACEMENT);
+}
+
+/// The fallback of [`Probe`]: no declared placement.
+#[doc(hidden)]
+pub trait NotPlaced {
+    /// No declared placement.
+    const HOME: Option<NodePlacement> = None;
+}
+
+impl<T: ?Sized> NotPlaced for Probe<T> {}
+
+/// Whether a by-value field whose type declares `field` (`None`: no
+/// declaration) may live in a struct placed per `outer`.
+#[doc(hidden)]
+pub const fn field_home_agrees(field: Option<NodePlacement>, outer: NodePlacement) -> bool {
+    match field {
+        None => true,
+        Some(f) => f.same_as(outer),
+    }
 }
 
 /// A value in memory bound to a node (or interleaved over several): a
@@ -134,6 +276,11 @@ impl<T> NodeBox<T> {
     /// # Errors
     /// As [`ArenaBuilder::build`](super::ArenaBuilder::build): absent or
     /// memoryless node, not enough memory on it, or a refused syscall.
+    /// [`MemError::PlacementContradicted`] when `T` is a `#[numa]` type
+    /// declared for another placement (see [`Placed`]; use
+    /// [`place`](Self::place), or
+    /// [`new_overriding_placement`](Self::new_overriding_placement) to
+    /// place it elsewhere on purpose).
     pub fn new(node: impl Into<NodeId>, value: T) -> Result<Self, MemError> {
         // SAFETY: the closure initialises the whole slot with `value`.
         unsafe { Self::new_in_place(NodePlacement::Node(node.into()), |slot| slot.write(value)) }
@@ -148,6 +295,44 @@ impl<T> NodeBox<T> {
         unsafe { Self::new_in_place(NodePlacement::Interleave(nodes), |slot| slot.write(value)) }
     }
 
+    /// Move `value` into fresh memory per `placement`, even when `T` is a
+    /// `#[numa]` type declared for another placement: the one explicit way
+    /// to contradict a declaration (a copy of a node's data kept near a
+    /// reader on another node, a test). [`verify`](Self::verify) checks
+    /// against `placement`, not the declaration.
+    ///
+    /// # Errors
+    /// As [`NodeBox::new`], without the check of `T`'s declaration.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::{numa, NodeBox, NodeId, NodePlacement};
+    ///
+    /// #[numa(node = 0)]
+    /// struct Counters {
+    ///     hits: u64,
+    /// }
+    ///
+    /// // Refused: `Counters` lives on node 0 (on a one-node machine
+    /// // node 1 does not exist either; the declaration is checked first).
+    /// let refused = NodeBox::new(1, Counters { hits: 0 });
+    /// assert!(matches!(
+    ///     refused,
+    ///     Err(numakit::mem::MemError::PlacementContradicted { .. })
+    /// ));
+    /// // Said explicitly: accepted (here on node 0, which exists everywhere).
+    /// let copy = NodeBox::new_overriding_placement(
+    ///     NodePlacement::Node(NodeId::new(0)),
+    ///     Counters { hits: 1 },
+    /// )?;
+    /// assert_eq!(copy.hits, 1);
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn new_overriding_placement(placement: NodePlacement, value: T) -> Result<Self, MemError> {
+        // SAFETY: the closure initialises the whole slot with `value`.
+        unsafe { Self::new_in_place_unchecked(placement, |slot| slot.write(value)) }
+    }
+
     /// Move `value` into memory where `T` is declared to live.
     ///
     /// # Errors
@@ -156,6 +341,7 @@ impl<T> NodeBox<T> {
     where
         T: Placed,
     {
+        register_placed::<T>();
         // SAFETY: the closure initialises the whole slot with `value`.
         unsafe { Self::new_in_place(T::PLACEMENT, |slot| slot.write(value)) }
     }
@@ -169,9 +355,32 @@ impl<T> NodeBox<T> {
     /// panics, the memory is given back and nothing is dropped.
     ///
     /// # Errors
-    /// As [`NodeBox::new`]; [`MemError::InvalidAlignment`] when `T` needs a
-    /// larger alignment than a page.
+    /// As [`NodeBox::new`] (the declaration of a `#[numa]` `T` included);
+    /// [`MemError::InvalidAlignment`] when `T` needs a larger alignment
+    /// than a page.
     pub unsafe fn new_in_place(
+        placement: NodePlacement,
+        init: impl FnOnce(*mut T),
+    ) -> Result<Self, MemError> {
+        if let Some(declared) = declared_placement::<T>() {
+            if !declared.same_as(placement) {
+                return Err(MemError::PlacementContradicted {
+                    type_name: std::any::type_name::<T>(),
+                    declared,
+                    requested: placement,
+                });
+            }
+        }
+        // SAFETY: the caller's contract is this function's.
+        unsafe { Self::new_in_place_unchecked(placement, init) }
+    }
+
+    /// [`new_in_place`](Self::new_in_place) without the check of `T`'s
+    /// declared placement.
+    ///
+    /// # Safety
+    /// As [`new_in_place`](Self::new_in_place).
+    unsafe fn new_in_place_unchecked(
         placement: NodePlacement,
         init: impl FnOnce(*mut T),
     ) -> Result<Self, MemError> {
