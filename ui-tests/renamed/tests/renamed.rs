@@ -1,0 +1,45 @@
+//! numakit under another name (`nk = { package = "numakit", .. }`):
+//! `crate = nk` tells the macros where to find it. Without it the generated
+//! code names `::numakit`, which does not exist in this crate.
+use nk::{numa, numa_static, NodeId};
+
+#[numa(node = 0, crate = nk)]
+struct Shard<const N: usize> {
+    rows: [u64; N],
+    #[mcs]
+    hits: u64,
+}
+
+#[numa(node = 0, crate = ::nk)]
+enum Slot {
+    Free,
+    Used(u32),
+}
+
+#[numa(interleave = [0], crate = nk)]
+struct Spread {
+    bytes: [u8; 8192],
+}
+
+numa_static! {
+    #[numa(node = 0, crate = nk)]
+    static TOTAL: u64 = 7;
+}
+
+#[test]
+fn macros_reach_numakit_through_the_given_path() -> Result<(), nk::Error> {
+    let shard = Shard::<4>::place(ShardInit {
+        rows: [1; 4],
+        hits: 0,
+    })?;
+    *shard.hits.lock() += 1;
+    assert_eq!((shard.rows, *shard.hits.lock()), ([1; 4], 1));
+    assert!(shard.verify()?.is_all_on(NodeId::new(0)));
+    let slot = Slot::place(Slot::Used(3))?;
+    assert!(matches!(*slot, Slot::Used(3)));
+    let _ = Slot::Free;
+    let spread = Spread::place(SpreadInit { bytes: [5; 8192] })?;
+    assert_eq!(spread.bytes[8191], 5);
+    assert_eq!(*TOTAL.get()?, 7);
+    Ok(())
+}
