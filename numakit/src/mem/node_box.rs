@@ -5,14 +5,13 @@ use super::region::Region;
 use super::{MemError, NodeHeap, PageKind, Placement};
 use crate::topology::NodeId;
 use std::alloc::Layout;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// Where a [`Placed`] type's values live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,8 +96,8 @@ impl fmt::Display for NodePlacement {
 /// [`std::any::type_name`]: a type without generic parameters when the
 /// program starts (an `.init_array` entry, as `ctor` does), and every type,
 /// generic instances included, each time `place` builds one. `NodeBox`
-/// looks the type up there (one atomic load while no type is recorded, a
-/// read-locked map lookup after). Only a value of a *generic* `#[numa]`
+/// looks the type up there (an atomic load and a walk of a short list,
+/// nothing written to shared memory). Only a value of a *generic* `#[numa]`
 /// type built without `place` and boxed before any value of that instance
 /// was placed escapes the check.
 ///
@@ -109,34 +108,79 @@ pub trait Placed: Sized {
     const PLACEMENT: NodePlacement;
 }
 
-/// Declared placements of `#[numa]` types, by type name (see [`Placed`]).
-static DECLARED: RwLock<BTreeMap<&'static str, NodePlacement>> = RwLock::new(BTreeMap::new());
-/// Whether [`DECLARED`] holds anything: the check costs one load until then.
-static ANY_DECLARED: AtomicBool = AtomicBool::new(false);
+/// A declared placement, recorded by type name (see [`Placed`]). Entries
+/// are leaked and never removed or changed: the list only grows at its head.
+struct Declared {
+    type_name: &'static str,
+    placement: NodePlacement,
+    next: *const Declared,
+}
+
+/// The head of the list of recorded `#[numa]` types (null: none). Readers
+/// walk it without writing to shared memory, so the check does not bounce a
+/// cache line between threads that make boxes.
+static DECLARED: AtomicPtr<Declared> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The recorded placement of the type named `name`.
+fn find_declared(name: &str) -> Option<NodePlacement> {
+    let mut at = DECLARED.load(Ordering::Acquire).cast_const();
+    while !at.is_null() {
+        // SAFETY: every non-null pointer in the list comes from
+        // `Box::leak` in `register_placed`, is published with Release
+        // after the entry is written (read here with Acquire, directly or
+        // through `next` of an entry published the same way) and is never
+        // freed or changed afterwards.
+        let entry: &'static Declared = unsafe { &*at };
+        if entry.type_name == name {
+            return Some(entry.placement);
+        }
+        at = entry.next;
+    }
+    None
+}
 
 /// Record `T`'s declared placement for [`NodeBox`]'s check. What `#[numa]`
-/// expands to call; idempotent, never panics (it may run before `main`).
+/// expands to call; idempotent, lock-free, never panics (it may run before
+/// `main`). Two threads recording the same type at once may both add it,
+/// with the same placement: harmless.
 #[doc(hidden)]
 pub fn register_placed<T: Placed>() {
-    let name = std::any::type_name::<T>();
-    {
-        let known = DECLARED.read().unwrap_or_else(|e| e.into_inner());
-        if known.contains_key(name) {
-            return;
+    let type_name = std::any::type_name::<T>();
+    if find_declared(type_name).is_some() {
+        return;
+    }
+    let entry: &'static mut Declared = Box::leak(Box::new(Declared {
+        type_name,
+        placement: T::PLACEMENT,
+        next: std::ptr::null(),
+    }));
+    let mut head = DECLARED.load(Ordering::Acquire);
+    loop {
+        entry.next = head;
+        match DECLARED.compare_exchange_weak(head, entry, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => head = now,
         }
     }
-    let mut known = DECLARED.write().unwrap_or_else(|e| e.into_inner());
-    known.insert(name, T::PLACEMENT);
-    ANY_DECLARED.store(true, Ordering::Release);
 }
 
 /// `T`'s declared placement, if `T` is a recorded `#[numa]` type.
 fn declared_placement<T>() -> Option<NodePlacement> {
-    if !ANY_DECLARED.load(Ordering::Acquire) {
-        return None;
+    find_declared(std::any::type_name::<T>())
+}
+
+/// Refuse `placement` for a value of `T` when `T` is a `#[numa]` type
+/// declared elsewhere (see [`Placed`]): the check every way of putting a
+/// value on a node is meant to make.
+pub(crate) fn check_declared<T>(placement: NodePlacement) -> Result<(), MemError> {
+    match declared_placement::<T>() {
+        Some(declared) if !declared.same_as(placement) => Err(MemError::PlacementContradicted {
+            type_name: std::any::type_name::<T>(),
+            declared,
+            requested: placement,
+        }),
+        _ => Ok(()),
     }
-    let known = DECLARED.read().unwrap_or_else(|e| e.into_inner());
-    known.get(std::any::type_name::<T>()).copied()
 }
 
 /// What generated code uses to ask, for a concrete type, whether it is
@@ -362,15 +406,7 @@ impl<T> NodeBox<T> {
         placement: NodePlacement,
         init: impl FnOnce(*mut T),
     ) -> Result<Self, MemError> {
-        if let Some(declared) = declared_placement::<T>() {
-            if !declared.same_as(placement) {
-                return Err(MemError::PlacementContradicted {
-                    type_name: std::any::type_name::<T>(),
-                    declared,
-                    requested: placement,
-                });
-            }
-        }
+        check_declared::<T>(placement)?;
         // SAFETY: the caller's contract is this function's.
         unsafe { Self::new_in_place_unchecked(placement, init) }
     }
@@ -550,5 +586,92 @@ impl<T: fmt::Debug> fmt::Debug for NodeBox<T> {
             .field("node", &self.node())
             .field("value", &**self)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static ZERO_ONE: [NodeId; 2] = [NodeId::new(0), NodeId::new(1)];
+    static ONE_ZERO: [NodeId; 2] = [NodeId::new(1), NodeId::new(0)];
+    static ZERO: [NodeId; 1] = [NodeId::new(0)];
+    static ZERO_TWO: [NodeId; 2] = [NodeId::new(0), NodeId::new(2)];
+
+    #[test]
+    fn same_as_compares_nodes_and_interleave_sets() {
+        use NodePlacement::{Interleave, Node};
+        let n = |i| Node(NodeId::new(i));
+        assert!(n(0).same_as(n(0)));
+        assert!(!n(0).same_as(n(1)));
+        assert!(!n(u32::MAX).same_as(n(0)));
+        assert!(Interleave(&ZERO_ONE).same_as(Interleave(&ONE_ZERO)));
+        assert!(!Interleave(&ZERO_ONE).same_as(Interleave(&ZERO_TWO)));
+        assert!(!Interleave(&ZERO_ONE).same_as(Interleave(&ZERO)));
+        assert!(!Interleave(&ZERO).same_as(Interleave(&ZERO_ONE)));
+        assert!(
+            !Interleave(&ZERO).same_as(n(0)),
+            "binding and interleaving differ"
+        );
+        assert!(Interleave(&[]).same_as(Interleave(&[])));
+        assert_eq!(n(3).to_string(), "node 3");
+        assert_eq!(Interleave(&ONE_ZERO).to_string(), "nodes 1, 0 interleaved");
+    }
+
+    macro_rules! placed_types {
+        ($($name:ident => $node:expr),* $(,)?) => {$(
+            struct $name;
+            impl Placed for $name {
+                const PLACEMENT: NodePlacement = NodePlacement::Node(NodeId::new($node));
+            }
+        )*};
+    }
+    placed_types!(R0 => 0, R1 => 1, R2 => 2, R3 => 3, R4 => 4, R5 => 5, R6 => 6, R7 => 7);
+
+    #[test]
+    fn types_recorded_from_racing_threads_are_all_found() {
+        struct Unrecorded;
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    register_placed::<R0>();
+                    register_placed::<R1>();
+                    register_placed::<R2>();
+                    register_placed::<R3>();
+                    register_placed::<R4>();
+                    register_placed::<R5>();
+                    register_placed::<R6>();
+                    register_placed::<R7>();
+                });
+            }
+        });
+        let found = [
+            declared_placement::<R0>(),
+            declared_placement::<R1>(),
+            declared_placement::<R2>(),
+            declared_placement::<R3>(),
+            declared_placement::<R4>(),
+            declared_placement::<R5>(),
+            declared_placement::<R6>(),
+            declared_placement::<R7>(),
+        ];
+        for (i, f) in found.into_iter().enumerate() {
+            assert_eq!(f, Some(NodePlacement::Node(NodeId::new(i as u32))));
+        }
+        assert_eq!(declared_placement::<Unrecorded>(), None);
+        assert!(check_declared::<R3>(NodePlacement::Node(NodeId::new(3))).is_ok());
+        match check_declared::<R3>(NodePlacement::Node(NodeId::new(0))) {
+            Err(MemError::PlacementContradicted {
+                type_name,
+                declared,
+                requested,
+            }) => {
+                assert!(type_name.ends_with("R3"), "{type_name}");
+                assert_eq!(declared, NodePlacement::Node(NodeId::new(3)));
+                assert_eq!(requested, NodePlacement::Node(NodeId::new(0)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_declared::<Unrecorded>(NodePlacement::Node(NodeId::new(9))).is_ok());
     }
 }
