@@ -43,3 +43,20 @@ fn macros_reach_numakit_through_the_given_path() -> Result<(), nk::Error> {
     assert_eq!(*TOTAL.get()?, 7);
     Ok(())
 }
+
+/// A `#[numa]` type from a library crate, never placed here: `NodeBox`
+/// knows its declaration from the record made when the program started.
+#[test]
+fn a_library_type_is_checked_without_being_placed() {
+    use nk::mem::MemError;
+    use numakit_renamed_tests::LibShard;
+    match nk::NodeBox::new(1, LibShard { rows: [1; 4] }) {
+        Err(MemError::PlacementContradicted { type_name, .. }) => {
+            assert!(type_name.ends_with("LibShard"), "{type_name}")
+        }
+        Err(e) => panic!("not refused for its declaration: {e}"),
+        Ok(_) => panic!("a node-0 type was boxed on node 1"),
+    }
+    let b = nk::NodeBox::new(0, LibShard { rows: [2; 4] }).unwrap();
+    assert_eq!(b.rows, [2; 4]);
+}
