@@ -1,7 +1,7 @@
 //! numakit under another name (`nk = { package = "numakit", .. }`):
 //! `crate = nk` tells the macros where to find it. Without it the generated
 //! code names `::numakit`, which does not exist in this crate.
-use nk::{numa, numa_static, NodeId};
+use nk::{numa, numa_static, pinned, NodeId};
 
 #[numa(node = 0, crate = nk)]
 struct Shard<const N: usize> {
@@ -26,8 +26,24 @@ numa_static! {
     static TOTAL: u64 = 7;
 }
 
+#[pinned(node = 0, crate = nk)]
+fn on_node_zero() -> Result<NodeId, nk::Error> {
+    Ok(nk::current_node()?)
+}
+
+#[pinned(node = 0, on_error = panic, crate = nk)]
+fn on_node_zero_or_panic() -> u32 {
+    nk::current_node().unwrap().get()
+}
+
 #[test]
 fn macros_reach_numakit_through_the_given_path() -> Result<(), nk::Error> {
+    std::thread::spawn(|| {
+        assert_eq!(on_node_zero().unwrap(), NodeId::new(0));
+        assert_eq!(on_node_zero_or_panic(), 0);
+    })
+    .join()
+    .unwrap();
     let shard = Shard::<4>::place(ShardInit {
         rows: [1; 4],
         hits: 0,
