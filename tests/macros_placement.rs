@@ -306,6 +306,35 @@ fn new_interleaved_alternates_pages_over_every_node_with_memory() {
     }
 }
 
+/// A value of an interleaved type may be boxed by hand over the same set (in
+/// any order), never bound to one of its nodes.
+#[test]
+fn interleaved_type_is_boxed_only_over_its_set() {
+    let topo = common::topology();
+    static ONE_ZERO: [NodeId; 2] = [NodeId::new(1), NodeId::new(0)];
+    static ZERO: [NodeId; 1] = [NodeId::new(0)];
+    let value = || SpreadTwo {
+        bytes: [7; SPREAD_PAGES * PAGE],
+    };
+    assert!(matches!(
+        NodeBox::new(0, value()),
+        Err(MemError::PlacementContradicted { .. })
+    ));
+    assert!(matches!(
+        NodeBox::new_interleaved(&ZERO, value()),
+        Err(MemError::PlacementContradicted { .. })
+    ));
+    let boxed = NodeBox::new_interleaved(&ONE_ZERO, value());
+    let err = boxed.as_ref().err().map(ToString::to_string);
+    if can_interleave(&topo, &[0, 1], err) {
+        let b = boxed.unwrap();
+        let (ptr, len) = bytes_of(&b.bytes);
+        let nodes = page_nodes(ptr, len);
+        assert!(nodes.iter().all(|&n| n == 0 || n == 1), "{nodes:?}");
+        assert!(nodes.contains(&0) && nodes.contains(&1), "{nodes:?}");
+    }
+}
+
 /// A field interleaved over the same set as its struct (in another order)
 /// lives where the struct lives: accepted, and placed with it.
 #[numa(interleave = [0, 1])]
