@@ -7,16 +7,38 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Attribute, Fields, Item};
 
-const KEYS: &[&str] = &["node", "interleave"];
+const KEYS: &[&str] = &["node", "interleave", "crate"];
 const EXAMPLE: &str = "#[numa(node = 0)] or #[numa(interleave = [0, 1])]";
 
+/// Where values go, and the path numakit is reached by.
+pub struct PlacementSpec {
+    pub kind: PlacementKind,
+    /// `crate = path`: where numakit is (for a renamed dependency);
+    /// `::numakit` when not given.
+    pub krate: Option<syn::Path>,
+}
+
 /// Where values go.
-pub enum PlacementSpec {
+pub enum PlacementKind {
     Node(Number),
     Interleave(Vec<Number>),
 }
 
 impl PlacementSpec {
+    /// `<crate>::__private`, the path generated code reaches the runtime by.
+    pub fn private_path(&self) -> TokenStream {
+        self.private_path_at(Span::call_site())
+    }
+
+    /// As [`private_path`](Self::private_path), spanned at `span` (so that
+    /// an error about the generated type points where the user wrote it).
+    pub fn private_path_at(&self, span: Span) -> TokenStream {
+        match &self.krate {
+            Some(path) => quote_spanned!(span=> #path::__private),
+            None => quote_spanned!(span=> ::numakit::__private),
+        }
+    }
+
     /// Parse the arguments of a `#[numa(..)]` attribute.
     pub fn parse(tokens: TokenStream, span: Span) -> syn::Result<PlacementSpec> {
         if tokens.is_empty() {
@@ -26,19 +48,37 @@ impl PlacementSpec {
             ));
         }
         let args = Args::parse(tokens, "numa", KEYS, "#[numa(node = 0)]")?;
-        match (args.get("node"), args.get("interleave")) {
-            (Some(_), Some((key, _))) => Err(syn::Error::new_spanned(
-                key,
-                "`node` and `interleave` exclude each other: place on one node with \
+        let krate = match args.get("crate") {
+            None => None,
+            Some((_, syn::Expr::Path(p))) if p.qself.is_none() => Some(p.path.clone()),
+            Some((_, other)) => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "`crate` takes the path numakit is reached by, e.g. `crate = nk` when \
+                     Cargo.toml says `nk = { package = \"numakit\", .. }`",
+                ))
+            }
+        };
+        let kind = match (args.get("node"), args.get("interleave")) {
+            (Some(_), Some((key, _))) => {
+                return Err(syn::Error::new_spanned(
+                    key,
+                    "`node` and `interleave` exclude each other: place on one node with \
                  `node = N`, or spread pages with `interleave = [A, B]`",
-            )),
-            (Some((_, n)), None) => Ok(PlacementSpec::Node(Number::parse(n, "node")?)),
-            (None, Some((_, list))) => Ok(PlacementSpec::Interleave(parse_number_list(
-                list,
-                "interleave",
-            )?)),
-            (None, None) => unreachable!("Args::parse refuses unknown keys and empty lists"),
-        }
+                ))
+            }
+            (Some((_, n)), None) => PlacementKind::Node(Number::parse(n, "node")?),
+            (None, Some((_, list))) => {
+                PlacementKind::Interleave(parse_number_list(list, "interleave")?)
+            }
+            (None, None) => {
+                return Err(syn::Error::new(
+                    span,
+                    format!("#[numa] needs a placement: write {EXAMPLE}"),
+                ))
+            }
+        };
+        Ok(PlacementSpec { kind, krate })
     }
 
     /// Parse a `#[numa(..)]` attribute (path form `#[numa]` included).
@@ -53,25 +93,24 @@ impl PlacementSpec {
     }
 
     fn describe(&self) -> String {
-        match self {
-            PlacementSpec::Node(n) => match n.literal() {
+        match &self.kind {
+            PlacementKind::Node(n) => match n.literal() {
                 Some(v) => format!("node {v}"),
                 None => format!("node `{}`", n.to_token_stream()),
             },
-            PlacementSpec::Interleave(_) => "interleaved nodes".into(),
+            PlacementKind::Interleave(_) => "interleaved nodes".into(),
         }
     }
-}
 
-impl ToTokens for PlacementSpec {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        let p = quote!(::numakit::__private);
-        tokens.extend(match self {
-            PlacementSpec::Node(n) => quote_spanned!(n.span()=>
+    /// The `NodePlacement` expression, reaching numakit through `p`
+    /// (`<crate>::__private`).
+    pub fn placement_expr(&self, p: &TokenStream) -> TokenStream {
+        match &self.kind {
+            PlacementKind::Node(n) => quote_spanned!(n.span()=>
                 #p::NodePlacement::Node(#p::NodeId::new(#n))),
-            PlacementSpec::Interleave(nodes) => quote!(
+            PlacementKind::Interleave(nodes) => quote!(
                 #p::NodePlacement::Interleave(&[#(#p::NodeId::new(#nodes)),*])),
-        });
+        }
     }
 }
 
@@ -209,8 +248,11 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         push(e);
     }
     let mut plans = Vec::new();
+    let p = spec.private_path();
     // Field placements given as const paths, compared at compile time.
     let mut const_checks: Vec<(Number, Number, String)> = Vec::new();
+    // Field interleave sets given as const paths: `same_as` at compile time.
+    let mut set_checks: Vec<TokenStream> = Vec::new();
     for (i, field) in s.fields.iter_mut().enumerate() {
         let member = match &field.ident {
             Some(id) => syn::Member::Named(id.clone()),
@@ -237,8 +279,15 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
                     Ok(field_spec) => {
                         match check_field_placement(&spec, &field_spec, &attr, &member) {
                             Err(e) => push(e),
-                            Ok(Some(check)) => const_checks.push(check),
-                            Ok(None) => {}
+                            Ok(FieldCheck::Numbers(a, b, msg)) => const_checks.push((a, b, msg)),
+                            Ok(FieldCheck::Sets(msg)) => {
+                                let field = field_spec.placement_expr(&p);
+                                set_checks.push(quote_spanned!(attr.span()=> ::core::assert!(
+                                    #p::NodePlacement::same_as(#field, <Self as #p::Placed>::PLACEMENT),
+                                    #msg
+                                );));
+                            }
+                            Ok(FieldCheck::None) => {}
                         }
                     }
                 }
@@ -266,7 +315,7 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         }
         if mcs {
             let ty = &field.ty;
-            field.ty = syn::parse_quote_spanned!(ty.span()=> ::numakit::__private::McsLock<#ty>);
+            field.ty = syn::parse_quote_spanned!(ty.span()=> #p::McsLock<#ty>);
         }
         plans.push(FieldPlan {
             member,
@@ -304,10 +353,29 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
     let generic_checks = generic_checks
         .iter()
         .map(|(a, b, msg)| quote_spanned!(b.span()=> ::core::assert!(#a == #b, #msg);));
+    // A by-value field whose type is itself #[numa] must be placed where
+    // its struct is (asked through `Probe`, see `numakit::Placed`).
+    let home_checks = plans.iter().map(|plan| {
+        let name = s.ident.to_string();
+        field_home_check(&p, &name, &name, &plan.member, &plan.init_ty, &plan.cfgs)
+    });
     let generic_check = quote! {
         #[doc(hidden)]
-        const __NUMAKIT_FIELD_NODES: () = { #(#generic_checks)* };
+        const __NUMAKIT_FIELD_NODES: () = {
+            #[allow(unused_imports)]
+            use #p::NotPlaced as _;
+            #(#generic_checks)*
+            #(#set_checks)*
+            #(#home_checks)*
+        };
     };
+    // Without generic parameters the field checks run whether or not
+    // `place` is used.
+    let field_check_now = s.generics.params.is_empty().then(|| {
+        let name = &s.ident;
+        quote!(const _: () = #name::__NUMAKIT_FIELD_NODES;)
+    });
+    let register = registration(&p, &s.ident, &s.generics);
     // `place` writes fields with aligned writes. A `packed` repr is refused
     // above; this catches one that reaches the struct some other way (an
     // attribute macro after #[numa]), for each instance that is placed.
@@ -344,7 +412,6 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
     let init_name = format_ident!("{}Init", name);
     let (impl_generics, ty_generics, where_clause) = s.generics.split_for_impl();
     let generics = &s.generics;
-    let p = quote!(::numakit::__private);
     let where_pred = &s.generics.where_clause;
 
     let init_def = match &s.fields {
@@ -380,9 +447,10 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
         "Plain field values for [`{name}::place`]: the same fields, with `#[mcs]` \
          fields as their inner type (they are wrapped in `McsLock` when placed)."
     );
+    let placement = spec.placement_expr(&p);
     let place_doc = format!(
         "Build a `{name}` directly in memory on its {}, field by field from \
-         `init`, and return it in a [`NodeBox`](::numakit::mem::NodeBox).\n\n\
+         `init`, and return it in a `NodeBox`.\n\n\
          # Errors\n`numakit::Error` when the node does not exist, has no memory, \
          or cannot provide the pages now.",
         spec.describe()
@@ -392,12 +460,14 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
 
         #(#const_checks)*
         #align_check_now
+        #field_check_now
+        #register
 
         #[doc = #placed_doc]
         #init_def
 
         impl #impl_generics #p::Placed for #name #ty_generics #where_clause {
-            const PLACEMENT: #p::NodePlacement = #spec;
+            const PLACEMENT: #p::NodePlacement = #placement;
         }
 
         impl #impl_generics #name #ty_generics #where_clause {
@@ -406,6 +476,9 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
 
             #[doc = #place_doc]
             #vis fn place(init: #init_name #ty_generics) -> ::core::result::Result<#p::NodeBox<Self>, #p::Error> {
+                // NodeBox refuses this type elsewhere from now on (generic
+                // instances are recorded here; see `numakit::Placed`).
+                #p::register_placed::<Self>();
                 // Field nodes that depend on const parameters, checked for
                 // this instance at compile time.
                 #[allow(clippy::let_unit_value)]
@@ -430,18 +503,28 @@ fn expand_struct(mut s: syn::ItemStruct, spec: PlacementSpec) -> TokenStream {
     }
 }
 
+/// What is left to check at compile time after the macro's own look at a
+/// field's `#[numa]`.
+enum FieldCheck {
+    None,
+    /// Two node numbers (one a const path) that must be equal.
+    Numbers(Number, Number, String),
+    /// Two interleave sets (some const paths) that must be the same set.
+    Sets(String),
+}
+
 fn check_field_placement(
     outer: &PlacementSpec,
     field: &PlacementSpec,
     attr: &Attribute,
     member: &syn::Member,
-) -> syn::Result<Option<(Number, Number, String)>> {
+) -> syn::Result<FieldCheck> {
     let name = match member {
         syn::Member::Named(id) => format!("`{id}`"),
         syn::Member::Unnamed(i) => format!("{}", i.index),
     };
-    match (outer, field) {
-        (PlacementSpec::Node(a), PlacementSpec::Node(b)) => match (a.literal(), b.literal()) {
+    match (&outer.kind, &field.kind) {
+        (PlacementKind::Node(a), PlacementKind::Node(b)) => match (a.literal(), b.literal()) {
             (Some(a), Some(b)) if a != b => Err(syn::Error::new_spanned(
                 attr,
                 format!(
@@ -450,17 +533,40 @@ fn check_field_placement(
                      hold the field in its own NodeBox placed on node {b}"
                 ),
             )),
-            (Some(_), Some(_)) => Ok(None),
+            (Some(_), Some(_)) => Ok(FieldCheck::None),
             // A const path on either side: compared when the consts are known.
-            _ => Ok(Some((
+            _ => Ok(FieldCheck::Numbers(
                 a.clone(),
                 b.clone(),
                 format!(
                     "field {name} is placed on another node than its struct: a by-value field \
                      lives where its struct lives; remove its #[numa], or hold it in its own NodeBox"
                 ),
-            ))),
+            )),
         },
+        (PlacementKind::Interleave(a), PlacementKind::Interleave(b)) => {
+            let literal = |list: &[Number]| -> Option<Vec<u32>> {
+                let mut v: Vec<u32> = list.iter().map(Number::literal).collect::<Option<_>>()?;
+                v.sort_unstable();
+                Some(v)
+            };
+            match (literal(a), literal(b)) {
+                (Some(x), Some(y)) if x == y => Ok(FieldCheck::None),
+                (Some(_), Some(_)) => Err(syn::Error::new_spanned(
+                    attr,
+                    format!(
+                        "field {name} is interleaved over other nodes than its struct: a \
+                         by-value field lives where its struct lives; give it the same \
+                         interleave set, remove this #[numa], or hold the field in its own NodeBox"
+                    ),
+                )),
+                _ => Ok(FieldCheck::Sets(format!(
+                    "field {name} is interleaved over other nodes than its struct: a by-value \
+                     field lives where its struct lives; give it the same interleave set, remove \
+                     its #[numa], or hold it in its own NodeBox"
+                ))),
+            }
+        }
         _ => Err(syn::Error::new_spanned(
             attr,
             format!(
@@ -475,23 +581,131 @@ fn check_field_placement(
 fn expand_enum(e: syn::ItemEnum, spec: PlacementSpec) -> TokenStream {
     let name = &e.ident;
     let vis = &e.vis;
-    let p = quote!(::numakit::__private);
+    let p = spec.private_path();
+    let placement = spec.placement_expr(&p);
     let (impl_generics, ty_generics, where_clause) = e.generics.split_for_impl();
     let doc = format!(
-        "Move `value` into memory on its {} and return it in a NodeBox.\n\n# Errors\n\
-         `numakit::Error` when the node cannot hold it.",
+        "Move `value` (an ordinary value, built with a variant) into memory on its {} and \
+         return it in a `NodeBox`.\n\n# Errors\n`numakit::Error` when the node cannot hold it.",
         spec.describe()
     );
+    // Every variant's by-value fields live where the enum lives.
+    let home_checks = e.variants.iter().flat_map(|v| {
+        let p = &p;
+        v.fields.iter().enumerate().map(move |(i, f)| {
+            let member = match &f.ident {
+                Some(id) => syn::Member::Named(id.clone()),
+                None => syn::Member::Unnamed(syn::Index::from(i)),
+            };
+            let cfgs: Vec<Attribute> = f
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident("cfg"))
+                .cloned()
+                .collect();
+            let owner = format!("{name}::{}", v.ident);
+            field_home_check(p, &owner, &name.to_string(), &member, &f.ty, &cfgs)
+        })
+    });
+    let check_now = e
+        .generics
+        .params
+        .is_empty()
+        .then(|| quote!(const _: () = #name::__NUMAKIT_FIELD_NODES;));
+    let register = registration(&p, name, &e.generics);
     quote! {
         #e
+        #check_now
+        #register
         impl #impl_generics #p::Placed for #name #ty_generics #where_clause {
-            const PLACEMENT: #p::NodePlacement = #spec;
+            const PLACEMENT: #p::NodePlacement = #placement;
         }
         impl #impl_generics #name #ty_generics #where_clause {
+            #[doc(hidden)]
+            const __NUMAKIT_FIELD_NODES: () = {
+                #[allow(unused_imports)]
+                use #p::NotPlaced as _;
+                #(#home_checks)*
+            };
+
             #[doc = #doc]
             #vis fn place(value: Self) -> ::core::result::Result<#p::NodeBox<Self>, #p::Error> {
+                #[allow(clippy::let_unit_value)]
+                let () = Self::__NUMAKIT_FIELD_NODES;
                 #p::NodeBox::place(value).map_err(#p::Error::from)
             }
         }
     }
+}
+
+/// A type's spelling for messages: `NodeBox<B>`, not `NodeBox < B >`.
+fn type_text(ty: &syn::Type) -> String {
+    let text = ty.to_token_stream().to_string();
+    let chars: Vec<char> = text.chars().collect();
+    let word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric() || *c == '_' || *c == '\'');
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let prev = out.chars().last();
+            let keep =
+                (word(prev.as_ref()) && word(chars.get(i + 1))) || matches!(prev, Some(',' | ';'));
+            if !keep {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The compile-time check that a by-value field's type, if it is itself
+/// `#[numa]`, is placed where the struct `owner` is.
+fn field_home_check(
+    p: &TokenStream,
+    owner: &str,
+    placed: &str,
+    member: &syn::Member,
+    ty: &syn::Type,
+    cfgs: &[Attribute],
+) -> TokenStream {
+    let field = match member {
+        syn::Member::Named(id) => format!("`{id}`"),
+        syn::Member::Unnamed(i) => format!("{}", i.index),
+    };
+    let ty_text = type_text(ty);
+    let msg = format!(
+        "#[numa]: field {field} of `{owner}` has type `{ty_text}`, which is declared \
+         (#[numa]) for another placement than `{placed}`; a by-value field lives where the \
+         value holding it lives, so one of the two declarations would be false: make the \
+         field a `NodeBox<{ty_text}>` (placed where `{ty_text}` says), or declare both types \
+         for the same node"
+    );
+    quote_spanned!(ty.span()=> #(#cfgs)* ::core::assert!(
+        #p::field_home_agrees(#p::Probe::<#ty>::HOME, <Self as #p::Placed>::PLACEMENT),
+        #msg
+    );)
+}
+
+/// For a type without generic parameters, an `.init_array` entry that
+/// records its declared placement before `main` (see `numakit::Placed`);
+/// generic types are recorded by `place`.
+fn registration(
+    p: &TokenStream,
+    name: &syn::Ident,
+    generics: &syn::Generics,
+) -> Option<TokenStream> {
+    if !generics.params.is_empty() {
+        return None;
+    }
+    Some(quote! {
+        const _: () = {
+            extern "C" fn __numakit_register() {
+                #p::register_placed::<#name>();
+            }
+            // Run by the loader before `main`, like a C constructor.
+            #[used]
+            #[unsafe(link_section = ".init_array")]
+            static __NUMAKIT_REGISTER: extern "C" fn() = __numakit_register;
+        };
+    })
 }

@@ -124,14 +124,17 @@ fn expand_item(item: StaticItem) -> TokenStream {
         }
     };
     let name = ident.to_string();
+    let p = spec.private_path();
+    let placement = spec.placement_expr(&p);
     // Spanned at the type, so "`T` cannot be shared between threads" points
     // at it.
-    let static_ty = quote_spanned!(ty.span()=> ::numakit::__private::NumaStatic<#ty>);
+    let at_ty = spec.private_path_at(ty.span());
+    let static_ty = quote_spanned!(ty.span()=> #at_ty::NumaStatic<#ty>);
     quote! {
         #(#other_attrs)*
         #vis static #ident: #static_ty = #p::NumaStatic::named(
             ::core::concat!(::core::module_path!(), "::", #name),
-            #spec,
+            #placement,
             || -> #ty { #expr },
         );
     }

@@ -7,7 +7,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
-const KEYS: &[&str] = &["node", "cpu", "on_error"];
+const KEYS: &[&str] = &["node", "cpu", "on_error", "crate"];
 
 enum Target {
     Node(Number),
@@ -17,6 +17,8 @@ enum Target {
 struct Spec {
     target: Target,
     panic_on_error: bool,
+    /// `crate = path`: where numakit is, for a renamed dependency.
+    krate: Option<syn::Path>,
 }
 
 fn parse_spec(attr: TokenStream, span: proc_macro2::Span) -> syn::Result<Spec> {
@@ -56,7 +58,19 @@ fn parse_spec(attr: TokenStream, span: proc_macro2::Span) -> syn::Result<Spec> {
             ))
         }
     };
+    let krate = match args.get("crate") {
+        None => None,
+        Some((_, syn::Expr::Path(p))) if p.qself.is_none() => Some(p.path.clone()),
+        Some((_, other)) => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "`crate` takes the path numakit is reached by, e.g. `crate = nk` when \
+                 Cargo.toml says `nk = { package = \"numakit\", .. }`",
+            ))
+        }
+    };
     Ok(Spec {
+        krate,
         target,
         panic_on_error,
     })
@@ -126,7 +140,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
 
-    let p = quote!(::numakit::__private);
+    let p = match &spec.krate {
+        Some(path) => quote!(#path::__private),
+        None => quote!(::numakit::__private),
+    };
     let (pin_call, what) = match &spec.target {
         Target::Node(n) => (
             quote_spanned!(n.span()=> #p::pin_to_node(#p::NodeId::new(#n))),

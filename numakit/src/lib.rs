@@ -26,6 +26,7 @@ pub use numakit_macros::{numa, numa_static, pinned};
 /// What the macros' generated code uses; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::mem::node_box::{field_home_agrees, register_placed, NotPlaced, Probe};
     pub use crate::mem::{NodeBox, NodePlacement, NumaStatic, Placed};
     pub use crate::sched::{pin_to_cpu, pin_to_node};
     pub use crate::sync::McsLock;

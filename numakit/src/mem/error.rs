@@ -181,6 +181,23 @@ pub enum MemError {
     )]
     ThreadExiting,
 
+    /// A value of a type with a declared placement (`#[numa(..)]`, see
+    /// [`Placed`](super::Placed)) was given to [`NodeBox`](super::NodeBox)
+    /// for another placement.
+    #[error(
+        "a `{type_name}` is declared to live on {declared} (#[numa]), but {requested} was asked \
+         for; use `{type_name}::place` or `NodeBox::place` (or ask for {declared}), or, if this \
+         one value must live elsewhere, say so with NodeBox::new_overriding_placement"
+    )]
+    PlacementContradicted {
+        /// The value's type.
+        type_name: &'static str,
+        /// Where the type is declared to live.
+        declared: super::NodePlacement,
+        /// Where the value was asked to go.
+        requested: super::NodePlacement,
+    },
+
     /// A slab has no free object left and may not grow any further.
     #[error(
         "slab of {object_size}-byte objects on NUMA node {node} is full: all {max_objects} \

@@ -34,7 +34,7 @@ mod arena;
 mod error;
 mod heap;
 mod local;
-mod node_box;
+pub(crate) mod node_box;
 mod numa_static;
 mod placement;
 pub(crate) mod region;

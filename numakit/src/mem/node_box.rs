@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Where a [`Placed`] type's values live.
@@ -22,11 +23,196 @@ pub enum NodePlacement {
     Interleave(&'static [NodeId]),
 }
 
+impl NodePlacement {
+    /// Whether `self` and `other` put pages on the same nodes the same way:
+    /// the same node, or interleaving over the same set of nodes (in any
+    /// order: the kernel interleaves over a node mask).
+    pub const fn same_as(self, other: NodePlacement) -> bool {
+        match (self, other) {
+            (NodePlacement::Node(a), NodePlacement::Node(b)) => a.get() == b.get(),
+            (NodePlacement::Interleave(a), NodePlacement::Interleave(b)) => {
+                const fn contains(set: &[NodeId], n: NodeId) -> bool {
+                    let mut i = 0;
+                    while i < set.len() {
+                        if set[i].get() == n.get() {
+                            return true;
+                        }
+                        i += 1;
+                    }
+                    false
+                }
+                let mut i = 0;
+                while i < a.len() {
+                    if !contains(b, a[i]) {
+                        return false;
+                    }
+                    i += 1;
+                }
+                let mut i = 0;
+                while i < b.len() {
+                    if !contains(a, b[i]) {
+                        return false;
+                    }
+                    i += 1;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for NodePlacement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodePlacement::Node(n) => write!(f, "node {n}"),
+            NodePlacement::Interleave(nodes) => {
+                f.write_str("nodes ")?;
+                for (i, n) in nodes.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{n}")?;
+                }
+                f.write_str(" interleaved")
+            }
+        }
+    }
+}
+
 /// A type whose values have a declared home: `#[numa(node = N)]` implements
 /// it, and [`NodeBox::place`] uses it.
+///
+/// A declared home is not a suggestion. [`NodeBox::new`],
+/// [`NodeBox::new_interleaved`] and [`NodeBox::new_in_place`] (and so
+/// `numa_static!`) refuse a value of a `#[numa]` type for any other
+/// placement with [`MemError::PlacementContradicted`], which names the
+/// type, its declared placement and the one asked for;
+/// [`NodeBox::new_overriding_placement`] is the explicit way round it.
+///
+/// How a generic function knows: stable Rust cannot ask, inside
+/// `NodeBox::new::<T>`, whether `T` implements `Placed`. So `#[numa]`
+/// records each type's declared placement in a process-wide table, keyed by
+/// [`std::any::type_name`]: a type without generic parameters when the
+/// program starts (an `.init_array` entry, as `ctor` does), and every type,
+/// generic instances included, each time `place` builds one. `NodeBox`
+/// looks the type up there (an atomic load and a walk of a short list,
+/// nothing written to shared memory). Only a value of a *generic* `#[numa]`
+/// type built without `place` and boxed before any value of that instance
+/// was placed escapes the check.
+///
+/// A by-value field whose type is itself `#[numa]` for another placement
+/// is refused at compile time by the struct's `#[numa]`.
 pub trait Placed: Sized {
     /// Where values of this type are placed.
     const PLACEMENT: NodePlacement;
+}
+
+/// A declared placement, recorded by type name (see [`Placed`]). Entries
+/// are leaked and never removed or changed: the list only grows at its head.
+struct Declared {
+    type_name: &'static str,
+    placement: NodePlacement,
+    next: *const Declared,
+}
+
+/// The head of the list of recorded `#[numa]` types (null: none). Readers
+/// walk it without writing to shared memory, so the check does not bounce a
+/// cache line between threads that make boxes.
+static DECLARED: AtomicPtr<Declared> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The recorded placement of the type named `name`.
+fn find_declared(name: &str) -> Option<NodePlacement> {
+    let mut at = DECLARED.load(Ordering::Acquire).cast_const();
+    while !at.is_null() {
+        // SAFETY: every non-null pointer in the list comes from
+        // `Box::leak` in `register_placed`, is published with Release
+        // after the entry is written (read here with Acquire, directly or
+        // through `next` of an entry published the same way) and is never
+        // freed or changed afterwards.
+        let entry: &'static Declared = unsafe { &*at };
+        if entry.type_name == name {
+            return Some(entry.placement);
+        }
+        at = entry.next;
+    }
+    None
+}
+
+/// Record `T`'s declared placement for [`NodeBox`]'s check. What `#[numa]`
+/// expands to call; idempotent, lock-free, never panics (it may run before
+/// `main`). Two threads recording the same type at once may both add it,
+/// with the same placement: harmless.
+#[doc(hidden)]
+pub fn register_placed<T: Placed>() {
+    let type_name = std::any::type_name::<T>();
+    if find_declared(type_name).is_some() {
+        return;
+    }
+    let entry: &'static mut Declared = Box::leak(Box::new(Declared {
+        type_name,
+        placement: T::PLACEMENT,
+        next: std::ptr::null(),
+    }));
+    let mut head = DECLARED.load(Ordering::Acquire);
+    loop {
+        entry.next = head;
+        match DECLARED.compare_exchange_weak(head, entry, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
+    }
+}
+
+/// `T`'s declared placement, if `T` is a recorded `#[numa]` type.
+fn declared_placement<T>() -> Option<NodePlacement> {
+    find_declared(std::any::type_name::<T>())
+}
+
+/// Refuse `placement` for a value of `T` when `T` is a `#[numa]` type
+/// declared elsewhere (see [`Placed`]): the check every way of putting a
+/// value on a node is meant to make.
+pub(crate) fn check_declared<T>(placement: NodePlacement) -> Result<(), MemError> {
+    match declared_placement::<T>() {
+        Some(declared) if !declared.same_as(placement) => Err(MemError::PlacementContradicted {
+            type_name: std::any::type_name::<T>(),
+            declared,
+            requested: placement,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What generated code uses to ask, for a concrete type, whether it is
+/// [`Placed`] and where: `Probe::<T>::HOME` is the inherent const when
+/// `T: Placed` and the [`NotPlaced`] trait's `None` otherwise (inherent
+/// items whose bounds do not hold are skipped by name lookup). Only
+/// meaningful where `T` is concrete; not a public API.
+#[doc(hidden)]
+pub struct Probe<T: ?Sized>(PhantomData<T>);
+
+impl<T: Placed> Probe<T> {
+    /// `T`'s declared placement.
+    pub const HOME: Option<NodePlacement> = Some(T::PLACEMENT);
+}
+
+/// The fallback of [`Probe`]: no declared placement.
+#[doc(hidden)]
+pub trait NotPlaced {
+    /// No declared placement.
+    const HOME: Option<NodePlacement> = None;
+}
+
+impl<T: ?Sized> NotPlaced for Probe<T> {}
+
+/// Whether a by-value field whose type declares `field` (`None`: no
+/// declaration) may live in a struct placed per `outer`.
+#[doc(hidden)]
+pub const fn field_home_agrees(field: Option<NodePlacement>, outer: NodePlacement) -> bool {
+    match field {
+        None => true,
+        Some(f) => f.same_as(outer),
+    }
 }
 
 /// A value in memory bound to a node (or interleaved over several): a
@@ -134,6 +320,11 @@ impl<T> NodeBox<T> {
     /// # Errors
     /// As [`ArenaBuilder::build`](super::ArenaBuilder::build): absent or
     /// memoryless node, not enough memory on it, or a refused syscall.
+    /// [`MemError::PlacementContradicted`] when `T` is a `#[numa]` type
+    /// declared for another placement (see [`Placed`]; use
+    /// [`place`](Self::place), or
+    /// [`new_overriding_placement`](Self::new_overriding_placement) to
+    /// place it elsewhere on purpose).
     pub fn new(node: impl Into<NodeId>, value: T) -> Result<Self, MemError> {
         // SAFETY: the closure initialises the whole slot with `value`.
         unsafe { Self::new_in_place(NodePlacement::Node(node.into()), |slot| slot.write(value)) }
@@ -148,6 +339,44 @@ impl<T> NodeBox<T> {
         unsafe { Self::new_in_place(NodePlacement::Interleave(nodes), |slot| slot.write(value)) }
     }
 
+    /// Move `value` into fresh memory per `placement`, even when `T` is a
+    /// `#[numa]` type declared for another placement: the one explicit way
+    /// to contradict a declaration (a copy of a node's data kept near a
+    /// reader on another node, a test). [`verify`](Self::verify) checks
+    /// against `placement`, not the declaration.
+    ///
+    /// # Errors
+    /// As [`NodeBox::new`], without the check of `T`'s declaration.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::{numa, NodeBox, NodeId, NodePlacement};
+    ///
+    /// #[numa(node = 0)]
+    /// struct Counters {
+    ///     hits: u64,
+    /// }
+    ///
+    /// // Refused: `Counters` lives on node 0 (on a one-node machine
+    /// // node 1 does not exist either; the declaration is checked first).
+    /// let refused = NodeBox::new(1, Counters { hits: 0 });
+    /// assert!(matches!(
+    ///     refused,
+    ///     Err(numakit::mem::MemError::PlacementContradicted { .. })
+    /// ));
+    /// // Said explicitly: accepted (here on node 0, which exists everywhere).
+    /// let copy = NodeBox::new_overriding_placement(
+    ///     NodePlacement::Node(NodeId::new(0)),
+    ///     Counters { hits: 1 },
+    /// )?;
+    /// assert_eq!(copy.hits, 1);
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn new_overriding_placement(placement: NodePlacement, value: T) -> Result<Self, MemError> {
+        // SAFETY: the closure initialises the whole slot with `value`.
+        unsafe { Self::new_in_place_unchecked(placement, |slot| slot.write(value)) }
+    }
+
     /// Move `value` into memory where `T` is declared to live.
     ///
     /// # Errors
@@ -156,6 +385,7 @@ impl<T> NodeBox<T> {
     where
         T: Placed,
     {
+        register_placed::<T>();
         // SAFETY: the closure initialises the whole slot with `value`.
         unsafe { Self::new_in_place(T::PLACEMENT, |slot| slot.write(value)) }
     }
@@ -169,9 +399,24 @@ impl<T> NodeBox<T> {
     /// panics, the memory is given back and nothing is dropped.
     ///
     /// # Errors
-    /// As [`NodeBox::new`]; [`MemError::InvalidAlignment`] when `T` needs a
-    /// larger alignment than a page.
+    /// As [`NodeBox::new`] (the declaration of a `#[numa]` `T` included);
+    /// [`MemError::InvalidAlignment`] when `T` needs a larger alignment
+    /// than a page.
     pub unsafe fn new_in_place(
+        placement: NodePlacement,
+        init: impl FnOnce(*mut T),
+    ) -> Result<Self, MemError> {
+        check_declared::<T>(placement)?;
+        // SAFETY: the caller's contract is this function's.
+        unsafe { Self::new_in_place_unchecked(placement, init) }
+    }
+
+    /// [`new_in_place`](Self::new_in_place) without the check of `T`'s
+    /// declared placement.
+    ///
+    /// # Safety
+    /// As [`new_in_place`](Self::new_in_place).
+    unsafe fn new_in_place_unchecked(
         placement: NodePlacement,
         init: impl FnOnce(*mut T),
     ) -> Result<Self, MemError> {
@@ -341,5 +586,92 @@ impl<T: fmt::Debug> fmt::Debug for NodeBox<T> {
             .field("node", &self.node())
             .field("value", &**self)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static ZERO_ONE: [NodeId; 2] = [NodeId::new(0), NodeId::new(1)];
+    static ONE_ZERO: [NodeId; 2] = [NodeId::new(1), NodeId::new(0)];
+    static ZERO: [NodeId; 1] = [NodeId::new(0)];
+    static ZERO_TWO: [NodeId; 2] = [NodeId::new(0), NodeId::new(2)];
+
+    #[test]
+    fn same_as_compares_nodes_and_interleave_sets() {
+        use NodePlacement::{Interleave, Node};
+        let n = |i| Node(NodeId::new(i));
+        assert!(n(0).same_as(n(0)));
+        assert!(!n(0).same_as(n(1)));
+        assert!(!n(u32::MAX).same_as(n(0)));
+        assert!(Interleave(&ZERO_ONE).same_as(Interleave(&ONE_ZERO)));
+        assert!(!Interleave(&ZERO_ONE).same_as(Interleave(&ZERO_TWO)));
+        assert!(!Interleave(&ZERO_ONE).same_as(Interleave(&ZERO)));
+        assert!(!Interleave(&ZERO).same_as(Interleave(&ZERO_ONE)));
+        assert!(
+            !Interleave(&ZERO).same_as(n(0)),
+            "binding and interleaving differ"
+        );
+        assert!(Interleave(&[]).same_as(Interleave(&[])));
+        assert_eq!(n(3).to_string(), "node 3");
+        assert_eq!(Interleave(&ONE_ZERO).to_string(), "nodes 1, 0 interleaved");
+    }
+
+    macro_rules! placed_types {
+        ($($name:ident => $node:expr),* $(,)?) => {$(
+            struct $name;
+            impl Placed for $name {
+                const PLACEMENT: NodePlacement = NodePlacement::Node(NodeId::new($node));
+            }
+        )*};
+    }
+    placed_types!(R0 => 0, R1 => 1, R2 => 2, R3 => 3, R4 => 4, R5 => 5, R6 => 6, R7 => 7);
+
+    #[test]
+    fn types_recorded_from_racing_threads_are_all_found() {
+        struct Unrecorded;
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    register_placed::<R0>();
+                    register_placed::<R1>();
+                    register_placed::<R2>();
+                    register_placed::<R3>();
+                    register_placed::<R4>();
+                    register_placed::<R5>();
+                    register_placed::<R6>();
+                    register_placed::<R7>();
+                });
+            }
+        });
+        let found = [
+            declared_placement::<R0>(),
+            declared_placement::<R1>(),
+            declared_placement::<R2>(),
+            declared_placement::<R3>(),
+            declared_placement::<R4>(),
+            declared_placement::<R5>(),
+            declared_placement::<R6>(),
+            declared_placement::<R7>(),
+        ];
+        for (i, f) in found.into_iter().enumerate() {
+            assert_eq!(f, Some(NodePlacement::Node(NodeId::new(i as u32))));
+        }
+        assert_eq!(declared_placement::<Unrecorded>(), None);
+        assert!(check_declared::<R3>(NodePlacement::Node(NodeId::new(3))).is_ok());
+        match check_declared::<R3>(NodePlacement::Node(NodeId::new(0))) {
+            Err(MemError::PlacementContradicted {
+                type_name,
+                declared,
+                requested,
+            }) => {
+                assert!(type_name.ends_with("R3"), "{type_name}");
+                assert_eq!(declared, NodePlacement::Node(NodeId::new(3)));
+                assert_eq!(requested, NodePlacement::Node(NodeId::new(0)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_declared::<Unrecorded>(NodePlacement::Node(NodeId::new(9))).is_ok());
     }
 }
