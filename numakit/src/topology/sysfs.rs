@@ -172,7 +172,39 @@ fn read_node_meminfo_fields<const N: usize>(
     path: &Path,
     names: [&str; N],
 ) -> Result<[u64; N], TopologyError> {
-    let s = read_string(path)?;
+    meminfo_fields(path, &read_string(path)?, names)
+}
+
+/// [`read_node_meminfo_fields`] for the kernel's own files, which numakit
+/// reads before every populate: one `open`/`read`/`close` into a stack
+/// buffer (no `stat`, no allocation), the general path only for a file
+/// that does not fit.
+fn read_kernel_meminfo_fields<const N: usize>(
+    path: &Path,
+    names: [&str; N],
+) -> Result<[u64; N], TopologyError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    // A node's meminfo is about 1.5 KiB (some 35 lines).
+    let mut buf = [0u8; 4096];
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return read_node_meminfo_fields(path, names);
+    };
+    match crate::sys::fs::read_into(&c_path, &mut buf) {
+        Ok(n) if n < buf.len() => match std::str::from_utf8(&buf[..n]) {
+            Ok(s) => meminfo_fields(path, s, names),
+            Err(_) => Err(parse_err(path, "", "not UTF-8 text")),
+        },
+        Ok(_) => read_node_meminfo_fields(path, names),
+        Err(source) => Err(read_err(path, source)),
+    }
+}
+
+/// The named `kB` fields of meminfo text `s` (read from `path`), in bytes.
+fn meminfo_fields<const N: usize>(
+    path: &Path,
+    s: &str,
+    names: [&str; N],
+) -> Result<[u64; N], TopologyError> {
     let field = |name: &str| -> Result<u64, TopologyError> {
         s.lines()
             .find_map(|line| {
@@ -276,7 +308,7 @@ pub(crate) fn node_memory_now(node: NodeId) -> Result<(u64, u64), TopologyError>
 /// the memory the kernel can hand out on that node without swapping or
 /// writing back much (free pages plus clean-ish, cold page cache).
 pub(crate) fn node_available_now(node: NodeId) -> Result<(u64, u64), TopologyError> {
-    let [total, free, inactive_file] = read_node_meminfo_fields(
+    let [total, free, inactive_file] = read_kernel_meminfo_fields(
         &node_path(node).join("meminfo"),
         ["MemTotal", "MemFree", "Inactive(file)"],
     )?;
