@@ -760,3 +760,62 @@ fn host_only_stress_shutdown_now_races_with_submitters() {
         }
     }
 }
+
+/// The pool node a job submitted from `from` should be queued on, from the
+/// raw distances: the nearest, ties to the lowest id.
+fn nearest_in(topo: &Topology, from: NodeId, pool_nodes: &[NodeId]) -> NodeId {
+    *pool_nodes
+        .iter()
+        .min_by_key(|&&n| (topo.distance(from, n).unwrap(), n))
+        .unwrap()
+}
+
+#[test]
+#[ignore = "vm-only: needs nodes with CPUs outside the pool"]
+fn an_unbound_job_from_outside_the_pool_is_queued_on_the_nearest_pool_node() {
+    let topo = common::multi_node_topology();
+    let nodes = cpu_nodes(&topo);
+    assert!(nodes.len() >= 2, "needs 2 nodes with CPUs: {nodes:?}");
+    // The last node with CPUs submits; the pool has the others.
+    let from = *nodes.last().unwrap();
+    let pool_nodes: Vec<NodeId> = nodes[..nodes.len() - 1].to_vec();
+    let want = nearest_in(&topo, from, &pool_nodes);
+    let half = (topo.num_nodes() / 2) as u32;
+    let socket_start = from.get() / half * half;
+    if common::harness_two_sockets() && socket_start != from.get() {
+        // The first node of its own socket (21), not node 0 (31), which a
+        // uniform matrix would pick by id.
+        assert_eq!(
+            want,
+            NodeId::new(socket_start),
+            "{:?}",
+            common::distance_matrix(&topo)
+        );
+        assert_ne!(want, pool_nodes[0]);
+    }
+    let pool = Arc::new(
+        NodePool::builder()
+            .workers_per_node(1)
+            .nodes(pool_nodes.clone())
+            .build()
+            .unwrap(),
+    );
+    let p = Arc::clone(&pool);
+    let ran: Vec<NodeId> = std::thread::spawn(move || {
+        // Memory not bound: `from` may be memoryless.
+        let _pin = sched::Pin::node(from).bind_memory(false).apply().unwrap();
+        assert_eq!(current_node().unwrap(), from);
+        let handles: Vec<_> = (0..5)
+            .map(|_| p.submit(|| current_node().unwrap()).unwrap())
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+    .join()
+    .unwrap();
+    assert!(ran.iter().all(|n| pool_nodes.contains(n)), "{ran:?}");
+    let stats = settled(&pool);
+    for &n in &pool_nodes {
+        let queued = stats.node(n).unwrap().submitted_unbound();
+        assert_eq!(queued, if n == want { 5 } else { 0 }, "node {n}: {stats}");
+    }
+}

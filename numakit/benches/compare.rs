@@ -48,8 +48,8 @@ mod svg;
 
 use alloc_support::{
     arena_region, box_churn, fill_arena, fill_bump, pair_pass, producer_consumer, raw_pass,
-    raw_region, typed_pass, HeapBlocks, Malloc, SlabBlocks, ARENA_OBJECTS, HEAP_OBJECTS,
-    PC_BLOCKS, REGION_BYTES,
+    raw_region, typed_pass, HeapBlocks, Malloc, SlabBlocks, ARENA_OBJECTS, HEAP_OBJECTS, PC_BLOCKS,
+    REGION_BYTES,
 };
 use locks_support::{run_counter, run_lock, Contender, Counter, Sample, Tas};
 use maps_support::{dash_map, numakit_map, prefill, std_map, Map, Mix, Pool};
