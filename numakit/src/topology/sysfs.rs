@@ -469,6 +469,55 @@ mod tests {
     }
 
     #[test]
+    fn the_kernel_meminfo_fast_path_reads_what_the_general_path_reads() {
+        let dir = std::env::temp_dir().join(format!(
+            "numakit-meminfo-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let small = dir.join("small");
+        let text =
+            "Node 3 MemTotal:  4096 kB\nNode 3 MemFree:  1000 kB\nNode 3 Inactive(file):  24 kB\n";
+        fs::write(&small, text).unwrap();
+        let names = ["MemTotal", "MemFree", "Inactive(file)"];
+        let fast = read_kernel_meminfo_fields(&small, names).unwrap();
+        assert_eq!(fast, [4096 * 1024, 1000 * 1024, 24 * 1024]);
+        assert_eq!(fast, read_node_meminfo_fields(&small, names).unwrap());
+        // Larger than the stack buffer: the general path, same answer.
+        let large = dir.join("large");
+        let padding = "Node 3 Filler:  1 kB\n".repeat(300);
+        fs::write(&large, format!("{padding}{text}")).unwrap();
+        assert!(fs::metadata(&large).unwrap().len() > 4096);
+        assert_eq!(read_kernel_meminfo_fields(&large, names).unwrap(), fast);
+        // Exactly the buffer's size: not taken as the whole file.
+        let exact = dir.join("exact");
+        let mut body = text.to_string();
+        body.push_str(&"x".repeat(4096 - body.len() - 1));
+        body.push('\n');
+        fs::write(&exact, &body).unwrap();
+        assert_eq!(read_kernel_meminfo_fields(&exact, names).unwrap(), fast);
+        // Errors name the file.
+        let bad = dir.join("bad");
+        fs::write(&bad, b"Node 0 MemTotal: \xff kB\n").unwrap();
+        let msg = read_kernel_meminfo_fields(&bad, names)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("bad"), "{msg}");
+        fs::write(&bad, "Node 0 MemFree: 1 kB\n").unwrap();
+        let msg = read_kernel_meminfo_fields(&bad, names)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("MemTotal") && msg.contains("bad"), "{msg}");
+        let missing = dir.join("missing");
+        let msg = read_kernel_meminfo_fields(&missing, names)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("missing"), "{msg}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn live_readings_match_snapshot_totals() {
         let t = Topology::detect().unwrap();
         for node in t.nodes() {
