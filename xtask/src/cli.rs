@@ -279,7 +279,7 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
 /// Parses `--distances`: `two-sockets`, or rows `a,b,.../c,d,...`.
 pub fn parse_distances(spec: &str, nodes: usize) -> Result<Vec<Vec<u32>>> {
     if spec.trim() == "two-sockets" {
-        if nodes < 2 || nodes % 2 != 0 {
+        if nodes < 2 || !nodes.is_multiple_of(2) {
             return Err(format!(
                 "--distances two-sockets needs an even number of nodes (2 or more), not {nodes}"
             ));

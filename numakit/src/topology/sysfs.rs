@@ -213,17 +213,17 @@ fn meminfo_fields<const N: usize>(
                 let key = words.nth(2)?;
                 (key.strip_suffix(':')? == name).then(|| words.next())?
             })
-            .ok_or_else(|| parse_err(path, &s, format!("no `{name}:` line in kB")))
+            .ok_or_else(|| parse_err(path, s, format!("no `{name}:` line in kB")))
             .and_then(|v| {
                 v.parse::<u64>().map_err(|_| {
-                    parse_err(path, &s, format!("`{name}:` is not a number of kB: {v:?}"))
+                    parse_err(path, s, format!("`{name}:` is not a number of kB: {v:?}"))
                 })
             })
             .and_then(|kb| {
                 kb.checked_mul(1024).ok_or_else(|| {
                     parse_err(
                         path,
-                        &s,
+                        s,
                         format!("`{name}:` of {kb} kB does not fit in 64 bits of bytes"),
                     )
                 })
