@@ -760,3 +760,137 @@ fn host_only_stress_shutdown_now_races_with_submitters() {
         }
     }
 }
+
+/// The pool node a job submitted from `from` should be queued on, from the
+/// raw distances: the nearest, ties to the lowest id.
+fn nearest_in(topo: &Topology, from: NodeId, pool_nodes: &[NodeId]) -> NodeId {
+    *pool_nodes
+        .iter()
+        .min_by_key(|&&n| (topo.distance(from, n).unwrap(), n))
+        .unwrap()
+}
+
+#[test]
+#[ignore = "vm-only: needs nodes with CPUs outside the pool"]
+fn an_unbound_job_from_outside_the_pool_is_queued_on_the_nearest_pool_node() {
+    let topo = common::multi_node_topology();
+    let nodes = cpu_nodes(&topo);
+    assert!(nodes.len() >= 2, "needs 2 nodes with CPUs: {nodes:?}");
+    // The last node with CPUs submits; the pool has the others.
+    let from = *nodes.last().unwrap();
+    let pool_nodes: Vec<NodeId> = nodes[..nodes.len() - 1].to_vec();
+    let want = nearest_in(&topo, from, &pool_nodes);
+    let half = (topo.num_nodes() / 2) as u32;
+    let socket_start = from.get() / half * half;
+    if common::harness_two_sockets() && socket_start != from.get() {
+        // The first node of its own socket (21), not node 0 (31), which a
+        // uniform matrix would pick by id.
+        assert_eq!(
+            want,
+            NodeId::new(socket_start),
+            "{:?}",
+            common::distance_matrix(&topo)
+        );
+        assert_ne!(want, pool_nodes[0]);
+    }
+    let pool = Arc::new(
+        NodePool::builder()
+            .workers_per_node(1)
+            .nodes(pool_nodes.clone())
+            .build()
+            .unwrap(),
+    );
+    let p = Arc::clone(&pool);
+    let ran: Vec<NodeId> = std::thread::spawn(move || {
+        // Memory not bound: `from` may be memoryless.
+        let _pin = sched::Pin::node(from).bind_memory(false).apply().unwrap();
+        assert_eq!(current_node().unwrap(), from);
+        let handles: Vec<_> = (0..5)
+            .map(|_| p.submit(|| current_node().unwrap()).unwrap())
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+    .join()
+    .unwrap();
+    assert!(ran.iter().all(|n| pool_nodes.contains(n)), "{ran:?}");
+    let stats = settled(&pool);
+    for &n in &pool_nodes {
+        let queued = stats.node(n).unwrap().submitted_unbound();
+        assert_eq!(queued, if n == want { 5 } else { 0 }, "node {n}: {stats}");
+    }
+}
+
+#[test]
+#[ignore = "vm-only: needs three nodes with CPUs"]
+fn an_idle_node_steals_from_the_nearest_busy_node_first() {
+    let topo = common::multi_node_topology();
+    let nodes = cpu_nodes(&topo);
+    assert!(nodes.len() >= 3, "needs 3 nodes with CPUs: {nodes:?}");
+    // The last node is the only idle one. Two busy nodes hold unbound
+    // jobs: the first node, and the thief's nearest other node (ties to
+    // the lowest id, so on a uniform matrix the second node).
+    let thief = *nodes.last().unwrap();
+    let first = nodes[0];
+    let other = *nodes[1..nodes.len() - 1]
+        .iter()
+        .min_by_key(|&&n| (topo.distance(thief, n).unwrap(), n))
+        .unwrap();
+    let nearer = nearest_in(&topo, thief, &[first, other]);
+    if common::harness_two_sockets() {
+        // The thief's socket partner, although node 0 has the lower id.
+        let half = (topo.num_nodes() / 2) as u32;
+        assert_eq!(nearer, NodeId::new(thief.get() / half * half));
+        assert_ne!(nearer, first);
+    }
+    let pool = Arc::new(NodePool::builder().workers_per_node(1).build().unwrap());
+    let busy = Gate::default();
+    let idle = Gate::default();
+    let mut blockers = Vec::new();
+    for &n in &nodes {
+        let gate = if n == thief { &idle } else { &busy };
+        blockers.extend(block_node(&pool, n, gate));
+    }
+    // Five unbound jobs queued at each busy home, each recording its home.
+    let ran: Arc<Mutex<Vec<(NodeId, NodeId)>>> = Arc::default();
+    let mut handles = Vec::new();
+    for home in [first, other] {
+        let p = Arc::clone(&pool);
+        let ran = Arc::clone(&ran);
+        handles.extend(
+            std::thread::spawn(move || {
+                let _pin = sched::Pin::node(home).bind_memory(false).apply().unwrap();
+                (0..5)
+                    .map(|_| {
+                        let ran = Arc::clone(&ran);
+                        p.submit(move || {
+                            ran.lock().unwrap().push((home, current_node().unwrap()));
+                        })
+                        .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .join()
+            .unwrap(),
+        );
+    }
+    let stats = pool.stats();
+    for home in [first, other] {
+        assert_eq!(stats.node(home).unwrap().submitted_unbound(), 5, "{stats}");
+    }
+    // Only the thief may run them now: it takes the nearer home's first.
+    idle.open();
+    wait_until("the thief to run all ten", || {
+        ran.lock().unwrap().len() == 10
+    });
+    let ran = ran.lock().unwrap().clone();
+    busy.open();
+    for h in handles.into_iter().chain(blockers) {
+        h.join().unwrap();
+    }
+    assert!(ran.iter().all(|&(_, on)| on == thief), "{ran:?}");
+    let homes: Vec<NodeId> = ran.iter().map(|&(home, _)| home).collect();
+    let farther = if nearer == first { other } else { first };
+    let mut want = vec![nearer; 5];
+    want.extend([farther; 5]);
+    assert_eq!(homes, want, "steal order of node {thief}");
+}

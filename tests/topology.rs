@@ -136,3 +136,116 @@ fn every_node_reports_memory_and_hugepage_pools() {
         }
     }
 }
+
+/// Each node's `distance` file, read directly: the kernel's own rows.
+fn kernel_distance_rows(topo: &numakit::Topology) -> Vec<Vec<u32>> {
+    topo.node_ids()
+        .map(|n| {
+            let path = format!("/sys/devices/system/node/node{n}/distance");
+            match std::fs::read_to_string(&path) {
+                Ok(s) => s
+                    .split_whitespace()
+                    .map(|d| d.parse().unwrap_or_else(|_| panic!("{path}: {s:?}")))
+                    .collect(),
+                // A kernel without NUMA support: one node, local only.
+                Err(_) => vec![10],
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn distances_are_the_kernels_and_what_the_harness_set() {
+    let topo = common::topology();
+    let matrix = common::distance_matrix(&topo);
+    assert_eq!(matrix, kernel_distance_rows(&topo));
+    let current = numakit::Topology::current().unwrap();
+    assert_eq!(
+        common::distance_matrix(&current),
+        matrix,
+        "the shared snapshot"
+    );
+    match common::expected_distances() {
+        Some(want) => {
+            assert_eq!(matrix, want, "NUMAKIT_EXPECT_DISTANCES");
+            if common::harness_two_sockets() {
+                assert!(common::distances_are_non_uniform(&topo));
+            }
+        }
+        // qemu without `-numa dist` gives no SLIT: Linux's default.
+        None if common::in_vm() => {
+            for (i, row) in matrix.iter().enumerate() {
+                for (j, &d) in row.iter().enumerate() {
+                    assert_eq!(d, if i == j { 10 } else { 20 }, "{matrix:?}");
+                }
+            }
+        }
+        None => {}
+    }
+}
+
+#[test]
+fn nodes_by_distance_is_nearest_first_by_the_matrix() {
+    let topo = common::topology();
+    let ids: Vec<NodeId> = topo.node_ids().collect();
+    let matrix = common::distance_matrix(&topo);
+    for (i, &from) in ids.iter().enumerate() {
+        // Sorted here by (not self, distance, id), from the raw matrix.
+        let mut want: Vec<(bool, u32, NodeId)> = ids
+            .iter()
+            .enumerate()
+            .map(|(j, &to)| (to != from, matrix[i][j], to))
+            .collect();
+        want.sort();
+        let want: Vec<NodeId> = want.into_iter().map(|(_, _, id)| id).collect();
+        assert_eq!(topo.nodes_by_distance(from).unwrap(), want, "from {from}");
+    }
+    if common::harness_two_sockets() {
+        let by = |from: u32| -> Vec<u32> {
+            topo.nodes_by_distance(NodeId::new(from))
+                .unwrap()
+                .into_iter()
+                .map(NodeId::get)
+                .collect()
+        };
+        match ids.len() {
+            // The same-socket node comes before the lower-numbered nodes of
+            // the other socket.
+            4 => {
+                assert_eq!(by(0), [0, 1, 2, 3]);
+                assert_eq!(by(1), [1, 0, 2, 3]);
+                assert_eq!(by(2), [2, 3, 0, 1]);
+                assert_eq!(by(3), [3, 2, 0, 1]);
+            }
+            8 => {
+                assert_eq!(by(0), [0, 1, 2, 3, 4, 5, 6, 7]);
+                assert_eq!(by(5), [5, 4, 6, 7, 0, 1, 2, 3]);
+                assert_eq!(by(7), [7, 4, 5, 6, 0, 1, 2, 3]);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn the_shared_snapshot_is_the_machine() {
+    let topo = common::topology();
+    let shape = |t: &numakit::Topology| {
+        let nodes: Vec<_> = t
+            .nodes()
+            .iter()
+            .map(|n| (n.id(), n.cpus().clone(), n.memory_total()))
+            .collect();
+        (nodes, common::distance_matrix(t), t.online_cpus().clone())
+    };
+    let current = numakit::Topology::current().unwrap();
+    assert_eq!(shape(&current), shape(&topo));
+    let again = numakit::Topology::current().unwrap();
+    assert!(std::sync::Arc::ptr_eq(&current, &again));
+    let fresh = numakit::Topology::refresh().unwrap();
+    assert_eq!(shape(&fresh), shape(&topo));
+    assert!(std::sync::Arc::ptr_eq(
+        &fresh,
+        &numakit::Topology::current().unwrap()
+    ));
+}

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! The workloads are the ones the criterion benches run (`arena`, `heap`,
-//! `locks`, `rings`, `maps`, `pool`), from the shared modules in
+//! `locks`, `rings`, `maps`, `pool`; the region rows have no criterion
+//! twin), from the shared modules in
 //! `benches/support/`, so the figures stay comparable with theirs.
 //!
 //! Method: every row is measured `R` times (5, or 3 with `--quick`).
@@ -46,8 +47,9 @@ mod rings_support;
 mod svg;
 
 use alloc_support::{
-    box_churn, fill_arena, fill_bump, pair_pass, producer_consumer, raw_pass, typed_pass,
-    HeapBlocks, Malloc, SlabBlocks, ARENA_OBJECTS, HEAP_OBJECTS, PC_BLOCKS,
+    arena_region, box_churn, fill_arena, fill_bump, pair_pass, producer_consumer, raw_pass,
+    raw_region, typed_pass, HeapBlocks, Malloc, SlabBlocks, ARENA_OBJECTS, HEAP_OBJECTS, PC_BLOCKS,
+    REGION_BYTES,
 };
 use locks_support::{run_counter, run_lock, Contender, Counter, Sample, Tas};
 use maps_support::{dash_map, numakit_map, prefill, std_map, Map, Mix, Pool};
@@ -661,6 +663,24 @@ fn node_box<const S: usize>(report: &mut Report) {
     report.run(c);
 }
 
+/// Region creation: a populated one-page arena on node 0 made and dropped,
+/// against the system calls it comes down to (`mmap`, `mbind`,
+/// `MADV_POPULATE_WRITE`, `munmap`). The difference is numakit's own work
+/// per region: checking the node against the topology, the free-memory
+/// check before populating, the header.
+fn region(report: &mut Report) {
+    let kib = REGION_BYTES >> 10;
+    let mut c = Comparison::new("region", format!("{kib} KiB"), 1, Unit::Latency("/region"));
+    let nk = c.entry("numakit Arena::new", move || {
+        custom(1, move |iters| time_passes(iters, arena_region))
+    });
+    let raw = c.entry("mmap+mbind+populate", move || {
+        custom(1, move |iters| time_passes(iters, raw_region))
+    });
+    c.pair(nk, raw, format!("region {kib} KiB make + drop"));
+    report.run(c);
+}
+
 fn heap<const S: usize>(report: &mut Report) {
     let n = HEAP_OBJECTS;
     let ops = n as u64;
@@ -1187,6 +1207,7 @@ fn main() {
     arena_first_pass::<64>(&mut report);
     node_box::<64>(&mut report);
     node_box::<8192>(&mut report);
+    region(&mut report);
     heap::<16>(&mut report);
     heap::<64>(&mut report);
     heap::<256>(&mut report);

@@ -48,6 +48,7 @@ pub fn topology() -> Topology {
             topo.node_ids().collect::<Vec<_>>()
         );
     }
+    check_distances(&topo);
     topo
 }
 
@@ -66,4 +67,88 @@ pub fn multi_node_topology() -> Topology {
 /// A node id one past the largest that exists: never present.
 pub fn absent_node(topo: &Topology) -> NodeId {
     NodeId::new(topo.node_ids().map(NodeId::get).max().unwrap_or(0) + 1)
+}
+
+/// The distance matrix the harness gave the guest (`cargo xtask vm-test
+/// --distances`), one row per node in id order, if it did.
+///
+/// # Panics
+/// If `NUMAKIT_EXPECT_DISTANCES` is set but not rows of integers separated
+/// by `/`, entries by `,`.
+pub fn expected_distances() -> Option<Vec<Vec<u32>>> {
+    let v = std::env::var("NUMAKIT_EXPECT_DISTANCES").ok()?;
+    let parsed = v
+        .trim()
+        .split('/')
+        .map(|row| row.split(',').map(|d| d.trim().parse::<u32>()).collect())
+        .collect::<Result<Vec<Vec<u32>>, _>>();
+    match parsed {
+        Ok(m) => Some(m),
+        Err(_) => panic!("NUMAKIT_EXPECT_DISTANCES={v:?} is not a matrix like 10,21/21,10"),
+    }
+}
+
+/// `topo`'s distance matrix, one row per node in id order.
+pub fn distance_matrix(topo: &Topology) -> Vec<Vec<u32>> {
+    topo.node_ids()
+        .map(|a| {
+            topo.node_ids()
+                .map(|b| topo.distance(a, b).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether any two remote distances of `topo` differ: a machine of
+/// "sockets", where nearest-first choices are not just lowest-id-first.
+pub fn distances_are_non_uniform(topo: &Topology) -> bool {
+    let mut remote = distance_matrix(topo)
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, row)| {
+            row.into_iter()
+                .enumerate()
+                .filter(move |&(j, _)| j != i)
+                .map(|(_, d)| d)
+        });
+    let first = remote.next();
+    remote.any(|d| Some(d) != first)
+}
+
+/// The harness's `--distances two-sockets` matrix for `n` nodes: the first
+/// half one socket, the second half another; 10 local, 21 same socket, 31
+/// other socket.
+pub fn two_sockets(n: usize) -> Vec<Vec<u32>> {
+    (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| match (i == j, i / (n / 2) == j / (n / 2)) {
+                    (true, _) => 10,
+                    (false, true) => 21,
+                    (false, false) => 31,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether the harness gave the guest the `two-sockets` matrix.
+pub fn harness_two_sockets() -> bool {
+    expected_distances().is_some_and(|m| m.len() >= 2 && m == two_sockets(m.len()))
+}
+
+/// Fails unless `topo` has exactly the matrix the harness promised.
+///
+/// # Panics
+/// If `NUMAKIT_EXPECT_DISTANCES` is set and `topo` reports another matrix.
+pub fn check_distances(topo: &Topology) {
+    if let Some(want) = expected_distances() {
+        assert_eq!(
+            distance_matrix(topo),
+            want,
+            "the harness set this distance matrix (NUMAKIT_EXPECT_DISTANCES) but the \
+             topology of nodes {:?} reports another",
+            topo.node_ids().collect::<Vec<_>>()
+        );
+    }
 }

@@ -33,6 +33,16 @@ Guest topology:
                              memory (default 0)
   --expect-nodes N           NUMAKIT_EXPECT_NODES given to the tests
                              (default: --nodes)
+  --distances M              the ACPI SLIT distance matrix (qemu `-numa dist`):
+                             rows separated by `/`, entries by `,`, one row
+                             and column per node, 10 on the diagonal, 11-254
+                             elsewhere (`10,21/21,10`); or `two-sockets`: an
+                             even number of nodes, the first half one socket,
+                             the second half another (10 local, 21 same
+                             socket, 31 other socket). The tests get it as
+                             NUMAKIT_EXPECT_DISTANCES (same syntax, the
+                             matrix written out). Default: qemu's, 10 local
+                             and 20 remote.
 
 Run:
   --timeout SECS             limit for the whole guest run, host side; qemu is
@@ -87,6 +97,9 @@ pub struct VmOptions {
     pub timeout: Duration,
     /// What `NUMAKIT_EXPECT_NODES` says in the guest.
     pub expect_nodes: usize,
+    /// `--distances`: the distance matrix, one row per node; `None` leaves
+    /// qemu's default (10 local, 20 remote).
+    pub distances: Option<Vec<Vec<u32>>>,
     /// Keep the work dir.
     pub keep: bool,
     /// `--features` values for cargo.
@@ -149,12 +162,14 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
     let mut cpus = "1".to_string();
     let mut mem = "512M".to_string();
     let mut expect_nodes = None;
+    let mut distances = None;
     let mut options = VmOptions {
         cpus: Vec::new(),
         mem_mib: Vec::new(),
         hugepages_per_node: 0,
         timeout: Duration::from_secs(600),
         expect_nodes: 0,
+        distances: None,
         keep: false,
         features: Vec::new(),
         release: false,
@@ -193,6 +208,7 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
                 options.hugepages_per_node = parse_count(flag, &value(flag)?)? as u64;
             }
             "--expect-nodes" => expect_nodes = Some(parse_count(flag, &value(flag)?)?),
+            "--distances" => distances = Some(value(flag)?),
             "--timeout" => {
                 let secs = parse_count(flag, &value(flag)?)?;
                 if secs == 0 {
@@ -244,7 +260,91 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
         ));
     }
     options.expect_nodes = expect_nodes.unwrap_or(nodes);
+    if let Some(spec) = distances {
+        if let Some(first) = options.cpus.iter().position(|&c| c == 0) {
+            if options.cpus[first..].iter().any(|&c| c > 0) {
+                // The guest would number that node after the ones with CPUs
+                // (see `qemu::numbering_warning`): rows would not match.
+                return Err(format!(
+                    "--distances: CPU-less node {first} comes before a node with CPUs, so \
+                     the guest numbers nodes differently from qemu; put CPU-less nodes last"
+                ));
+            }
+        }
+        options.distances = Some(parse_distances(&spec, nodes)?);
+    }
     Ok((options, paths))
+}
+
+/// Parses `--distances`: `two-sockets`, or rows `a,b,.../c,d,...`.
+pub fn parse_distances(spec: &str, nodes: usize) -> Result<Vec<Vec<u32>>> {
+    if spec.trim() == "two-sockets" {
+        if nodes < 2 || !nodes.is_multiple_of(2) {
+            return Err(format!(
+                "--distances two-sockets needs an even number of nodes (2 or more), not {nodes}"
+            ));
+        }
+        let socket = |n: usize| n / (nodes / 2);
+        return Ok((0..nodes)
+            .map(|i| {
+                (0..nodes)
+                    .map(|j| match (i == j, socket(i) == socket(j)) {
+                        (true, _) => 10,
+                        (false, true) => 21,
+                        (false, false) => 31,
+                    })
+                    .collect()
+            })
+            .collect());
+    }
+    let matrix = spec
+        .split('/')
+        .map(|row| {
+            row.split(',')
+                .map(|v| {
+                    v.trim().parse::<u32>().map_err(|_| {
+                        format!("--distances: `{v}` is not a distance (an integer 10-254)")
+                    })
+                })
+                .collect::<Result<Vec<u32>>>()
+        })
+        .collect::<Result<Vec<Vec<u32>>>>()?;
+    if matrix.len() != nodes {
+        return Err(format!(
+            "--distances: {} rows for {nodes} nodes (one row per node, rows separated by `/`)",
+            matrix.len()
+        ));
+    }
+    for (i, row) in matrix.iter().enumerate() {
+        if row.len() != nodes {
+            return Err(format!(
+                "--distances: row {i} has {} entries for {nodes} nodes",
+                row.len()
+            ));
+        }
+        for (j, &d) in row.iter().enumerate() {
+            if i == j && d != 10 {
+                return Err(format!(
+                    "--distances: node {i} to itself must be 10 (local), not {d}"
+                ));
+            }
+            if i != j && !(11..=254).contains(&d) {
+                return Err(format!(
+                    "--distances: node {i} to node {j} is {d}; remote distances are 11-254"
+                ));
+            }
+        }
+    }
+    Ok(matrix)
+}
+
+/// The matrix as `--distances` and `NUMAKIT_EXPECT_DISTANCES` write it.
+pub fn format_distances(matrix: &[Vec<u32>]) -> String {
+    matrix
+        .iter()
+        .map(|row| row.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Parses a non-negative integer option.
@@ -381,6 +481,43 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn distances() {
+        let o = vm_test("vm-test --nodes 4 --distances two-sockets");
+        let m = o.distances.unwrap();
+        assert_eq!(
+            format_distances(&m),
+            "10,21,31,31/21,10,31,31/31,31,10,21/31,31,21,10"
+        );
+        let o = vm_test("vm-test --distances=10,15/17,10");
+        assert_eq!(o.distances.unwrap(), vec![vec![10, 15], vec![17, 10]]);
+        assert!(vm_test("vm-test").distances.is_none());
+        let m = parse_distances("two-sockets", 8).unwrap();
+        assert_eq!(m[0], [10, 21, 21, 21, 31, 31, 31, 31]);
+        assert_eq!(m[5], [31, 31, 31, 31, 21, 10, 21, 21]);
+        for bad in [
+            "vm-test --nodes 3 --distances two-sockets",
+            "vm-test --nodes 1 --distances two-sockets",
+            "vm-test --distances 10,21",
+            "vm-test --distances 10,21/21",
+            "vm-test --distances 10,21/21,10/10",
+            "vm-test --distances 11,21/21,10",
+            "vm-test --distances 10,10/21,10",
+            "vm-test --distances 10,255/21,10",
+            "vm-test --distances 10,x/21,10",
+            "vm-test --distances 10,-1/21,10",
+            "vm-test --distances",
+            "vm-test --nodes 3 --cpus-per-node 1,0,1 --distances 10,21,21/21,10,21/21,21,10",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
+        // A CPU-less node last keeps qemu's numbering: accepted.
+        let o = vm_test(
+            "vm-test --nodes 3 --cpus-per-node 1,1,0 --distances 10,21,31/21,10,31/31,31,10",
+        );
+        assert_eq!(o.distances.unwrap()[2], [31, 31, 10]);
     }
 
     #[test]

@@ -310,13 +310,21 @@ for d in /sys/devices/system/node/node*; do
         hp=" hugepages2M=$(cat "$f")/$HP"
     fi
     cpus=$(cat "$d/cpulist")
-    line="$line | $n cpus=${{cpus:-none}} MemTotal=${{mem:-0}}kB$hp"
+    dist=$(cat "$d/distance" | tr ' ' ',')
+    line="$line | $n cpus=${{cpus:-none}} MemTotal=${{mem:-0}}kB dist=$dist$hp"
 done
 echo "$M topology $line"
 
 export NUMAKIT_EXPECT_NODES={expect} NUMAKIT_IN_VM=1
 export NUMAKIT_EXPECT_HUGEPAGES_2M={hugepages} NUMAKIT_EXPECT_MEMORYLESS={memoryless}
-"#,
+{distances}"#,
+        distances = match &options.distances {
+            Some(m) => format!(
+                "export NUMAKIT_EXPECT_DISTANCES={}\n",
+                crate::cli::format_distances(m)
+            ),
+            None => String::new(),
+        },
         hugepages = options.hugepages_per_node,
         expect = options.expect_nodes,
         memoryless = u8::from(options.mem_mib.contains(&0)),
@@ -566,11 +574,22 @@ mod tests {
         let s = init_script(&binaries, &options);
         assert!(s.contains("HP=8\n"));
         assert!(s.contains("NUMAKIT_EXPECT_NODES=3 NUMAKIT_IN_VM=1"));
+        assert!(!s.contains("NUMAKIT_EXPECT_DISTANCES"));
         assert!(s.contains(
             "/numakit/bin/00-numakit-abc --test-threads=1 --include-ignored --skip host_only 'it'\\''s'\n"
         ));
         assert!(s.contains("/numakit/bin/01-ex\n"));
         assert!(s.contains("echo \"$M exit numakit/lib $status\""));
+        let cli::Command::VmTest(with_distances) = cli::parse(
+            &["vm-test", "--nodes", "4", "--distances", "two-sockets"].map(String::from),
+        )
+        .unwrap() else {
+            panic!()
+        };
+        let s2 = init_script(&binaries, &with_distances);
+        assert!(s2.contains(
+            "export NUMAKIT_EXPECT_DISTANCES=10,21,31,31/21,10,31,31/31,31,10,21/31,31,21,10\n"
+        ));
         assert!(s.contains("poweroff -f"));
     }
 }

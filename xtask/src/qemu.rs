@@ -124,6 +124,16 @@ fn topology_args(options: &VmOptions) -> Vec<String> {
         args.push("-numa".into());
         args.push(numa);
     }
+    if let Some(matrix) = &options.distances {
+        for (src, row) in matrix.iter().enumerate() {
+            for (dst, &val) in row.iter().enumerate() {
+                if src != dst {
+                    args.push("-numa".into());
+                    args.push(format!("dist,src={src},dst={dst},val={val}"));
+                }
+            }
+        }
+    }
     args
 }
 
@@ -360,6 +370,17 @@ mod tests {
              -object memory-backend-ram,id=m1,size=512M -numa node,nodeid=1,memdev=m1 \
              -numa node,nodeid=2,cpus=1-2"
         );
+    }
+
+    #[test]
+    fn distance_matrix() {
+        let args = topology_args(&options("vm-test --nodes 2 --distances 10,21/31,10"));
+        assert_eq!(
+            args[args.len() - 4..].join(" "),
+            "-numa dist,src=0,dst=1,val=21 -numa dist,src=1,dst=0,val=31"
+        );
+        let args = topology_args(&options("vm-test --nodes 2"));
+        assert!(!args.iter().any(|a| a.starts_with("dist")));
     }
 
     #[test]

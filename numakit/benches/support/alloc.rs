@@ -249,3 +249,39 @@ pub fn producer_consumer(rounds: u64, blocks: &(impl Blocks + Sync)) -> Duration
     });
     start.elapsed()
 }
+
+/// Bytes of the region rows of `compare`: one page.
+pub const REGION_BYTES: usize = 4096;
+
+/// One node-0 arena of [`REGION_BYTES`], mapped, bound, populated and
+/// dropped: the whole cost of making a small node-bound region.
+#[inline]
+pub fn arena_region() {
+    let arena = Arena::new(0, REGION_BYTES).expect("an arena on node 0");
+    black_box(&arena);
+}
+
+/// `PROT_READ | PROT_WRITE` (Linux values; the benches do not link `libc`).
+const PROT_RW: i32 = 0x1 | 0x2;
+
+/// The system calls under [`arena_region`] and nothing else: `mmap`,
+/// `mbind(MPOL_BIND)` to node 0, `madvise(MADV_POPULATE_WRITE)`, `munmap`.
+#[inline]
+pub fn raw_region() {
+    use numakit::sys::mem as m;
+    let base = m::mmap_anonymous(REGION_BYTES, PROT_RW, 0).expect("mmap");
+    m::mbind(
+        base,
+        REGION_BYTES,
+        m::MPOL_BIND,
+        &m::node_mask(0),
+        m::MPOL_MF_STRICT,
+    )
+    .expect("mbind to node 0");
+    // SAFETY: `base` is the fresh mapping made above; populating changes
+    // no contents and nothing else refers to it.
+    unsafe { m::madvise(base, REGION_BYTES, m::MADV_POPULATE_WRITE) }.expect("populate");
+    black_box(base);
+    // SAFETY: the mapping is ours and nothing refers to it any more.
+    unsafe { m::munmap(base, REGION_BYTES) }.expect("munmap");
+}

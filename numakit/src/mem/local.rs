@@ -4,7 +4,6 @@ use super::{Arena, MemError, Populate};
 use crate::topology::{CpuSet, NodeId, Topology};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::OnceLock;
 
 /// Capacity of each thread-local arena (64 MiB of address space, populated
 /// in checked 2 MiB chunks as it fills).
@@ -74,7 +73,7 @@ fn pinned_node() -> Result<NodeId, MemError> {
         }
     })?;
     let cpus = CpuSet::from_mask(&mask);
-    let topo = shape()?;
+    let topo = Topology::current()?;
     let mut nodes: Vec<NodeId> = Vec::new();
     let mut unknown = false;
     for cpu in cpus.iter() {
@@ -91,17 +90,6 @@ fn pinned_node() -> Result<NodeId, MemError> {
             Err(MemError::NotPinned { cpus, nodes })
         }
     }
-}
-
-/// The machine's topology as first read: CPU-to-node mapping only (free
-/// memory figures in it go stale and are not used).
-fn shape() -> Result<&'static Topology, MemError> {
-    static SHAPE: OnceLock<Topology> = OnceLock::new();
-    if let Some(t) = SHAPE.get() {
-        return Ok(t);
-    }
-    let t = Topology::detect()?;
-    Ok(SHAPE.get_or_init(|| t))
 }
 
 #[cfg(test)]

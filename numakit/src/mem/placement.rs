@@ -163,7 +163,7 @@ pub(crate) fn locate_with_step(
 ///   afterwards (node full, page pinned or shared), with the placement found;
 /// - [`MemError::Os`] if `move_pages` fails.
 pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<Placement, MemError> {
-    let topo = Topology::detect()?;
+    let topo = Topology::current()?;
     super::region::check_node(&topo, node)?;
     let step = crate::sys::page_size();
     let (start, end) = page_span(ptr, len, step)?;

@@ -78,7 +78,7 @@ impl Region {
         len: usize,
         kind: PageKind,
     ) -> Result<Region, MemError> {
-        let topo = Topology::detect()?;
+        let topo = Topology::current()?;
         for &node in nodes {
             check_node(&topo, node)?;
         }

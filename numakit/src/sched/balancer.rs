@@ -254,7 +254,7 @@ impl BalancerBuilder {
     /// - [`SchedError::Spawn`] if the thread cannot be started.
     pub fn build(self) -> Result<Balancer, SchedError> {
         self.validate()?;
-        let topo = Topology::detect()?;
+        let topo = Topology::current()?;
         let allowed = allowed_cpus()?;
         let inner = Arc::new(Inner {
             rules: Rules {
@@ -615,7 +615,7 @@ struct Inner {
     max_pages: usize,
     log_capacity: usize,
     on_event: Option<Callback>,
-    topo: Topology,
+    topo: Arc<Topology>,
     allowed: CpuSet,
     kernel: KernelNumaBalancing,
     counters: CounterSupport,

@@ -101,7 +101,7 @@ impl Pin {
     ///   without memory;
     /// - [`SchedError::Os`]: the kernel refused (nothing is left changed).
     pub fn apply(&self) -> Result<PinGuard, SchedError> {
-        let topo = Topology::detect()?;
+        let topo = Topology::current()?;
         let (cpus, mem_node) = self.resolve(&topo)?;
         pin_current(&cpus, mem_node)
     }

@@ -178,7 +178,7 @@ impl PoolBuilder {
     /// - [`SchedError::Os`] / [`SchedError::Spawn`]: pinning or starting a
     ///   worker failed (no worker is left running).
     pub fn build(self) -> Result<NodePool, SchedError> {
-        let topo = Topology::detect()?;
+        let topo = Topology::current()?;
         let allowed = allowed_cpus()?;
         let plan = self.plan(&topo, &allowed)?;
         start(self, &topo, plan)

@@ -116,7 +116,7 @@ where
     T: Send + 'static,
     F: Fn(usize) -> T + Send + Sync + 'static,
 {
-    let targets = plan(threads, placement, &Topology::detect()?)?;
+    let targets = plan(threads, placement, &*Topology::current()?)?;
     let f = Arc::new(f);
     let go = Arc::new((Mutex::new(None::<bool>), Condvar::new()));
     let (report, reports) = mpsc::channel::<(usize, Result<(), SchedError>)>();

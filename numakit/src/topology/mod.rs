@@ -8,6 +8,10 @@
 //! - **hwloc** (cargo feature `hwloc`, needs the system's libhwloc):
 //!   `Topology::detect_hwloc`; also reports packages, cores and caches.
 //!
+//! [`Topology::current`] is the process-wide snapshot numakit itself uses
+//! (read once, re-read after CPU or memory hotplug); [`Topology::detect`]
+//! reads sysfs again on every call.
+//!
 //! Node ids may be sparse (a machine can have nodes 0 and 2 only); every
 //! lookup takes a [`NodeId`] and answers with the node or a
 //! [`TopologyError::NoSuchNode`] that lists the nodes that exist.
@@ -29,6 +33,7 @@ pub(crate) mod error;
 mod hardware;
 #[cfg(feature = "hwloc")]
 mod hwloc;
+mod snapshot;
 pub(crate) mod sysfs;
 
 pub use cpuset::{CpuIdOutOfRange, CpuSet, ParseCpuListError};
@@ -36,6 +41,7 @@ pub use error::TopologyError;
 pub use hardware::{Cache, CacheKind, Core, Package};
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A NUMA node id, as the kernel numbers nodes (`/sys/devices/system/node/nodeN`).
 ///
@@ -218,7 +224,8 @@ pub(crate) struct Hardware {
 /// An immutable snapshot of the machine's NUMA topology.
 ///
 /// Memory-free and hugepage-free figures are as of the snapshot; take a new
-/// one ([`Topology::detect`]) to see current values.
+/// one ([`Topology::detect`]) to see current values. [`Topology::current`]
+/// shares one snapshot across the process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
     backend: Backend,
@@ -237,6 +244,50 @@ impl Topology {
     /// missing or malformed (the error names the file).
     pub fn detect() -> Result<Self, TopologyError> {
         sysfs::read(std::path::Path::new("/sys"))
+    }
+
+    /// The process-wide snapshot of the machine's topology (read from sysfs
+    /// as [`Topology::detect`] does), shared by every caller: what numakit's
+    /// regions, pins and pools check nodes and CPUs against.
+    ///
+    /// The first call reads sysfs; later calls cost a few tens of
+    /// nanoseconds. At most every 100 ms one call re-reads the kernel's
+    /// hotplug signals (`/sys/devices/system/node/{online,has_cpu,has_memory}`,
+    /// `/sys/devices/system/cpu/online` and the total of RAM) and reads the
+    /// whole topology again if they changed: after CPU, node or memory
+    /// hotplug the snapshot is current within 100 ms, or at once after
+    /// [`Topology::refresh`].
+    ///
+    /// Free memory and free hugepages in it are as of when it was read,
+    /// which may be long ago: use [`Topology::detect`] for current figures
+    /// (numakit's own capacity checks read them live).
+    ///
+    /// # Errors
+    /// As [`Topology::detect`], when the snapshot has to be (re-)read.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::Topology;
+    /// use std::sync::Arc;
+    /// let topo = Topology::current()?;
+    /// assert!(topo.num_nodes() >= 1);
+    /// // The same snapshot for every caller until the machine changes.
+    /// assert!(Arc::ptr_eq(&topo, &Topology::current()?));
+    /// # Ok::<(), numakit::Error>(())
+    /// ```
+    pub fn current() -> Result<Arc<Topology>, TopologyError> {
+        snapshot::current()
+    }
+
+    /// Read the topology from sysfs now, make it the process-wide snapshot
+    /// that [`Topology::current`] serves, and return it. For a program that
+    /// knows the machine changed (it just onlined a CPU) and cannot wait for
+    /// the next hotplug check.
+    ///
+    /// # Errors
+    /// As [`Topology::detect`]; the previous snapshot is then kept.
+    pub fn refresh() -> Result<Arc<Topology>, TopologyError> {
+        snapshot::refresh()
     }
 
     /// Read the topology from a sysfs tree mounted or copied at `root`

@@ -172,7 +172,39 @@ fn read_node_meminfo_fields<const N: usize>(
     path: &Path,
     names: [&str; N],
 ) -> Result<[u64; N], TopologyError> {
-    let s = read_string(path)?;
+    meminfo_fields(path, &read_string(path)?, names)
+}
+
+/// [`read_node_meminfo_fields`] for the kernel's own files, which numakit
+/// reads before every populate: one `open`/`read`/`close` into a stack
+/// buffer (no `stat`, no allocation), the general path only for a file
+/// that does not fit.
+fn read_kernel_meminfo_fields<const N: usize>(
+    path: &Path,
+    names: [&str; N],
+) -> Result<[u64; N], TopologyError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    // A node's meminfo is about 1.5 KiB (some 35 lines).
+    let mut buf = [0u8; 4096];
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return read_node_meminfo_fields(path, names);
+    };
+    match crate::sys::fs::read_into(&c_path, &mut buf) {
+        Ok(n) if n < buf.len() => match std::str::from_utf8(&buf[..n]) {
+            Ok(s) => meminfo_fields(path, s, names),
+            Err(_) => Err(parse_err(path, "", "not UTF-8 text")),
+        },
+        Ok(_) => read_node_meminfo_fields(path, names),
+        Err(source) => Err(read_err(path, source)),
+    }
+}
+
+/// The named `kB` fields of meminfo text `s` (read from `path`), in bytes.
+fn meminfo_fields<const N: usize>(
+    path: &Path,
+    s: &str,
+    names: [&str; N],
+) -> Result<[u64; N], TopologyError> {
     let field = |name: &str| -> Result<u64, TopologyError> {
         s.lines()
             .find_map(|line| {
@@ -181,17 +213,17 @@ fn read_node_meminfo_fields<const N: usize>(
                 let key = words.nth(2)?;
                 (key.strip_suffix(':')? == name).then(|| words.next())?
             })
-            .ok_or_else(|| parse_err(path, &s, format!("no `{name}:` line in kB")))
+            .ok_or_else(|| parse_err(path, s, format!("no `{name}:` line in kB")))
             .and_then(|v| {
                 v.parse::<u64>().map_err(|_| {
-                    parse_err(path, &s, format!("`{name}:` is not a number of kB: {v:?}"))
+                    parse_err(path, s, format!("`{name}:` is not a number of kB: {v:?}"))
                 })
             })
             .and_then(|kb| {
                 kb.checked_mul(1024).ok_or_else(|| {
                     parse_err(
                         path,
-                        &s,
+                        s,
                         format!("`{name}:` of {kb} kB does not fit in 64 bits of bytes"),
                     )
                 })
@@ -276,7 +308,7 @@ pub(crate) fn node_memory_now(node: NodeId) -> Result<(u64, u64), TopologyError>
 /// the memory the kernel can hand out on that node without swapping or
 /// writing back much (free pages plus clean-ish, cold page cache).
 pub(crate) fn node_available_now(node: NodeId) -> Result<(u64, u64), TopologyError> {
-    let [total, free, inactive_file] = read_node_meminfo_fields(
+    let [total, free, inactive_file] = read_kernel_meminfo_fields(
         &node_path(node).join("meminfo"),
         ["MemTotal", "MemFree", "Inactive(file)"],
     )?;
@@ -434,6 +466,55 @@ mod tests {
         assert_eq!(n0.cpus().to_string(), "0-3");
         assert!(n0.memory_total() > 0);
         fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn the_kernel_meminfo_fast_path_reads_what_the_general_path_reads() {
+        let dir = std::env::temp_dir().join(format!(
+            "numakit-meminfo-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let small = dir.join("small");
+        let text =
+            "Node 3 MemTotal:  4096 kB\nNode 3 MemFree:  1000 kB\nNode 3 Inactive(file):  24 kB\n";
+        fs::write(&small, text).unwrap();
+        let names = ["MemTotal", "MemFree", "Inactive(file)"];
+        let fast = read_kernel_meminfo_fields(&small, names).unwrap();
+        assert_eq!(fast, [4096 * 1024, 1000 * 1024, 24 * 1024]);
+        assert_eq!(fast, read_node_meminfo_fields(&small, names).unwrap());
+        // Larger than the stack buffer: the general path, same answer.
+        let large = dir.join("large");
+        let padding = "Node 3 Filler:  1 kB\n".repeat(300);
+        fs::write(&large, format!("{padding}{text}")).unwrap();
+        assert!(fs::metadata(&large).unwrap().len() > 4096);
+        assert_eq!(read_kernel_meminfo_fields(&large, names).unwrap(), fast);
+        // Exactly the buffer's size: not taken as the whole file.
+        let exact = dir.join("exact");
+        let mut body = text.to_string();
+        body.push_str(&"x".repeat(4096 - body.len() - 1));
+        body.push('\n');
+        fs::write(&exact, &body).unwrap();
+        assert_eq!(read_kernel_meminfo_fields(&exact, names).unwrap(), fast);
+        // Errors name the file.
+        let bad = dir.join("bad");
+        fs::write(&bad, b"Node 0 MemTotal: \xff kB\n").unwrap();
+        let msg = read_kernel_meminfo_fields(&bad, names)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("bad"), "{msg}");
+        fs::write(&bad, "Node 0 MemFree: 1 kB\n").unwrap();
+        let msg = read_kernel_meminfo_fields(&bad, names)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("MemTotal") && msg.contains("bad"), "{msg}");
+        let missing = dir.join("missing");
+        let msg = read_kernel_meminfo_fields(&missing, names)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("missing"), "{msg}");
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

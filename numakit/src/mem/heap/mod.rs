@@ -171,7 +171,7 @@ impl NodeHeap {
     /// ```
     pub fn new(node: impl Into<NodeId>) -> Result<Self, MemError> {
         let node = node.into();
-        let topo = Topology::detect()?;
+        let topo = Topology::current()?;
         check_node(&topo, node)?;
         let core = HeapCore::create(node.get()).map_err(|f| f.into_mem_error(node))?;
         Ok(NodeHeap { core })
