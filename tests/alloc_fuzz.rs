@@ -221,6 +221,8 @@ fn slab_config() -> impl Strategy<Value = SlabConfig> {
             Just(PAGE + 1),
             Just(3 * PAGE),
             Just(2 << 20),
+            // Rounds up past usize::MAX: taken as one page.
+            Just(usize::MAX),
         ],
     )
         .prop_map(|(size, align, capacity, extra, chunk)| SlabConfig {
@@ -574,6 +576,8 @@ enum HeapOp {
     /// Free on the other thread.
     FreeRemote(usize),
     Grow(usize, usize),
+    /// Shrink a live block to `size % (its size + 1)` bytes (0 included).
+    Shrink(usize, usize),
     BoxValue(u64),
     DropBox(usize),
     Trim,
@@ -600,6 +604,7 @@ fn heap_ops() -> impl Strategy<Value = Vec<HeapOp>> {
             3 => any::<usize>().prop_map(HeapOp::Free),
             2 => any::<usize>().prop_map(HeapOp::FreeRemote),
             2 => (any::<usize>(), heap_size()).prop_map(|(i, s)| HeapOp::Grow(i, s)),
+            1 => (any::<usize>(), any::<usize>()).prop_map(|(i, s)| HeapOp::Shrink(i, s)),
             2 => any::<u64>().prop_map(HeapOp::BoxValue),
             1 => any::<usize>().prop_map(HeapOp::DropBox),
             1 => Just(HeapOp::Trim),
@@ -676,7 +681,12 @@ fn heap_run(ops: &[HeapOp]) -> Result<(), TestCaseError> {
                         fill: f,
                     });
                 }
-                HeapOp::Free(i) | HeapOp::FreeRemote(i) | HeapOp::Grow(i, _) if live.is_empty() => {
+                HeapOp::Free(i)
+                | HeapOp::FreeRemote(i)
+                | HeapOp::Grow(i, _)
+                | HeapOp::Shrink(i, _)
+                    if live.is_empty() =>
+                {
                     let _ = i;
                 }
                 HeapOp::Free(i) => {
@@ -709,6 +719,33 @@ fn heap_run(ops: &[HeapOp]) -> Result<(), TestCaseError> {
                     // The old contents survive the move.
                     // SAFETY: the first `old.size()` bytes were copied.
                     unsafe { check(addr as *const u8, b.layout.size(), b.fill)? };
+                    ranges.remove(b.addr, b.len);
+                    ranges.insert(addr, len)?;
+                    // SAFETY: `len` usable bytes, ours.
+                    unsafe { fill(addr as *mut u8, len, b.fill) };
+                    *b = Block {
+                        addr,
+                        len,
+                        layout: new,
+                        fill: b.fill,
+                    };
+                }
+                HeapOp::Shrink(i, size) => {
+                    let n = live.len();
+                    let b = &mut live[i % n];
+                    let new =
+                        Layout::from_size_align(size % (b.layout.size() + 1), b.layout.align())
+                            .unwrap();
+                    // SAFETY: live block with its layout; `new` is not larger.
+                    let q = unsafe {
+                        heap.shrink(NonNull::new_unchecked(b.addr as *mut u8), b.layout, new)
+                    }
+                    .map_err(|e| TestCaseError::fail(format!("shrink: {e}")))?;
+                    let (addr, len) = (q.cast::<u8>().as_ptr() as usize, q.len());
+                    prop_assert!(len >= new.size());
+                    prop_assert_eq!(addr % new.align(), 0);
+                    // SAFETY: the first `new.size()` bytes were kept.
+                    unsafe { check(addr as *const u8, new.size(), b.fill)? };
                     ranges.remove(b.addr, b.len);
                     ranges.insert(addr, len)?;
                     // SAFETY: `len` usable bytes, ours.
@@ -767,7 +804,12 @@ fn heap_run(ops: &[HeapOp]) -> Result<(), TestCaseError> {
         );
         let large = live
             .iter()
-            .filter(|b| b.layout.size() > NodeHeap::MAX_CLASS_SIZE || b.layout.align() > PAGE)
+            .filter(|b| {
+                // Zero-sized blocks take no memory; the rest past the
+                // classes' size or alignment get mappings of their own.
+                b.layout.size() > 0
+                    && (b.layout.size() > NodeHeap::MAX_CLASS_SIZE || b.layout.align() > PAGE)
+            })
             .count();
         prop_assert_eq!(st.large_in_use, large as u64);
         for b in live.drain(..) {
@@ -979,6 +1021,7 @@ proptest! {
         sizes in proptest::collection::vec((0usize..=600, 0u32..=7), 2..120),
     ) {
         let mut arena = Arena::builder(0).capacity(capacity).populate(populate).build_shared().unwrap();
+        let start = arena.used();
         for round in 0..2 {
             let (a, b) = sizes.split_at(sizes.len() / 2);
             let run = |part: &[(usize, u32)], tag: u8| -> Vec<(usize, usize, u8)> {
@@ -1001,13 +1044,15 @@ proptest! {
                 (ta.join().unwrap(), tb.join().unwrap())
             });
             let mut ranges = Ranges::default();
-            let mut used_end = 0;
             for &(p, len, fl) in ga.iter().chain(&gb) {
                 ranges.insert(p, len)?;
                 // SAFETY: written above, alive until reset.
                 unsafe { check(p as *const u8, len, fl)? };
-                used_end = used_end.max(p + len);
             }
+            // The allocations are packed below the bump pointer: their
+            // bytes, plus alignment gaps, add up to no more than `used`.
+            let bytes: usize = ga.iter().chain(&gb).map(|&(_, len, _)| len).sum();
+            prop_assert!(start + bytes <= arena.used(), "{} + {} bytes above used {}", start, bytes, arena.used());
             prop_assert!(arena.used() <= arena.capacity());
             prop_assert!(arena.verify().is_ok(), "round {}", round);
             arena.reset();
