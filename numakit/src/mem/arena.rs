@@ -335,7 +335,7 @@ impl Arena {
         }
         self.cur.set(new);
         // SAFETY: `place` keeps `off <= new <= capacity`.
-        Ok(unsafe { self.core.handed_out(off, layout.size()) })
+        Ok(unsafe { self.core.handed_out(off, layout.size(), false) })
     }
 
     /// Allocate room for `layout`.
@@ -569,15 +569,22 @@ impl ArenaRegion {
         Ok(to)
     }
 
-    /// The allocation of `size` bytes at offset `off`, unpoisoned for ASan.
+    /// The allocation of `size` bytes at offset `off`, unpoisoned for ASan
+    /// (whole granules when `shared`: other threads may unpoison their
+    /// neighbouring allocations at the same time, see
+    /// [`asan::unpoison_granules`]).
     ///
     /// # Safety
     /// `off + size <= capacity`, and the range was just claimed by the
     /// caller.
-    pub(super) unsafe fn handed_out(&self, off: usize, size: usize) -> NonNull<u8> {
+    pub(super) unsafe fn handed_out(&self, off: usize, size: usize, shared: bool) -> NonNull<u8> {
         // SAFETY: per the contract, `off` is inside the mapping.
         let p = unsafe { self.at(off) };
-        asan::unpoison(p.as_ptr(), size);
+        if shared {
+            asan::unpoison_granules(p.as_ptr(), size);
+        } else {
+            asan::unpoison(p.as_ptr(), size);
+        }
         p
     }
 

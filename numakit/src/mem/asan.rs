@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | [`NodeHeap`](super::NodeHeap) | a block when freed, carved runs before they are handed out | a block when handed out |
 //! | [`RawSlab`](super::RawSlab) | a slot when freed, the padding past the object | the object when handed out |
-//! | [`Arena`](super::Arena), [`SharedArena`](super::SharedArena) | everything above the bump pointer, and below it again on `reset` | each allocation |
+//! | [`Arena`](super::Arena), [`SharedArena`](super::SharedArena) | everything above the bump pointer, and below it again on `reset` | each allocation (for `SharedArena`, rounded out to ASan's 8-byte granules: see [`unpoison_granules`]) |
 //!
 //! numakit's own links inside free blocks (the free-list `next` word) are
 //! unpoisoned only for the instant numakit reads or writes them
@@ -55,6 +55,24 @@ pub(crate) fn unpoison(p: *const u8, len: usize) {
     }
     #[cfg(not(numakit_asan))]
     let _ = (p, len);
+}
+
+/// Mark the 8-byte ASan granules that `[p, p + len)` touches addressable.
+///
+/// For memory that several threads hand out at once without a lock
+/// ([`SharedArena`](super::SharedArena)): two allocations may share a
+/// granule, and ASan's shadow update for a partial granule is a
+/// read-modify-write, so exact unpoisoning from two threads can lose one
+/// and poison the other's bytes. Whole granules are only ever set to
+/// "addressable", the same value from every thread. The cost: up to 7
+/// bytes past such an allocation are not reported.
+#[inline(always)]
+pub(crate) fn unpoison_granules(p: *const u8, len: usize) {
+    if len > 0 {
+        let misalign = p as usize % 8;
+        let start = p.wrapping_sub(misalign);
+        unpoison(start, (misalign + len).next_multiple_of(8));
+    }
 }
 
 /// Read the free-list link in the first word of the free block `p`, which

@@ -93,7 +93,7 @@ impl SharedArena {
             {
                 // SAFETY: `place` keeps `off <= new <= capacity`, and the
                 // CAS gave this thread `off..new` exclusively.
-                Ok(_) => return Ok(unsafe { self.core.handed_out(off, layout.size()) }),
+                Ok(_) => return Ok(unsafe { self.core.handed_out(off, layout.size(), true) }),
                 Err(now) => cur = now,
             }
         }
