@@ -1,5 +1,6 @@
 //! [`Arena`]: a node-strict region with a bump allocator.
 
+use super::asan;
 use super::region::Region;
 use super::{MemError, PageKind, Placement};
 use crate::topology::NodeId;
@@ -139,6 +140,12 @@ impl ArenaBuilder {
                 .unwrap_or(region.len())
                 .min(region.len()),
         };
+        // Nothing is allocated yet: all of the populated part after the
+        // header is unaddressable for ASan until handed out.
+        asan::poison(
+            region.base().as_ptr().wrapping_add(header_len),
+            limit - header_len,
+        );
         let core = ArenaRegion {
             region,
             start: header_len,
@@ -298,6 +305,7 @@ impl Arena {
             return None;
         }
         self.cur.set(new);
+        asan::unpoison(base.wrapping_add(off), layout.size());
         // SAFETY: `off <= new <= limit <= len`: inside the mapping, whose
         // base is non-null.
         Some(unsafe { NonNull::new_unchecked(base.add(off)) })
@@ -327,7 +335,7 @@ impl Arena {
         }
         self.cur.set(new);
         // SAFETY: `place` keeps `off <= new <= capacity`.
-        Ok(unsafe { self.core.at(off) })
+        Ok(unsafe { self.core.handed_out(off, layout.size(), false) })
     }
 
     /// Allocate room for `layout`.
@@ -455,6 +463,7 @@ impl Arena {
     /// (no destructors: the arena holds only types without `Drop`). Pages
     /// stay resident; [`trim`](Self::trim) returns them.
     pub fn reset(&mut self) {
+        self.core.forget(self.cur.get());
         self.cur.set(self.core.start);
     }
 
@@ -555,7 +564,35 @@ impl ArenaRegion {
             .unwrap_or(self.region.len())
             .min(self.region.len());
         self.region.populate(limit, to - limit)?;
+        // Unallocated, like the rest above the bump pointer.
+        asan::poison(self.region.base().as_ptr().wrapping_add(limit), to - limit);
         Ok(to)
+    }
+
+    /// The allocation of `size` bytes at offset `off`, unpoisoned for ASan
+    /// (whole granules when `shared`: other threads may unpoison their
+    /// neighbouring allocations at the same time, see
+    /// [`asan::unpoison_granules`]).
+    ///
+    /// # Safety
+    /// `off + size <= capacity`, and the range was just claimed by the
+    /// caller.
+    pub(super) unsafe fn handed_out(&self, off: usize, size: usize, shared: bool) -> NonNull<u8> {
+        // SAFETY: per the contract, `off` is inside the mapping.
+        let p = unsafe { self.at(off) };
+        if shared {
+            asan::unpoison_granules(p.as_ptr(), size);
+        } else {
+            asan::unpoison(p.as_ptr(), size);
+        }
+        p
+    }
+
+    /// Everything between the start and bump offset `cur` is forgotten
+    /// (`reset`): unaddressable again for ASan.
+    pub(super) fn forget(&self, cur: usize) {
+        let base = self.region.base().as_ptr();
+        asan::poison(base.wrapping_add(self.start), cur - self.start);
     }
 
     /// The pointer at offset `off`.

@@ -31,6 +31,7 @@
 //! 4. [`Arena::verify`] asks the kernel where every page really is.
 
 mod arena;
+mod asan;
 mod error;
 mod heap;
 mod local;

@@ -322,6 +322,9 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
+        // Owners poison parts of their region for ASan; the addresses may
+        // be mapped again for anything else.
+        super::asan::unpoison(self.base.as_ptr(), self.len);
         // SAFETY: the owner of the Region (an arena) holds no references
         // into it any more once it drops it; the mapping is ours alone.
         let _ = unsafe { sys::munmap(self.base, self.len) };

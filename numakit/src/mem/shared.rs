@@ -93,7 +93,7 @@ impl SharedArena {
             {
                 // SAFETY: `place` keeps `off <= new <= capacity`, and the
                 // CAS gave this thread `off..new` exclusively.
-                Ok(_) => return Ok(unsafe { self.core.at(off) }),
+                Ok(_) => return Ok(unsafe { self.core.handed_out(off, layout.size(), true) }),
                 Err(now) => cur = now,
             }
         }
@@ -174,6 +174,7 @@ impl SharedArena {
 
     /// Rewind the bump pointer; every allocation is forgotten.
     pub fn reset(&mut self) {
+        self.core.forget(*self.cur.get_mut());
         *self.cur.get_mut() = self.core.start;
     }
 

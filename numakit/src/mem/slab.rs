@@ -4,6 +4,7 @@
 //! See [`RawSlab`] for how a slab is laid out.
 
 use super::arena::round_up;
+use super::asan;
 use super::region::Region;
 use super::{MemError, PageKind, Placement};
 use crate::topology::NodeId;
@@ -351,9 +352,9 @@ impl RawSlab {
         if let Some(p) = NonNull::new(head) {
             // SAFETY: `p` is a free object of this slab; its first word holds
             // the next free object (written by `push_free`), aligned.
-            self.free
-                .set(unsafe { p.cast::<*mut u8>().as_ptr().read() });
+            self.free.set(unsafe { asan::read_link(p.as_ptr()) });
             self.in_use.set(self.in_use.get() + 1);
+            asan::unpoison(p.as_ptr(), self.size);
             return Ok(p);
         }
         let off = self.carved.get();
@@ -361,9 +362,20 @@ impl RawSlab {
             self.carved.set(off + self.stride);
             self.in_use.set(self.in_use.get() + 1);
             // SAFETY: `off < avail <= region.len()`: inside the mapping.
-            return Ok(unsafe { NonNull::new_unchecked(self.region.base().as_ptr().add(off)) });
+            let p = unsafe { NonNull::new_unchecked(self.region.base().as_ptr().add(off)) };
+            self.carve_padding(p);
+            return Ok(p);
         }
         self.alloc_grow()
+    }
+
+    /// A never-used object is handed out: the bytes between its size and
+    /// the stride stay poisoned for ASan for as long as it lives (a write
+    /// past the object is reported), and so does the whole slot once freed.
+    #[inline(always)]
+    fn carve_padding(&self, p: NonNull<u8>) {
+        // `size <= stride`: inside the object's slot.
+        asan::poison(p.as_ptr().wrapping_add(self.size), self.stride - self.size);
     }
 
     #[cold]
@@ -400,9 +412,11 @@ impl RawSlab {
     /// `p` is an object of this slab that is handed out and not used again.
     #[inline]
     unsafe fn push_free(&self, p: NonNull<u8>) {
+        // Poisoned while free; the link word is reached through `asan` only.
+        asan::poison(p.as_ptr(), self.stride);
         // SAFETY: per the contract the object is ours to overwrite; objects
         // are aligned for a pointer.
-        unsafe { p.cast::<*mut u8>().as_ptr().write(self.free.get()) };
+        unsafe { asan::write_link(p.as_ptr(), self.free.get()) };
         self.free.set(p.as_ptr());
         self.in_use.set(self.in_use.get() - 1);
     }

@@ -18,6 +18,7 @@
 use super::cache::{self, bump, Cache, ALIVE, ATTACHED};
 use super::classes::{self, NUM_CLASSES};
 use super::os::{self, Mapper, OsFail};
+use crate::mem::asan;
 use std::alloc::Layout;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -61,7 +62,8 @@ unsafe fn splice(front: *mut u8, back: *mut u8) -> *mut u8 {
     front
 }
 
-/// Read the link in a free block's first word.
+/// Read the link in a free block's first word (which stays poisoned for
+/// ASan under `numakit_asan`, like the rest of the free block).
 ///
 /// # Safety
 /// `p` is a free block of this heap (blocks are at least 16 bytes and
@@ -69,17 +71,17 @@ unsafe fn splice(front: *mut u8, back: *mut u8) -> *mut u8 {
 #[inline(always)]
 unsafe fn next_of(p: *mut u8) -> *mut u8 {
     // SAFETY: per the contract.
-    unsafe { p.cast::<*mut u8>().read() }
+    unsafe { asan::read_link(p) }
 }
 
-/// Write the link in a free block's first word.
+/// Write the link in a free block's first word (left poisoned for ASan).
 ///
 /// # Safety
 /// As [`next_of`], and nobody else uses the block.
 #[inline(always)]
 unsafe fn set_next(p: *mut u8, next: *mut u8) {
     // SAFETY: per the contract.
-    unsafe { p.cast::<*mut u8>().write(next) }
+    unsafe { asan::write_link(p, next) }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -321,7 +323,7 @@ impl HeapCore {
     #[inline]
     pub(crate) fn alloc(&self, layout: Layout) -> Result<NonNull<u8>, OsFail> {
         match classes::class_for(layout.size(), layout.align()) {
-            Some(c) => self.alloc_small(c),
+            Some(c) => self.alloc_small(c).inspect(|p| handed_out(*p, c)),
             None => self.alloc_large(layout),
         }
     }
@@ -330,7 +332,11 @@ impl HeapCore {
     #[inline]
     pub(crate) fn alloc_usable(&self, layout: Layout) -> Result<(NonNull<u8>, usize), OsFail> {
         match classes::class_for(layout.size(), layout.align()) {
-            Some(c) => Ok((self.alloc_small(c)?, classes::size_of_class(c))),
+            Some(c) => {
+                let p = self.alloc_small(c)?;
+                handed_out(p, c);
+                Ok((p, classes::size_of_class(c)))
+            }
             None => Ok((self.alloc_large(layout)?, Self::usable_size(layout))),
         }
     }
@@ -344,8 +350,13 @@ impl HeapCore {
     #[inline]
     pub(crate) unsafe fn dealloc(&self, p: NonNull<u8>, layout: Layout) {
         match classes::class_for(layout.size(), layout.align()) {
-            // SAFETY: per the contract, a block of class `c`.
-            Some(c) => unsafe { self.free_small(p, c) },
+            Some(c) => {
+                // Poisoned while free (its link word is reached through
+                // `next_of`/`set_next` only).
+                asan::poison(p.as_ptr(), classes::size_of_class(c));
+                // SAFETY: per the contract, a block of class `c`.
+                unsafe { self.free_small(p, c) }
+            }
             // SAFETY: per the contract, a large mapping of this size.
             None => unsafe { self.free_large(p, layout) },
         }
@@ -483,6 +494,8 @@ impl HeapCore {
         let start = g.cursor;
         g.cursor += n * size;
         drop(g);
+        // Never-used blocks are free blocks: poisoned until handed out.
+        asan::poison(start as *const u8, n * size);
         // Link the carved run outside the lock: nobody else can reach it.
         for i in 0..n - 1 {
             let p = (start + i * size) as *mut u8;
@@ -1010,6 +1023,12 @@ impl HeapCore {
         }
         out
     }
+}
+
+/// A small block of class `c` leaves the heap: addressable for ASan.
+#[inline(always)]
+fn handed_out(p: NonNull<u8>, c: usize) {
+    asan::unpoison(p.as_ptr(), classes::size_of_class(c));
 }
 
 /// Add one to a counter several threads update.

@@ -297,6 +297,9 @@ pub(crate) unsafe fn release(p: NonNull<u8>, len: usize) -> Result<(), OsFail> {
 /// `[p, p + len)` is such a mapping (or the whole of several) and nothing
 /// uses it any more.
 pub(crate) unsafe fn unmap(p: NonNull<u8>, len: usize) {
+    // Free blocks inside are poisoned; the addresses may be mapped again
+    // for anything else.
+    crate::mem::asan::unpoison(p.as_ptr(), len);
     // SAFETY: per the contract.
     let _ = unsafe { sys::munmap(p, len) };
 }
