@@ -221,7 +221,7 @@ fn slab_config() -> impl Strategy<Value = SlabConfig> {
             Just(PAGE + 1),
             Just(3 * PAGE),
             Just(2 << 20),
-            // Rounds up past usize::MAX: taken as one page.
+            // Beyond isize::MAX (the largest region): refused.
             Just(usize::MAX),
         ],
     )
@@ -246,9 +246,18 @@ fn raw_slab_run(cfg: &SlabConfig, ops: &[Op]) -> Result<(), TestCaseError> {
             prop_assert_eq!(cfg.max, 0, "only an empty slab is refused");
             return Ok(());
         }
+        Err(MemError::InvalidConfig(msg)) if cfg.chunk > isize::MAX as usize => {
+            prop_assert!(msg.contains("chunk_bytes"), "{}", msg);
+            return Ok(());
+        }
         Err(e) => return Err(TestCaseError::fail(format!("{cfg:?}: {e}"))),
     };
     prop_assert!(cfg.max > 0);
+    prop_assert!(
+        cfg.chunk <= isize::MAX as usize,
+        "chunk {} accepted",
+        cfg.chunk
+    );
     let stride = slab.stride();
     prop_assert!(stride >= cfg.size.max(8) && stride % cfg.align.max(8) == 0);
     prop_assert_eq!(slab.max_capacity(), cfg.max);

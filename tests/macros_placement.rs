@@ -288,9 +288,10 @@ fn new_interleaved_alternates_pages_over_every_node_with_memory() {
         .filter(|n| n.has_memory())
         .map(|n| n.id())
         .collect();
-    if let Some(n) = common::expected_nodes() {
-        // The guests give memory to all nodes but at most one.
-        assert!(all.len() + 1 >= n && all.len() >= 2, "{all:?}");
+    if common::expected_nodes().is_some_and(|n| n > 1) {
+        // Multi-node guests give memory to at least two nodes (some have
+        // memoryless ones), so this cannot pass by finding one.
+        assert!(all.len() >= 2, "{all:?}");
     }
     let set: &'static [NodeId] = Box::leak(all.clone().into_boxed_slice());
     let b = NodeBox::new_interleaved(set, [5u8; SPREAD_PAGES * PAGE]).unwrap();
