@@ -21,13 +21,17 @@
 //! seconds in a debug build; raise them with `PROPTEST_CASES=N` (which
 //! overrides every count here) for a longer run.
 
+#[path = "common/ranges.rs"]
+mod ranges;
+
 use allocator_api2::alloc::Allocator;
 use numakit::mem::{
     Arena, MemError, NodeBox, NodeHeap, PageKind, Populate, RawSlab, Slab, SlabBuilder,
 };
 use proptest::prelude::*;
+use ranges::Ranges;
 use std::alloc::Layout;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
@@ -98,35 +102,6 @@ impl Drop for Tracked {
 }
 
 // ---- live blocks ------------------------------------------------------
-
-/// Live blocks by address; refuses overlaps.
-#[derive(Default)]
-struct Ranges(BTreeMap<usize, usize>);
-
-impl Ranges {
-    fn insert(&mut self, addr: usize, len: usize) -> Result<(), TestCaseError> {
-        if len == 0 {
-            return Ok(());
-        }
-        if let Some((&a, &l)) = self.0.range(..addr + len).next_back() {
-            prop_assert!(
-                a + l <= addr,
-                "block {:#x}+{} overlaps live {:#x}+{}",
-                addr,
-                len,
-                a,
-                l
-            );
-        }
-        self.0.insert(addr, len);
-        Ok(())
-    }
-    fn remove(&mut self, addr: usize, len: usize) {
-        if len > 0 {
-            self.0.remove(&addr);
-        }
-    }
-}
 
 /// Write `fill` over `[p, p + len)`.
 ///

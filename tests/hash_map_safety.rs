@@ -15,26 +15,13 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-/// Run `f` on its own thread; fail if it takes longer than `secs` (the
-/// thread is left behind: it is stuck, and the process ends with the run).
+/// Run `f` on its own thread; fail if it takes longer than `secs` (a
+/// deadlock), with `f`'s own panic going on in the caller.
 fn watchdog<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let out = catch_unwind(AssertUnwindSafe(f));
-        let _ = tx.send(out);
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => {
-            worker.join().unwrap();
-            v
-        }
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("{what}: still blocked after {secs} s (deadlock)"),
-    }
+    common::finishes(secs, what, f)
 }
 
 /// A hasher that puts key `k` in shard `k % shards` (for up to 2⁷ shards

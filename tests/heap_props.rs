@@ -6,11 +6,14 @@
 //! thread, then with several threads sharing one heap and freeing each
 //! other's blocks.
 
+#[path = "common/ranges.rs"]
+mod ranges;
+
 use allocator_api2::alloc::Allocator;
 use numakit::mem::NodeHeap;
 use proptest::prelude::*;
+use ranges::Ranges;
 use std::alloc::Layout;
-use std::collections::BTreeMap;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
@@ -47,31 +50,6 @@ struct Live {
     len: usize,
     layout: Layout,
     fill: u8,
-}
-
-/// Live blocks by address, for overlap checks across threads.
-#[derive(Default)]
-struct Ranges(BTreeMap<usize, usize>);
-
-impl Ranges {
-    fn insert(&mut self, addr: usize, len: usize) -> Result<(), TestCaseError> {
-        if len == 0 {
-            return Ok(());
-        }
-        if let Some((&a, &l)) = self.0.range(..addr + len).next_back() {
-            prop_assert!(
-                a + l <= addr,
-                "block {addr:#x}+{len} overlaps live {a:#x}+{l}"
-            );
-        }
-        self.0.insert(addr, len);
-        Ok(())
-    }
-    fn remove(&mut self, addr: usize, len: usize) {
-        if len > 0 {
-            self.0.remove(&addr);
-        }
-    }
 }
 
 fn check_contents(b: &Live) -> Result<(), TestCaseError> {

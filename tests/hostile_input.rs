@@ -22,7 +22,6 @@ use numakit::sched::{
 use numakit::{CpuId, CpuSet, NodeId, Topology};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// Run `f` on its own thread; fail the test if it panics (naming `case`)
@@ -32,33 +31,8 @@ fn watchdog<T: Send + 'static>(
     limit: Duration,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::Builder::new()
-        .name(format!("case {}", case.escape_debug()))
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .expect("spawn the case's thread");
-    match rx.recv_timeout(limit) {
-        Ok(v) => {
-            handle.join().expect("the case's thread");
-            v
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("case {case}: no result after {limit:?} (hang)")
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Err(p) => panic!("case {case} panicked: {}", panic_text(&p)),
-            Ok(()) => unreachable!("the case's thread sends before it ends"),
-        },
-    }
-}
-
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(not a string)".into())
+    common::within(limit, &format!("case {case}"), f)
+        .unwrap_or_else(|p| panic!("case {case} panicked: {}", common::panic_message(&*p)))
 }
 
 const LIMIT: Duration = Duration::from_secs(60);

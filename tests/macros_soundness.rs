@@ -7,15 +7,16 @@
 //! Anything that could deadlock runs under [`within`], which fails the
 //! test after a timeout instead of hanging.
 
+mod common;
+
 use numakit::mem::{MemError, NodeBox};
 use numakit::{numa, numa_static, NodeId};
-use std::any::Any;
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::mem::{align_of, offset_of, size_of, size_of_val};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Run `f` on its own thread; its result or its panic message, or a test
@@ -24,21 +25,7 @@ fn within<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(r) => r.map_err(|p| panic_message(&*p)),
-        Err(_) => panic!("{what} did not finish within 30 s: it deadlocked"),
-    }
-}
-
-fn panic_message(p: &(dyn Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "<non-string panic>".into())
+    common::within(Duration::from_secs(30), what, f).map_err(|p| common::panic_message(&*p))
 }
 
 fn addr<T>(r: &T) -> usize {
@@ -369,7 +356,7 @@ fn panicking_field_drop_still_drops_the_other_fields_once() {
     })
     .unwrap();
     let r = catch_unwind(AssertUnwindSafe(move || drop(v)));
-    assert_eq!(panic_message(&*r.unwrap_err()), "Bomb::drop");
+    assert_eq!(common::panic_message(&*r.unwrap_err()), "Bomb::drop");
     assert_eq!(drops.load(Ordering::SeqCst), 3);
 }
 

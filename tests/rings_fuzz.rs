@@ -6,6 +6,8 @@
 //! two threads at once, and every capacity edge. Anything that could hang
 //! runs under a watchdog, so a regression fails instead of stalling CI.
 
+mod common;
+
 use numakit::collections::{spsc, MpmcRing, PopError, PushError, MAX_CAPACITY};
 use numakit::mem::MemError;
 use numakit::NodeId;
@@ -13,8 +15,7 @@ use proptest::prelude::*;
 use std::collections::{HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 // ---------------------------------------------------------------------------
 // Elements that account for themselves.
@@ -114,21 +115,6 @@ impl Iterator for Supply<'_> {
         } else {
             (0, None)
         }
-    }
-}
-
-/// Run `f` on another thread and fail the test if it does not finish
-/// within `secs`: a hang becomes a failure.
-fn within<R: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let r = catch_unwind(AssertUnwindSafe(f));
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(r)) => r,
-        Ok(Err(p)) => std::panic::resume_unwind(p),
-        Err(_) => panic!("{what} did not finish within {secs} s: it hangs"),
     }
 }
 
@@ -711,7 +697,7 @@ fn mpmc_two_threads(cap: usize, per_producer: usize) {
 #[test]
 fn spsc_two_threads_every_small_capacity() {
     for cap in [1, 2, 4, 8] {
-        within(
+        common::finishes(
             120,
             &format!("SPSC transfer at capacity {cap}"),
             move || spsc_two_threads(cap, 3000),
@@ -722,7 +708,7 @@ fn spsc_two_threads_every_small_capacity() {
 #[test]
 fn mpmc_two_threads_every_small_capacity() {
     for cap in [1, 2, 4, 8] {
-        within(
+        common::finishes(
             120,
             &format!("MPMC transfer at capacity {cap}"),
             move || mpmc_two_threads(cap, 2000),
@@ -738,7 +724,7 @@ fn mpmc_two_threads_every_small_capacity() {
 /// value was dropped twice and `pop` then spun forever.
 #[test]
 fn mpmc_capacity_one_holds_one_value() {
-    within(30, "capacity-1 MPMC ring", || {
+    common::finishes(30, "capacity-1 MPMC ring", || {
         let registry = Arc::new(Registry::default());
         let ring = MpmcRing::<Tracked>::new(0, 1).unwrap();
         for round in 0..5u64 {
@@ -773,7 +759,7 @@ fn mpmc_capacity_one_holds_one_value() {
 #[test]
 fn mpmc_pop_bulk_that_cannot_grow_its_output_leaves_the_ring_usable() {
     quiet_panics();
-    within(30, "MPMC ring after a panicking pop_bulk", || {
+    common::finishes(30, "MPMC ring after a panicking pop_bulk", || {
         let ring = MpmcRing::<()>::new(0, 2).unwrap();
         ring.push(()).unwrap();
         ring.push(()).unwrap();

@@ -59,6 +59,20 @@ impl Args {
     pub fn get(&self, key: &str) -> Option<&(syn::Ident, Expr)> {
         self.pairs.iter().find(|(k, _)| k == key)
     }
+
+    /// The `crate = path` argument: the path numakit is reached by, for a
+    /// program that depends on it under another name.
+    pub fn crate_path(&self) -> syn::Result<Option<syn::Path>> {
+        match self.get("crate") {
+            None => Ok(None),
+            Some((_, Expr::Path(p))) if p.qself.is_none() => Ok(Some(p.path.clone())),
+            Some((_, other)) => Err(syn::Error::new_spanned(
+                other,
+                "`crate` takes the path numakit is reached by, e.g. `crate = nk` when \
+                 Cargo.toml says `nk = { package = \"numakit\", .. }`",
+            )),
+        }
+    }
 }
 
 /// A node or CPU number: a non-negative integer literal or a path to a

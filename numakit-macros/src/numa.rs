@@ -48,17 +48,7 @@ impl PlacementSpec {
             ));
         }
         let args = Args::parse(tokens, "numa", KEYS, "#[numa(node = 0)]")?;
-        let krate = match args.get("crate") {
-            None => None,
-            Some((_, syn::Expr::Path(p))) if p.qself.is_none() => Some(p.path.clone()),
-            Some((_, other)) => {
-                return Err(syn::Error::new_spanned(
-                    other,
-                    "`crate` takes the path numakit is reached by, e.g. `crate = nk` when \
-                     Cargo.toml says `nk = { package = \"numakit\", .. }`",
-                ))
-            }
-        };
+        let krate = args.crate_path()?;
         let kind = match (args.get("node"), args.get("interleave")) {
             (Some(_), Some((key, _))) => {
                 return Err(syn::Error::new_spanned(

@@ -58,17 +58,7 @@ fn parse_spec(attr: TokenStream, span: proc_macro2::Span) -> syn::Result<Spec> {
             ))
         }
     };
-    let krate = match args.get("crate") {
-        None => None,
-        Some((_, syn::Expr::Path(p))) if p.qself.is_none() => Some(p.path.clone()),
-        Some((_, other)) => {
-            return Err(syn::Error::new_spanned(
-                other,
-                "`crate` takes the path numakit is reached by, e.g. `crate = nk` when \
-                 Cargo.toml says `nk = { package = \"numakit\", .. }`",
-            ))
-        }
-    };
+    let krate = args.crate_path()?;
     Ok(Spec {
         krate,
         target,

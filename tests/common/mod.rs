@@ -152,3 +152,46 @@ pub fn check_distances(topo: &Topology) {
         );
     }
 }
+
+/// Run `f` on a thread of its own and wait at most `limit` for it: its
+/// value, or the payload of its panic. A call that does not finish in time
+/// fails the calling test, naming `what`, instead of hanging the test
+/// binary (the stuck thread is left behind; the process ends with the run).
+pub fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::Result<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name(what.escape_debug().to_string())
+        .spawn(move || {
+            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+        })
+        .expect("spawn the watched thread");
+    match rx.recv_timeout(limit) {
+        Ok(result) => {
+            let _ = worker.join();
+            result
+        }
+        Err(_) => panic!("{what} did not finish within {limit:?}: it hangs"),
+    }
+}
+
+/// As [`within`], with `f`'s panic (if any) going on in the caller.
+pub fn finishes<T: Send + 'static>(
+    secs: u64,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    within(std::time::Duration::from_secs(secs), what, f)
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "<a panic without a message>".into())
+}
