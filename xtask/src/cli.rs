@@ -34,6 +34,13 @@ Guest topology:
   --expect-nodes N           NUMAKIT_EXPECT_NODES given to the tests
                              (default: --nodes)
 
+Cgroup:
+  --cgroup-mems LIST         run the binaries inside a cgroup2 cpuset whose
+                             cpuset.mems is LIST (node list: 0, 0-1, 0,2);
+                             the tests see NUMAKIT_EXPECT_MEMS=LIST
+  --cgroup-cpus LIST         same, with cpuset.cpus = LIST (CPU list); the
+                             tests see NUMAKIT_EXPECT_CGROUP_CPUS=LIST
+
 Run:
   --timeout SECS             limit for the whole guest run, host side; qemu is
                              killed and the run fails past it (default 600)
@@ -101,6 +108,12 @@ pub struct VmOptions {
     pub libtest: bool,
     /// Arguments after `--`.
     pub extra: Vec<String>,
+    /// `--cgroup-mems`: the guest runs the binaries in a cpuset cgroup
+    /// with these memory nodes.
+    pub cgroup_mems: Option<String>,
+    /// `--cgroup-cpus`: the guest runs the binaries in a cpuset cgroup
+    /// with these CPUs.
+    pub cgroup_cpus: Option<String>,
 }
 
 impl VmOptions {
@@ -162,6 +175,8 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
         accel: Accel::Auto,
         libtest: false,
         extra: Vec::new(),
+        cgroup_mems: None,
+        cgroup_cpus: None,
     };
     let mut paths = Vec::new();
 
@@ -209,6 +224,8 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
                 }
             }
             "--keep" => options.keep = true,
+            "--cgroup-mems" => options.cgroup_mems = Some(parse_id_list(flag, &value(flag)?)?),
+            "--cgroup-cpus" => options.cgroup_cpus = Some(parse_id_list(flag, &value(flag)?)?),
             "--release" if !positionals => options.release = true,
             "--features" | "-F" if !positionals => options.features.push(value(flag)?),
             "--example" if !positionals => options.examples.push(value(flag)?),
@@ -244,7 +261,51 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
         ));
     }
     options.expect_nodes = expect_nodes.unwrap_or(nodes);
+    check_ids(
+        "--cgroup-mems",
+        options.cgroup_mems.as_deref(),
+        nodes,
+        "nodes",
+    )?;
+    check_ids(
+        "--cgroup-cpus",
+        options.cgroup_cpus.as_deref(),
+        options.total_cpus(),
+        "vCPUs",
+    )?;
     Ok((options, paths))
+}
+
+/// Checks a kernel id list (`0`, `0-1`, `0,2-3`) and returns it unchanged.
+fn parse_id_list(flag: &str, s: &str) -> Result<String> {
+    let bad = || format!("{flag}: `{s}` is not a list like 0, 0-1 or 0,2-3");
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(bad());
+    }
+    for part in s.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let lo: usize = lo.parse().map_err(|_| bad())?;
+        let hi: usize = hi.parse().map_err(|_| bad())?;
+        if lo > hi {
+            return Err(bad());
+        }
+    }
+    Ok(s.to_string())
+}
+
+/// Checks that every id of `list` is below `count`.
+fn check_ids(flag: &str, list: Option<&str>, count: usize, what: &str) -> Result<()> {
+    let Some(list) = list else { return Ok(()) };
+    for part in list.split(',') {
+        let hi = part.rsplit('-').next().unwrap_or(part);
+        if hi.parse::<usize>().map_or(true, |id| id >= count) {
+            return Err(format!(
+                "{flag}: `{list}` names ids the guest does not have (it has {count} {what})"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses a non-negative integer option.
@@ -380,6 +441,25 @@ mod tests {
                 assert_eq!(o.extra, vec!["x"]);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cgroup_lists() {
+        let o = vm_test("vm-test --cpus-per-node 2 --cgroup-mems 0 --cgroup-cpus=0-1,3");
+        assert_eq!(o.cgroup_mems.as_deref(), Some("0"));
+        assert_eq!(o.cgroup_cpus.as_deref(), Some("0-1,3"));
+        assert_eq!(vm_test("vm-test").cgroup_mems, None);
+        for bad in [
+            "vm-test --cgroup-mems 2",
+            "vm-test --cgroup-mems 1-0",
+            "vm-test --cgroup-mems x",
+            "vm-test --cgroup-mems ,",
+            "vm-test --cgroup-mems=",
+            "vm-test --cgroup-cpus 0-2",
+            "vm-test --cgroup-mems 18446744073709551616",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
         }
     }
 
