@@ -7,7 +7,7 @@
 //! operator who widened the process's cpuset is never refused on a stale
 //! copy, and [`refresh`] re-reads them on demand.
 
-use super::{CpuSet, NodeId, TopologyError};
+use super::{CpuId, CpuSet, NodeId, TopologyError};
 use crate::sys::proc::{self as sysproc, CpusetFile};
 use std::fmt;
 use std::path::PathBuf;
@@ -56,39 +56,58 @@ impl fmt::Display for Restriction {
 }
 
 static CPUS: RwLock<Option<CpuSet>> = RwLock::new(None);
-static MEMS: RwLock<Option<CpuSet>> = RwLock::new(None);
+static MEMS: RwLock<Option<Mems>> = RwLock::new(None);
 
-fn cached(cell: &RwLock<Option<CpuSet>>) -> Option<CpuSet> {
-    cell.read().unwrap_or_else(|p| p.into_inner()).clone()
+/// The memory nodes the process may use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Mems(Option<CpuSet>);
+
+impl Mems {
+    /// Whether memory may be placed on `node`.
+    pub(crate) fn contains(&self, node: NodeId) -> bool {
+        match &self.0 {
+            Some(set) => set.contains(CpuId::new(node.get())),
+            // A kernel without cpusets writes no `Mems_allowed_list`:
+            // nothing limits the nodes.
+            None => true,
+        }
+    }
 }
 
-fn store(cell: &RwLock<Option<CpuSet>>, set: &CpuSet) {
-    *cell.write().unwrap_or_else(|p| p.into_inner()) = Some(set.clone());
+fn read_lock<T>(cell: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    cell.read().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Read the list `field` of `/proc/self/status`.
-fn read_list(field: &'static str) -> Result<CpuSet, TopologyError> {
+fn store<T>(cell: &RwLock<Option<T>>, value: T) {
+    *cell.write().unwrap_or_else(|p| p.into_inner()) = Some(value);
+}
+
+/// Read the list `field` of `/proc/self/status`; `None` when the kernel
+/// writes no such line.
+fn read_list(field: &'static str) -> Result<Option<CpuSet>, TopologyError> {
     let path = || PathBuf::from(sysproc::STATUS);
-    let value = sysproc::status_field(field)
-        .map_err(|source| TopologyError::Read {
-            path: path(),
-            source,
-        })?
-        .ok_or_else(|| TopologyError::Parse {
-            path: path(),
-            content: String::new(),
-            detail: format!("no {field} line"),
-        })?;
-    CpuSet::parse_list(&value).map_err(|e| TopologyError::Parse {
+    let Some(value) = sysproc::status_field(field).map_err(|source| TopologyError::Read {
         path: path(),
-        content: value.clone(),
-        detail: format!("{field}: {e}"),
-    })
+        source,
+    })?
+    else {
+        return Ok(None);
+    };
+    CpuSet::parse_list(&value)
+        .map(Some)
+        .map_err(|e| TopologyError::Parse {
+            path: path(),
+            content: value.clone(),
+            detail: format!("{field}: {e}"),
+        })
 }
 
 /// The process's allowed CPUs (`Cpus_allowed_list`), as last read.
 pub(crate) fn cpus() -> Result<CpuSet, TopologyError> {
-    match cached(&CPUS) {
+    // The read guard must be gone before `refresh_cpus` takes the write
+    // lock: bind the copy first.
+    let cached = read_lock(&CPUS).clone();
+    match cached {
         Some(set) => Ok(set),
         None => refresh_cpus(),
     }
@@ -96,34 +115,40 @@ pub(crate) fn cpus() -> Result<CpuSet, TopologyError> {
 
 /// Re-read the process's allowed CPUs.
 pub(crate) fn refresh_cpus() -> Result<CpuSet, TopologyError> {
-    let set = read_list("Cpus_allowed_list")?;
-    store(&CPUS, &set);
+    let set = read_list("Cpus_allowed_list")?.ok_or_else(|| TopologyError::Parse {
+        path: PathBuf::from(sysproc::STATUS),
+        content: String::new(),
+        detail: "no Cpus_allowed_list line".into(),
+    })?;
+    store(&CPUS, set.clone());
     Ok(set)
 }
 
 /// The memory nodes the process may allocate on (`Mems_allowed_list`), as
 /// last read.
-pub(crate) fn mems() -> Result<Vec<NodeId>, TopologyError> {
-    match cached(&MEMS) {
-        Some(set) => Ok(to_nodes(&set)),
+pub(crate) fn mems() -> Result<Mems, TopologyError> {
+    let cached = read_lock(&MEMS).clone();
+    match cached {
+        Some(mems) => Ok(mems),
         None => refresh_mems(),
     }
 }
 
 /// Re-read the process's allowed memory nodes.
-pub(crate) fn refresh_mems() -> Result<Vec<NodeId>, TopologyError> {
-    let set = read_list("Mems_allowed_list")?;
-    store(&MEMS, &set);
-    Ok(to_nodes(&set))
+pub(crate) fn refresh_mems() -> Result<Mems, TopologyError> {
+    let mems = Mems(read_list("Mems_allowed_list")?);
+    store(&MEMS, mems.clone());
+    Ok(mems)
 }
 
 /// Whether the process may place memory on `node`; a `false` is checked
 /// against a fresh read of `Mems_allowed_list` before it is returned.
 pub(crate) fn mem_allowed(node: NodeId) -> Result<bool, TopologyError> {
-    if mems()?.contains(&node) {
+    let allowed = read_lock(&MEMS).as_ref().is_some_and(|m| m.contains(node));
+    if allowed {
         return Ok(true);
     }
-    Ok(refresh_mems()?.contains(&node))
+    Ok(refresh_mems()?.contains(node))
 }
 
 /// Re-read both allowed sets (CPUs and memory nodes) from
@@ -137,10 +162,6 @@ pub fn refresh_allowed() -> Result<(), TopologyError> {
     refresh_cpus()?;
     refresh_mems()?;
     Ok(())
-}
-
-fn to_nodes(set: &CpuSet) -> Vec<NodeId> {
-    set.iter().map(|c| NodeId::new(c.get())).collect()
 }
 
 /// Why the CPUs `wanted` (all outside the allowed set) cannot be used: the
@@ -178,10 +199,49 @@ mod tests {
         assert!(!cpus.is_empty());
         assert_eq!(super::cpus().unwrap(), cpus);
         let mems = refresh_mems().unwrap();
-        assert!(!mems.is_empty());
         assert_eq!(super::mems().unwrap(), mems);
-        assert!(mem_allowed(mems[0]).unwrap());
-        assert!(!mem_allowed(NodeId::new(u32::MAX)).unwrap());
+        if let Some(set) = &mems.0 {
+            let first = NodeId::new(set.first().expect("a node to allocate on").get());
+            assert!(mem_allowed(first).unwrap());
+            assert!(!mem_allowed(NodeId::new(u32::MAX)).unwrap());
+            assert!(!mem_allowed(NodeId::new(CpuSet::MAX_CPUS)).unwrap());
+        }
+    }
+
+    #[test]
+    fn first_reads_from_many_threads_do_not_deadlock() {
+        // Empty the caches, then read them from several threads at once,
+        // each under a watchdog.
+        *CPUS.write().unwrap() = None;
+        *MEMS.write().unwrap() = None;
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..8 {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let ok = cpus().is_ok() && mems().is_ok() && mem_allowed(NodeId::new(0)).is_ok();
+                let _ = tx.send(ok);
+            });
+        }
+        drop(tx);
+        for _ in 0..8 {
+            let ok = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("reading the allowed sets deadlocked");
+            assert!(ok);
+        }
+    }
+
+    #[test]
+    fn without_a_mems_allowed_line_every_node_is_allowed() {
+        let all = Mems(None);
+        for node in [0, 1, CpuSet::MAX_CPUS, u32::MAX] {
+            assert!(all.contains(NodeId::new(node)));
+        }
+        let zero = Mems(Some([CpuId::new(0)].into_iter().collect()));
+        assert!(zero.contains(NodeId::new(0)));
+        for node in [1, CpuSet::MAX_CPUS - 1, CpuSet::MAX_CPUS, u32::MAX] {
+            assert!(!zero.contains(NodeId::new(node)));
+        }
     }
 
     #[test]

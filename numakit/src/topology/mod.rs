@@ -440,7 +440,7 @@ impl Topology {
         Ok(self
             .nodes
             .iter()
-            .filter(|n| n.has_memory() && allowed.contains(&n.id))
+            .filter(|n| n.has_memory() && allowed.contains(n.id))
             .map(Node::id)
             .collect())
     }
