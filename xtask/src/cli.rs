@@ -44,6 +44,13 @@ Guest topology:
                              matrix written out). Default: qemu's, 10 local
                              and 20 remote.
 
+Cgroup:
+  --cgroup-mems LIST         run the binaries inside a cgroup2 cpuset whose
+                             cpuset.mems is LIST (node list: 0, 0-1, 0,2);
+                             the tests see NUMAKIT_EXPECT_MEMS=LIST
+  --cgroup-cpus LIST         same, with cpuset.cpus = LIST (CPU list); the
+                             tests see NUMAKIT_EXPECT_CGROUP_CPUS=LIST
+
 Run:
   --timeout SECS             limit for the whole guest run, host side; qemu is
                              killed and the run fails past it (default 600)
@@ -114,6 +121,12 @@ pub struct VmOptions {
     pub libtest: bool,
     /// Arguments after `--`.
     pub extra: Vec<String>,
+    /// `--cgroup-mems`: the guest runs the binaries in a cpuset cgroup
+    /// with these memory nodes.
+    pub cgroup_mems: Option<String>,
+    /// `--cgroup-cpus`: the guest runs the binaries in a cpuset cgroup
+    /// with these CPUs.
+    pub cgroup_cpus: Option<String>,
 }
 
 impl VmOptions {
@@ -177,6 +190,8 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
         accel: Accel::Auto,
         libtest: false,
         extra: Vec::new(),
+        cgroup_mems: None,
+        cgroup_cpus: None,
     };
     let mut paths = Vec::new();
 
@@ -225,6 +240,8 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
                 }
             }
             "--keep" => options.keep = true,
+            "--cgroup-mems" => options.cgroup_mems = Some(parse_id_list(flag, &value(flag)?)?),
+            "--cgroup-cpus" => options.cgroup_cpus = Some(parse_id_list(flag, &value(flag)?)?),
             "--release" if !positionals => options.release = true,
             "--features" | "-F" if !positionals => options.features.push(value(flag)?),
             "--example" if !positionals => options.examples.push(value(flag)?),
@@ -273,6 +290,18 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
         }
         options.distances = Some(parse_distances(&spec, nodes)?);
     }
+    check_ids(
+        "--cgroup-mems",
+        options.cgroup_mems.as_deref(),
+        nodes,
+        "nodes",
+    )?;
+    check_ids(
+        "--cgroup-cpus",
+        options.cgroup_cpus.as_deref(),
+        options.total_cpus(),
+        "vCPUs",
+    )?;
     Ok((options, paths))
 }
 
@@ -345,6 +374,39 @@ pub fn format_distances(matrix: &[Vec<u32>]) -> String {
         .map(|row| row.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
         .collect::<Vec<_>>()
         .join("/")
+}
+
+
+/// Checks a kernel id list (`0`, `0-1`, `0,2-3`) and returns it unchanged.
+fn parse_id_list(flag: &str, s: &str) -> Result<String> {
+    let bad = || format!("{flag}: `{s}` is not a list like 0, 0-1 or 0,2-3");
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(bad());
+    }
+    for part in s.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let lo: usize = lo.parse().map_err(|_| bad())?;
+        let hi: usize = hi.parse().map_err(|_| bad())?;
+        if lo > hi {
+            return Err(bad());
+        }
+    }
+    Ok(s.to_string())
+}
+
+/// Checks that every id of `list` is below `count`.
+fn check_ids(flag: &str, list: Option<&str>, count: usize, what: &str) -> Result<()> {
+    let Some(list) = list else { return Ok(()) };
+    for part in list.split(',') {
+        let hi = part.rsplit('-').next().unwrap_or(part);
+        if hi.parse::<usize>().map_or(true, |id| id >= count) {
+            return Err(format!(
+                "{flag}: `{list}` names ids the guest does not have (it has {count} {what})"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses a non-negative integer option.
@@ -518,6 +580,25 @@ mod tests {
             "vm-test --nodes 3 --cpus-per-node 1,1,0 --distances 10,21,31/21,10,31/31,31,10",
         );
         assert_eq!(o.distances.unwrap()[2], [31, 31, 10]);
+    }
+
+    #[test]
+    fn cgroup_lists() {
+        let o = vm_test("vm-test --cpus-per-node 2 --cgroup-mems 0 --cgroup-cpus=0-1,3");
+        assert_eq!(o.cgroup_mems.as_deref(), Some("0"));
+        assert_eq!(o.cgroup_cpus.as_deref(), Some("0-1,3"));
+        assert_eq!(vm_test("vm-test").cgroup_mems, None);
+        for bad in [
+            "vm-test --cgroup-mems 2",
+            "vm-test --cgroup-mems 1-0",
+            "vm-test --cgroup-mems x",
+            "vm-test --cgroup-mems ,",
+            "vm-test --cgroup-mems=",
+            "vm-test --cgroup-cpus 0-2",
+            "vm-test --cgroup-mems 18446744073709551616",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

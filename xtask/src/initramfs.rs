@@ -329,6 +329,7 @@ export NUMAKIT_EXPECT_HUGEPAGES_2M={hugepages} NUMAKIT_EXPECT_MEMORYLESS={memory
         expect = options.expect_nodes,
         memoryless = u8::from(options.mem_mib.contains(&0)),
     ));
+    s.push_str(&cgroup_script(options));
     for (index, binary) in binaries.iter().enumerate() {
         let path = guest_path(index, binary);
         let label = &binary.label;
@@ -357,6 +358,44 @@ echo "$M done"
 poweroff -f
 # Never let PID 1 exit (that panics the kernel).
 while :; do sleep 1; done
+"#,
+    );
+    s
+}
+
+/// With `--cgroup-mems` / `--cgroup-cpus`: mount cgroup2, create the
+/// cpuset cgroup `numakit`, move the init shell (and so every binary it
+/// starts) into it and tell the tests what to expect. A step that fails
+/// stops the run: the tests must not pass outside the cgroup they expect.
+fn cgroup_script(options: &VmOptions) -> String {
+    if options.cgroup_mems.is_none() && options.cgroup_cpus.is_none() {
+        return String::new();
+    }
+    let mut s = String::from(
+        r#"
+# The cpuset cgroup the binaries run in.
+cg_fail() { echo "$M cgroup setup failed: $1"; echo "$M done"; poweroff -f; while :; do sleep 1; done; }
+CG=/sys/fs/cgroup
+mount -t cgroup2 cgroup2 $CG || cg_fail "mount cgroup2"
+echo +cpuset > $CG/cgroup.subtree_control || cg_fail "enable the cpuset controller"
+mkdir -p $CG/numakit || cg_fail "mkdir $CG/numakit"
+"#,
+    );
+    if let Some(cpus) = &options.cgroup_cpus {
+        s.push_str(&format!(
+            "echo {cpus} > $CG/numakit/cpuset.cpus || cg_fail \"cpuset.cpus={cpus}\"\n\
+             export NUMAKIT_EXPECT_CGROUP_CPUS={cpus}\n"
+        ));
+    }
+    if let Some(mems) = &options.cgroup_mems {
+        s.push_str(&format!(
+            "echo {mems} > $CG/numakit/cpuset.mems || cg_fail \"cpuset.mems={mems}\"\n\
+             export NUMAKIT_EXPECT_MEMS={mems}\n"
+        ));
+    }
+    s.push_str(
+        r#"echo $$ > $CG/numakit/cgroup.procs || cg_fail "move into $CG/numakit"
+echo "$M cgroup /numakit cpus=$(cat $CG/numakit/cpuset.cpus.effective) mems=$(cat $CG/numakit/cpuset.mems.effective) | $(grep -E '^(Cpus|Mems)_allowed_list' /proc/self/status | tr '\n\t' '  ')"
 "#,
     );
     s
@@ -591,5 +630,25 @@ mod tests {
             "export NUMAKIT_EXPECT_DISTANCES=10,21,31,31/21,10,31,31/31,31,10,21/31,31,21,10\n"
         ));
         assert!(s.contains("poweroff -f"));
+        assert!(!s.contains("cgroup2"));
+    }
+
+    #[test]
+    fn cgroup_script_moves_the_runner_into_the_cpuset() {
+        let cli::Command::VmTest(options) =
+            cli::parse(&["vm-test", "--cgroup-mems", "0", "--cgroup-cpus", "1"].map(String::from))
+                .unwrap()
+        else {
+            panic!()
+        };
+        let s = init_script(&[], &options);
+        let mount = s.find("mount -t cgroup2").unwrap();
+        let mems = s.find("echo 0 > $CG/numakit/cpuset.mems").unwrap();
+        let cpus = s.find("echo 1 > $CG/numakit/cpuset.cpus").unwrap();
+        let join = s.find("echo $$ > $CG/numakit/cgroup.procs").unwrap();
+        assert!(mount < cpus && cpus < mems && mems < join, "{s}");
+        assert!(s.contains("export NUMAKIT_EXPECT_MEMS=0\n"));
+        assert!(s.contains("export NUMAKIT_EXPECT_CGROUP_CPUS=1\n"));
+        assert!(join < s.rfind("$M done").unwrap());
     }
 }

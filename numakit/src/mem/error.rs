@@ -1,6 +1,6 @@
 //! Errors of the memory layer (L1).
 
-use crate::topology::{error::node_list, CpuSet, NodeId, TopologyError};
+use crate::topology::{error::node_list, CpuSet, NodeId, Restriction, TopologyError};
 use std::io;
 
 use super::{PageKind, Placement};
@@ -26,6 +26,25 @@ pub enum MemError {
         node: NodeId,
         /// The nodes that have memory.
         with_memory: Vec<NodeId>,
+    },
+
+    /// The node is outside the memory nodes this process may use
+    /// (`Mems_allowed_list` of `/proc/self/status`, which a cgroup cpuset's
+    /// `cpuset.mems` sets); checked before any memory is mapped.
+    #[error(
+        "NUMA node {node} is outside the memory nodes this process may use ({}), a limit set \
+         by {restriction}; place the memory on one of those nodes, or run the process in a \
+         cpuset whose cpuset.mems includes node {node}",
+        node_list(mems_allowed)
+    )]
+    NodeNotAllowed {
+        /// The node asked for.
+        node: NodeId,
+        /// The nodes the process may place memory on
+        /// ([`Topology::mems_allowed`](crate::Topology::mems_allowed)).
+        mems_allowed: Vec<NodeId>,
+        /// Where the limit comes from.
+        restriction: Restriction,
     },
 
     /// Not enough memory on the node, checked before the kernel could kill

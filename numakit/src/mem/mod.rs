@@ -18,7 +18,11 @@
 //! # How "node-strict" is kept
 //!
 //! 1. The node is checked against the topology (absent or memoryless nodes
-//!    are errors naming the nodes that would work).
+//!    are errors naming the nodes that would work) and against the memory
+//!    nodes the process may use (`Mems_allowed`, set by a cgroup cpuset's
+//!    `cpuset.mems`; [`MemError::NodeNotAllowed`] names the allowed nodes
+//!    and the cgroup file). Every API here, and the collections, make this
+//!    one check.
 //! 2. The range is reserved with `mmap` and bound with
 //!    `mbind(MPOL_BIND, MPOL_MF_STRICT)` before any page is touched: no
 //!    page can come from another node.

@@ -4,7 +4,7 @@
 
 use super::{MemError, PageKind, Placement};
 use crate::sys::mem as sys;
-use crate::topology::{sysfs, NodeId, Topology};
+use crate::topology::{allowed, sysfs, NodeId, Topology};
 use std::ptr::NonNull;
 
 /// Bytes populated between two checks of the node's free memory.
@@ -38,20 +38,38 @@ unsafe impl Send for Region {}
 // (mincore, move_pages) that are safe to issue concurrently.
 unsafe impl Sync for Region {}
 
-/// Check that `node` exists and has memory.
+/// Check that `node` exists, has memory and is among the nodes this
+/// process may place memory on (`Mems_allowed`): the one node check of
+/// every memory-placing API (regions, arenas, slabs, `NodeBox`, heaps,
+/// rings and maps, `migrate`).
 pub(crate) fn check_node(topo: &Topology, node: NodeId) -> Result<(), MemError> {
-    if topo.node(node)?.has_memory() {
+    if !topo.node(node)?.has_memory() {
+        return Err(MemError::MemorylessNode {
+            node,
+            with_memory: topo
+                .nodes()
+                .iter()
+                .filter(|n| n.has_memory())
+                .map(|n| n.id())
+                .collect(),
+        });
+    }
+    if allowed::mem_allowed(node)? {
         return Ok(());
     }
-    Err(MemError::MemorylessNode {
+    Err(MemError::NodeNotAllowed {
         node,
-        with_memory: topo
-            .nodes()
-            .iter()
-            .filter(|n| n.has_memory())
-            .map(|n| n.id())
-            .collect(),
+        mems_allowed: topo.mems_allowed()?,
+        restriction: allowed::mems_restriction(),
     })
+}
+
+/// [`check_node`] after a fresh read of `Mems_allowed`: for a kernel that
+/// refused a node the cached set allowed (the cpuset shrank since), so that
+/// the refusal is the typed error when that is why.
+pub(crate) fn recheck_node(topo: &Topology, node: NodeId) -> Result<(), MemError> {
+    allowed::refresh_mems()?;
+    check_node(topo, node)
 }
 
 impl Region {
@@ -164,7 +182,17 @@ impl Region {
             // every CPU's page lists, ~300 µs per call.)
             sys::MPOL_MF_STRICT,
         )
-        .map_err(|e| os(call, e))?;
+        .map_err(|e| {
+            // EINVAL for a node the cpuset no longer allows: say so.
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                for &n in nodes {
+                    if let Err(typed) = recheck_node(&topo, n) {
+                        return typed;
+                    }
+                }
+            }
+            os(call, e)
+        })?;
         Ok(region)
     }
 

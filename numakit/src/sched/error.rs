@@ -1,6 +1,6 @@
 //! Errors of the scheduling layer (L2).
 
-use crate::topology::{error::node_list, CpuSet, NodeId, TopologyError};
+use crate::topology::{error::node_list, CpuSet, NodeId, Restriction, TopologyError};
 use std::io;
 
 /// What can go wrong pinning threads or placing thread groups.
@@ -26,6 +26,43 @@ pub enum SchedError {
         outside: CpuSet,
         /// The process's allowed CPUs.
         allowed: CpuSet,
+    },
+
+    /// None of the node's CPUs is in the process's allowed set, so no
+    /// thread of this process can run there. (A node with *some* allowed
+    /// CPUs is never refused: every placement API uses those.)
+    #[error(
+        "cannot run threads on NUMA node {node}: none of its CPUs {node_cpus} is among this \
+         process's allowed CPUs {allowed}, a limit set by {restriction}; place the threads on a \
+         node with allowed CPUs, or start the process with some of CPUs {node_cpus} allowed"
+    )]
+    NodeNotAllowed {
+        /// The node asked for.
+        node: NodeId,
+        /// The node's CPUs.
+        node_cpus: CpuSet,
+        /// The process's allowed CPUs.
+        allowed: CpuSet,
+        /// Where the limit comes from.
+        restriction: Restriction,
+    },
+
+    /// Memory cannot be bound to the node: it is outside the memory nodes
+    /// this process may use (`Mems_allowed`, set by a cgroup cpuset's
+    /// `cpuset.mems`).
+    #[error(
+        "cannot bind memory to NUMA node {node}: it is outside the memory nodes this process \
+         may use ({}), a limit set by {restriction}; use Pin::node(..).bind_memory(false) to \
+         pin the CPUs only, or bind to one of those nodes",
+        node_list(mems_allowed)
+    )]
+    MemoryNotAllowed {
+        /// The node whose memory was asked for.
+        node: NodeId,
+        /// The nodes the process may place memory on.
+        mems_allowed: Vec<NodeId>,
+        /// Where the limit comes from.
+        restriction: Restriction,
     },
 
     /// The node has no CPUs, so no thread can run on it.

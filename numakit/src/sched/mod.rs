@@ -35,7 +35,26 @@
 //! use CPUs in the **process's allowed set**, the affinity of the process's
 //! main thread (what `taskset`, a cgroup cpuset or `isolcpus` left it),
 //! read once on first use. Threads narrowed by an earlier pin can still be
-//! pinned anywhere inside that set. [`refresh_allowed_cpus`] re-reads it.
+//! pinned anywhere inside that set. [`refresh_allowed_cpus`] re-reads it,
+//! and every refusal re-reads it first.
+//!
+//! One rule holds for every API that places threads on a node
+//! ([`pin_to_node`], `#[pinned(node = N)]`, [`Placement::Node`],
+//! [`Placement::Compact`], [`Placement::Scatter`], [`NodePool`]): the node
+//! is used through its CPUs inside the allowed set
+//! ([`Node::allowed_cpus`](crate::topology::Node::allowed_cpus)). In a
+//! container whose cpuset holds only some CPUs of a node, threads run on
+//! those. Only a node with no allowed CPU is refused, with
+//! [`SchedError::NodeNotAllowed`], which lists the node's CPUs, the allowed
+//! ones, and whether the affinity mask (`taskset`) or the cgroup's
+//! `cpuset.cpus` set the limit.
+//!
+//! Memory is bound only to nodes the process may place memory on
+//! (`Mems_allowed`, which a cgroup cpuset's `cpuset.mems` sets;
+//! [`Topology::mems_allowed`](crate::Topology::mems_allowed)): a pin that
+//! binds memory to another node is refused with
+//! [`SchedError::MemoryNotAllowed`]; pools run their workers there with the
+//! CPU mask only; `Compact` and `Scatter` leave such nodes out.
 
 pub mod balancer;
 mod error;

@@ -4,9 +4,8 @@
 
 use super::SchedError;
 use crate::sys::{mem as sysmem, sched as syssched};
-use crate::topology::{CpuId, CpuSet, NodeId, Topology, TopologyError};
+use crate::topology::{allowed, CpuId, CpuSet, NodeId, Topology};
 use std::marker::PhantomData;
-use std::sync::RwLock;
 
 /// What to pin the calling thread to; build with [`Pin::node`] or
 /// [`Pin::cpu`], then [`apply`](Pin::apply).
@@ -35,7 +34,9 @@ enum Target {
 }
 
 impl Pin {
-    /// Pin to every CPU of `node`, memory bound to `node`.
+    /// Pin to the CPUs of `node` this process may use (all of them unless
+    /// `taskset` or a cgroup cpuset left it only some), memory bound to
+    /// `node`.
     pub fn node(node: impl Into<NodeId>) -> Self {
         Pin {
             target: Target::Node(node.into()),
@@ -58,31 +59,19 @@ impl Pin {
     }
 
     /// The CPUs and the memory node this pin stands for, checked against the
-    /// topology and the allowed set.
+    /// topology and the allowed sets.
     pub(crate) fn resolve(&self, topo: &Topology) -> Result<(CpuSet, Option<NodeId>), SchedError> {
-        let (cpus, node, what) = match self.target {
-            Target::Node(node) => {
-                let cpus = topo.node(node)?.cpus().clone();
-                if cpus.is_empty() {
-                    let nearest = topo
-                        .nodes_by_distance(node)?
-                        .into_iter()
-                        .filter(|n| topo.node(*n).is_ok_and(|n| !n.cpus().is_empty()))
-                        .collect();
-                    return Err(SchedError::NoCpus { node, nearest });
-                }
-                (cpus, node, format!("node {node}"))
-            }
+        let (cpus, node) = match self.target {
+            Target::Node(node) => (node_cpus(topo, node)?, node),
             Target::Cpu(cpu) => {
                 let node = topo.node_of_cpu(cpu)?;
-                ([cpu].into_iter().collect(), node, format!("CPU {cpu}"))
+                let cpus: CpuSet = [cpu].into_iter().collect();
+                check_allowed(&cpus, &format!("CPU {cpu}"))?;
+                (cpus, node)
             }
         };
-        check_allowed(&cpus, &what)?;
         let mem_node = if self.bind_memory {
-            if !topo.node(node)?.has_memory() {
-                return Err(SchedError::MemorylessNode { node });
-            }
+            check_memory(topo, node)?;
             Some(node)
         } else {
             None
@@ -95,10 +84,15 @@ impl Pin {
     /// # Errors
     /// - [`SchedError::Topology`]: the node or CPU does not exist;
     /// - [`SchedError::NoCpus`]: the node has no CPUs;
-    /// - [`SchedError::NotAllowed`]: some CPUs are outside the process's
+    /// - [`SchedError::NodeNotAllowed`]: none of the node's CPUs is in the
+    ///   process's allowed set (a node with some allowed CPUs is pinned to
+    ///   those: [`Node::allowed_cpus`](crate::topology::Node::allowed_cpus));
+    /// - [`SchedError::NotAllowed`]: the CPU is outside the process's
     ///   allowed set;
     /// - [`SchedError::MemorylessNode`]: memory binding asked for a node
     ///   without memory;
+    /// - [`SchedError::MemoryNotAllowed`]: memory binding asked for a node
+    ///   outside the process's memory nodes (`Mems_allowed`);
     /// - [`SchedError::Os`]: the kernel refused (nothing is left changed).
     pub fn apply(&self) -> Result<PinGuard, SchedError> {
         let topo = Topology::current()?;
@@ -107,8 +101,9 @@ impl Pin {
     }
 }
 
-/// Pin the calling thread to `node`'s CPUs and bind its memory policy to
-/// `node`; the guard restores both. See [`Pin::apply`] for the errors.
+/// Pin the calling thread to `node`'s CPUs (those in the process's allowed
+/// set) and bind its memory policy to `node`; the guard restores both. See
+/// [`Pin::apply`] for the errors.
 ///
 /// # Errors
 /// As [`Pin::apply`].
@@ -205,18 +200,13 @@ pub(crate) fn pin_current(cpus: &CpuSet, mem_node: Option<NodeId>) -> Result<Pin
     Ok(guard)
 }
 
-static ALLOWED: RwLock<Option<CpuSet>> = RwLock::new(None);
-
 /// The process's allowed CPUs: the main thread's affinity as first read
 /// (see [the allowed set](crate::sched#the-allowed-set)).
 ///
 /// # Errors
 /// [`SchedError::Topology`] if `/proc/self/status` cannot be read.
 pub fn allowed_cpus() -> Result<CpuSet, SchedError> {
-    if let Some(set) = ALLOWED.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-        return Ok(set.clone());
-    }
-    refresh_allowed_cpus()
+    Ok(allowed::cpus()?)
 }
 
 /// Re-read the process's allowed CPUs from the main thread's affinity
@@ -226,26 +216,97 @@ pub fn allowed_cpus() -> Result<CpuSet, SchedError> {
 /// # Errors
 /// [`SchedError::Topology`] if `/proc/self/status` cannot be read or parsed.
 pub fn refresh_allowed_cpus() -> Result<CpuSet, SchedError> {
-    let path = "/proc/self/status";
-    let status = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
-        path: path.into(),
-        source,
-    })?;
-    let set = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .and_then(|v| CpuSet::parse_list(v).ok())
-        .ok_or_else(|| TopologyError::Parse {
-            path: path.into(),
-            content: String::new(),
-            detail: "no Cpus_allowed_list line".into(),
-        })?;
-    *ALLOWED.write().unwrap_or_else(|p| p.into_inner()) = Some(set.clone());
-    Ok(set)
+    Ok(allowed::refresh_cpus()?)
 }
 
+/// The CPUs of `node` this process may use: the node's CPUs inside the
+/// allowed set. The one rule of every placement API (pins, `#[pinned]`,
+/// group placements, pools): a node is refused only when none of its CPUs
+/// is allowed, and only after a fresh read of the allowed set.
+///
+/// # Errors
+/// [`SchedError::Topology`] for an absent node, [`SchedError::NoCpus`] for
+/// a CPU-less one, [`SchedError::NodeNotAllowed`] when none of its CPUs is
+/// allowed.
+pub(crate) fn node_cpus(topo: &Topology, node: NodeId) -> Result<CpuSet, SchedError> {
+    let n = topo.node(node)?;
+    if n.cpus().is_empty() {
+        return Err(SchedError::NoCpus {
+            node,
+            nearest: topo
+                .nodes_by_distance(node)?
+                .into_iter()
+                .filter(|n| topo.node(*n).is_ok_and(|n| !n.cpus().is_empty()))
+                .collect(),
+        });
+    }
+    let cpus = n.allowed_cpus()?;
+    if !cpus.is_empty() {
+        return Ok(cpus);
+    }
+    let allowed = allowed::refresh_cpus()?;
+    let cpus = n.cpus().intersection(&allowed);
+    if !cpus.is_empty() {
+        return Ok(cpus);
+    }
+    Err(SchedError::NodeNotAllowed {
+        node,
+        node_cpus: n.cpus().clone(),
+        allowed,
+        restriction: allowed::cpus_restriction(n.cpus()),
+    })
+}
+
+/// [`node_cpus`], with `None` for a node no thread of this process can run
+/// on (no CPUs, none allowed): for policies that use every usable node.
+pub(crate) fn usable_node_cpus(
+    topo: &Topology,
+    node: NodeId,
+) -> Result<Option<CpuSet>, SchedError> {
+    match node_cpus(topo, node) {
+        Ok(cpus) => Ok(Some(cpus)),
+        Err(SchedError::NoCpus { .. } | SchedError::NodeNotAllowed { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a thread's memory policy can be bound to `node`: it has memory
+/// and is among the process's memory nodes (`Mems_allowed`).
+///
+/// # Errors
+/// [`SchedError::MemorylessNode`] / [`SchedError::MemoryNotAllowed`].
+pub(crate) fn check_memory(topo: &Topology, node: NodeId) -> Result<(), SchedError> {
+    let n = topo.node(node)?;
+    if !n.has_memory() {
+        return Err(SchedError::MemorylessNode { node });
+    }
+    if n.memory_allowed()? {
+        return Ok(());
+    }
+    Err(SchedError::MemoryNotAllowed {
+        node,
+        mems_allowed: topo.mems_allowed()?,
+        restriction: allowed::mems_restriction(),
+    })
+}
+
+/// Whether memory can be bound to `node` (see [`check_memory`]), as a
+/// `bool` for policies that bind where they can.
+pub(crate) fn memory_bindable(topo: &Topology, node: NodeId) -> Result<bool, SchedError> {
+    match check_memory(topo, node) {
+        Ok(()) => Ok(true),
+        Err(SchedError::MemorylessNode { .. } | SchedError::MemoryNotAllowed { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuse `cpus` unless all are allowed (checked again on a fresh read
+/// before refusing).
 fn check_allowed(cpus: &CpuSet, what: &str) -> Result<(), SchedError> {
-    let allowed = allowed_cpus()?;
+    if cpus.is_subset(&allowed::cpus()?) {
+        return Ok(());
+    }
+    let allowed = allowed::refresh_cpus()?;
     let outside = cpus.difference(&allowed);
     if outside.is_empty() {
         return Ok(());

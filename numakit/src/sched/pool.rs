@@ -38,8 +38,11 @@
 //! is bound to the node (`MPOL_BIND`), so what a job allocates lands there.
 //! A *memoryless* node (CPUs, no memory) gets workers with the CPU mask
 //! only: their memory policy stays the process default, and the kernel
-//! takes their pages from the nearest node with memory. CPU-less nodes get
-//! no workers; submitting to one is [`SchedError::NoCpus`].
+//! takes their pages from the nearest node with memory. The same holds for
+//! a node outside the process's memory nodes (`Mems_allowed`, a cgroup
+//! cpuset's `cpuset.mems`): workers run on its CPUs, their memory comes
+//! from where the cpuset allows. CPU-less nodes get no workers; submitting
+//! to one is [`SchedError::NoCpus`].
 //!
 //! # Results, panics, shutdown
 //!
@@ -89,7 +92,7 @@ pub use job::JobHandle;
 pub use sender::{NodeChannel, NodeSender};
 pub use stats::{NodeStats, PoolStats};
 
-use super::pin::{allowed_cpus, pin_current};
+use super::pin::{allowed_cpus, memory_bindable, node_cpus, pin_current, usable_node_cpus};
 use super::SchedError;
 use crate::topology::{CpuSet, NodeId, Topology};
 use crossbeam_utils::CachePadded;
@@ -173,8 +176,8 @@ impl PoolBuilder {
     ///   an empty node list, or no node with allowed CPUs;
     /// - [`SchedError::Topology`]: a node in [`nodes`](Self::nodes) does
     ///   not exist;
-    /// - [`SchedError::NoCpus`] / [`SchedError::NotAllowed`]: a node in
-    ///   `nodes` has no CPUs, or none the process may use;
+    /// - [`SchedError::NoCpus`] / [`SchedError::NodeNotAllowed`]: a node
+    ///   in `nodes` has no CPUs, or none the process may use;
     /// - [`SchedError::Os`] / [`SchedError::Spawn`]: pinning or starting a
     ///   worker failed (no worker is left running).
     pub fn build(self) -> Result<NodePool, SchedError> {
@@ -194,38 +197,26 @@ impl PoolBuilder {
             what: "pool configuration",
             reason,
         };
-        let nodes: Vec<NodeId> = match &self.nodes {
+        // Each node's usable CPUs, by the rule every placement API shares.
+        let nodes: Vec<(NodeId, CpuSet)> = match &self.nodes {
             Some(list) if list.is_empty() => {
                 return Err(invalid(
                     "the node list is empty; name at least one node".into(),
                 ))
             }
-            Some(list) => {
-                for &n in list {
-                    let node = topo.node(n)?;
-                    if node.cpus().is_empty() {
-                        return Err(SchedError::NoCpus {
-                            node: n,
-                            nearest: with_cpus_by_distance(topo, n),
-                        });
-                    }
-                    if node.cpus().intersection(allowed).is_empty() {
-                        return Err(SchedError::NotAllowed {
-                            what: format!("pool workers on node {n}"),
-                            requested: node.cpus().clone(),
-                            outside: node.cpus().clone(),
-                            allowed: allowed.clone(),
-                        });
+            Some(list) => list
+                .iter()
+                .map(|&n| node_cpus(topo, n).map(|cpus| (n, cpus)))
+                .collect::<Result<_, _>>()?,
+            None => {
+                let mut usable = Vec::new();
+                for id in topo.node_ids() {
+                    if let Some(cpus) = usable_node_cpus(topo, id)? {
+                        usable.push((id, cpus));
                     }
                 }
-                list.clone()
+                usable
             }
-            None => topo
-                .nodes()
-                .iter()
-                .filter(|n| !n.cpus().intersection(allowed).is_empty())
-                .map(|n| n.id())
-                .collect(),
         };
         if nodes.is_empty() {
             return Err(invalid(format!(
@@ -233,9 +224,7 @@ impl PoolBuilder {
             )));
         }
         let mut plan = Vec::with_capacity(nodes.len());
-        for id in nodes {
-            let node = topo.node(id)?;
-            let cpus = node.cpus().intersection(allowed);
+        for (id, cpus) in nodes {
             let workers = match self.workers {
                 Workers::Fixed(n) => n,
                 Workers::PerCpu { cap } => {
@@ -255,19 +244,13 @@ impl PoolBuilder {
                      workers"
                 )));
             }
-            plan.push((id, cpus, node.has_memory(), workers));
+            // Workers bind their memory to the node where the process may
+            // place memory there; on a memoryless node or one outside
+            // `Mems_allowed` they run with the CPUs pinned only.
+            plan.push((id, cpus, memory_bindable(topo, id)?, workers));
         }
         Ok(plan)
     }
-}
-
-/// Nodes with CPUs, nearest to `from` first.
-fn with_cpus_by_distance(topo: &Topology, from: NodeId) -> Vec<NodeId> {
-    topo.nodes_by_distance(from)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| topo.node(*n).is_ok_and(|n| !n.cpus().is_empty()))
-        .collect()
 }
 
 /// For each pool node (by index), the other pool nodes nearest first

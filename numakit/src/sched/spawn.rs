@@ -1,6 +1,6 @@
 //! Thread groups with a placement policy: [`spawn_group`].
 
-use super::pin::{allowed_cpus, pin_current, Pin};
+use super::pin::{allowed_cpus, memory_bindable, pin_current, usable_node_cpus, Pin};
 use super::SchedError;
 use crate::topology::{CpuId, CpuSet, NodeId, Topology};
 use std::fmt;
@@ -11,7 +11,8 @@ use std::thread::JoinHandle;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Placement {
-    /// Every thread on all CPUs of this node, memory bound to it.
+    /// Every thread on the CPUs of this node the process may use, memory
+    /// bound to it.
     Node(NodeId),
     /// Every thread on this one CPU, memory bound to its node.
     Cpu(CpuId),
@@ -85,8 +86,10 @@ pub const MAX_GROUP_THREADS: usize = 1 << 16;
 ///
 /// Memoryless nodes: [`Placement::Compact`] and [`Placement::Scatter`]
 /// bind each thread's memory to its CPU's node, so they use only CPUs of
-/// nodes that have memory; use [`Placement::Cpu`] with
-/// [`Pin::bind_memory`]`(false)` semantics for the others.
+/// nodes that have memory the process may use (`Mems_allowed`); use
+/// [`Placement::Cpu`] with [`Pin::bind_memory`]`(false)` semantics for the
+/// others. Every policy uses only the CPUs of a node in the process's
+/// allowed set, and [`Placement::Node`] refuses only a node with none.
 ///
 /// # Errors
 /// - as [`Pin::apply`] for `Node`/`Cpu` targets;
@@ -206,13 +209,16 @@ fn plan(
         Placement::Cpu(c) => Ok(vec![Pin::cpu(c).resolve(topo)?; threads]),
         Placement::Compact | Placement::Scatter => {
             let allowed = allowed_cpus()?;
-            let per_node: Vec<(NodeId, Vec<CpuId>)> = topo
-                .nodes()
-                .iter()
-                .filter(|n| n.has_memory())
-                .map(|n| (n.id(), n.cpus().intersection(&allowed).iter().collect()))
-                .filter(|(_, cpus): &(NodeId, Vec<CpuId>)| !cpus.is_empty())
-                .collect();
+            // Nodes whose memory threads may bind to, with their usable CPUs.
+            let mut per_node: Vec<(NodeId, Vec<CpuId>)> = Vec::new();
+            for id in topo.node_ids() {
+                if !memory_bindable(topo, id)? {
+                    continue;
+                }
+                if let Some(cpus) = usable_node_cpus(topo, id)? {
+                    per_node.push((id, cpus.iter().collect()));
+                }
+            }
             let order: Vec<(NodeId, CpuId)> = if placement == Placement::Compact {
                 per_node
                     .iter()
@@ -231,8 +237,8 @@ fn plan(
             if threads > order.len() {
                 return Err(unsatisfiable(format!(
                     "it gives each thread its own CPU and only {} allowed CPUs are on nodes \
-                     with memory ({allowed} allowed in all); start fewer threads or use \
-                     Placement::Node to share a node's CPUs",
+                     with memory the process may use ({allowed} allowed in all); start fewer \
+                     threads or use Placement::Node to share a node's CPUs",
                     order.len()
                 )));
             }

@@ -19,6 +19,7 @@ pub mod fs;
 pub mod futex;
 pub mod mem;
 pub mod perf;
+pub mod proc;
 pub mod sched;
 pub mod thread;
 

@@ -28,6 +28,7 @@
 //! # Ok::<(), numakit::Error>(())
 //! ```
 
+pub(crate) mod allowed;
 mod cpuset;
 pub(crate) mod error;
 mod hardware;
@@ -36,6 +37,7 @@ mod hwloc;
 mod snapshot;
 pub(crate) mod sysfs;
 
+pub use allowed::{refresh_allowed, Restriction};
 pub use cpuset::{CpuIdOutOfRange, CpuSet, ParseCpuListError};
 pub use error::TopologyError;
 pub use hardware::{Cache, CacheKind, Core, Package};
@@ -210,6 +212,34 @@ impl Node {
     /// The pool of `page_size`-byte hugepages, if the kernel supports that size.
     pub fn hugepage_pool(&self, page_size: u64) -> Option<&HugePagePool> {
         self.hugepages.iter().find(|p| p.page_size == page_size)
+    }
+
+    /// The node's CPUs this process may run on: [`cpus`](Self::cpus)
+    /// inside the process's allowed CPUs (`Cpus_allowed_list` of
+    /// `/proc/self/status`: what `taskset`, a cgroup cpuset or `isolcpus`
+    /// left it). This is the set every placement API of numakit uses for
+    /// the node; it is empty when none of the node's CPUs is allowed.
+    ///
+    /// The allowed set is the running process's, read on first use (see
+    /// [`refresh_allowed`]), also for a topology read from another sysfs
+    /// tree.
+    ///
+    /// # Errors
+    /// [`TopologyError::Read`] / [`TopologyError::Parse`] when
+    /// `/proc/self/status` cannot be read.
+    pub fn allowed_cpus(&self) -> Result<CpuSet, TopologyError> {
+        Ok(self.cpus.intersection(&allowed::cpus()?))
+    }
+
+    /// Whether this process may place memory on the node: the node has
+    /// memory and is in the process's `Mems_allowed_list` (what a cgroup
+    /// cpuset's `cpuset.mems` left it). A `false` is confirmed by a fresh
+    /// read of `/proc/self/status`.
+    ///
+    /// # Errors
+    /// As [`allowed_cpus`](Self::allowed_cpus).
+    pub fn memory_allowed(&self) -> Result<bool, TopologyError> {
+        Ok(self.has_memory() && allowed::mem_allowed(self.id)?)
     }
 }
 
@@ -428,6 +458,42 @@ impl Topology {
     /// The online CPUs of the machine.
     pub fn online_cpus(&self) -> &CpuSet {
         &self.online_cpus
+    }
+
+    /// The online CPUs this process may run on (the process's allowed
+    /// CPUs, `Cpus_allowed_list`, inside [`online_cpus`](Self::online_cpus)).
+    ///
+    /// # Errors
+    /// As [`Node::allowed_cpus`].
+    pub fn allowed_cpus(&self) -> Result<CpuSet, TopologyError> {
+        Ok(self.online_cpus.intersection(&allowed::cpus()?))
+    }
+
+    /// The nodes this process may place memory on, ascending: the nodes of
+    /// this topology that have memory and are in the process's
+    /// `Mems_allowed_list` (`/proc/self/status`; a cgroup cpuset's
+    /// `cpuset.mems` sets it). Every memory-placing API of numakit refuses
+    /// the other nodes with a typed error naming these.
+    ///
+    /// # Errors
+    /// As [`Node::allowed_cpus`].
+    ///
+    /// # Examples
+    /// ```
+    /// let topo = numakit::Topology::detect()?;
+    /// let mems = topo.mems_allowed()?;
+    /// assert!(!mems.is_empty());
+    /// assert!(mems.iter().all(|&n| topo.node(n).is_ok_and(|n| n.has_memory())));
+    /// # Ok::<(), numakit::Error>(())
+    /// ```
+    pub fn mems_allowed(&self) -> Result<Vec<NodeId>, TopologyError> {
+        let allowed = allowed::mems()?;
+        Ok(self
+            .nodes
+            .iter()
+            .filter(|n| n.has_memory() && allowed.contains(n.id))
+            .map(Node::id)
+            .collect())
     }
 
     /// The node CPU `cpu` belongs to.

@@ -56,15 +56,16 @@ impl OsFail {
     /// The typed error for `node` (this allocates: never on the
     /// `GlobalAlloc` path).
     pub(crate) fn into_mem_error(self, node: NodeId) -> MemError {
-        // An absent node has no meminfo and a memoryless one refuses
-        // `mbind`: say so with the topology's typed error when it agrees.
+        // An absent node has no meminfo, and a memoryless one or one
+        // outside the cpuset's memory nodes refuses `mbind`: say so with the
+        // typed error when the topology and `Mems_allowed` agree.
         if matches!(
             self,
             OsFail::Meminfo(libc::ENOENT) | OsFail::Mbind(libc::EINVAL)
         ) {
             let checked = crate::topology::Topology::detect()
                 .map_err(MemError::from)
-                .and_then(|topo| crate::mem::region::check_node(&topo, node));
+                .and_then(|topo| crate::mem::region::recheck_node(&topo, node));
             if let Err(e) = checked {
                 return e;
             }
