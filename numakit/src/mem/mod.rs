@@ -44,7 +44,10 @@ mod slab;
 
 pub use arena::{Arena, ArenaBuilder, ArenaStats, Populate};
 pub use error::MemError;
-pub use heap::{GlobalNodeHeap, HeapBox, HeapStats, NodeHeap, SizeClassStats};
+pub use heap::{
+    GlobalNodeHeap, HeapBox, HeapStats, NodeHeap, NodeLocal, NodeLocalNodeStats, NodeLocalStats,
+    OnExhausted, SizeClassStats,
+};
 pub use local::{arena_local, LOCAL_ARENA_CAPACITY};
 pub use node_box::{NodeBox, NodePlacement, Placed};
 pub use numa_static::NumaStatic;
