@@ -297,10 +297,11 @@ pub enum OnExhausted {
 /// to the heap of the node the calling thread runs on:
 ///
 /// - the node is read with `getcpu(2)` on the thread's first allocation and
-///   again every [`REFRESH_EVERY`] allocations; a thread pinned to one
-///   node's CPUs (e.g. with [`pin_to_node`](crate::sched::pin_to_node))
-///   always reads that node; an unpinned thread gets the node of the CPU
-///   it was on at the last reading;
+///   again every [`REFRESH_EVERY`] allocations; numakit's pinning
+///   ([`pin_to_node`](crate::sched::pin_to_node) and friends) reads it at
+///   once, so a pinned thread's next allocation is on its node; an
+///   unpinned thread gets the node of the CPU it was on at the last
+///   reading ([`NodeLocal::refresh`] reads it now);
 /// - **a thread that moves keeps its old blocks where they are**: blocks
 ///   are never migrated; its next allocations follow it once the node is
 ///   read again;
@@ -384,11 +385,21 @@ impl NodeLocal {
 
     /// Read the calling thread's node now (a `getcpu` call), for a thread
     /// that was just moved and wants its next allocations on its new node
-    /// without waiting for the periodic reading.
+    /// without waiting for the periodic reading. numakit's pinning
+    /// ([`pin_to_node`](crate::sched::pin_to_node),
+    /// [`Pin::apply`](crate::sched::Pin::apply) and the guard's drop) does
+    /// this itself. When the node changed, the thread's heap caches treat
+    /// it as remote from then on: its frees go back to the owning heaps.
     pub fn refresh() {
         let _ = HERE.try_with(|cell| {
             let mut h = cell.get();
-            h.node = read_node(h.node);
+            let node = read_node(h.node);
+            if node != h.node && h.node != u32::MAX {
+                // Blocks freed from now on are remote frees for the old
+                // node's heap, not kept in this thread's cache.
+                super::cache::thread_moved();
+            }
+            h.node = node;
             h.left = REFRESH_EVERY;
             h.detour_left = 0;
             cell.set(h);
