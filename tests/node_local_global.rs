@@ -547,3 +547,202 @@ fn memoryless_nodes_are_exhausted_for_strict_and_a_counted_fallback_for_nearest(
         drop(unsafe { Box::from_raw(addr as *mut [u8; 4096]) });
     }
 }
+
+// ---- operation sequences against a model -----------------------------
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug)]
+    pub(super) enum Op {
+        Alloc {
+            size: usize,
+            align_log: u32,
+        },
+        Free(usize),
+        Realloc(usize, usize),
+        /// Give the block to the thread that frees on another node.
+        Hand(usize),
+    }
+
+    fn size() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            4 => 1usize..=64,
+            3 => 65usize..=1024,
+            2 => 1025usize..=(32 << 10),
+            1 => (32usize << 10) + 1..=300_000,
+        ]
+    }
+
+    pub(super) fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            5 => (size(), prop_oneof![6 => 0u32..=4, 1 => 5u32..=14])
+                .prop_map(|(size, align_log)| Op::Alloc { size, align_log }),
+            3 => any::<usize>().prop_map(Op::Free),
+            2 => (any::<usize>(), size()).prop_map(|(i, s)| Op::Realloc(i, s)),
+            1 => any::<usize>().prop_map(Op::Hand),
+        ]
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    pub(super) struct Live {
+        pub(super) addr: usize,
+        pub(super) layout: Layout,
+        pub(super) fill: u8,
+    }
+
+    /// Every byte of the block still holds its fill.
+    pub(super) fn intact(b: &Live) -> bool {
+        // SAFETY: a live block of `layout.size()` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(b.addr as *const u8, b.layout.size()) };
+        bytes.iter().all(|&x| x == b.fill)
+    }
+
+    fn fill(b: &Live) {
+        // SAFETY: a live block of `layout.size()` bytes.
+        unsafe { (b.addr as *mut u8).write_bytes(b.fill, b.layout.size()) };
+    }
+
+    fn no_overlap(live: &[Live]) -> Result<(), TestCaseError> {
+        let mut by_addr = BTreeMap::new();
+        for b in live {
+            by_addr.insert(b.addr, b.addr + b.layout.size());
+        }
+        let mut end = 0;
+        for (&start, &stop) in &by_addr {
+            prop_assert!(start >= end, "blocks overlap at {start:#x}");
+            end = stop;
+        }
+        prop_assert_eq!(by_addr.len(), live.len(), "an address handed out twice");
+        Ok(())
+    }
+
+    /// Run `ops` through the global allocator; blocks handed over are freed
+    /// by a thread on `away`.
+    pub(super) fn run(ops: &[Op], away: Option<NodeId>) -> Result<(), TestCaseError> {
+        let mut live: Vec<Live> = Vec::new();
+        let mut handed: Vec<Live> = Vec::new();
+        let mut next_fill = 1u8;
+        for op in ops {
+            match *op {
+                Op::Alloc { size, align_log } => {
+                    let layout = Layout::from_size_align(size, 1 << align_log).unwrap();
+                    // SAFETY: non-zero size.
+                    let p = unsafe { std::alloc::alloc(layout) };
+                    prop_assert!(!p.is_null(), "{layout:?}");
+                    prop_assert_eq!(p as usize % layout.align(), 0);
+                    next_fill = next_fill.wrapping_add(1).max(1);
+                    let b = Live {
+                        addr: p as usize,
+                        layout,
+                        fill: next_fill,
+                    };
+                    fill(&b);
+                    live.push(b);
+                }
+                Op::Free(i) if !live.is_empty() => {
+                    let b = live.swap_remove(i % live.len());
+                    prop_assert!(intact(&b), "{b:?} changed while live");
+                    // SAFETY: allocated with this layout, freed once.
+                    unsafe { std::alloc::dealloc(b.addr as *mut u8, b.layout) };
+                }
+                Op::Realloc(i, new_size) if !live.is_empty() => {
+                    let i = i % live.len();
+                    let b = live[i];
+                    prop_assert!(intact(&b));
+                    // SAFETY: live block, non-zero new size within isize.
+                    let q = unsafe { std::alloc::realloc(b.addr as *mut u8, b.layout, new_size) };
+                    prop_assert!(!q.is_null());
+                    prop_assert_eq!(q as usize % b.layout.align(), 0);
+                    let kept = b.layout.size().min(new_size);
+                    // SAFETY: the new block holds `new_size` bytes.
+                    let head = unsafe { std::slice::from_raw_parts(q, kept) };
+                    prop_assert!(head.iter().all(|&x| x == b.fill), "realloc lost contents");
+                    let nb = Live {
+                        addr: q as usize,
+                        layout: Layout::from_size_align(new_size, b.layout.align()).unwrap(),
+                        fill: b.fill,
+                    };
+                    fill(&nb);
+                    live[i] = nb;
+                }
+                Op::Hand(i) if !live.is_empty() => {
+                    handed.push(live.swap_remove(i % live.len()));
+                }
+                _ => {}
+            }
+            no_overlap(&live)?;
+        }
+        let handed_ok = watchdog(60, move || {
+            let _pin = away.map(|n| sched::pin_to_node(n).unwrap());
+            let ok = handed.iter().all(intact);
+            for b in handed {
+                // SAFETY: allocated by the test thread, freed once, here.
+                unsafe { std::alloc::dealloc(b.addr as *mut u8, b.layout) };
+            }
+            ok
+        });
+        prop_assert!(handed_ok, "a block handed to another thread changed");
+        for b in live {
+            prop_assert!(intact(&b));
+            // SAFETY: allocated with this layout, freed once.
+            unsafe { std::alloc::dealloc(b.addr as *mut u8, b.layout) };
+        }
+        Ok(())
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases()))]
+
+    /// Random alloc / free / realloc / hand-over sequences: blocks are
+    /// aligned, never overlap, keep their contents, and blocks freed by a
+    /// thread on another node (the next node with memory, where there is
+    /// one) are freed correctly.
+    #[test]
+    fn operation_sequences_match_the_model(
+        ops in proptest::collection::vec(model::op(), 1..250)
+    ) {
+        let topo = common::topology();
+        let nodes = nodes_with_memory_and_cpus(&topo);
+        let away = nodes.get(1).copied();
+        let _pin = sched::pin_to_node(nodes[0]).unwrap();
+        model::run(&ops, away)?;
+    }
+}
+
+#[test]
+fn stats_lookups_take_any_node_id() {
+    let _topo = common::topology();
+    let v = vec![1u8; 1000];
+    let stats = NodeLocal::stats();
+    assert!(stats.node(NodeId::new(u32::MAX)).is_none());
+    assert!(stats.node(NodeId::new(1024)).is_none());
+    let node = NodeLocal::current_node();
+    assert!(stats.node(node).is_some(), "{stats}");
+    assert_eq!(
+        stats.fallbacks(),
+        stats.nodes.iter().map(|n| n.fallbacks).sum::<u64>()
+    );
+    let table = stats.to_string();
+    assert_eq!(table.lines().count(), stats.nodes.len() + 1, "{table}");
+    assert_eq!(
+        NodeLocal::strict().policy(),
+        numakit::mem::OnExhausted::Strict
+    );
+    assert_eq!(
+        NodeLocal::nearest().policy(),
+        numakit::mem::OnExhausted::Nearest
+    );
+    assert_eq!(NodeLocal::default(), NodeLocal::strict());
+    drop(v);
+}
