@@ -15,7 +15,7 @@
 //!   next to the `munmap` that frees them).
 //! - The calling thread's node, cached in a `const` thread-local without
 //!   destructor and read again with `getcpu(2)` every
-//!   [`REFRESH_EVERY`] allocations.
+//!   [`NodeLocal::REFRESH_EVERY`] allocations.
 
 use super::core::HeapCore;
 use super::os::{self, OsFail};
@@ -42,7 +42,7 @@ const LEAF_LEN: usize = 1 << LEAF_BITS;
 const TOP_LEN: usize = 1 << (ADDR_BITS - GRAIN_SHIFT - LEAF_BITS);
 
 /// Allocations between two `getcpu` calls of an unpinned thread.
-pub const REFRESH_EVERY: u32 = 1024;
+const REFRESH_EVERY: u32 = NodeLocal::REFRESH_EVERY;
 /// Allocations a thread sends straight to the node it fell back to
 /// (under [`OnExhausted::Nearest`]) before it tries its own node again.
 const DETOUR_FOR: u32 = 256;
@@ -270,7 +270,7 @@ pub enum OnExhausted {
 /// A `#[global_allocator]` that gives each thread memory on the node it
 /// runs on.
 ///
-/// ```no_run
+/// ```
 /// use numakit::mem::NodeLocal;
 ///
 /// #[global_allocator]
@@ -283,7 +283,9 @@ pub enum OnExhausted {
 ///     for h in handles {
 ///         assert_eq!(h.join().unwrap().len(), 1 << 20);
 ///     }
-///     println!("{}", NodeLocal::stats());
+///     let stats = NodeLocal::stats();
+///     println!("{stats}");
+///     assert_eq!(stats.fallbacks(), 0); // strict never falls back
 /// }
 /// ```
 ///
@@ -297,7 +299,7 @@ pub enum OnExhausted {
 /// to the heap of the node the calling thread runs on:
 ///
 /// - the node is read with `getcpu(2)` on the thread's first allocation and
-///   again every [`REFRESH_EVERY`] allocations; numakit's pinning
+///   again every [`REFRESH_EVERY`](Self::REFRESH_EVERY) allocations; numakit's pinning
 ///   ([`pin_to_node`](crate::sched::pin_to_node) and friends) reads it at
 ///   once, so a pinned thread's next allocation is on its node; an
 ///   unpinned thread gets the node of the CPU it was on at the last
@@ -348,6 +350,10 @@ pub struct NodeLocal {
 }
 
 impl NodeLocal {
+    /// Allocations between two readings of an unpinned thread's node
+    /// (`getcpu(2)`).
+    pub const REFRESH_EVERY: u32 = 1024;
+
     /// Memory only from the calling thread's node; null (and a message)
     /// when it cannot give it.
     pub const fn strict() -> Self {
