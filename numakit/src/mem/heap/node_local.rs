@@ -217,7 +217,12 @@ fn here() -> (u32, Option<u32>) {
     HERE.try_with(|cell| {
         let mut h = cell.get();
         if h.left == 0 {
-            h.node = read_node(h.node);
+            let node = read_node(h.node);
+            if node != h.node {
+                // A detour was for the old node's exhaustion.
+                h.detour_left = 0;
+            }
+            h.node = node;
             h.left = REFRESH_EVERY;
         }
         h.left -= 1;
@@ -520,7 +525,7 @@ fn alloc_nearest(from: u32, layout: Layout) -> Option<(u32, *mut u8)> {
 /// (`dist[..n]`); when the distances cannot be read, all are equal (id
 /// order decides).
 fn nodes_by_distance(from: u32, ids: &mut [u16; MAX_NODES], dist: &mut [u16; MAX_NODES]) -> usize {
-    let mut buf = [0u8; 8192];
+    let mut buf = [0u8; 4096];
     let n = match crate::sys::fs::read_into(c"/sys/devices/system/node/online", &mut buf) {
         Ok(len) => parse_list(&buf[..len], ids),
         Err(_) => 0,
