@@ -48,8 +48,8 @@ mod svg;
 
 use alloc_support::{
     arena_region, box_churn, fill_arena, fill_bump, pair_pass, producer_consumer, raw_pass,
-    raw_region, typed_pass, HeapBlocks, Malloc, SlabBlocks, ARENA_OBJECTS, HEAP_OBJECTS, PC_BLOCKS,
-    REGION_BYTES,
+    raw_region, typed_pass, HeapBlocks, Malloc, NodeLocalBlocks, SlabBlocks, ARENA_OBJECTS,
+    HEAP_OBJECTS, PC_BLOCKS, REGION_BYTES,
 };
 use locks_support::{run_counter, run_lock, Contender, Counter, Sample, Tas};
 use maps_support::{dash_map, numakit_map, prefill, std_map, Map, Mix, Pool};
@@ -719,6 +719,13 @@ fn heap<const S: usize>(report: &mut Report) {
             time_passes(iters, || typed_pass::<S, _>(&mut boxes, n, Box::new))
         })
     });
+    let node_local = c.entry("numakit NodeLocal", move || {
+        custom(ops, move |iters| {
+            let mut ptrs = Vec::with_capacity(n);
+            let blocks = NodeLocalBlocks::new(layout);
+            time_passes(iters, || raw_pass(&mut ptrs, n, &blocks))
+        })
+    });
     let sys = c.entry("malloc", move || {
         custom(ops, move |iters| {
             let mut ptrs = Vec::with_capacity(n);
@@ -739,6 +746,7 @@ fn heap<const S: usize>(report: &mut Report) {
     c.pair(slab, bump, format!("Slab<T> alloc+free {S} B"));
     c.pair(raw, sys, format!("RawSlab alloc+free {S} B"));
     c.pair(node_heap, sys, format!("NodeHeap alloc+free {S} B"));
+    c.pair(node_local, sys, format!("NodeLocal alloc+free {S} B"));
     report.run(c);
 }
 
@@ -763,6 +771,12 @@ fn heap_pairs<const S: usize>(report: &mut Report) {
             time_passes(iters, || pair_pass(n, &blocks))
         })
     });
+    let node_local = c.entry("numakit NodeLocal", move || {
+        custom(ops, move |iters| {
+            let blocks = NodeLocalBlocks::new(layout);
+            time_passes(iters, || pair_pass(n, &blocks))
+        })
+    });
     let sys = c.entry("malloc", move || {
         custom(ops, move |iters| {
             let blocks = Malloc::new(layout);
@@ -774,6 +788,11 @@ fn heap_pairs<const S: usize>(report: &mut Report) {
         node_heap,
         sys,
         format!("NodeHeap alloc, free at once {S} B"),
+    );
+    c.pair(
+        node_local,
+        sys,
+        format!("NodeLocal alloc, free at once {S} B"),
     );
     report.run(c);
 }
@@ -788,12 +807,18 @@ fn heap_producer_consumer(report: &mut Report, size: usize) {
             producer_consumer(rounds, &HeapBlocks::new(&heap, layout))
         })
     });
+    let nl = c.entry("numakit NodeLocal", move || {
+        custom(PC_BLOCKS as u64, move |rounds| {
+            producer_consumer(rounds, &NodeLocalBlocks::new(layout))
+        })
+    });
     let sys = c.entry("malloc", move || {
         custom(PC_BLOCKS as u64, move |rounds| {
             producer_consumer(rounds, &Malloc::new(layout))
         })
     });
     c.pair(nk, sys, format!("NodeHeap producer/consumer {size} B"));
+    c.pair(nl, sys, format!("NodeLocal producer/consumer {size} B"));
     report.run(c);
 }
 

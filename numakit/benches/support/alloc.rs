@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use allocator_api2::alloc::Allocator;
-use numakit::mem::{Arena, NodeHeap, RawSlab};
+use numakit::mem::{Arena, NodeHeap, NodeLocal, RawSlab};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::ptr::NonNull;
@@ -166,6 +166,40 @@ unsafe impl Blocks for Malloc {
         // SAFETY: `p` came from `alloc` with this layout (the caller's
         // promise).
         unsafe { System.dealloc(p.as_ptr(), self.0) }
+    }
+}
+
+/// The allocator behind [`NodeLocalBlocks`], called through `GlobalAlloc`
+/// as a `#[global_allocator]` would be (the bench keeps the system
+/// allocator as its own).
+static NODE_LOCAL: NodeLocal = NodeLocal::strict();
+
+/// Blocks of one layout from [`NodeLocal`] (the heap of the calling
+/// thread's node), through its `GlobalAlloc` impl.
+pub struct NodeLocalBlocks(Layout);
+
+impl NodeLocalBlocks {
+    /// # Panics
+    /// If `layout` has size zero.
+    pub fn new(layout: Layout) -> Self {
+        assert!(layout.size() > 0, "zero-sized blocks");
+        NodeLocalBlocks(layout)
+    }
+}
+
+// SAFETY: the layout has a non-zero size (checked in `new`); NodeLocal takes
+// frees of its blocks from any thread, each going back to its heap.
+unsafe impl Blocks for NodeLocalBlocks {
+    #[inline]
+    fn alloc(&self) -> NonNull<u8> {
+        // SAFETY: the layout has a non-zero size.
+        NonNull::new(unsafe { NODE_LOCAL.alloc(self.0) }).expect("memory on this node")
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>) {
+        // SAFETY: `p` came from `alloc` with this layout (the caller's
+        // promise).
+        unsafe { NODE_LOCAL.dealloc(p.as_ptr(), self.0) }
     }
 }
 

@@ -14,6 +14,9 @@
 //!   through the `allocator-api2` `Allocator` trait (`Vec::new_in(&heap)`,
 //!   `hashbrown::HashMap::new_in(&heap)`); [`HeapBox`] for single values;
 //!   [`GlobalNodeHeap`] as a `#[global_allocator]` that never falls back.
+//! - [`NodeLocal`]: a `#[global_allocator]` giving every thread memory on
+//!   the node it runs on, `strict` or `nearest` on an exhausted node, with
+//!   per-node figures ([`NodeLocal::stats`]).
 //!
 //! # How "node-strict" is kept
 //!
@@ -49,6 +52,7 @@ mod slab;
 pub use arena::{Arena, ArenaBuilder, ArenaStats, Populate};
 pub use error::MemError;
 pub use heap::{GlobalNodeHeap, HeapBox, HeapStats, NodeHeap, SizeClassStats};
+pub use heap::{NodeLocal, NodeLocalNodeStats, NodeLocalStats, OnExhausted};
 pub use local::{arena_local, LOCAL_ARENA_CAPACITY};
 pub use node_box::{NodeBox, NodePlacement, Placed};
 pub use numa_static::NumaStatic;

@@ -158,6 +158,7 @@ impl Drop for PinGuard {
             let _ = sysmem::set_mempolicy(*mode, mask);
         }
         let _ = syssched::sched_setaffinity(0, &self.old_cpus);
+        crate::mem::NodeLocal::refresh();
     }
 }
 
@@ -197,6 +198,8 @@ pub(crate) fn pin_current(cpus: &CpuSet, mem_node: Option<NodeId>) -> Result<Pin
             allowed: now,
         });
     }
+    // NodeLocal's next allocations are for the new node.
+    crate::mem::NodeLocal::refresh();
     Ok(guard)
 }
 

@@ -293,3 +293,19 @@ unsafe extern "C" fn thread_exit(arg: *mut c_void) {
     // Frees by destructors that run later take the cache-less path.
     t.state.set(DEAD);
 }
+
+/// The calling thread now runs on another node: every cache it holds
+/// treats the thread as remote (frees go back to their heap) until the
+/// cache's next slow path looks at the node again.
+pub(crate) fn thread_moved() {
+    let _ = THREAD.try_with(|t| {
+        for i in 0..SLOTS {
+            // SAFETY: a non-null slot is this thread's attached cache, whose
+            // owner-only cells only this thread touches.
+            if let Some(cache) = unsafe { t.cache[i].get().as_ref() } {
+                cache.local.set(false);
+                cache.recheck.set(0);
+            }
+        }
+    });
+}

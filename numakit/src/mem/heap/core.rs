@@ -17,6 +17,7 @@
 
 use super::cache::{self, bump, Cache, ALIVE, ATTACHED};
 use super::classes::{self, NUM_CLASSES};
+use super::node_local;
 use super::os::{self, Mapper, OsFail};
 use crate::mem::asan;
 use std::alloc::Layout;
@@ -211,6 +212,9 @@ pub(crate) struct Figures {
 pub(crate) struct HeapCore {
     pub(crate) uid: u64,
     pub(crate) node: u32,
+    /// Segments are aligned to [`node_local::GRAIN`] and noted in the
+    /// address registry (the heaps of [`NodeLocal`](super::NodeLocal)).
+    tracked: bool,
     mapper: Mapper,
     /// Bytes of this struct's own mapping.
     map_len: usize,
@@ -236,6 +240,13 @@ unsafe impl Send for HeapCore {}
 impl HeapCore {
     /// Map and initialise a heap on `node`.
     pub(crate) fn create(node: u32) -> Result<NonNull<HeapCore>, OsFail> {
+        Self::create_with(node, false)
+    }
+
+    /// Map and initialise a heap on `node` whose segments are noted in the
+    /// address registry (`tracked`), so that a block's heap can be found
+    /// from its address.
+    pub(crate) fn create_with(node: u32, tracked: bool) -> Result<NonNull<HeapCore>, OsFail> {
         let mapper = Mapper::new(node);
         let page = crate::sys::page_size();
         let len = round_up(std::mem::size_of::<HeapCore>(), page);
@@ -243,6 +254,7 @@ impl HeapCore {
         let core = HeapCore {
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             node,
+            tracked,
             mapper,
             map_len: len,
             classes: std::array::from_fn(|_| Central {
@@ -556,11 +568,17 @@ impl HeapCore {
             let payload = s.next_payload.max(want);
             let len = payload + SEG_HEADER;
             // Reserved and bound now, populated chunk by chunk as carved.
-            let base = self.mapper.reserve(
-                len,
-                crate::sys::page_size().max(classes::CHUNK_ALIGN),
-                SEG_HEADER,
-            )?;
+            let align = crate::sys::page_size().max(classes::CHUNK_ALIGN);
+            let align = if self.tracked {
+                align.max(node_local::GRAIN)
+            } else {
+                align
+            };
+            let base = self.mapper.reserve(len, align, SEG_HEADER)?;
+            if self.tracked {
+                // Before any block of the segment is handed out.
+                node_local::note_segment(base.as_ptr() as usize, len, self.node);
+            }
             // SAFETY: the fresh segment's first bytes hold its header; the
             // mapping is zeroed, so the records start empty.
             unsafe {

@@ -8,9 +8,11 @@ mod cache;
 mod classes;
 mod core;
 mod global;
+mod node_local;
 mod os;
 
 pub use global::GlobalNodeHeap;
+pub use node_local::{NodeLocal, NodeLocalNodeStats, NodeLocalStats, OnExhausted};
 
 use self::core::HeapCore;
 use super::region::check_node;
