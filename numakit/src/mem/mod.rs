@@ -13,7 +13,12 @@
 //! - [`NodeHeap`]: a thread-safe, size-class heap bound to one node, usable
 //!   through the `allocator-api2` `Allocator` trait (`Vec::new_in(&heap)`,
 //!   `hashbrown::HashMap::new_in(&heap)`); [`HeapBox`] for single values;
-//!   [`GlobalNodeHeap`] as a `#[global_allocator]` that never falls back.
+//!   [`GlobalNodeHeap`] as a `#[global_allocator]` that never falls back;
+//!   [`NodeHeap::of`], each node's process-wide heap.
+//! - [`Local`]: an `Allocator` handle that allocates on the calling
+//!   thread's node (`Vec::new_in(Local)`), failing rather than falling back.
+//! - [`PerNode`]: one replica of a value per node, [`PerNode::local`] for
+//!   the caller's node.
 //!
 //! # How "node-strict" is kept
 //!
@@ -34,9 +39,12 @@ mod arena;
 mod asan;
 mod error;
 mod heap;
+mod here;
 mod local;
+mod local_alloc;
 pub(crate) mod node_box;
 mod numa_static;
+mod per_node;
 mod placement;
 pub(crate) mod region;
 mod shared;
@@ -46,8 +54,10 @@ pub use arena::{Arena, ArenaBuilder, ArenaStats, Populate};
 pub use error::MemError;
 pub use heap::{GlobalNodeHeap, HeapBox, HeapStats, NodeHeap, SizeClassStats};
 pub use local::{arena_local, LOCAL_ARENA_CAPACITY};
+pub use local_alloc::Local;
 pub use node_box::{NodeBox, NodePlacement, Placed};
 pub use numa_static::NumaStatic;
+pub use per_node::PerNode;
 pub(crate) use placement::mapped_batches;
 pub use placement::{locate, migrate, Placement};
 pub use shared::SharedArena;
