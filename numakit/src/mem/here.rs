@@ -60,8 +60,21 @@ mod tests {
 
     #[test]
     fn the_hint_is_the_current_node_and_is_refreshed() {
-        std::thread::spawn(|| {
+        let topo = crate::Topology::current().unwrap();
+        let pin_to = topo
+            .nodes()
+            .iter()
+            .find(|n| !n.cpus().is_empty())
+            .unwrap()
+            .id();
+        std::thread::spawn(move || {
+            // Pinned, so the node cannot change under the test.
+            let _pin = crate::sched::Pin::node(pin_to)
+                .bind_memory(false)
+                .apply()
+                .unwrap();
             let now = crate::topology::current_node().unwrap();
+            assert_eq!(now, pin_to);
             for _ in 0..3 * REFRESH {
                 assert_eq!(node(), Some(now));
             }

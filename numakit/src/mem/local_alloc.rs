@@ -194,41 +194,67 @@ mod tests {
     use allocator_api2::boxed::Box;
     use allocator_api2::vec::Vec;
 
+    /// Run `f` on a thread pinned to a node with memory and CPUs: `Local`
+    /// fails, by design, on a memoryless node, where an unpinned thread
+    /// may run.
+    fn on_a_memory_node(f: impl FnOnce() + Send + 'static) {
+        let topo = crate::Topology::current().unwrap();
+        let node = topo
+            .nodes()
+            .iter()
+            .find(|n| n.has_memory() && !n.cpus().is_empty())
+            .unwrap()
+            .id();
+        std::thread::spawn(move || {
+            let _pin = crate::sched::pin_to_node(node).unwrap();
+            f()
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn a_vec_in_local_is_on_the_callers_node() {
-        let mut v = Vec::new_in(Local);
-        v.extend(0..100_000u32);
-        let node = Local::heap().unwrap().node();
-        let here = crate::mem::locate(v.as_ptr().cast(), v.len() * 4).unwrap();
-        assert!(here.is_all_on(node));
-        assert_eq!(v.iter().map(|&x| u64::from(x)).sum::<u64>(), 4_999_950_000);
+        on_a_memory_node(|| {
+            let mut v = Vec::new_in(Local);
+            v.extend(0..100_000u32);
+            let node = Local::heap().unwrap().node();
+            assert_eq!(node, crate::current_node().unwrap());
+            let here = crate::mem::locate(v.as_ptr().cast(), v.len() * 4).unwrap();
+            assert!(here.is_all_on(node));
+            assert_eq!(v.iter().map(|&x| u64::from(x)).sum::<u64>(), 4_999_950_000);
+        });
     }
 
     #[test]
     fn hostile_layouts_are_errors_not_panics() {
-        for (size, align) in [
-            (1usize, 1usize << 40),
-            (isize::MAX as usize - 8, 1),
-            (isize::MAX as usize, 1),
-            ((isize::MAX as usize) & !4095, 4096),
-            (1 << 46, 8),
-        ] {
-            let layout = Layout::from_size_align(size, align).unwrap();
-            assert!(Local.allocate(layout).is_err(), "{layout:?}");
-        }
-        let zero = Layout::from_size_align(0, 1 << 20).unwrap();
-        let p = Local.allocate(zero).unwrap();
-        assert_eq!(p.len(), 0);
-        assert_eq!(p.cast::<u8>().as_ptr() as usize % (1 << 20), 0);
-        // SAFETY: from allocate, for this layout.
-        unsafe { Local.deallocate(p.cast(), zero) };
+        on_a_memory_node(|| {
+            for (size, align) in [
+                (1usize, 1usize << 40),
+                (isize::MAX as usize - 8, 1),
+                (isize::MAX as usize, 1),
+                ((isize::MAX as usize) & !4095, 4096),
+                (1 << 46, 8),
+            ] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                assert!(Local.allocate(layout).is_err(), "{layout:?}");
+            }
+            let zero = Layout::from_size_align(0, 1 << 20).unwrap();
+            let p = Local.allocate(zero).unwrap();
+            assert_eq!(p.len(), 0);
+            assert_eq!(p.cast::<u8>().as_ptr() as usize % (1 << 20), 0);
+            // SAFETY: from allocate, for this layout.
+            unsafe { Local.deallocate(p.cast(), zero) };
+        });
     }
 
     #[test]
     fn boxes_free_from_another_thread() {
-        let b = Box::new_in([7u8; 100], Local);
-        std::thread::spawn(move || drop(b)).join().unwrap();
-        let b = Box::new_in(5u64, Local);
-        assert_eq!(*b, 5);
+        on_a_memory_node(|| {
+            let b = Box::new_in([7u8; 100], Local);
+            std::thread::spawn(move || drop(b)).join().unwrap();
+            let b = Box::new_in(5u64, Local);
+            assert_eq!(*b, 5);
+        });
     }
 }
