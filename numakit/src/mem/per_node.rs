@@ -14,10 +14,11 @@ use std::fmt;
 ///
 /// [`new`](Self::new) calls the closure once per node with memory, in
 /// ascending node order, each time on a short-lived thread **pinned to the
-/// node's CPUs with its memory policy bound to the node** (so what the
-/// closure allocates through the default allocator, a `Vec`'s buffer, is
-/// first touched there too), and moves the returned value into a
-/// [`NodeBox`] on that node. A node without CPUs (memory only), or whose
+/// node's CPUs with its memory policy bound to the node** (so pages that
+/// the closure's allocations touch for the first time, a fresh `Vec`
+/// buffer's, come from the node too), and moves the returned value into a
+/// [`NodeBox`] on that node. That costs a thread start per node: make a
+/// `PerNode` once and keep it. A node without CPUs (memory only), or whose
 /// CPUs the process may not use, runs its closure on an unpinned thread;
 /// its replica is still in memory bound to the node. Either way the
 /// replica itself — the bytes of the `T` — is in node-bound memory, and
@@ -132,18 +133,7 @@ impl<T> PerNode<T> {
         T: Send,
         E: From<Error> + Send,
     {
-        let topo = Topology::current().map_err(|e| E::from(e.into()))?;
-        let nodes: Vec<NodeId> = topo
-            .nodes()
-            .iter()
-            .filter(|n| n.has_memory())
-            .map(|n| n.id())
-            .collect();
-        if nodes.is_empty() {
-            return Err(E::from(Error::Mem(MemError::InvalidConfig(
-                "the topology has no node with memory, so no replica can be placed".into(),
-            ))));
-        }
+        let (topo, nodes) = nodes_with_memory().map_err(E::from)?;
         let mut replicas: Vec<NodeBox<T>> = Vec::with_capacity(nodes.len());
         for (index, &node) in nodes.iter().enumerate() {
             let init = &init;
@@ -160,11 +150,32 @@ impl<T> PerNode<T> {
             })?;
             replicas.push(built);
         }
-        let serve = serve_table(&topo, &nodes);
-        Ok(PerNode {
+        Ok(Self::assemble(&topo, &nodes, replicas))
+    }
+
+    /// As [`try_new`](Self::try_new), but `init` runs on the calling
+    /// thread, unpinned: for values whose memory `init` places itself
+    /// (from [`NodeHeap::of`](super::NodeHeap::of) the node), where a
+    /// thread per node would only cost time.
+    pub(crate) fn try_new_here<E, F>(mut init: F) -> Result<Self, E>
+    where
+        F: FnMut(NodeId) -> Result<T, E>,
+        E: From<Error>,
+    {
+        let (topo, nodes) = nodes_with_memory().map_err(E::from)?;
+        let mut replicas: Vec<NodeBox<T>> = Vec::with_capacity(nodes.len());
+        for &node in &nodes {
+            let value = init(node)?;
+            replicas.push(NodeBox::new(node, value).map_err(|e| E::from(e.into()))?);
+        }
+        Ok(Self::assemble(&topo, &nodes, replicas))
+    }
+
+    fn assemble(topo: &Topology, nodes: &[NodeId], replicas: Vec<NodeBox<T>>) -> Self {
+        PerNode {
             replicas: replicas.into_boxed_slice(),
-            serve,
-        })
+            serve: serve_table(topo, nodes),
+        }
     }
 
     /// The replica of the node the calling thread runs on, or of the
@@ -267,6 +278,23 @@ where
     here::refresh();
     let value = init(node)?;
     NodeBox::new(node, value).map_err(|e| E::from(e.into()))
+}
+
+/// The topology and its nodes with memory (at least one).
+fn nodes_with_memory() -> Result<(std::sync::Arc<Topology>, Vec<NodeId>), Error> {
+    let topo = Topology::current()?;
+    let nodes: Vec<NodeId> = topo
+        .nodes()
+        .iter()
+        .filter(|n| n.has_memory())
+        .map(|n| n.id())
+        .collect();
+    if nodes.is_empty() {
+        return Err(Error::Mem(MemError::InvalidConfig(
+            "the topology has no node with memory, so no replica can be placed".into(),
+        )));
+    }
+    Ok((topo, nodes))
 }
 
 /// For every node id up to the topology's highest, the index (in `nodes`,

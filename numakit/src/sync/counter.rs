@@ -189,7 +189,7 @@ impl Shards {
             .unwrap_or(most)
             .clamp(1, 1 << 16)
             .next_power_of_two();
-        let replicas = PerNode::try_new(|node| -> Result<NodeShards, crate::Error> {
+        let replicas = PerNode::try_new_here(|node| -> Result<NodeShards, crate::Error> {
             let heap = NodeHeap::of(node)?;
             let layout =
                 std::alloc::Layout::array::<Padded<AtomicI64>>(per_node).map_err(|_| {
