@@ -133,12 +133,29 @@ enum Shards {
     #[cfg(not(loom))]
     Nodes {
         replicas: crate::mem::PerNode<NodeShards>,
-        /// By CPU id: the node whose replica it writes, and its shard there.
-        slot: Box<[(crate::NodeId, u32)]>,
+        /// By CPU id: the shard it writes, in its node's replica.
+        slot: Box<[ShardRef]>,
         /// Shards per replica, a power of two.
         per_node: usize,
     },
 }
+
+/// A CPU's shard, inside the counter's own `replicas`.
+#[cfg(not(loom))]
+#[derive(Clone, Copy)]
+struct ShardRef(std::ptr::NonNull<AtomicI64>);
+
+// SAFETY: a ShardRef points at an `AtomicI64` (which is Sync) inside a
+// shard block owned by the same counter's `replicas`. The blocks are heap
+// memory that moving the counter does not move, nothing ever takes `&mut`
+// to them, and they are freed only when the counter is dropped, after
+// which no ShardRef is used. Sending or sharing one only ever yields a
+// shared `&AtomicI64` to a live atomic.
+#[cfg(not(loom))]
+unsafe impl Send for ShardRef {}
+// SAFETY: as above.
+#[cfg(not(loom))]
+unsafe impl Sync for ShardRef {}
 
 impl Shards {
     fn flat(n: usize) -> Shards {
@@ -172,13 +189,13 @@ impl Shards {
                 .find(|n| with_memory.contains(n))
         };
         let max_cpu = topo.online_cpus().iter().map(|c| c.get()).max()?;
-        let mut slot = vec![(NodeId::new(0), 0u32); max_cpu as usize + 1];
+        let mut ranks = vec![(NodeId::new(0), 0u32); max_cpu as usize + 1];
         let mut served: Vec<(NodeId, u32)> = with_memory.iter().map(|&n| (n, 0)).collect();
         for node in topo.nodes() {
             let home = serving(node.id())?;
             let count = &mut served.iter_mut().find(|(n, _)| *n == home)?.1;
             for cpu in node.cpus().iter() {
-                if let Some(s) = slot.get_mut(cpu.get() as usize) {
+                if let Some(s) = ranks.get_mut(cpu.get() as usize) {
                     *s = (home, *count);
                     *count += 1;
                 }
@@ -217,9 +234,16 @@ impl Shards {
             })
         })
         .ok()?;
+        let slot = ranks
+            .iter()
+            .map(|&(node, rank)| {
+                let shard = &replicas.nearest(node)[rank as usize & (per_node - 1)].0;
+                ShardRef(std::ptr::NonNull::from(shard))
+            })
+            .collect();
         Some(Shards::Nodes {
             replicas,
-            slot: slot.into_boxed_slice(),
+            slot,
             per_node,
         })
     }
@@ -235,7 +259,9 @@ impl Shards {
                 slot,
                 per_node,
             } => match slot.get(cpu) {
-                Some(&(node, rank)) => &replicas.nearest(node)[rank as usize & (per_node - 1)].0,
+                // SAFETY: see `ShardRef`: the shard is in `replicas`, alive
+                // as long as `self`.
+                Some(r) => unsafe { r.0.as_ref() },
                 // A CPU the topology did not have when the counter was made.
                 None => &replicas.local()[cpu & (per_node - 1)].0,
             },
@@ -398,5 +424,49 @@ impl fmt::Debug for PartitionedCounter {
             .field("sum", &self.sum())
             .field("shards", &self.shards())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod node_tests {
+    use super::*;
+    use crate::{NodeId, Topology};
+
+    /// A thread on each node writes a shard on that node (or, for a
+    /// memoryless node, on the nearest node with memory).
+    #[test]
+    fn each_cpu_writes_a_shard_on_its_node() {
+        let topo = Topology::current().unwrap();
+        let c = std::sync::Arc::new(PartitionedCounter::new());
+        assert!(c.is_node_placed());
+        for node in topo.nodes().iter().filter(|n| !n.cpus().is_empty()) {
+            let expect = topo
+                .nodes_by_distance(node.id())
+                .unwrap()
+                .into_iter()
+                .find(|n| topo.node(*n).unwrap().has_memory())
+                .unwrap();
+            for cpu in node.cpus().iter() {
+                let c = std::sync::Arc::clone(&c);
+                let (addr, ran_on): (usize, NodeId) = std::thread::spawn(move || {
+                    let _pin = crate::sched::Pin::cpu(cpu)
+                        .bind_memory(false)
+                        .apply()
+                        .unwrap();
+                    // A fresh thread reads its CPU on first use.
+                    c.inc();
+                    (
+                        c.shard() as *const AtomicI64 as usize,
+                        crate::current_node().unwrap(),
+                    )
+                })
+                .join()
+                .unwrap();
+                assert_eq!(ran_on, node.id());
+                let here = crate::mem::locate(addr as *const u8, 8).unwrap();
+                assert!(here.is_all_on(expect), "CPU {cpu}: {here:?}");
+            }
+        }
+        assert_eq!(c.sum(), topo.online_cpus().iter().count() as i64);
     }
 }
