@@ -157,6 +157,7 @@ impl<T> PerNode<T> {
     /// thread, unpinned: for values whose memory `init` places itself
     /// (from [`NodeHeap::of`](super::NodeHeap::of) the node), where a
     /// thread per node would only cost time.
+    #[cfg_attr(loom, allow(dead_code))] // its one user, the counter, is modelled without it
     pub(crate) fn try_new_here<E, F>(mut init: F) -> Result<Self, E>
     where
         F: FnMut(NodeId) -> Result<T, E>,
