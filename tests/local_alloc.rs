@@ -460,3 +460,39 @@ fn blocks_freed_on_another_node_go_back_to_their_heap() {
         assert_ne!(home, away, "two nodes with memory and CPUs");
     }
 }
+
+#[test]
+fn a_vec_grown_on_another_node_stays_in_the_heap_that_owns_it() {
+    let topo = common::topology();
+    let nodes: Vec<NodeId> = topo
+        .nodes()
+        .iter()
+        .filter(|n| n.has_memory() && !n.cpus().is_empty())
+        .map(|n| n.id())
+        .collect();
+    let (home, away) = (nodes[0], *nodes.last().unwrap());
+    if common::expected_nodes().is_some_and(|n| n >= 2) {
+        assert_ne!(home, away, "two nodes with memory and CPUs");
+    }
+    let v = std::thread::spawn(move || {
+        let _pin = Pin::node(home).apply().unwrap();
+        let mut v: AVec<u32, Local> = AVec::new_in(Local);
+        v.extend(0..100u32);
+        v
+    })
+    .join()
+    .unwrap();
+    let v = std::thread::spawn(move || {
+        let _pin = Pin::node(away).apply().unwrap();
+        let mut v = v;
+        v.extend(100..200_000u32);
+        v.truncate(150_000);
+        v.shrink_to_fit();
+        v
+    })
+    .join()
+    .unwrap();
+    assert!(v.iter().copied().eq(0..150_000u32));
+    let here = numakit::mem::locate(v.as_ptr().cast(), v.len() * 4).unwrap();
+    assert!(here.is_all_on(home), "{here:?}");
+}

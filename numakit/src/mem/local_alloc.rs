@@ -33,8 +33,11 @@ use std::ptr::{self, NonNull};
 /// block carries, just before the address handed out, a tag naming the
 /// heap it came from, and goes back there (a free on another node is the
 /// heap's remote free). The tag costs 16 bytes per block (the alignment,
-/// for alignments above 16). `grow` and `shrink` that cannot keep the
-/// block move the data into a block on the *caller's* node.
+/// for alignments above 16). `grow` and `shrink` keep a block in the heap
+/// that owns it — in place when the new size falls in the same size class,
+/// else in a new block of that heap, so a `Vec` stays on the node where it
+/// was first allocated while it grows; only a change of alignment past 16
+/// moves it to the caller's node.
 ///
 /// # No fallback
 ///
@@ -160,15 +163,8 @@ unsafe impl Allocator for Local {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        let fresh = self.allocate(new)?;
-        // SAFETY: the Allocator contract: `ptr` is valid for `old.size()`
-        // bytes, `fresh` for at least `new.size() >= old.size()`; distinct
-        // blocks do not overlap. `ptr` fits `old`, so it can be freed.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.cast::<u8>().as_ptr(), old.size());
-            self.deallocate(ptr, old);
-        }
-        Ok(fresh)
+        // SAFETY: forwarded Allocator contract (`new.size() >= old.size()`).
+        unsafe { resize(ptr, old, new) }
     }
 
     unsafe fn shrink(
@@ -177,15 +173,59 @@ unsafe impl Allocator for Local {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        let fresh = self.allocate(new)?;
-        // SAFETY: as in grow, copying the `new.size() <= old.size()` bytes
-        // that survive.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.cast::<u8>().as_ptr(), new.size());
-            self.deallocate(ptr, old);
-        }
-        Ok(fresh)
+        // SAFETY: forwarded Allocator contract (`new.size() <= old.size()`).
+        unsafe { resize(ptr, old, new) }
     }
+}
+
+/// Grow or shrink a block of `Local` to `new`: within the heap that owns
+/// it (in place when the size class allows) when the tag keeps its
+/// offset, else into a fresh block on the caller's node.
+///
+/// # Safety
+/// `ptr` is a block of `Local` that fits `old`; the block is not used
+/// through `ptr` afterwards unless this fails.
+unsafe fn resize(ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+    if old.size() != 0 && new.size() != 0 {
+        if let (Some((outer_old, pad)), Some((outer_new, pad_new))) = (tagged(old), tagged(new)) {
+            if pad == pad_new {
+                // SAFETY: `ptr` came from `allocate` for a layout fitting
+                // `old`: the heap's block starts `pad` bytes before it and
+                // fits `outer_old`; the tag names its heap. The heap's
+                // grow/shrink copy the block's first bytes, tag included,
+                // so the result is tagged for the same heap.
+                unsafe {
+                    let heap: &'static NodeHeap = &*ptr
+                        .sub(std::mem::size_of::<usize>())
+                        .cast::<*const NodeHeap>()
+                        .read();
+                    let base = ptr.sub(pad);
+                    let block = if outer_new.size() >= outer_old.size() {
+                        heap.grow(base, outer_old, outer_new)?
+                    } else {
+                        heap.shrink(base, outer_old, outer_new)?
+                    };
+                    return Ok(NonNull::slice_from_raw_parts(
+                        block.cast::<u8>().add(pad),
+                        block.len() - pad,
+                    ));
+                }
+            }
+        }
+    }
+    let fresh = Local.allocate(new)?;
+    // SAFETY: the Allocator contract: `ptr` is valid for `old.size()`
+    // bytes, `fresh` for `new.size()`; distinct blocks do not overlap.
+    // `ptr` fits `old`, so it can be freed.
+    unsafe {
+        ptr::copy_nonoverlapping(
+            ptr.as_ptr(),
+            fresh.cast::<u8>().as_ptr(),
+            old.size().min(new.size()),
+        );
+        Local.deallocate(ptr, old);
+    }
+    Ok(fresh)
 }
 
 #[cfg(test)]
