@@ -20,7 +20,7 @@ pub use error::{Error, Result};
 pub use sync::{CnaLock, McsLock, PartitionedCounter};
 pub use topology::{current_cpu, current_node, CpuId, CpuSet, NodeId, Topology};
 
-pub use mem::{NodeBox, NodePlacement, NumaStatic, Placed};
+pub use mem::{NodeBox, NodePlacement, NumaStatic, PerNode, Placed};
 pub use numakit_macros::{numa, numa_static, pinned};
 
 /// What the macros' generated code uses; not a public API.

@@ -13,10 +13,15 @@
 //! - [`NodeHeap`]: a thread-safe, size-class heap bound to one node, usable
 //!   through the `allocator-api2` `Allocator` trait (`Vec::new_in(&heap)`,
 //!   `hashbrown::HashMap::new_in(&heap)`); [`HeapBox`] for single values;
-//!   [`GlobalNodeHeap`] as a `#[global_allocator]` that never falls back.
+//!   [`GlobalNodeHeap`] as a `#[global_allocator]` that never falls back;
+//!   [`NodeHeap::of`], each node's process-wide heap.
 //! - [`NodeLocal`]: a `#[global_allocator]` giving every thread memory on
 //!   the node it runs on, `strict` or `nearest` on an exhausted node, with
 //!   per-node figures ([`NodeLocal::stats`]).
+//! - [`Local`]: an `Allocator` handle that allocates on the calling
+//!   thread's node (`Vec::new_in(Local)`), failing rather than falling back.
+//! - [`PerNode`]: one replica of a value per node, [`PerNode::local`] for
+//!   the caller's node.
 //!
 //! # How "node-strict" is kept
 //!
@@ -41,9 +46,12 @@ mod arena;
 mod asan;
 mod error;
 mod heap;
+mod here;
 mod local;
+mod local_alloc;
 pub(crate) mod node_box;
 mod numa_static;
+mod per_node;
 mod placement;
 pub(crate) mod region;
 mod shared;
@@ -54,8 +62,10 @@ pub use error::MemError;
 pub use heap::{GlobalNodeHeap, HeapBox, HeapStats, NodeHeap, SizeClassStats};
 pub use heap::{NodeLocal, NodeLocalNodeStats, NodeLocalStats, OnExhausted};
 pub use local::{arena_local, LOCAL_ARENA_CAPACITY};
+pub use local_alloc::Local;
 pub use node_box::{NodeBox, NodePlacement, Placed};
 pub use numa_static::NumaStatic;
+pub use per_node::PerNode;
 pub(crate) use placement::mapped_batches;
 pub use placement::{locate, migrate, Placement};
 pub use shared::SharedArena;

@@ -277,6 +277,40 @@ impl Drop for HeapBlock {
 /// Node ids below this have a lock-free slot for their shared heap.
 const FAST_NODES: usize = 64;
 
+impl NodeHeap {
+    /// The process-wide heap of `node`: made on first use, kept for the
+    /// life of the process, shared by every caller (small
+    /// [`NodeBox`]es and the [`Local`](super::Local) allocator use it).
+    /// Later calls for the same node return the same heap, from a
+    /// lock-free lookup for node ids below 64.
+    ///
+    /// `&'static NodeHeap` is an `Allocator`, so
+    /// `Vec::new_in(NodeHeap::of(1)?)` keeps a vector on node 1 without a
+    /// heap to own.
+    ///
+    /// # Errors
+    /// As [`NodeHeap::new`]: [`MemError::Topology`] for a node that does
+    /// not exist (naming those that do), [`MemError::MemorylessNode`] for
+    /// a node without memory (naming those with some), and the errors of
+    /// mapping the heap's first page. A failed call makes nothing; a later
+    /// call tries again.
+    ///
+    /// # Examples
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    /// use numakit::mem::{MemError, NodeHeap};
+    /// let heap = NodeHeap::of(0)?;
+    /// assert!(std::ptr::eq(heap, NodeHeap::of(0)?));
+    /// let mut v = Vec::new_in(heap);
+    /// v.push(1u8);
+    /// assert!(matches!(NodeHeap::of(u32::MAX), Err(MemError::Topology(_))));
+    /// # Ok::<(), MemError>(())
+    /// ```
+    pub fn of(node: impl Into<NodeId>) -> Result<&'static NodeHeap, MemError> {
+        shared_heap(node.into())
+    }
+}
+
 /// The process-wide heap of `node` that small [`NodeBox`]es come from,
 /// made on first use and kept for the life of the process.
 fn shared_heap(node: NodeId) -> Result<&'static NodeHeap, MemError> {
