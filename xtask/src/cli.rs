@@ -376,7 +376,6 @@ pub fn format_distances(matrix: &[Vec<u32>]) -> String {
         .join("/")
 }
 
-
 /// Checks a kernel id list (`0`, `0-1`, `0,2-3`) and returns it unchanged.
 fn parse_id_list(flag: &str, s: &str) -> Result<String> {
     let bad = || format!("{flag}: `{s}` is not a list like 0, 0-1 or 0,2-3");
