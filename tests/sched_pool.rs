@@ -825,7 +825,16 @@ fn an_unbound_job_from_outside_the_pool_is_queued_on_the_nearest_pool_node() {
 fn an_idle_node_steals_from_the_nearest_busy_node_first() {
     let topo = common::multi_node_topology();
     let nodes = cpu_nodes(&topo);
-    assert!(nodes.len() >= 3, "needs 3 nodes with CPUs: {nodes:?}");
+    if nodes.len() < 3 {
+        // The 2-node guest and the 3-node one with a CPU-less node cannot
+        // show it; the 4- and 8-node guests must.
+        assert!(
+            common::expected_nodes().is_some_and(|n| n < 4),
+            "needs 3 nodes with CPUs: {nodes:?}"
+        );
+        eprintln!("not checked here: needs 3 nodes with CPUs, this guest has {nodes:?}");
+        return;
+    }
     // The last node is the only idle one. Two busy nodes hold unbound
     // jobs: the first node, and the thief's nearest other node (ties to
     // the lowest id, so on a uniform matrix the second node).
