@@ -384,6 +384,16 @@ impl<T> Producer<T> {
     pub fn placement(&self) -> Result<Placement, MemError> {
         self.shared.slots.placement()
     }
+
+    /// Prove placement: every page of the ring's slots (shared by both
+    /// ends) is on the ring's node.
+    ///
+    /// # Errors
+    /// [`MemError::Misplaced`] when a page is elsewhere or not present;
+    /// [`MemError::Os`] if `move_pages` fails.
+    pub fn verify(&self) -> Result<Placement, MemError> {
+        self.placement()?.ensure_on(self.node())
+    }
 }
 
 impl<T> std::fmt::Debug for Producer<T> {
@@ -561,6 +571,16 @@ impl<T> Consumer<T> {
     /// [`MemError::Os`] if `move_pages` fails.
     pub fn placement(&self) -> Result<Placement, MemError> {
         self.shared.slots.placement()
+    }
+
+    /// Prove placement: every page of the ring's slots (shared by both
+    /// ends) is on the ring's node.
+    ///
+    /// # Errors
+    /// [`MemError::Misplaced`] when a page is elsewhere or not present;
+    /// [`MemError::Os`] if `move_pages` fails.
+    pub fn verify(&self) -> Result<Placement, MemError> {
+        self.placement()?.ensure_on(self.node())
     }
 }
 

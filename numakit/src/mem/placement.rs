@@ -66,6 +66,22 @@ impl Placement {
         }
     }
 
+    /// Add the pages of `other` to this report: the proof of several
+    /// ranges (a heap's segments, every replica of a
+    /// [`PerNode`](super::PerNode)) as one. The page size stays this
+    /// report's unless it is empty (page size 0); the counts are pages of
+    /// whatever size each part was walked with.
+    pub fn merge(&mut self, other: Placement) {
+        if self.page_size == 0 {
+            self.page_size = other.page_size;
+        }
+        for (node, n) in other.on_node {
+            *self.on_node.entry(node).or_insert(0) += n;
+        }
+        self.not_present += other.not_present;
+        self.errors += other.errors;
+    }
+
     /// The share of pages on `node`, from 0.0 to 1.0 (1.0 for an empty range).
     pub fn fraction_on(&self, node: NodeId) -> f64 {
         match self.pages() {
