@@ -36,7 +36,7 @@
 use super::buffer::{drop_positions, Slots};
 use super::primitive::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 use super::{PopError, PushError};
-use crate::mem::{MemError, Placement};
+use crate::mem::{MemError, PageMap};
 use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
@@ -381,7 +381,7 @@ impl<T> Producer<T> {
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn placement(&self) -> Result<Placement, MemError> {
+    pub fn placement(&self) -> Result<PageMap, MemError> {
         self.shared.slots.placement()
     }
 
@@ -391,7 +391,7 @@ impl<T> Producer<T> {
     /// # Errors
     /// [`MemError::Misplaced`] when a page is elsewhere or not present;
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn verify(&self) -> Result<Placement, MemError> {
+    pub fn verify(&self) -> Result<PageMap, MemError> {
         self.placement()?.ensure_on(self.node())
     }
 }
@@ -569,7 +569,7 @@ impl<T> Consumer<T> {
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn placement(&self) -> Result<Placement, MemError> {
+    pub fn placement(&self) -> Result<PageMap, MemError> {
         self.shared.slots.placement()
     }
 
@@ -579,7 +579,7 @@ impl<T> Consumer<T> {
     /// # Errors
     /// [`MemError::Misplaced`] when a page is elsewhere or not present;
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn verify(&self) -> Result<Placement, MemError> {
+    pub fn verify(&self) -> Result<PageMap, MemError> {
         self.placement()?.ensure_on(self.node())
     }
 }

@@ -337,8 +337,8 @@ impl PartitionedCounter {
 
     /// Prove that every node's shards are on that node (`move_pages(2)`),
     /// returning the merged placement of the replicas and shards
-    /// ([`pages`](crate::mem::Placement::pages) counts the pages checked,
-    /// [`on(node)`](crate::mem::Placement::on) those of each node).
+    /// ([`pages`](crate::mem::PageMap::pages) counts the pages checked,
+    /// [`on(node)`](crate::mem::PageMap::on) those of each node).
     ///
     /// # Errors
     /// [`MemError::Misplaced`](crate::mem::MemError::Misplaced) for shards
@@ -348,7 +348,7 @@ impl PartitionedCounter {
     /// when the shards are in ordinary memory (see
     /// [`is_node_placed`](Self::is_node_placed)).
     #[cfg(not(loom))]
-    pub fn verify(&self) -> Result<crate::mem::Placement, crate::mem::MemError> {
+    pub fn verify(&self) -> Result<crate::mem::PageMap, crate::mem::MemError> {
         use crate::mem::MemError;
         match &self.shards {
             Shards::Flat(_) => Err(MemError::InvalidConfig(

@@ -1044,12 +1044,12 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     /// segments (shard array, small tables, bookkeeping), every table the
     /// heap mapped on its own, and the record of those — is on the map's
     /// node. Returns their merged placement
-    /// ([`pages`](crate::mem::Placement::pages) counts the pages checked).
+    /// ([`pages`](crate::mem::PageMap::pages) counts the pages checked).
     ///
     /// # Errors
     /// [`MemError::Misplaced`] with the placement of the first range that
     /// has a page elsewhere; [`MemError::Os`] if `move_pages` fails.
-    pub fn verify(&self) -> Result<crate::mem::Placement, MemError> {
+    pub fn verify(&self) -> Result<crate::mem::PageMap, MemError> {
         self.store().verify()
     }
 

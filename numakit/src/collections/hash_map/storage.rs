@@ -3,7 +3,7 @@
 //! records every block the heap maps on its own (large blocks), so that
 //! [`Storage::verify`] can prove the placement of *all* the map's pages.
 
-use crate::mem::{locate, MemError, NodeHeap, Placement};
+use crate::mem::{locate, MemError, NodeHeap, PageMap};
 use crate::sync::McsLock;
 use crate::topology::NodeId;
 use allocator_api2::alloc::{AllocError, Allocator};
@@ -142,7 +142,7 @@ impl Storage {
 
     /// Check that every page of the heap's segments, of its large blocks
     /// and of the registry is on the heap's node; their merged placement.
-    pub(super) fn verify(&self) -> Result<Placement, MemError> {
+    pub(super) fn verify(&self) -> Result<PageMap, MemError> {
         let node = self.heap.node();
         let mut proof = self.heap.verify()?;
         let large = self.large.lock();
