@@ -8,7 +8,7 @@
 //! On a one-node machine it shows node 1 refused with the error — never
 //! memory from node 0 passed off as node 1.
 
-use numakit::sched::{self, Placement};
+use numakit::sched::{self, ThreadPlacement};
 use numakit::{numa, pinned, NodeBox, NodeId, Topology};
 use std::time::{Duration, Instant};
 
@@ -66,9 +66,11 @@ fn visit<const N: u32>() -> Result<Row, numakit::Error> {
     let proof = shard.verify()?;
     let shard: &'static NodeBox<Shard<N>> = Box::leak(Box::new(shard));
     let start = Instant::now();
-    let workers = sched::spawn_group(WORKERS_PER_NODE, Placement::Node(NodeId::new(N)), |_| {
-        hammer(shard, RUN_FOR)
-    })?;
+    let workers = sched::spawn_group(
+        WORKERS_PER_NODE,
+        ThreadPlacement::Node(NodeId::new(N)),
+        |_| hammer(shard, RUN_FOR),
+    )?;
     let mut total = 0;
     for r in workers.join() {
         total += r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use numakit::sched::{self, NodePool, Pin, Placement, SchedError};
+use numakit::sched::{self, NodePool, Pin, SchedError, ThreadPlacement};
 use numakit::sys::proc::{cgroup_cpuset, CpusetFile};
 use numakit::sys::sched as syssched;
 use numakit::topology::Restriction;
@@ -112,11 +112,11 @@ fn a_node_with_some_allowed_cpus_is_used_through_those_by_every_api() {
         assert_eq!(cpus, first);
     }
 
-    // Placement::Node, Compact and Scatter: the same CPUs.
+    // ThreadPlacement::Node, Compact and Scatter: the same CPUs.
     for placement in [
-        Placement::Node(node),
-        Placement::Compact,
-        Placement::Scatter,
+        ThreadPlacement::Node(node),
+        ThreadPlacement::Compact,
+        ThreadPlacement::Scatter,
     ] {
         let group = sched::spawn_group(1, placement, |_| sched::thread_cpus().unwrap())
             .unwrap_or_else(|e| panic!("{placement}: {e}"));
@@ -125,7 +125,7 @@ fn a_node_with_some_allowed_cpus_is_used_through_those_by_every_api() {
             seen[0].is_subset(&topo.allowed_cpus().unwrap()),
             "{placement}"
         );
-        if placement == Placement::Node(node) {
+        if placement == ThreadPlacement::Node(node) {
             assert_eq!(seen[0], first);
         }
     }
@@ -195,8 +195,8 @@ fn a_node_with_no_allowed_cpu_is_refused_by_every_api_with_the_reason() {
         in_thread(move || sched::pin_to_node(refused_id).map(drop)),
     );
     check(
-        "Placement::Node",
-        sched::spawn_group(1, Placement::Node(refused_id), |_| ()).map(drop),
+        "ThreadPlacement::Node",
+        sched::spawn_group(1, ThreadPlacement::Node(refused_id), |_| ()).map(drop),
     );
     check(
         "NodePool on the node",
@@ -206,7 +206,7 @@ fn a_node_with_no_allowed_cpu_is_refused_by_every_api_with_the_reason() {
     let pool = NodePool::new().unwrap();
     assert!(pool.nodes().all(|n| n != refused_id));
     drop(pool);
-    let group = sched::spawn_group(kept_cpus.len(), Placement::Scatter, |_| {
+    let group = sched::spawn_group(kept_cpus.len(), ThreadPlacement::Scatter, |_| {
         sched::thread_cpus().unwrap()
     })
     .unwrap();

@@ -14,7 +14,7 @@ mod common;
 
 use numakit::collections::{spsc, ConcurrentHashMap, MpmcRing};
 use numakit::mem::{self, Arena, MemError, NodeBox, NodeHeap, Slab};
-use numakit::sched::{self, NodePool, Pin, Placement, SchedError};
+use numakit::sched::{self, NodePool, Pin, SchedError, ThreadPlacement};
 use numakit::topology::Restriction;
 use numakit::{numa_static, CpuSet, NodeId, Topology};
 use std::time::Duration;
@@ -297,7 +297,7 @@ fn cpuset_threads_use_the_allowed_cpus_and_memory_nodes() {
         .filter(|n| allowed_mems.contains(&n.id()))
         .map(|n| n.allowed_cpus().unwrap())
         .fold(CpuSet::new(), |a, b| a.union(&b));
-    for placement in [Placement::Compact, Placement::Scatter] {
+    for placement in [ThreadPlacement::Compact, ThreadPlacement::Scatter] {
         let group = sched::spawn_group(bindable.len(), placement, |_| {
             (
                 sched::thread_cpus().unwrap(),

@@ -211,8 +211,10 @@ fn maps_on_every_node_have_every_page_there() {
             "{} large tables",
             map.large_tables()
         );
-        let pages = map.verify().unwrap();
+        let proof = map.verify().unwrap();
+        assert!(proof.is_all_on(node.id()), "{proof}");
         // 20k entries of 40 bytes need at least 800 KB of buckets.
+        let pages = proof.pages();
         assert!(pages >= 800_000 / 4096, "{pages} pages");
         let stats = map.heap_stats();
         assert_eq!(stats.node, node.id());
@@ -233,7 +235,9 @@ fn map_on_node_1_is_on_node_1_or_refused() {
             for i in 0..50_000 {
                 map.insert(i, i);
             }
-            let pages = map.verify().unwrap();
+            let proof = map.verify().unwrap();
+            assert!(proof.is_all_on(one), "{proof}");
+            let pages = proof.pages();
             assert!(pages >= 50_000 * 16 / 4096, "{pages} pages");
             assert_eq!(map.node(), one);
         }
@@ -248,7 +252,9 @@ fn map_on_node_1_is_on_node_1_or_refused() {
             for i in 0..50_000 {
                 map.insert(i, i);
             }
-            assert!(map.verify().unwrap() >= 50_000 * 16 / 4096);
+            let proof = map.verify().unwrap();
+            assert!(proof.is_all_on(NodeId::new(0)), "{proof}");
+            assert!(proof.pages() >= 50_000 * 16 / 4096, "{proof}");
         }
     }
 }

@@ -83,7 +83,8 @@ fn vec_and_hashmap_storage_is_on_the_heaps_node_page_by_page() {
         );
 
         // The heap's own segments and bookkeeping, too.
-        assert!(heap.verify().unwrap() > 0);
+        let proof = heap.verify().unwrap();
+        assert!(proof.pages() > 0 && proof.is_all_on(node), "{proof}");
         let stats = heap.stats();
         assert_eq!(stats.node, node);
         assert!(stats.bytes_in_use >= (256 << 13) + 50_000 * 16, "{stats:?}");

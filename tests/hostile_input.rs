@@ -16,8 +16,8 @@ use numakit::mem::{
     locate, migrate, Arena, MemError, NodeBox, NodeHeap, PageKind, Populate, SlabBuilder,
 };
 use numakit::sched::{
-    pin_to_cpu, pin_to_node, spawn_group, BalancePolicy, Balancer, NodePool, Placement, SchedError,
-    MAX_GROUP_THREADS,
+    pin_to_cpu, pin_to_node, spawn_group, BalancePolicy, Balancer, NodePool, SchedError,
+    ThreadPlacement, MAX_GROUP_THREADS,
 };
 use numakit::{CpuId, CpuSet, NodeId, Topology};
 use std::fmt::Debug;
@@ -100,60 +100,60 @@ fn spawn_group_thread_counts() {
     let node = usable_node(&topo);
     let absent = common::absent_node(&topo);
     let max = MAX_GROUP_THREADS.to_string();
-    let table: &[(&str, usize, Placement, Want)] = &[
+    let table: &[(&str, usize, ThreadPlacement, Want)] = &[
         (
             "0 threads",
             0,
-            Placement::Node(node),
+            ThreadPlacement::Node(node),
             Want::Err("at least one thread"),
         ),
-        ("1 thread", 1, Placement::Node(node), Want::Ok),
+        ("1 thread", 1, ThreadPlacement::Node(node), Want::Ok),
         (
             "max + 1",
             MAX_GROUP_THREADS + 1,
-            Placement::Node(node),
+            ThreadPlacement::Node(node),
             Want::Err("at most"),
         ),
         (
             "2^40",
             1 << 40,
-            Placement::Node(node),
+            ThreadPlacement::Node(node),
             Want::Err("MAX_GROUP_THREADS"),
         ),
         (
             "usize::MAX",
             usize::MAX,
-            Placement::Node(node),
+            ThreadPlacement::Node(node),
             Want::Err("MAX_GROUP_THREADS"),
         ),
         (
             "usize::MAX compact",
             usize::MAX,
-            Placement::Compact,
+            ThreadPlacement::Compact,
             Want::Err("at most"),
         ),
         (
             "usize::MAX scatter",
             usize::MAX,
-            Placement::Scatter,
+            ThreadPlacement::Scatter,
             Want::Err("at most"),
         ),
         (
             "absent node",
             1,
-            Placement::Node(absent),
+            ThreadPlacement::Node(absent),
             Want::Err("does not exist"),
         ),
         (
             "node u32::MAX",
             1,
-            Placement::Node(NodeId::new(u32::MAX)),
+            ThreadPlacement::Node(NodeId::new(u32::MAX)),
             Want::Err("4294967295"),
         ),
         (
             "CPU u32::MAX",
             1,
-            Placement::Cpu(CpuId::new(u32::MAX)),
+            ThreadPlacement::Cpu(CpuId::new(u32::MAX)),
             Want::Err("not online"),
         ),
     ];

@@ -72,7 +72,14 @@ fn one_replica_per_node_with_memory_built_and_placed_on_it() {
         assert_eq!(p.get(node).map(|r| r.0), Some(node));
         assert_eq!(p.replica_node_for(node), node);
     }
-    let pages = p.verify().unwrap();
+    let proof = p.verify().unwrap();
+    for &node in &nodes {
+        assert!(
+            proof.on(node) >= 1,
+            "no page of node {node}'s replica: {proof}"
+        );
+    }
+    let pages = proof.pages();
     assert!(
         pages >= nodes.len(),
         "{pages} pages for {} replicas",
@@ -230,7 +237,9 @@ fn the_counters_shards_are_on_their_nodes() {
         PartitionedCounter::with_shards(5),
     ] {
         assert!(c.is_node_placed());
-        assert!(c.verify().unwrap() >= replicas);
+        let proof = c.verify().unwrap();
+        assert!(proof.pages() >= replicas, "{proof}");
+        assert_eq!(proof.per_node().count(), replicas, "{proof}");
         assert_eq!(c.shards() % replicas, 0);
     }
     assert_eq!(PartitionedCounter::with_shards(0).shards(), replicas);

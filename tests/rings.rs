@@ -186,11 +186,19 @@ fn rings_on_every_node_have_every_page_there() {
     let topo = common::topology();
     let mut checked = 0;
     for node in topo.nodes().iter().filter(|n| n.has_memory()) {
-        let (tx, _rx) = spsc::ring::<[u64; 8]>(node.id(), 4096).unwrap();
+        let (tx, rx) = spsc::ring::<[u64; 8]>(node.id(), 4096).unwrap();
         let p = tx.placement().unwrap();
         assert!(p.is_all_on(node.id()), "{p}");
+        // Both ends prove the same slots: 4096 slots of 64 bytes.
+        let from_tx = tx.verify().unwrap();
+        let from_rx = rx.verify().unwrap();
+        assert!(from_tx.is_all_on(node.id()), "{from_tx}");
+        assert!(from_tx.pages() >= 4096 * 64 / 4096, "{from_tx}");
+        assert_eq!(from_tx, from_rx);
         let ring = MpmcRing::<u64>::new(node.id(), 8192).unwrap();
-        assert!(ring.verify().unwrap().pages() >= 8192 * 16 / 4096);
+        let proof = ring.verify().unwrap();
+        assert!(proof.is_all_on(node.id()), "{proof}");
+        assert!(proof.pages() >= 8192 * 16 / 4096, "{proof}");
         checked += 1;
     }
     if common::expected_nodes().is_some_and(|n| n > 1) {

@@ -5,7 +5,7 @@
 mod common;
 
 use numakit::mem;
-use numakit::sched::{self, Pin, Placement, SchedError};
+use numakit::sched::{self, Pin, SchedError, ThreadPlacement};
 use numakit::sys::{mem as sysmem, sched as syssched};
 use numakit::{current_cpu, current_node, CpuId, CpuSet, NodeId};
 use std::sync::Mutex;
@@ -175,7 +175,7 @@ fn groups_run_where_each_policy_says() {
     let topo = common::topology();
     let report = |i: usize| (i, current_cpu().unwrap(), current_node().unwrap());
     // Node: every thread on node 0's CPUs.
-    let g = sched::spawn_group(3, Placement::Node(NodeId::new(0)), report).unwrap();
+    let g = sched::spawn_group(3, ThreadPlacement::Node(NodeId::new(0)), report).unwrap();
     for r in g.join() {
         assert_eq!(r.unwrap().2, NodeId::new(0));
     }
@@ -183,7 +183,7 @@ fn groups_run_where_each_policy_says() {
     let last = topo.online_cpus().iter().last().unwrap();
     let node_of_last = topo.node_of_cpu(last).unwrap();
     if topo.node(node_of_last).unwrap().has_memory() {
-        let g = sched::spawn_group(2, Placement::Cpu(last), report).unwrap();
+        let g = sched::spawn_group(2, ThreadPlacement::Cpu(last), report).unwrap();
         for r in g.join() {
             assert_eq!(r.unwrap().1, last);
         }
@@ -196,12 +196,12 @@ fn groups_run_where_each_policy_says() {
         .map(|n| (n.id(), n.cpus().iter().collect()))
         .collect();
     let all: Vec<CpuId> = usable.iter().flat_map(|(_, c)| c.clone()).collect();
-    let g = sched::spawn_group(all.len(), Placement::Compact, report).unwrap();
+    let g = sched::spawn_group(all.len(), ThreadPlacement::Compact, report).unwrap();
     let ran: Vec<_> = g.join().into_iter().map(|r| r.unwrap()).collect();
     for (i, cpu, _) in &ran {
         assert_eq!(*cpu, all[*i], "compact thread {i}");
     }
-    let g = sched::spawn_group(usable.len(), Placement::Scatter, report).unwrap();
+    let g = sched::spawn_group(usable.len(), ThreadPlacement::Scatter, report).unwrap();
     let nodes: Vec<NodeId> = g.join().into_iter().map(|r| r.unwrap().2).collect();
     assert_eq!(nodes, usable.iter().map(|(n, _)| *n).collect::<Vec<_>>());
     if common::expected_nodes().is_some_and(|n| n > 1) {
@@ -210,13 +210,13 @@ fn groups_run_where_each_policy_says() {
     // More threads than CPUs: refused, and no thread ran.
     let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = std::sync::Arc::clone(&ran);
-    let err = sched::spawn_group(all.len() + 1, Placement::Compact, move |_| {
+    let err = sched::spawn_group(all.len() + 1, ThreadPlacement::Compact, move |_| {
         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     })
     .unwrap_err();
     assert!(matches!(err, SchedError::Unsatisfiable { .. }), "{err:?}");
     assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0);
-    let err =
-        sched::spawn_group(1, Placement::Node(common::absent_node(&topo)), report).unwrap_err();
+    let err = sched::spawn_group(1, ThreadPlacement::Node(common::absent_node(&topo)), report)
+        .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
 }

@@ -1,6 +1,6 @@
 //! [`Slots`]: `capacity` uninitialised values of `T` in node-bound memory.
 
-use crate::mem::{region::Region, MemError, PageKind, Placement};
+use crate::mem::{region::Region, MemError, PageKind, PageMap};
 use crate::topology::NodeId;
 use std::marker::PhantomData;
 use std::mem::size_of;
@@ -96,7 +96,7 @@ impl<S> Slots<S> {
     }
 
     /// Where every page of the slots is.
-    pub(crate) fn placement(&self) -> Result<Placement, MemError> {
+    pub(crate) fn placement(&self) -> Result<PageMap, MemError> {
         self.region.placement(0, self.region.len())
     }
 }

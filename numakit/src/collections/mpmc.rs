@@ -43,7 +43,7 @@
 use super::buffer::{drop_positions, Slots};
 use super::primitive::{fence, AtomicBool, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use super::{PopError, PushError};
-use crate::mem::{MemError, Placement};
+use crate::mem::{MemError, PageMap};
 use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
@@ -478,7 +478,7 @@ impl<T> MpmcRing<T> {
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn placement(&self) -> Result<Placement, MemError> {
+    pub fn placement(&self) -> Result<PageMap, MemError> {
         self.slots.placement()
     }
 
@@ -486,7 +486,7 @@ impl<T> MpmcRing<T> {
     ///
     /// # Errors
     /// [`MemError::Misplaced`] when a page is elsewhere.
-    pub fn verify(&self) -> Result<Placement, MemError> {
+    pub fn verify(&self) -> Result<PageMap, MemError> {
         self.placement()?.ensure_on(self.node())
     }
 }

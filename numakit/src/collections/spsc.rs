@@ -36,7 +36,7 @@
 use super::buffer::{drop_positions, Slots};
 use super::primitive::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 use super::{PopError, PushError};
-use crate::mem::{MemError, Placement};
+use crate::mem::{MemError, PageMap};
 use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
@@ -381,8 +381,18 @@ impl<T> Producer<T> {
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn placement(&self) -> Result<Placement, MemError> {
+    pub fn placement(&self) -> Result<PageMap, MemError> {
         self.shared.slots.placement()
+    }
+
+    /// Prove placement: every page of the ring's slots (shared by both
+    /// ends) is on the ring's node.
+    ///
+    /// # Errors
+    /// [`MemError::Misplaced`] when a page is elsewhere or not present;
+    /// [`MemError::Os`] if `move_pages` fails.
+    pub fn verify(&self) -> Result<PageMap, MemError> {
+        self.placement()?.ensure_on(self.node())
     }
 }
 
@@ -559,8 +569,18 @@ impl<T> Consumer<T> {
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn placement(&self) -> Result<Placement, MemError> {
+    pub fn placement(&self) -> Result<PageMap, MemError> {
         self.shared.slots.placement()
+    }
+
+    /// Prove placement: every page of the ring's slots (shared by both
+    /// ends) is on the ring's node.
+    ///
+    /// # Errors
+    /// [`MemError::Misplaced`] when a page is elsewhere or not present;
+    /// [`MemError::Os`] if `move_pages` fails.
+    pub fn verify(&self) -> Result<PageMap, MemError> {
+        self.placement()?.ensure_on(self.node())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::asan;
 use super::region::Region;
-use super::{MemError, PageKind, Placement};
+use super::{MemError, PageKind, PageMap};
 use crate::topology::NodeId;
 use std::alloc::Layout;
 use std::cell::Cell;
@@ -501,7 +501,7 @@ impl Arena {
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn placement(&self) -> Result<Placement, MemError> {
+    pub fn placement(&self) -> Result<PageMap, MemError> {
         self.core.placement(self.used())
     }
 
@@ -510,7 +510,7 @@ impl Arena {
     /// # Errors
     /// [`MemError::Misplaced`] with the placement found when any page is
     /// elsewhere or not present; [`MemError::Os`] if `move_pages` fails.
-    pub fn verify(&self) -> Result<Placement, MemError> {
+    pub fn verify(&self) -> Result<PageMap, MemError> {
         self.core.verify(self.used())
     }
 }
@@ -631,11 +631,11 @@ impl ArenaRegion {
         })
     }
 
-    pub(super) fn placement(&self, used: usize) -> Result<Placement, MemError> {
+    pub(super) fn placement(&self, used: usize) -> Result<PageMap, MemError> {
         self.region.placement(0, used)
     }
 
-    pub(super) fn verify(&self, used: usize) -> Result<Placement, MemError> {
+    pub(super) fn verify(&self, used: usize) -> Result<PageMap, MemError> {
         self.placement(used)?.ensure_on(self.region.node())
     }
 }

@@ -3,7 +3,7 @@
 use crate::topology::{error::node_list, CpuSet, NodeId, Restriction, TopologyError};
 use std::io;
 
-use super::{PageKind, Placement};
+use super::{PageKind, PageMap};
 
 const MIB: u64 = 1 << 20;
 
@@ -258,6 +258,6 @@ pub enum MemError {
         /// Where the memory should be.
         expected: NodeId,
         /// Where the kernel says it is.
-        found: Placement,
+        found: PageMap,
     },
 }

@@ -67,7 +67,7 @@ pub use node_box::{NodeBox, NodePlacement, Placed};
 pub use numa_static::NumaStatic;
 pub use per_node::PerNode;
 pub(crate) use placement::mapped_batches;
-pub use placement::{locate, migrate, Placement};
+pub use placement::{locate, migrate, PageMap};
 pub use shared::SharedArena;
 pub use slab::{RawSlab, Slab, SlabBox, SlabBuilder, SlabStats, DEFAULT_SLAB_CHUNK};
 

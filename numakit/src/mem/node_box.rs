@@ -2,7 +2,7 @@
 //! `#[numa(node = N)]` types implement.
 
 use super::region::Region;
-use super::{MemError, NodeHeap, PageKind, Placement};
+use super::{MemError, NodeHeap, PageKind, PageMap};
 use crate::topology::NodeId;
 use std::alloc::Layout;
 use std::fmt;
@@ -542,7 +542,7 @@ impl<T> NodeBox<T> {
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn placement(&self) -> Result<Placement, MemError> {
+    pub fn placement(&self) -> Result<PageMap, MemError> {
         match &self.storage {
             Storage::Own(region) => region.placement(0, region.len()),
             Storage::Shared(block) => super::placement::locate_with_step(
@@ -560,7 +560,7 @@ impl<T> NodeBox<T> {
     /// # Errors
     /// [`MemError::Misplaced`] with the placement found when a page is
     /// elsewhere.
-    pub fn verify(&self) -> Result<Placement, MemError> {
+    pub fn verify(&self) -> Result<PageMap, MemError> {
         let placement = self.placement()?;
         let nodes = self.interleave_nodes();
         let on_allowed: usize = if nodes.is_empty() {

@@ -1,7 +1,7 @@
 //! [`NumaStatic`]: a static whose value lives on a declared node, made on
 //! first access; what `numa_static!` expands to.
 
-use super::{NodeBox, NodePlacement, Placement};
+use super::{NodeBox, NodePlacement, PageMap};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -162,7 +162,7 @@ impl<T> NumaStatic<T> {
     ///
     /// # Errors
     /// As [`NodeBox::placement`].
-    pub fn placement(&self) -> Result<Option<Placement>, crate::Error> {
+    pub fn placement(&self) -> Result<Option<PageMap>, crate::Error> {
         match self.value.get() {
             Some(b) => Ok(Some(b.placement()?)),
             None => Ok(None),

@@ -251,17 +251,20 @@ impl<T> PerNode<T> {
     }
 
     /// Ask the kernel (`move_pages(2)`) where each replica's pages are,
-    /// and return the number of pages checked.
+    /// check each replica is on its own node, and return the merged
+    /// placement of all of them: [`pages`](super::PageMap::pages) is the
+    /// number checked and [`on(node)`](super::PageMap::on) the pages of
+    /// that node's replica (so `is_all_on` holds only with one replica).
     ///
     /// # Errors
     /// [`MemError::Misplaced`] naming the first replica with a page off
     /// its node; [`MemError::Os`] when `move_pages` fails.
-    pub fn verify(&self) -> Result<usize, MemError> {
-        let mut pages = 0;
+    pub fn verify(&self) -> Result<super::PageMap, MemError> {
+        let mut proof = super::PageMap::default();
         for r in self.replicas.iter() {
-            pages += r.verify()?.ensure_on(r.node())?.pages();
+            proof.merge(r.verify()?.ensure_on(r.node())?);
         }
-        Ok(pages)
+        Ok(proof)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Where memory really is: [`locate`], [`migrate`] and the [`Placement`]
+//! Where memory really is: [`locate`], [`migrate`] and the [`PageMap`]
 //! report, through `move_pages(2)`.
 
 use super::MemError;
@@ -10,16 +10,23 @@ use std::fmt;
 /// Pages asked about per `move_pages` call.
 const BATCH: usize = 4096;
 
-/// Where the pages of a range are, as the kernel reports them.
+/// Where the pages of a range are, as the kernel reports them: what
+/// [`locate`] and [`migrate`] return, and the proof every node-placed
+/// type's `verify()` returns (arenas, slabs, heaps, [`NodeBox`](super::NodeBox),
+/// [`PerNode`](super::PerNode), rings, the hash map,
+/// [`PartitionedCounter`](crate::PartitionedCounter)). Not to be confused
+/// with [`NodePlacement`](super::NodePlacement) (where a value is declared
+/// to go) or [`ThreadPlacement`](crate::sched::ThreadPlacement) (where a
+/// group's threads go).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Placement {
+pub struct PageMap {
     page_size: usize,
     on_node: BTreeMap<NodeId, usize>,
     not_present: usize,
     errors: usize,
 }
 
-impl Placement {
+impl PageMap {
     /// The page size the range was walked with.
     pub fn page_size(&self) -> usize {
         self.page_size
@@ -55,7 +62,7 @@ impl Placement {
     ///
     /// # Errors
     /// [`MemError::Misplaced`] when a page is elsewhere or not present.
-    pub fn ensure_on(self, node: NodeId) -> Result<Placement, MemError> {
+    pub fn ensure_on(self, node: NodeId) -> Result<PageMap, MemError> {
         if self.is_all_on(node) {
             Ok(self)
         } else {
@@ -64,6 +71,22 @@ impl Placement {
                 found: self,
             })
         }
+    }
+
+    /// Add the pages of `other` to this report: the proof of several
+    /// ranges (a heap's segments, every replica of a
+    /// [`PerNode`](super::PerNode)) as one. The page size stays this
+    /// report's unless it is empty (page size 0); the counts are pages of
+    /// whatever size each part was walked with.
+    pub fn merge(&mut self, other: PageMap) {
+        if self.page_size == 0 {
+            self.page_size = other.page_size;
+        }
+        for (node, n) in other.on_node {
+            *self.on_node.entry(node).or_insert(0) += n;
+        }
+        self.not_present += other.not_present;
+        self.errors += other.errors;
     }
 
     /// The share of pages on `node`, from 0.0 to 1.0 (1.0 for an empty range).
@@ -75,7 +98,7 @@ impl Placement {
     }
 }
 
-impl fmt::Display for Placement {
+impl fmt::Display for PageMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} pages of {} bytes:", self.pages(), self.page_size)?;
         for (node, n) in &self.on_node {
@@ -97,14 +120,14 @@ impl fmt::Display for Placement {
 /// Any range is accepted that does not wrap around the end of the address
 /// space: an empty one gives an empty placement; pages no mapping covers (as
 /// `/proc/self/maps` says at the call) are counted as
-/// [`not_present`](Placement::not_present) without asking the kernel, so
+/// [`not_present`](PageMap::not_present) without asking the kernel, so
 /// the time taken grows with the mapped pages of the range, not with its
 /// length, and the kernel is asked about at most 4096 pages at a time.
 ///
 /// # Errors
 /// - [`MemError::InvalidRange`] when `ptr + len` wraps the address space;
 /// - [`MemError::Os`] if `move_pages` itself fails (unmapped pages are
-///   counted in [`Placement::not_present`] or [`Placement::errors`], not
+///   counted in [`PageMap::not_present`] or [`PageMap::errors`], not
 ///   turned into an error).
 ///
 /// # Examples
@@ -114,7 +137,7 @@ impl fmt::Display for Placement {
 /// assert_eq!(here.pages(), here.per_node().map(|(_, n)| n).sum::<usize>());
 /// # Ok::<(), numakit::mem::MemError>(())
 /// ```
-pub fn locate(ptr: *const u8, len: usize) -> Result<Placement, MemError> {
+pub fn locate(ptr: *const u8, len: usize) -> Result<PageMap, MemError> {
     locate_with_step(ptr, len, crate::sys::page_size(), NodeId::new(0))
 }
 
@@ -124,11 +147,11 @@ pub(crate) fn locate_with_step(
     len: usize,
     step: usize,
     node: NodeId,
-) -> Result<Placement, MemError> {
+) -> Result<PageMap, MemError> {
     let (start, end) = page_span(ptr, len, step)?;
-    let mut placement = Placement {
+    let mut placement = PageMap {
         page_size: step,
-        ..Placement::default()
+        ..PageMap::default()
     };
     let mut status = vec![0i32; BATCH.min(pages_between(start, end, step))];
     let unmapped = mapped_batches(start, end, step, |batch| {
@@ -162,14 +185,14 @@ pub(crate) fn locate_with_step(
 /// - [`MemError::Misplaced`] when some present page is not on `node`
 ///   afterwards (node full, page pinned or shared), with the placement found;
 /// - [`MemError::Os`] if `move_pages` fails.
-pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<Placement, MemError> {
+pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<PageMap, MemError> {
     let topo = Topology::current()?;
     super::region::check_node(&topo, node)?;
     let step = crate::sys::page_size();
     let (start, end) = page_span(ptr, len, step)?;
-    let mut placement = Placement {
+    let mut placement = PageMap {
         page_size: step,
-        ..Placement::default()
+        ..PageMap::default()
     };
     let batch_len = BATCH.min(pages_between(start, end, step));
     // `check_node` found the node in the topology: its id is a small number.
@@ -308,7 +331,7 @@ fn mapped_spans(start: usize, end: usize) -> Vec<(usize, usize)> {
     spans
 }
 
-fn tally(placement: &mut Placement, status: &[i32]) {
+fn tally(placement: &mut PageMap, status: &[i32]) {
     for &s in status {
         if s >= 0 {
             *placement.on_node.entry(NodeId::new(s as u32)).or_insert(0) += 1;

@@ -2,7 +2,7 @@
 //! node's free memory checked, verified, and unmapped on drop. Arenas (and
 //! later slabs and heaps) are built on it.
 
-use super::{MemError, PageKind, Placement};
+use super::{MemError, PageKind, PageMap};
 use crate::sys::mem as sys;
 use crate::topology::{allowed, sysfs, NodeId, Topology};
 use std::ptr::NonNull;
@@ -341,7 +341,7 @@ impl Region {
 
     /// Where the pages of `[offset, offset + len)` are, one query per page
     /// of the region's kind.
-    pub(crate) fn placement(&self, offset: usize, len: usize) -> Result<Placement, MemError> {
+    pub(crate) fn placement(&self, offset: usize, len: usize) -> Result<PageMap, MemError> {
         let len = len.min(self.len.saturating_sub(offset));
         let ptr = self.base.as_ptr().wrapping_add(offset);
         super::placement::locate_with_step(ptr, len, self.kind.page_size(), self.node)

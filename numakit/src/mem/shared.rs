@@ -4,7 +4,7 @@
 use super::arena::{
     array_layout, assert_no_drop, checked_layout, fill_with, write_value, ArenaBuilder, ArenaRegion,
 };
-use super::{ArenaStats, MemError, PageKind, Placement};
+use super::{ArenaStats, MemError, PageKind, PageMap};
 use crate::topology::NodeId;
 use std::alloc::Layout;
 use std::fmt;
@@ -204,7 +204,7 @@ impl SharedArena {
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn placement(&self) -> Result<Placement, MemError> {
+    pub fn placement(&self) -> Result<PageMap, MemError> {
         self.core.placement(self.used())
     }
 
@@ -212,7 +212,7 @@ impl SharedArena {
     ///
     /// # Errors
     /// [`MemError::Misplaced`] when any page is elsewhere or not present.
-    pub fn verify(&self) -> Result<Placement, MemError> {
+    pub fn verify(&self) -> Result<PageMap, MemError> {
         self.core.verify(self.used())
     }
 }

@@ -6,7 +6,7 @@
 use super::arena::round_up;
 use super::asan;
 use super::region::Region;
-use super::{MemError, PageKind, Placement};
+use super::{MemError, PageKind, PageMap};
 use crate::topology::NodeId;
 use std::cell::Cell;
 use std::fmt;
@@ -517,7 +517,7 @@ impl RawSlab {
     ///
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
-    pub fn placement(&self) -> Result<Placement, MemError> {
+    pub fn placement(&self) -> Result<PageMap, MemError> {
         self.region.placement(0, self.populated.get())
     }
 
@@ -526,7 +526,7 @@ impl RawSlab {
     /// # Errors
     /// [`MemError::Misplaced`] with the placement found when a page is
     /// elsewhere; [`MemError::Os`] if `move_pages` fails.
-    pub fn verify(&self) -> Result<Placement, MemError> {
+    pub fn verify(&self) -> Result<PageMap, MemError> {
         self.placement()?.ensure_on(self.node())
     }
 }
@@ -641,7 +641,7 @@ impl<T> Slab<T> {
     ///
     /// # Errors
     /// As [`RawSlab::verify`].
-    pub fn verify(&self) -> Result<Placement, MemError> {
+    pub fn verify(&self) -> Result<PageMap, MemError> {
         self.raw.verify()
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! - [`pin_to_node`], [`pin_to_cpu`], [`Pin`]: pin the calling thread (CPU
 //!   mask and memory policy), with a [`PinGuard`] that restores both;
-//! - [`spawn_group`] with a [`Placement`]: start N threads, each pinned
+//! - [`spawn_group`] with a [`ThreadPlacement`]: start N threads, each pinned
 //!   before user code runs, or get an error and no threads;
 //! - [`NodePool`]: one group of pinned workers per node; jobs bound to a
 //!   node run there and nowhere else, unbound jobs are stolen nearest
@@ -39,8 +39,8 @@
 //! and every refusal re-reads it first.
 //!
 //! One rule holds for every API that places threads on a node
-//! ([`pin_to_node`], `#[pinned(node = N)]`, [`Placement::Node`],
-//! [`Placement::Compact`], [`Placement::Scatter`], [`NodePool`]): the node
+//! ([`pin_to_node`], `#[pinned(node = N)]`, [`ThreadPlacement::Node`],
+//! [`ThreadPlacement::Compact`], [`ThreadPlacement::Scatter`], [`NodePool`]): the node
 //! is used through its CPUs inside the allowed set
 //! ([`Node::allowed_cpus`](crate::topology::Node::allowed_cpus)). In a
 //! container whose cpuset holds only some CPUs of a node, threads run on
@@ -69,4 +69,4 @@ pub use pin::{
     allowed_cpus, pin_to_cpu, pin_to_node, refresh_allowed_cpus, thread_cpus, Pin, PinGuard,
 };
 pub use pool::{JobHandle, NodeChannel, NodePool, NodeSender, PoolBuilder};
-pub use spawn::{spawn_group, GroupHandle, Placement, MAX_GROUP_THREADS};
+pub use spawn::{spawn_group, GroupHandle, ThreadPlacement, MAX_GROUP_THREADS};

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 /// Where the threads of a group go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Placement {
+pub enum ThreadPlacement {
     /// Every thread on the CPUs of this node the process may use, memory
     /// bound to it.
     Node(NodeId),
@@ -24,13 +24,13 @@ pub enum Placement {
     Scatter,
 }
 
-impl fmt::Display for Placement {
+impl fmt::Display for ThreadPlacement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Placement::Node(n) => write!(f, "Placement::Node({n})"),
-            Placement::Cpu(c) => write!(f, "Placement::Cpu({c})"),
-            Placement::Compact => f.write_str("Placement::Compact"),
-            Placement::Scatter => f.write_str("Placement::Scatter"),
+            ThreadPlacement::Node(n) => write!(f, "ThreadPlacement::Node({n})"),
+            ThreadPlacement::Cpu(c) => write!(f, "ThreadPlacement::Cpu({c})"),
+            ThreadPlacement::Compact => f.write_str("ThreadPlacement::Compact"),
+            ThreadPlacement::Scatter => f.write_str("ThreadPlacement::Scatter"),
         }
     }
 }
@@ -84,12 +84,12 @@ pub const MAX_GROUP_THREADS: usize = 1 << 16;
 /// exit, and the error is returned. So `f` never runs on a CPU the policy
 /// did not give it.
 ///
-/// Memoryless nodes: [`Placement::Compact`] and [`Placement::Scatter`]
+/// Memoryless nodes: [`ThreadPlacement::Compact`] and [`ThreadPlacement::Scatter`]
 /// bind each thread's memory to its CPU's node, so they use only CPUs of
 /// nodes that have memory the process may use (`Mems_allowed`); use
-/// [`Placement::Cpu`] with [`Pin::bind_memory`]`(false)` semantics for the
+/// [`ThreadPlacement::Cpu`] with [`Pin::bind_memory`]`(false)` semantics for the
 /// others. Every policy uses only the CPUs of a node in the process's
-/// allowed set, and [`Placement::Node`] refuses only a node with none.
+/// allowed set, and [`ThreadPlacement::Node`] refuses only a node with none.
 ///
 /// # Errors
 /// - as [`Pin::apply`] for `Node`/`Cpu` targets;
@@ -100,8 +100,8 @@ pub const MAX_GROUP_THREADS: usize = 1 << 16;
 ///
 /// # Examples
 /// ```
-/// use numakit::sched::{spawn_group, Placement};
-/// let group = spawn_group(2, Placement::Node(0.into()), |i| {
+/// use numakit::sched::{spawn_group, ThreadPlacement};
+/// let group = spawn_group(2, ThreadPlacement::Node(0.into()), |i| {
 ///     (i, numakit::current_node().unwrap())
 /// })?;
 /// for r in group.join() {
@@ -112,7 +112,7 @@ pub const MAX_GROUP_THREADS: usize = 1 << 16;
 /// ```
 pub fn spawn_group<T, F>(
     threads: usize,
-    placement: Placement,
+    placement: ThreadPlacement,
     f: F,
 ) -> Result<GroupHandle<T>, SchedError>
 where
@@ -187,7 +187,7 @@ where
 /// The CPU set and memory node of each thread.
 fn plan(
     threads: usize,
-    placement: Placement,
+    placement: ThreadPlacement,
     topo: &Topology,
 ) -> Result<Vec<(CpuSet, Option<NodeId>)>, SchedError> {
     let unsatisfiable = |reason: String| SchedError::Unsatisfiable {
@@ -205,9 +205,9 @@ fn plan(
         )));
     }
     match placement {
-        Placement::Node(n) => Ok(vec![Pin::node(n).resolve(topo)?; threads]),
-        Placement::Cpu(c) => Ok(vec![Pin::cpu(c).resolve(topo)?; threads]),
-        Placement::Compact | Placement::Scatter => {
+        ThreadPlacement::Node(n) => Ok(vec![Pin::node(n).resolve(topo)?; threads]),
+        ThreadPlacement::Cpu(c) => Ok(vec![Pin::cpu(c).resolve(topo)?; threads]),
+        ThreadPlacement::Compact | ThreadPlacement::Scatter => {
             let allowed = allowed_cpus()?;
             // Nodes whose memory threads may bind to, with their usable CPUs.
             let mut per_node: Vec<(NodeId, Vec<CpuId>)> = Vec::new();
@@ -219,7 +219,7 @@ fn plan(
                     per_node.push((id, cpus.iter().collect()));
                 }
             }
-            let order: Vec<(NodeId, CpuId)> = if placement == Placement::Compact {
+            let order: Vec<(NodeId, CpuId)> = if placement == ThreadPlacement::Compact {
                 per_node
                     .iter()
                     .flat_map(|(n, cpus)| cpus.iter().map(move |&c| (*n, c)))
@@ -238,7 +238,7 @@ fn plan(
                 return Err(unsatisfiable(format!(
                     "it gives each thread its own CPU and only {} allowed CPUs are on nodes \
                      with memory the process may use ({allowed} allowed in all); start fewer \
-                     threads or use Placement::Node to share a node's CPUs",
+                     threads or use ThreadPlacement::Node to share a node's CPUs",
                     order.len()
                 )));
             }
@@ -267,7 +267,7 @@ mod tests {
                     .is_ok_and(|n| topo.node(n).is_ok_and(|n| n.has_memory()))
             })
             .expect("an allowed CPU on a node with memory");
-        let placement = Placement::Cpu(cpu);
+        let placement = ThreadPlacement::Cpu(cpu);
         let max = plan(MAX_GROUP_THREADS, placement, &topo).unwrap();
         assert_eq!(max.len(), MAX_GROUP_THREADS);
         assert_eq!(plan(1, placement, &topo).unwrap().len(), 1);

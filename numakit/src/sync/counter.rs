@@ -336,7 +336,9 @@ impl PartitionedCounter {
     }
 
     /// Prove that every node's shards are on that node (`move_pages(2)`),
-    /// returning the pages checked.
+    /// returning the merged placement of the replicas and shards
+    /// ([`pages`](crate::mem::PageMap::pages) counts the pages checked,
+    /// [`on(node)`](crate::mem::PageMap::on) those of each node).
     ///
     /// # Errors
     /// [`MemError::Misplaced`](crate::mem::MemError::Misplaced) for shards
@@ -346,7 +348,7 @@ impl PartitionedCounter {
     /// when the shards are in ordinary memory (see
     /// [`is_node_placed`](Self::is_node_placed)).
     #[cfg(not(loom))]
-    pub fn verify(&self) -> Result<usize, crate::mem::MemError> {
+    pub fn verify(&self) -> Result<crate::mem::PageMap, crate::mem::MemError> {
         use crate::mem::MemError;
         match &self.shards {
             Shards::Flat(_) => Err(MemError::InvalidConfig(
@@ -355,14 +357,12 @@ impl PartitionedCounter {
                     .into(),
             )),
             Shards::Nodes { replicas, .. } => {
-                let mut pages = replicas.verify()?;
+                let mut proof = replicas.verify()?;
                 for (node, shards) in replicas.iter() {
                     let len = std::mem::size_of_val::<[Padded<AtomicI64>]>(shards);
-                    pages += crate::mem::locate(shards.as_ptr().cast(), len)?
-                        .ensure_on(node)?
-                        .pages();
+                    proof.merge(crate::mem::locate(shards.as_ptr().cast(), len)?.ensure_on(node)?);
                 }
-                Ok(pages)
+                Ok(proof)
             }
         }
     }

@@ -21,7 +21,7 @@ pub struct InsertError<T> {
 }
 
 impl<T> InsertError<T> {
-    pub(super) fn new(rejected: T, node: NodeId, error: MemError) -> Self {
+    pub(crate) fn new(rejected: T, node: NodeId, error: MemError) -> Self {
         InsertError {
             rejected,
             node,
@@ -47,6 +47,16 @@ impl<T> InsertError<T> {
     /// The map's node.
     pub fn node(&self) -> NodeId {
         self.node
+    }
+
+    /// The same error without what was not inserted (dropped here): the
+    /// form [`numakit::Error`](crate::Error) holds.
+    pub fn discard(self) -> InsertError<()> {
+        InsertError {
+            rejected: (),
+            node: self.node,
+            error: self.error,
+        }
     }
 }
 

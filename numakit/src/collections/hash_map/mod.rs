@@ -119,7 +119,7 @@
 //! assert_eq!(map.get(&2005).as_deref().map(String::as_str), Some("2:5"));
 //! map.update(&2005, |v| v.push('!'));
 //! assert_eq!(map.get_cloned(&2005).unwrap(), "2:5!");
-//! assert!(map.verify()? > 0); // every page of the map is on node 0
+//! assert!(map.verify()?.is_all_on(numakit::NodeId::new(0))); // every page of the map is on node 0
 //! # Ok::<(), numakit::mem::MemError>(())
 //! ```
 //!
@@ -1043,12 +1043,13 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     /// Prove placement: every page of the map's storage — the heap's
     /// segments (shard array, small tables, bookkeeping), every table the
     /// heap mapped on its own, and the record of those — is on the map's
-    /// node. Returns the number of pages checked.
+    /// node. Returns their merged placement
+    /// ([`pages`](crate::mem::PageMap::pages) counts the pages checked).
     ///
     /// # Errors
     /// [`MemError::Misplaced`] with the placement of the first range that
     /// has a page elsewhere; [`MemError::Os`] if `move_pages` fails.
-    pub fn verify(&self) -> Result<usize, MemError> {
+    pub fn verify(&self) -> Result<crate::mem::PageMap, MemError> {
         self.store().verify()
     }
 
@@ -1185,6 +1186,7 @@ mod tests {
             map.large_tables() > 0,
             "100k entries need tables above 32 KiB"
         );
-        assert!(map.verify().unwrap() > 0);
+        let proof = map.verify().unwrap();
+        assert!(proof.pages() > 0 && proof.is_all_on(map.node()), "{proof}");
     }
 }

@@ -3,7 +3,7 @@
 //! records every block the heap maps on its own (large blocks), so that
 //! [`Storage::verify`] can prove the placement of *all* the map's pages.
 
-use crate::mem::{locate, MemError, NodeHeap};
+use crate::mem::{locate, MemError, NodeHeap, PageMap};
 use crate::sync::McsLock;
 use crate::topology::NodeId;
 use allocator_api2::alloc::{AllocError, Allocator};
@@ -141,10 +141,10 @@ impl Storage {
     }
 
     /// Check that every page of the heap's segments, of its large blocks
-    /// and of the registry is on the heap's node; the pages checked.
-    pub(super) fn verify(&self) -> Result<usize, MemError> {
+    /// and of the registry is on the heap's node; their merged placement.
+    pub(super) fn verify(&self) -> Result<PageMap, MemError> {
         let node = self.heap.node();
-        let mut pages = self.heap.verify()?;
+        let mut proof = self.heap.verify()?;
         let large = self.large.lock();
         let registry = (large.as_ptr() as usize, large.capacity() * 16);
         let ranges = large
@@ -152,9 +152,9 @@ impl Storage {
             .copied()
             .chain((large.capacity() > 0).then_some(registry));
         for (addr, len) in ranges {
-            pages += locate(addr as *const u8, len)?.ensure_on(node)?.pages();
+            proof.merge(locate(addr as *const u8, len)?.ensure_on(node)?);
         }
-        Ok(pages)
+        Ok(proof)
     }
 
     /// Blocks the heap mapped on its own for the map (large tables).

@@ -292,20 +292,19 @@ impl NodeHeap {
 
     /// Prove placement of the heap's segments and bookkeeping (large
     /// blocks have mappings of their own: check them with
-    /// [`locate`](super::locate)). Returns the pages checked.
+    /// [`locate`](super::locate)). Returns the merged placement of every
+    /// range checked ([`pages`](super::PageMap::pages) counts them).
     ///
     /// # Errors
     /// [`MemError::Misplaced`] with the placement of the first range that
     /// has a page elsewhere; [`MemError::Os`] if `move_pages` fails.
-    pub fn verify(&self) -> Result<usize, MemError> {
+    pub fn verify(&self) -> Result<super::PageMap, MemError> {
         let node = self.node();
-        let mut pages = 0;
+        let mut proof = super::PageMap::default();
         for (start, len) in self.core().ranges() {
-            pages += super::locate(start as *const u8, len)?
-                .ensure_on(node)?
-                .pages();
+            proof.merge(super::locate(start as *const u8, len)?.ensure_on(node)?);
         }
-        Ok(pages)
+        Ok(proof)
     }
 }
 
