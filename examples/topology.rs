@@ -7,12 +7,25 @@
 //! cargo run --example topology -- --numactl # numactl --hardware's format
 //! cargo run --example topology --features hwloc -- --hwloc  # through libhwloc
 //! ```
+//!
+//! The table (the default) ends with the figures of numakit's node-local
+//! allocator, which this example uses as its global allocator: a thread
+//! pinned to each node allocates a buffer, and each node's heap shows it.
 
+use numakit::mem::NodeLocal;
 use numakit::topology::Topology;
 use serde_json::json;
 use std::process::ExitCode;
 
 const MIB: u64 = 1 << 20;
+
+/// Every allocation of this example comes from the heap of the node its
+/// thread runs on.
+#[global_allocator]
+static ALLOC: NodeLocal = NodeLocal::strict();
+
+/// Bytes of the buffer a thread pinned to each node allocates.
+const PER_NODE_BUFFER: usize = 4 << 20;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +62,7 @@ fn main() -> ExitCode {
         print_numactl(&topo);
     } else {
         print_table(&topo);
+        print_heaps(&topo);
     }
     ExitCode::SUCCESS
 }
@@ -164,6 +178,45 @@ fn print_table(topo: &Topology) {
     println!(
         "\nreserve hugepages on a node (as root): echo N > /sys/devices/system/node/nodeK/hugepages/hugepages-2048kB/nr_hugepages"
     );
+}
+
+/// One thread pinned to each node with CPUs allocates and writes a
+/// [`PER_NODE_BUFFER`] through the global allocator ([`NodeLocal`]), then
+/// the per-node heap figures while the buffers are alive.
+fn print_heaps(topo: &Topology) {
+    let nodes: Vec<_> = topo
+        .nodes()
+        .iter()
+        .filter(|n| !n.cpus().is_empty())
+        .map(|n| n.id())
+        .collect();
+    let ready = std::sync::Barrier::new(nodes.len() + 1);
+    let done = std::sync::Barrier::new(nodes.len() + 1);
+    println!(
+        "\nnode-local heaps (numakit::mem::NodeLocal is this program's allocator; \
+         a thread pinned to each node holds a {} MiB buffer):",
+        PER_NODE_BUFFER >> 20
+    );
+    std::thread::scope(|s| {
+        for &node in &nodes {
+            let (ready, done) = (&ready, &done);
+            s.spawn(move || {
+                let buffer = match numakit::sched::pin_to_node(node) {
+                    Ok(_guard) => Some(vec![node.get() as u8 + 1; PER_NODE_BUFFER]),
+                    Err(e) => {
+                        eprintln!("  node {node}: not pinned: {e}");
+                        None
+                    }
+                };
+                ready.wait();
+                done.wait();
+                drop(buffer);
+            });
+        }
+        ready.wait();
+        print!("{}", NodeLocal::stats());
+        done.wait();
+    });
 }
 
 /// The format of `numactl --hardware`, for side-by-side comparison.

@@ -12,6 +12,10 @@
 //! `locks`, `rings`, `maps`, `pool`; the region rows have no criterion
 //! twin), from the shared modules in
 //! `benches/support/`, so the figures stay comparable with theirs.
+//! The `galloc` rows (`support/global.rs`) compare numakit's `NodeLocal`
+//! with the system allocator, mimalloc and jemalloc, each called as a
+//! `GlobalAlloc` value, on mixed-size, larson, xmalloc and alloc-and-touch
+//! workloads (`-- --quick galloc` runs only those).
 //!
 //! Method: every row is measured `R` times (5, or 3 with `--quick`).
 //! Within each repeat numakit and its peers run one after the other
@@ -35,6 +39,8 @@
 
 #[path = "support/alloc.rs"]
 mod alloc_support;
+#[path = "support/global.rs"]
+mod global_support;
 #[path = "support/locks.rs"]
 mod locks_support;
 #[path = "support/maps.rs"]
@@ -822,6 +828,74 @@ fn heap_producer_consumer(report: &mut Report, size: usize) {
     report.run(c);
 }
 
+/// The `galloc` rows: numakit's `NodeLocal` against the system allocator,
+/// mimalloc and jemalloc, each called as a `GlobalAlloc` value, on one
+/// workload (`run(allocator, iterations)` times `iterations` × `ops`
+/// operations).
+fn global_alloc(
+    report: &mut Report,
+    label: &str,
+    threads: usize,
+    ops: u64,
+    run: fn(global_support::Alloc, u64) -> Duration,
+) {
+    let mut c = Comparison::new("galloc", label, threads, Unit::Throughput);
+    let ids: Vec<usize> = global_support::contenders()
+        .into_iter()
+        .map(|(name, a)| c.entry(name, move || custom(ops, move |n| run(a, n))))
+        .collect();
+    for &peer in &ids[1..] {
+        c.pair(ids[0], peer, format!("NodeLocal {label}"));
+    }
+    report.run(c);
+}
+
+fn global_allocs(report: &mut Report) {
+    use global_support::*;
+    let mixed_ops = MIXED_OPS as u64;
+    global_alloc(
+        report,
+        "mixed 8 B–1 KiB, 1000 live",
+        1,
+        mixed_ops,
+        |a, n| mixed(a, n, 8, 1024),
+    );
+    global_alloc(
+        report,
+        "mixed 8 B–64 KiB, 1000 live",
+        1,
+        mixed_ops,
+        |a, n| mixed(a, n, 8, 64 << 10),
+    );
+    global_alloc(report, "larson 16–256 B", 1, LARSON_OPS as u64, |a, n| {
+        larson(a, 1, n)
+    });
+    global_alloc(
+        report,
+        "larson 16–256 B",
+        2,
+        2 * LARSON_OPS as u64,
+        |a, n| larson(a, 2, n),
+    );
+    global_alloc(
+        report,
+        "xmalloc producer/consumer 64 B",
+        2,
+        XMALLOC_BLOCKS as u64,
+        |a, n| xmalloc(a, n, 64),
+    );
+    global_alloc(report, "alloc+touch 4 KiB", 1, TOUCH_OPS as u64, |a, n| {
+        touch(a, n, 4 << 10)
+    });
+    global_alloc(
+        report,
+        "alloc+touch 256 KiB",
+        1,
+        TOUCH_OPS as u64,
+        |a, n| touch(a, n, 256 << 10),
+    );
+}
+
 fn lock_entry<L: Contender>(c: &mut Comparison, threads: usize) -> usize {
     c.entry(L::NAME, move || {
         Box::new(move |run| Measured::from_sample(run_lock::<L>(threads, 0, Some(run))))
@@ -1243,6 +1317,7 @@ fn main() {
     heap_pairs::<1024>(&mut report);
     heap_producer_consumer(&mut report, 64);
     heap_producer_consumer(&mut report, 1024);
+    global_allocs(&mut report);
     for t in locks_support::THREADS {
         locks(&mut report, t);
     }

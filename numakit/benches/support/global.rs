@@ -1,0 +1,276 @@
+//! Allocator workloads of the `compare` report's `galloc` rows: numakit's
+//! `NodeLocal`, the system allocator, mimalloc and jemalloc, each called
+//! directly as a `GlobalAlloc` value (the bench process keeps the system
+//! allocator as its own `#[global_allocator]`), on workloads after the
+//! allocator-benchmark literature (mixed-size churn, larson, xmalloc,
+//! alloc-and-touch).
+//!
+//! Included with `#[path = "support/global.rs"] mod global_support;`.
+
+use numakit::mem::NodeLocal;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// Alignment of every block of these workloads (what `malloc` gives).
+const ALIGN: usize = 16;
+
+/// The allocators under test, each a `GlobalAlloc` value.
+pub static NODE_LOCAL: NodeLocal = NodeLocal::strict();
+pub static SYSTEM: System = System;
+pub static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+pub static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// An allocator of the comparison, by reference, with its report name.
+pub type Alloc = &'static (dyn GlobalAlloc + Sync);
+
+/// The contenders: name and allocator, numakit first.
+pub fn contenders() -> [(&'static str, Alloc); 4] {
+    [
+        ("numakit NodeLocal", &NODE_LOCAL),
+        ("system (glibc)", &SYSTEM),
+        ("mimalloc", &MIMALLOC),
+        ("jemalloc", &JEMALLOC),
+    ]
+}
+
+/// xorshift64: the size and slot picks (the same sequence for every
+/// allocator).
+#[derive(Clone, Copy)]
+struct Rng(u64);
+
+impl Rng {
+    #[inline]
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// In `lo..=hi`.
+    #[inline]
+    fn between(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+}
+
+/// A live block: address and size (0 = empty slot).
+#[derive(Clone, Copy)]
+struct Block {
+    p: usize,
+    size: usize,
+}
+
+const EMPTY: Block = Block { p: 0, size: 0 };
+
+/// `size` bytes from `a`, its first byte written.
+///
+/// # Panics
+/// When the allocator returns null.
+#[inline]
+fn take(a: Alloc, size: usize) -> Block {
+    let layout = Layout::from_size_align(size, ALIGN).expect("block layout");
+    // SAFETY: `size` is at least 8 (every workload's smallest).
+    let p = NonNull::new(unsafe { a.alloc(layout) }).expect("allocator returned null");
+    // SAFETY: the block has `size` >= 1 writable bytes.
+    unsafe { p.as_ptr().write(size as u8) };
+    Block {
+        p: p.as_ptr() as usize,
+        size,
+    }
+}
+
+/// Gives `b` back to `a` (nothing for an empty slot).
+///
+/// # Safety
+/// `b` came from [`take`] on `a` (from any thread) and is not used again.
+#[inline]
+unsafe fn give(a: Alloc, b: Block) {
+    if b.size != 0 {
+        let layout = Layout::from_size_align(b.size, ALIGN).expect("block layout");
+        // SAFETY: `b` came from `a.alloc` with this layout (the caller's
+        // promise).
+        unsafe { a.dealloc(b.p as *mut u8, layout) };
+    }
+}
+
+/// Blocks live in the mixed-size workloads.
+pub const LIVE: usize = 1000;
+/// Operations (one free and one allocation) per pass of a mixed workload.
+pub const MIXED_OPS: usize = 10_000;
+
+/// Single-thread mixed sizes: `LIVE` slots; each operation frees a random
+/// slot's block and puts a new one of a random size in `min..=max` there.
+/// Returns the time of `passes * MIXED_OPS` operations (the slots start
+/// full and are emptied after the clock stops).
+pub fn mixed(a: Alloc, passes: u64, min: usize, max: usize) -> Duration {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut slots = vec![EMPTY; LIVE];
+    for s in slots.iter_mut() {
+        *s = take(a, rng.between(min, max));
+    }
+    let start = Instant::now();
+    for _ in 0..passes {
+        for _ in 0..MIXED_OPS {
+            let i = rng.next() as usize % LIVE;
+            // SAFETY: the slot's block came from `take(a, ..)`; it is
+            // replaced at once.
+            unsafe { give(a, slots[i]) };
+            slots[i] = take(a, rng.between(min, max));
+        }
+    }
+    let t = start.elapsed();
+    black_box(&slots);
+    for s in slots {
+        // SAFETY: every slot holds a block from `take(a, ..)`, freed once.
+        unsafe { give(a, s) };
+    }
+    t
+}
+
+/// Slots per thread in the larson workload.
+pub const LARSON_SLOTS: usize = 1000;
+/// Operations per thread per round of the larson workload.
+pub const LARSON_OPS: usize = 10_000;
+
+/// Larson-style (a server's threads free what other threads allocated):
+/// each of `threads` threads owns `LARSON_SLOTS` slots of 16–256 B blocks
+/// and replaces random ones, `LARSON_OPS` per round; after each round the
+/// slot sets move on to the next thread, whose frees then hit blocks
+/// another thread allocated. With one thread it is a single thread's
+/// churn. Returns the wall time of `rounds` rounds (the threads' start
+/// and the final frees outside it).
+pub fn larson(a: Alloc, threads: usize, rounds: u64) -> Duration {
+    let sets: Vec<std::sync::Mutex<Vec<Block>>> = (0..threads)
+        .map(|t| {
+            let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (t as u64 + 1));
+            std::sync::Mutex::new(
+                (0..LARSON_SLOTS)
+                    .map(|_| take(a, rng.between(16, 256)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let barrier = Barrier::new(threads + 1);
+    let elapsed = std::thread::scope(|s| {
+        for t in 0..threads {
+            let (sets, barrier) = (&sets, &barrier);
+            s.spawn(move || {
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+                barrier.wait();
+                for r in 0..rounds as usize {
+                    {
+                        let mut set = sets[(t + r) % threads].lock().unwrap();
+                        for _ in 0..LARSON_OPS {
+                            let i = rng.next() as usize % LARSON_SLOTS;
+                            // SAFETY: the slot's block came from `take(a, ..)`
+                            // (on this or another thread); it is replaced at
+                            // once, under the set's lock.
+                            unsafe { give(a, set[i]) };
+                            set[i] = take(a, rng.between(16, 256));
+                        }
+                    }
+                    barrier.wait();
+                }
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        for _ in 0..rounds {
+            barrier.wait();
+        }
+        start.elapsed()
+    });
+    for set in sets {
+        for b in set.into_inner().unwrap() {
+            // SAFETY: every slot holds a block from `take(a, ..)`, freed once.
+            unsafe { give(a, b) };
+        }
+    }
+    elapsed
+}
+
+/// Blocks an xmalloc round moves from the producer to the consumer.
+pub const XMALLOC_BLOCKS: usize = 100_000;
+/// Blocks per hand-over.
+const XMALLOC_BATCH: usize = 256;
+
+/// xmalloc-style producer/consumer: one thread allocates `size`-byte
+/// blocks and hands them over in batches to a second thread, which frees
+/// them. Returns the wall time of `rounds * XMALLOC_BLOCKS` blocks.
+pub fn xmalloc(a: Alloc, rounds: u64, size: usize) -> Duration {
+    let total = rounds as usize * XMALLOC_BLOCKS;
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<usize>>(8);
+    let (back_tx, back_rx) = crossbeam_channel::bounded::<Vec<usize>>(16);
+    for _ in 0..12 {
+        back_tx.send(Vec::with_capacity(XMALLOC_BATCH)).unwrap();
+    }
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut left = total;
+            while left > 0 {
+                let mut batch = back_rx.recv().unwrap();
+                let n = left.min(XMALLOC_BATCH);
+                for _ in 0..n {
+                    batch.push(take(a, size).p);
+                }
+                left -= n;
+                tx.send(batch).unwrap();
+            }
+        });
+        s.spawn(move || {
+            let mut freed = 0;
+            while freed < total {
+                let mut batch = rx.recv().unwrap();
+                for &p in &batch {
+                    // SAFETY: each address came from `take(a, size)` in the
+                    // producer and is sent here once.
+                    unsafe { give(a, Block { p, size }) };
+                }
+                freed += batch.len();
+                batch.clear();
+                let _ = back_tx.send(batch);
+            }
+        });
+    });
+    start.elapsed()
+}
+
+/// Allocations per pass of the alloc-and-touch workload.
+pub const TOUCH_OPS: usize = 1000;
+/// Blocks live in the alloc-and-touch workload.
+const TOUCH_LIVE: usize = 16;
+
+/// Alloc-and-touch (where placement matters): blocks of `size` bytes,
+/// each written whole after allocation, `TOUCH_LIVE` live at a time
+/// (the oldest freed first). Returns the time of `passes * TOUCH_OPS`
+/// allocations.
+pub fn touch(a: Alloc, passes: u64, size: usize) -> Duration {
+    let mut ring = [EMPTY; TOUCH_LIVE];
+    let start = Instant::now();
+    for _ in 0..passes {
+        for i in 0..TOUCH_OPS {
+            let slot = i % TOUCH_LIVE;
+            // SAFETY: the slot's block came from `take(a, size)` (or is
+            // empty); it is replaced at once.
+            unsafe { give(a, ring[slot]) };
+            let b = take(a, size);
+            // SAFETY: the block has `size` writable bytes.
+            unsafe { std::ptr::write_bytes(b.p as *mut u8, i as u8, size) };
+            ring[slot] = b;
+        }
+    }
+    let t = start.elapsed();
+    black_box(&ring);
+    for b in ring {
+        // SAFETY: each block came from `take(a, size)`, freed once.
+        unsafe { give(a, b) };
+    }
+    t
+}
