@@ -128,9 +128,7 @@ unsafe impl Allocator for Local {
         // - 8` is an aligned word of it.
         unsafe {
             let p = base.add(pad);
-            p.sub(std::mem::size_of::<usize>())
-                .cast::<*const NodeHeap>()
-                .write(heap);
+            tag(p).write(heap);
             Ok(NonNull::slice_from_raw_parts(p, block.len() - pad))
         }
     }
@@ -149,10 +147,7 @@ unsafe impl Allocator for Local {
         // which lives for the whole process, and `ptr - pad` is the heap's
         // block for a size the heap accepts (see the impl's SAFETY note).
         unsafe {
-            let heap: &'static NodeHeap = &*ptr
-                .sub(std::mem::size_of::<usize>())
-                .cast::<*const NodeHeap>()
-                .read();
+            let heap = owner(ptr);
             heap.dealloc(ptr.sub(pad), outer);
         }
     }
@@ -178,6 +173,29 @@ unsafe impl Allocator for Local {
     }
 }
 
+/// Where the tag of the block at `p` (the pointer handed to the caller)
+/// is: the word just before it, naming the heap that owns the block.
+///
+/// # Safety
+/// `p` is a block of `Local` (the word before it is inside the heap's
+/// block and aligned).
+unsafe fn tag(p: NonNull<u8>) -> NonNull<*const NodeHeap> {
+    // SAFETY: per the caller, `p - 8` is an aligned word of the block.
+    unsafe { p.sub(std::mem::size_of::<usize>()).cast() }
+}
+
+/// The heap that owns the block at `p`, read from its tag.
+///
+/// # Safety
+/// `p` came from [`Local`]'s `allocate` (or a resize of it) and was not
+/// freed: its tag was written then and names a heap that lives for the
+/// whole process.
+unsafe fn owner(p: NonNull<u8>) -> &'static NodeHeap {
+    // SAFETY: per the caller, the tag is initialised and names a
+    // process-lifetime heap.
+    unsafe { &*tag(p).read() }
+}
+
 /// Grow or shrink a block of `Local` to `new`: within the heap that owns
 /// it (in place when the size class allows) when the tag keeps its
 /// offset, else into a fresh block on the caller's node.
@@ -195,10 +213,7 @@ unsafe fn resize(ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[
                 // grow/shrink copy the block's first bytes, tag included,
                 // so the result is tagged for the same heap.
                 unsafe {
-                    let heap: &'static NodeHeap = &*ptr
-                        .sub(std::mem::size_of::<usize>())
-                        .cast::<*const NodeHeap>()
-                        .read();
+                    let heap = owner(ptr);
                     let base = ptr.sub(pad);
                     let block = if outer_new.size() >= outer_old.size() {
                         heap.grow(base, outer_old, outer_new)?

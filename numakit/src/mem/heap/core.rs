@@ -289,6 +289,30 @@ impl HeapCore {
         Ok(p)
     }
 
+    /// Publish `fresh` in `slot` unless another thread published a heap
+    /// there first (then `fresh` is destroyed); the heap in the slot either
+    /// way. A published heap lives for the rest of the program.
+    pub(super) fn publish(
+        slot: &AtomicPtr<HeapCore>,
+        fresh: NonNull<HeapCore>,
+    ) -> &'static HeapCore {
+        match slot.compare_exchange(
+            std::ptr::null_mut(),
+            fresh.as_ptr(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: just published; never destroyed.
+            Ok(_) => unsafe { fresh.as_ref() },
+            Err(winner) => {
+                // SAFETY: ours, never published, nothing allocated from it.
+                unsafe { HeapCore::destroy(fresh) };
+                // SAFETY: the winner's heap, published, never destroyed.
+                unsafe { &*winner }
+            }
+        }
+    }
+
     /// Unmap everything the heap mapped, and the heap.
     ///
     /// # Safety

@@ -97,21 +97,7 @@ impl GlobalNodeHeap {
     #[cold]
     fn init(&self) -> Result<&HeapCore, super::os::OsFail> {
         let fresh = HeapCore::create(self.node)?;
-        match self.core.compare_exchange(
-            ptr::null_mut(),
-            fresh.as_ptr(),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            // SAFETY: just published; lives for the program.
-            Ok(_) => Ok(unsafe { fresh.as_ref() }),
-            Err(winner) => {
-                // SAFETY: ours, never published, nothing allocated from it.
-                unsafe { HeapCore::destroy(fresh) };
-                // SAFETY: the winner's heap, published, never destroyed.
-                Ok(unsafe { &*winner })
-            }
-        }
+        Ok(HeapCore::publish(&self.core, fresh))
     }
 
     /// Map the heap now, with a typed error where `alloc` could only say

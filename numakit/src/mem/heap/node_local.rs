@@ -173,21 +173,7 @@ fn heap_slow(node: u32, slot: &'static AtomicPtr<HeapCore>) -> Result<&'static H
             return Err(fail);
         }
     };
-    match slot.compare_exchange(
-        ptr::null_mut(),
-        fresh.as_ptr(),
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    ) {
-        // SAFETY: just published; lives for the program.
-        Ok(_) => Ok(unsafe { fresh.as_ref() }),
-        Err(winner) => {
-            // SAFETY: ours, never published, nothing allocated from it.
-            unsafe { HeapCore::destroy(fresh) };
-            // SAFETY: the winner's heap, published, never destroyed.
-            Ok(unsafe { &*winner })
-        }
-    }
+    Ok(HeapCore::publish(slot, fresh))
 }
 
 /// The calling thread's view of where it runs.
