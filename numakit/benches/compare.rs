@@ -881,7 +881,7 @@ fn global_allocs(report: &mut Report) {
         report,
         "xmalloc producer/consumer 64 B",
         2,
-        XMALLOC_BLOCKS as u64,
+        PC_BLOCKS as u64,
         |a, n| xmalloc(a, n, 64),
     );
     global_alloc(report, "alloc+touch 4 KiB", 1, TOUCH_OPS as u64, |a, n| {

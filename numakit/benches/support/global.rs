@@ -7,6 +7,7 @@
 //!
 //! Included with `#[path = "support/global.rs"] mod global_support;`.
 
+use crate::alloc_support::{producer_consumer, Blocks};
 use numakit::mem::NodeLocal;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -195,51 +196,38 @@ pub fn larson(a: Alloc, threads: usize, rounds: u64) -> Duration {
     elapsed
 }
 
-/// Blocks an xmalloc round moves from the producer to the consumer.
-pub const XMALLOC_BLOCKS: usize = 100_000;
-/// Blocks per hand-over.
-const XMALLOC_BATCH: usize = 256;
+/// `size`-byte blocks of one allocator, as the heap rows' workloads take
+/// them.
+struct SizedBlocks {
+    a: Alloc,
+    size: usize,
+}
+
+// SAFETY: `take` returns blocks of `size >= 1` writable bytes, and `give`
+// frees a block of `take(a, size)` once, from any thread (every contender
+// is a thread-safe `GlobalAlloc`).
+unsafe impl Blocks for SizedBlocks {
+    fn alloc(&self) -> NonNull<u8> {
+        NonNull::new(take(self.a, self.size).p as *mut u8).expect("non-null block")
+    }
+
+    unsafe fn free(&self, p: NonNull<u8>) {
+        let b = Block {
+            p: p.as_ptr() as usize,
+            size: self.size,
+        };
+        // SAFETY: `p` came from `alloc`, i.e. `take(a, size)` (the caller's
+        // promise).
+        unsafe { give(self.a, b) };
+    }
+}
 
 /// xmalloc-style producer/consumer: one thread allocates `size`-byte
 /// blocks and hands them over in batches to a second thread, which frees
-/// them. Returns the wall time of `rounds * XMALLOC_BLOCKS` blocks.
+/// them (the heap rows' producer/consumer, through a `GlobalAlloc`).
+/// Returns the wall time of `rounds * PC_BLOCKS` blocks.
 pub fn xmalloc(a: Alloc, rounds: u64, size: usize) -> Duration {
-    let total = rounds as usize * XMALLOC_BLOCKS;
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<usize>>(8);
-    let (back_tx, back_rx) = crossbeam_channel::bounded::<Vec<usize>>(16);
-    for _ in 0..12 {
-        back_tx.send(Vec::with_capacity(XMALLOC_BATCH)).unwrap();
-    }
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut left = total;
-            while left > 0 {
-                let mut batch = back_rx.recv().unwrap();
-                let n = left.min(XMALLOC_BATCH);
-                for _ in 0..n {
-                    batch.push(take(a, size).p);
-                }
-                left -= n;
-                tx.send(batch).unwrap();
-            }
-        });
-        s.spawn(move || {
-            let mut freed = 0;
-            while freed < total {
-                let mut batch = rx.recv().unwrap();
-                for &p in &batch {
-                    // SAFETY: each address came from `take(a, size)` in the
-                    // producer and is sent here once.
-                    unsafe { give(a, Block { p, size }) };
-                }
-                freed += batch.len();
-                batch.clear();
-                let _ = back_tx.send(batch);
-            }
-        });
-    });
-    start.elapsed()
+    producer_consumer(rounds, &SizedBlocks { a, size })
 }
 
 /// Allocations per pass of the alloc-and-touch workload.
