@@ -312,9 +312,10 @@ fn move_pages_brings_the_memory_of_a_pinned_thread_to_its_node() {
     for m in &migrations {
         assert_eq!((m.from, m.to), (Some(memory), Some(home)), "{m}");
     }
-    // Usually one migration moves all 512 pages; under emulation a page can
-    // be busy for a moment and follow in the next interval. Every page of
-    // the arena must have moved exactly once in all.
+    // A page that is busy for a moment (locked, or being migrated by the
+    // kernel's own NUMA balancing) is tried again within the action; one
+    // that still fails follows in a later interval. Every page of the arena
+    // must have moved exactly once in all.
     let moved: usize = migrations.iter().map(|m| m.pages_moved).sum();
     assert_eq!(
         moved,

@@ -195,12 +195,11 @@ pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<PageMap, MemE
         ..PageMap::default()
     };
     let batch_len = BATCH.min(pages_between(start, end, step));
-    // `check_node` found the node in the topology: its id is a small number.
-    let target = vec![node.get() as i32; batch_len];
     let mut status = vec![0i32; batch_len];
     let unmapped = mapped_batches(start, end, step, |batch| {
         let status = &mut status[..batch.len()];
-        sys::move_pages(batch, &target[..batch.len()], status, sys::MPOL_MF_MOVE).map_err(
+        // `check_node` found the node in the topology: its id is a small number.
+        sys::move_pages_settled(batch, node.get() as i32, status, sys::MPOL_MF_MOVE).map_err(
             |source| MemError::Os {
                 call: "move_pages (MPOL_MF_MOVE)",
                 node,

@@ -271,7 +271,7 @@ pub fn get_mempolicy(
 /// `-ENOENT` for a page not yet faulted in, `-EFAULT` for an unmapped
 /// address. `status` must be as long as `pages` (else `EINVAL`).
 pub fn move_pages_query(pages: &[*const u8], status: &mut [i32]) -> io::Result<()> {
-    move_pages_raw(pages, None, status, 0)
+    move_pages_raw(pages, None, status, 0).map(drop)
 }
 
 /// `move_pages(2)` — move each page in `pages` to the node in `nodes`
@@ -280,6 +280,10 @@ pub fn move_pages_query(pages: &[*const u8], status: &mut [i32]) -> io::Result<(
 /// `status[i]` receives the node the page is on afterwards or a negative
 /// errno. `flags` is `MPOL_MF_MOVE` or `MPOL_MF_MOVE_ALL`. All three slices
 /// must have the same length (else `EINVAL`).
+///
+/// When the kernel cannot migrate some pages it returns how many and leaves
+/// `status` unwritten for the rest of the call; the statuses are then asked
+/// again in query mode, so `status` always says where each page is.
 pub fn move_pages(
     pages: &[*const u8],
     nodes: &[i32],
@@ -289,7 +293,45 @@ pub fn move_pages(
     if nodes.len() != pages.len() {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    move_pages_raw(pages, Some(nodes), status, flags)
+    if move_pages_raw(pages, Some(nodes), status, flags)? > 0 {
+        move_pages_raw(pages, None, status, 0)?;
+    }
+    Ok(())
+}
+
+/// Attempts [`move_pages_settled`] makes for a page that is busy.
+const MOVE_ATTEMPTS: usize = 4;
+
+/// [`move_pages`] of every page in `pages` to `node`, trying again — up to
+/// [`MOVE_ATTEMPTS`] in all, a millisecond apart — the pages that were busy
+/// (`-EBUSY`, `-EAGAIN`: locked, or being migrated by the kernel's own NUMA
+/// balancing at that moment) or that the kernel could not migrate. Pages
+/// that fail for any other reason are not tried again. `status` ends as
+/// [`move_pages`] leaves it; `pages` and `status` must have the same length
+/// (else `EINVAL`).
+pub(crate) fn move_pages_settled(
+    pages: &[*const u8],
+    node: i32,
+    status: &mut [i32],
+    flags: u32,
+) -> io::Result<()> {
+    let nodes = vec![node; pages.len()];
+    move_pages(pages, &nodes, status, flags)?;
+    let retry = |s: i32| s == -libc::EBUSY || s == -libc::EAGAIN || (s >= 0 && s != node);
+    for _ in 1..MOVE_ATTEMPTS {
+        let again: Vec<usize> = (0..status.len()).filter(|&i| retry(status[i])).collect();
+        if again.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let batch: Vec<*const u8> = again.iter().map(|&i| pages[i]).collect();
+        let mut st = vec![0i32; batch.len()];
+        move_pages(&batch, &nodes[..batch.len()], &mut st, flags)?;
+        for (&i, s) in again.iter().zip(st) {
+            status[i] = s;
+        }
+    }
+    Ok(())
 }
 
 fn move_pages_raw(
@@ -297,12 +339,12 @@ fn move_pages_raw(
     nodes: Option<&[i32]>,
     status: &mut [i32],
     flags: u32,
-) -> io::Result<()> {
+) -> io::Result<libc::c_long> {
     if status.len() != pages.len() {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     if pages.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let nodes_ptr = nodes.map_or(ptr::null(), <[i32]>::as_ptr);
     // SAFETY: all arrays hold `pages.len()` elements (checked above); the
@@ -320,7 +362,6 @@ fn move_pages_raw(
             flags as libc::c_int,
         )
     })
-    .map(drop)
 }
 
 /// `mincore(2)` — which pages of `[addr, addr + len)` are resident
@@ -397,6 +438,36 @@ mod tests {
         let mut moved = vec![i32::MIN; 16];
         move_pages(&pages, &[0; 16], &mut moved, MPOL_MF_MOVE).unwrap();
         assert!(moved.iter().all(|&s| s == 0), "{moved:?}");
+        // SAFETY: the mapping is ours and nothing references it any more.
+        unsafe { munmap(p, len) }.unwrap();
+    }
+
+    #[test]
+    fn settled_moves_keep_failures_that_are_not_busy_and_check_lengths() {
+        let page = crate::sys::page_size();
+        let len = 4 * page;
+        let p = mmap_anonymous(len, libc::PROT_READ | libc::PROT_WRITE, 0).unwrap();
+        // SAFETY: we own the fresh mapping and hold no references into it.
+        unsafe { madvise(p, 2 * page, MADV_POPULATE_WRITE) }.unwrap();
+        let mut pages: Vec<*const u8> = (0..4)
+            .map(|i| p.as_ptr().wrapping_add(i * page) as *const u8)
+            .collect();
+        // An address nothing maps: reported, not retried.
+        pages.push(ptr::null());
+        let mut status = vec![i32::MIN; pages.len()];
+        move_pages_settled(&pages, 0, &mut status, MPOL_MF_MOVE).unwrap();
+        assert_eq!(&status[..2], &[0, 0]);
+        assert!(status[2..].iter().all(|&s| s < 0), "{status:?}");
+        assert!(move_pages_settled(&[], 0, &mut [], MPOL_MF_MOVE).is_ok());
+        let err = move_pages_settled(&pages, 0, &mut [0; 2], MPOL_MF_MOVE).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        // A node that does not exist is the kernel's error, not a retry loop.
+        let mut status = vec![i32::MIN; 2];
+        let r = move_pages_settled(&pages[..2], i32::MAX, &mut status, MPOL_MF_MOVE);
+        assert!(
+            r.is_err() || status.iter().all(|&s| s < 0),
+            "{r:?} {status:?}"
+        );
         // SAFETY: the mapping is ours and nothing references it any more.
         unsafe { munmap(p, len) }.unwrap();
     }

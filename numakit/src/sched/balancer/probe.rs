@@ -301,9 +301,8 @@ pub(super) fn migrate_pages(
                 .take(budget - moved - failed)
                 .collect();
             if !want.is_empty() {
-                let nodes = vec![to.get() as i32; want.len()];
                 let mut st = vec![0i32; want.len()];
-                sysmem::move_pages(&want, &nodes, &mut st, sysmem::MPOL_MF_MOVE)?;
+                sysmem::move_pages_settled(&want, to.get() as i32, &mut st, sysmem::MPOL_MF_MOVE)?;
                 for s in st {
                     if s >= 0 && s as u32 == to.get() {
                         moved += 1;
