@@ -220,3 +220,41 @@ fn groups_run_where_each_policy_says() {
         .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
+
+#[test]
+fn plans_and_node_checks_agree_with_apply_and_change_nothing() {
+    let topo = common::topology();
+    let before = (sched::thread_cpus().unwrap(), mempolicy());
+    let absent = common::absent_node(&topo);
+    for node in topo
+        .node_ids()
+        .chain([absent, NodeId::new(u32::MAX)])
+        .chain([NodeId::new(0), NodeId::new(1)])
+    {
+        let planned = Pin::node(node).plan();
+        let applied = in_thread(move || Pin::node(node).apply().map(|_| ()));
+        assert_eq!(
+            planned.is_ok(),
+            applied.is_ok(),
+            "node {node}: {planned:?} {applied:?}"
+        );
+        if let (Err(p), Err(a)) = (&planned, &applied) {
+            assert_eq!(p.to_string(), a.to_string());
+        }
+        if let Ok((cpus, mem_node)) = &planned {
+            assert_eq!(*cpus, topo.node(node).unwrap().allowed_cpus().unwrap());
+            assert_eq!(*mem_node, Some(node));
+        }
+        let memory_ok = topo.node(node).is_ok_and(|n| n.memory_allowed().unwrap());
+        assert_eq!(mem::check_node(node).is_ok(), memory_ok, "node {node}");
+        if !memory_ok {
+            let e = mem::check_node(node).unwrap_err().to_string();
+            assert!(e.contains(&format!("node {node}")), "{e}");
+        }
+    }
+    for cpu in [0, u32::MAX] {
+        let planned = Pin::cpu(CpuId::new(cpu)).bind_memory(false).plan();
+        assert_eq!(planned.is_ok(), cpu == 0, "{planned:?}");
+    }
+    assert_eq!((sched::thread_cpus().unwrap(), mempolicy()), before);
+}

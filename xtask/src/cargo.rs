@@ -197,13 +197,24 @@ pub fn build_tests(metadata: &Metadata, options: &VmOptions) -> Result<Vec<Guest
     }
     args.extend(build_flags(options));
     let artifacts = run_build(metadata, &args)?;
+    // The workspace's commands are built for their integration tests; the
+    // guest gets them as tools those tests run.
     let mut binaries: Vec<GuestBinary> = artifacts
         .into_iter()
-        .filter(|a| a.test && !EXCLUDED_PACKAGES.contains(&a.package.as_str()))
-        .map(|a| GuestBinary {
-            label: label(&a),
-            host_path: a.executable,
-            kind: BinaryKind::Test,
+        .filter(|a| !EXCLUDED_PACKAGES.contains(&a.package.as_str()))
+        .filter_map(|a| {
+            let kind = if a.test {
+                BinaryKind::Test
+            } else if a.kinds.iter().any(|k| k == "bin") {
+                BinaryKind::Tool
+            } else {
+                return None;
+            };
+            Some(GuestBinary {
+                label: label(&a),
+                host_path: a.executable,
+                kind,
+            })
         })
         .collect();
     binaries.sort_by(|a, b| a.label.cmp(&b.label));

@@ -43,6 +43,9 @@ pub enum BinaryKind {
     Example,
     /// A `vm-run` executable: the extra arguments only.
     Executable,
+    /// A command of the workspace (a `[[bin]]` target, e.g. `numakit`),
+    /// installed as `/usr/bin/NAME` for the tests to run; not run itself.
+    Tool,
 }
 
 /// Makes labels marker-safe (no spaces or shell metacharacters) and unique.
@@ -173,6 +176,9 @@ fn guest_path(index: usize, binary: &GuestBinary) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if binary.kind == BinaryKind::Tool {
+        return format!("/usr/bin/{file_name}");
+    }
     let file_name: String = file_name
         .chars()
         .map(|c| {
@@ -331,6 +337,9 @@ export NUMAKIT_EXPECT_HUGEPAGES_2M={hugepages} NUMAKIT_EXPECT_MEMORYLESS={memory
     ));
     s.push_str(&cgroup_script(options));
     for (index, binary) in binaries.iter().enumerate() {
+        if binary.kind == BinaryKind::Tool {
+            continue;
+        }
         let path = guest_path(index, binary);
         let label = &binary.label;
         s.push_str(&format!(
@@ -609,8 +618,16 @@ mod tests {
                 host_path: "/t/ex".into(),
                 kind: BinaryKind::Example,
             },
+            GuestBinary {
+                label: "numakit-cli/bin:numakit".into(),
+                host_path: "/t/numakit".into(),
+                kind: BinaryKind::Tool,
+            },
         ];
+        // A tool is installed for the tests, never run.
+        assert_eq!(guest_path(2, &binaries[2]), "/usr/bin/numakit");
         let s = init_script(&binaries, &options);
+        assert!(!s.contains("numakit-cli/bin"), "{s}");
         assert!(s.contains("HP=8\n"));
         assert!(s.contains("NUMAKIT_EXPECT_NODES=3 NUMAKIT_IN_VM=1"));
         assert!(!s.contains("NUMAKIT_EXPECT_DISTANCES"));

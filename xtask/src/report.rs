@@ -205,6 +205,7 @@ pub fn analyse(binaries: &[GuestBinary], run: &GuestRun) -> Outcome {
 
     let outcomes = binaries
         .iter()
+        .filter(|b| b.kind != BinaryKind::Tool)
         .map(|b| {
             let state = states.remove(b.label.as_str()).unwrap_or_default();
             let verdict = match (state.start, state.exit) {

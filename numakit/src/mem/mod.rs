@@ -68,6 +68,20 @@ pub use numa_static::NumaStatic;
 pub use per_node::PerNode;
 pub(crate) use placement::mapped_batches;
 pub use placement::{locate, migrate, PageMap};
+
+/// Check that memory can be placed on `node`: it exists, has memory and is
+/// among the nodes this process may use (`Mems_allowed`, what a cgroup
+/// cpuset left it) — the check every memory-placing API of numakit makes,
+/// for a program that places memory by other means (a memory policy it
+/// hands to a process it starts, for example).
+///
+/// # Errors
+/// [`MemError::Topology`] for a node that does not exist,
+/// [`MemError::MemorylessNode`], [`MemError::NodeNotAllowed`].
+pub fn check_node(node: impl Into<crate::topology::NodeId>) -> Result<(), MemError> {
+    let topo = crate::topology::Topology::current()?;
+    region::check_node(&topo, node.into())
+}
 pub use shared::SharedArena;
 pub use slab::{RawSlab, Slab, SlabBox, SlabBuilder, SlabStats, DEFAULT_SLAB_CHUNK};
 

@@ -79,6 +79,19 @@ impl Pin {
         Ok((cpus, mem_node))
     }
 
+    /// What this pin would apply, checked as [`apply`](Self::apply) checks
+    /// it and changing nothing: the CPUs (those of the node this process may
+    /// use, or the one CPU) and the node memory would be bound to (`None`
+    /// with [`bind_memory(false)`](Self::bind_memory)). For a program that
+    /// applies the pin elsewhere, e.g. to a process it is about to start.
+    ///
+    /// # Errors
+    /// As [`apply`](Self::apply), except [`SchedError::Os`] for the
+    /// affinity and policy calls it does not make.
+    pub fn plan(&self) -> Result<(CpuSet, Option<NodeId>), SchedError> {
+        self.resolve(&*Topology::current()?)
+    }
+
     /// Pin the calling thread.
     ///
     /// # Errors

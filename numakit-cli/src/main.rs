@@ -1,0 +1,260 @@
+//! `numakit`: strict NUMA placement for programs you cannot change.
+
+use clap::{Parser, Subcommand};
+use numakit::mem::NodeLocal;
+use numakit_cli::launch::{self, Request};
+use numakit_cli::process;
+use numakit_cli::topology::{self, Format};
+use std::io::IsTerminal;
+use std::os::unix::process::CommandExt;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The command's own allocations come from the node its thread runs on;
+/// `numakit topology` shows the per-node heaps. `nearest`, because a tool
+/// started on a CPU of a memoryless node must still run.
+#[global_allocator]
+static ALLOC: NodeLocal = NodeLocal::nearest();
+
+/// Exit status of a request that was refused (nothing was started).
+const REFUSED: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "numakit",
+    version,
+    about = "Strict NUMA placement: do what was asked or say why not, and show proof",
+    long_about = "Strict NUMA placement for programs you cannot change: run a command on a node \
+                  with its memory bound there, show where a process's memory and threads are, \
+                  and verify that its pages obey their policies. Nothing falls back to another \
+                  node unless you ask for it."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the NUMA topology: nodes, CPUs, memory, hugepages, distances
+    #[command(after_help = "Example:\n  numakit topology --json | jq '.nodes[].cpulist'")]
+    Topology {
+        /// One JSON object
+        #[arg(long, conflicts_with = "numactl")]
+        json: bool,
+        /// `numactl --hardware`'s format
+        #[arg(long)]
+        numactl: bool,
+        /// Detect through libhwloc (built with the `hwloc` feature)
+        #[arg(long)]
+        hwloc: bool,
+    },
+    /// Run a command on a node's CPUs with its memory bound to that node
+    #[command(after_help = "Examples:\n  \
+        numakit run --node 1 -- ./server --port 8080\n  \
+        numakit run --node 0 --interleave 0,1 -- ./bench\n  \
+        numakit run --node 1 --fallback nearest -- ./batch   # says it may fall back\n\n\
+        Exit status: the command's; 2 when the request is refused (nothing runs); \
+        126/127 when the command cannot be executed / is not found.")]
+    Run {
+        /// The node: its CPUs (those this process may use) and, unless
+        /// --membind or --interleave says otherwise, its memory (strict)
+        #[arg(long)]
+        node: u32,
+        /// Run on these CPUs instead of the node's (list: 0,2-3)
+        #[arg(long, value_name = "LIST")]
+        cpus: Option<String>,
+        /// Bind memory to these nodes instead (strict)
+        #[arg(long, value_name = "LIST", conflicts_with = "interleave")]
+        membind: Option<String>,
+        /// Interleave memory over these nodes (strict: only them)
+        #[arg(long, value_name = "LIST")]
+        interleave: Option<String>,
+        /// `nearest`: prefer --node's memory and fall back to the nearest
+        /// node when it is full (said on stderr); without it nothing falls back
+        #[arg(long, value_name = "POLICY", value_parser = ["nearest"])]
+        fallback: Option<String>,
+        /// Print the placement applied to stderr before starting
+        #[arg(short, long)]
+        verbose: bool,
+        /// The command and its arguments
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Where a process's memory and threads are, per node, and which of its
+    /// mappings break their memory policy
+    #[command(after_help = "Example:\n  numakit stat $(pidof server) --watch 2")]
+    Stat {
+        /// The process id
+        pid: u32,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+        /// Show it again every SECS seconds until the process exits
+        #[arg(long, value_name = "SECS")]
+        watch: Option<f64>,
+    },
+    /// Exit 0 only when every mapping of the process with a strict policy
+    /// (bind, interleave) has all its resident pages on the policy's nodes
+    #[command(after_help = "Example:\n  numakit verify $(pidof server) || echo misplaced")]
+    Verify {
+        /// The process id
+        pid: u32,
+        /// One JSON object (the `stat` one) on stdout
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Topology {
+            json,
+            numactl,
+            hwloc,
+        } => {
+            let format = if json {
+                Format::Json
+            } else if numactl {
+                Format::Numactl
+            } else {
+                Format::Table
+            };
+            match topology::show(format, hwloc) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("numakit topology: {e}"), 1),
+            }
+        }
+        Command::Run {
+            node,
+            cpus,
+            membind,
+            interleave,
+            fallback,
+            verbose,
+            command,
+        } => run(
+            &Request {
+                node,
+                cpus,
+                membind,
+                interleave,
+                fallback_nearest: fallback.is_some(),
+            },
+            verbose,
+            &command,
+        ),
+        Command::Stat { pid, json, watch } => stat(pid, json, watch),
+        Command::Verify { pid, json } => verify(pid, json),
+    }
+}
+
+fn fail(message: &str, code: u8) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(code)
+}
+
+fn run(request: &Request, verbose: bool, command: &[String]) -> ExitCode {
+    let plan = match launch::plan(request) {
+        Ok(p) => p,
+        Err(e) => return fail(&format!("numakit run: refused: {e}"), REFUSED),
+    };
+    if let Err(e) = launch::apply(&plan) {
+        return fail(&format!("numakit run: refused: {e}"), REFUSED);
+    }
+    if verbose || matches!(plan.memory, launch::MemoryPlan::PreferNearest(_)) {
+        eprintln!("numakit run: {plan}");
+    }
+    let err = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .exec();
+    let code = if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    fail(
+        &format!("numakit run: cannot execute `{}`: {err}", command[0]),
+        code,
+    )
+}
+
+fn snapshot(pid: u32) -> Result<process::Snapshot, ExitCode> {
+    let topo = numakit::topology::Topology::current()
+        .map_err(|e| fail(&format!("numakit: {e}"), REFUSED))?;
+    process::snapshot(pid, &topo).map_err(|e| fail(&format!("numakit: {e}"), REFUSED))
+}
+
+fn stat(pid: u32, json: bool, watch: Option<f64>) -> ExitCode {
+    let interval = match watch {
+        None => None,
+        Some(s) if s.is_finite() && (0.1..=86_400.0).contains(&s) => {
+            Some(Duration::from_secs_f64(s))
+        }
+        Some(s) => {
+            return fail(
+                &format!("numakit stat: --watch {s}: give seconds between 0.1 and 86400"),
+                REFUSED,
+            )
+        }
+    };
+    let tty = std::io::stdout().is_terminal();
+    let color = tty && std::env::var_os("NO_COLOR").is_none();
+    let mut first = true;
+    loop {
+        let snap = match snapshot(pid) {
+            Ok(s) => s,
+            // Watching ends when the process does.
+            Err(_) if !first => {
+                eprintln!("numakit stat: process {pid} has exited");
+                return ExitCode::SUCCESS;
+            }
+            Err(code) => return code,
+        };
+        if json {
+            println!("{}", snap.to_json());
+        } else {
+            if interval.is_some() && tty {
+                // Clear the screen and go home, like `watch`.
+                print!("\x1b[2J\x1b[H");
+            }
+            if let Some(i) = interval {
+                println!(
+                    "every {:.1}s; {}",
+                    i.as_secs_f64(),
+                    humantime(std::time::SystemTime::now())
+                );
+            }
+            print!("{}", snap.table(color));
+        }
+        first = false;
+        match interval {
+            Some(i) => std::thread::sleep(i),
+            None => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+/// UTC wall-clock time as `HH:MM:SS`.
+fn humantime(t: std::time::SystemTime) -> String {
+    let s = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{:02}:{:02}:{:02} UTC", s / 3600 % 24, s / 60 % 60, s % 60)
+}
+
+fn verify(pid: u32, json: bool) -> ExitCode {
+    let snap = match snapshot(pid) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (text, code) = snap.verify();
+    if json {
+        println!("{}", snap.to_json());
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    ExitCode::from(code)
+}

@@ -1,0 +1,367 @@
+//! The `numakit` command, run as a user runs it: on the host (one node) and
+//! in the multi-node guests (`cargo xtask vm-test` installs it as
+//! `/usr/bin/numakit`).
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use numakit::sys::mem as sysmem;
+use numakit::NodeId;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The command under test: cargo's build of it, or the guest's copy.
+fn numakit() -> Command {
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_numakit"));
+    let path = if built.exists() {
+        built.clone()
+    } else {
+        PathBuf::from("/usr/bin/numakit")
+    };
+    assert!(
+        path.exists(),
+        "the numakit command is neither at {built:?} nor in /usr/bin"
+    );
+    Command::new(path)
+}
+
+fn run(args: &[&str]) -> Output {
+    numakit().args(args).output().expect("numakit starts")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+        .trim()
+}
+
+#[test]
+fn run_places_the_command_on_every_node_or_says_why_not() {
+    let topo = common::topology();
+    for node in topo.nodes() {
+        let id = node.id().get().to_string();
+        let out = run(&[
+            "run",
+            "--node",
+            &id,
+            "--",
+            "cat",
+            "/proc/self/status",
+            "/proc/self/numa_maps",
+        ]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        if node.cpus().is_empty() || !node.has_memory() {
+            assert_eq!(out.status.code(), Some(2), "node {id}: {stdout}{stderr}");
+            assert!(stderr.contains(&format!("node {id}")), "{stderr}");
+            assert!(stdout.is_empty(), "the command ran: {stdout}");
+            continue;
+        }
+        assert!(out.status.success(), "node {id}: {stderr}");
+        assert_eq!(
+            field(&stdout, "Cpus_allowed_list:"),
+            node.allowed_cpus().unwrap().to_string(),
+            "node {id}"
+        );
+        // Every page the command wrote (heap, stack, anonymous memory) is
+        // on the node; page-cache pages of files are where the file was.
+        let (maps, bad) = numakit_cli::maps::parse(
+            &stdout
+                .lines()
+                .filter(|l| {
+                    l.split(' ')
+                        .next()
+                        .is_some_and(|a| u64::from_str_radix(a, 16).is_ok())
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        assert!(bad.is_empty(), "{bad:?}");
+        let mut anon = 0;
+        for m in &maps {
+            if matches!(
+                m.kind,
+                numakit_cli::maps::MappingKind::Heap
+                    | numakit_cli::maps::MappingKind::Stack
+                    | numakit_cli::maps::MappingKind::Anonymous
+            ) {
+                for (&n, &p) in &m.pages {
+                    assert_eq!(n, node.id().get(), "{p} pages of {m:?} off node {id}");
+                    anon += p;
+                }
+            }
+        }
+        assert!(anon > 0, "the command's own pages were not seen: {stdout}");
+    }
+}
+
+#[test]
+fn a_refused_request_runs_nothing_and_exits_2() {
+    let topo = common::topology();
+    let absent = common::absent_node(&topo).get().to_string();
+    let marker = std::env::temp_dir().join(format!("numakit-cli-ran-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let m = marker.to_str().unwrap();
+    for args in [
+        vec!["run", "--node", absent.as_str(), "--", "touch", m],
+        vec!["run", "--node", "4294967295", "--", "touch", m],
+        vec!["run", "--node", "0", "--cpus", "4095", "--", "touch", m],
+        vec!["run", "--node", "0", "--cpus", "", "--", "touch", m],
+        vec![
+            "run",
+            "--node",
+            "0",
+            "--membind",
+            absent.as_str(),
+            "--",
+            "touch",
+            m,
+        ],
+        vec!["run", "--node", "0", "--interleave", "0-", "--", "touch", m],
+        vec![
+            "run",
+            "--node",
+            "0",
+            "--membind",
+            "0",
+            "--fallback",
+            "nearest",
+            "--",
+            "touch",
+            m,
+        ],
+        vec![
+            "run",
+            "--node",
+            "0",
+            "--fallback",
+            "farthest",
+            "--",
+            "touch",
+            m,
+        ],
+        vec!["run", "--node", "4294967296", "--", "touch", m],
+        vec!["run", "--node", "-1", "--", "touch", m],
+        vec!["run", "--node", "0"],
+    ] {
+        let out = run(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!marker.exists(), "{args:?} ran the command");
+        assert!(!stderr.trim().is_empty(), "{args:?} said nothing");
+    }
+    let out = run(&["run", "--node", absent.as_str(), "--", "true"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("node {absent}")) && stderr.contains("refused"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_command_that_cannot_run_is_127_and_a_fallback_is_said() {
+    let out = run(&["run", "--node", "0", "--", "/nonexistent/numakit-test"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("/nonexistent/numakit-test"));
+    let out = run(&["run", "--node", "0", "--fallback", "nearest", "--", "true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("falling back"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The command's own status comes back.
+    let out = run(&["run", "--node", "0", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+}
+
+#[test]
+fn help_shows_an_example_for_each_command() {
+    for cmd in ["topology", "run", "stat", "verify"] {
+        let out = run(&[cmd, "--help"]);
+        assert!(out.status.success());
+        let help = text(&out.stdout);
+        assert!(help.contains(&format!("numakit {cmd}")), "{cmd}: {help}");
+    }
+}
+
+#[test]
+fn topology_json_lists_every_node() {
+    let topo = common::topology();
+    let out = run(&["topology", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<u32> = v["node_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(ids, topo.node_ids().map(NodeId::get).collect::<Vec<_>>());
+}
+
+/// The environment variable that makes [`child_holds_memory`] the child.
+const CHILD: &str = "NUMAKIT_CLI_TEST_CHILD";
+/// What precedes the child's addresses in its output.
+const MARKER: &str = "child addresses: ";
+
+/// Run by [`stat_and_verify_report_a_mapping_moved_off_its_policy`] as a
+/// child process: two 1 MiB mappings bound to the first node with memory,
+/// the second then migrated to the second such node (when there is one),
+/// their addresses printed; it lives until its stdin closes.
+#[test]
+#[ignore = "helper: the child process of the stat/verify test"]
+fn child_holds_memory() {
+    let Some(nodes) = std::env::var(CHILD).ok() else {
+        return;
+    };
+    let nodes: Vec<u32> = nodes.split(',').map(|n| n.parse().unwrap()).collect();
+    let len = 1 << 20;
+    // Three megabytes with the middle one unmapped: two mappings the
+    // kernel cannot merge into one.
+    let p = sysmem::mmap_anonymous(3 * len, libc::PROT_READ | libc::PROT_WRITE, 0).unwrap();
+    // SAFETY: the middle of the fresh mapping is ours and unreferenced.
+    unsafe {
+        sysmem::munmap(
+            std::ptr::NonNull::new(p.as_ptr().wrapping_add(len)).unwrap(),
+            len,
+        )
+    }
+    .unwrap();
+    let mut addrs = Vec::new();
+    for part in [0, 2 * len] {
+        let q = std::ptr::NonNull::new(p.as_ptr().wrapping_add(part)).unwrap();
+        sysmem::mbind(
+            q,
+            len,
+            sysmem::MPOL_BIND,
+            &[1 << nodes[0]],
+            sysmem::MPOL_MF_STRICT,
+        )
+        .unwrap();
+        // SAFETY: the mapping is ours and nothing references it.
+        unsafe { sysmem::madvise(q, len, sysmem::MADV_POPULATE_WRITE) }.unwrap();
+        addrs.push(q.as_ptr());
+    }
+    if let Some(&other) = nodes.get(1) {
+        numakit::mem::migrate(addrs[1], len, NodeId::new(other)).unwrap();
+    }
+    // libtest writes `test NAME ... ` first, on the same line.
+    println!("{MARKER}{:x} {:x}", addrs[0] as usize, addrs[1] as usize);
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+#[test]
+fn stat_and_verify_report_a_mapping_moved_off_its_policy() {
+    let topo = common::topology();
+    let with_memory: Vec<String> = topo
+        .nodes()
+        .iter()
+        .filter(|n| n.has_memory())
+        .map(|n| n.id().to_string())
+        .take(2)
+        .collect();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_holds_memory",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, with_memory.join(","))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        for line in lines.by_ref() {
+            let Some((_, addrs)) = line.split_once(MARKER) else {
+                continue;
+            };
+            let parsed = addrs.split_once(' ').and_then(|(a, b)| {
+                Some((
+                    u64::from_str_radix(a, 16).ok()?,
+                    u64::from_str_radix(b, 16).ok()?,
+                ))
+            });
+            let _ = tx.send(parsed);
+            break;
+        }
+        let _ = tx.send(None);
+        // Keep reading, so that the child never writes to a closed pipe.
+        for _ in lines {}
+    });
+    let addresses = rx.recv_timeout(std::time::Duration::from_secs(120));
+    let Ok(Some((kept, moved))) = addresses else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the child did not print its addresses within 120 s: {addresses:?}");
+    };
+    let verify = run(&["verify", &pid]);
+    let stat = run(&["stat", &pid]);
+    let json = run(&["stat", &pid, "--json"]);
+    drop(child.stdin.take());
+    let _ = child.wait();
+
+    let (vout, sout) = (text(&verify.stdout), text(&stat.stdout));
+    assert!(stat.status.success(), "{}", text(&stat.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let violations: Vec<&str> = v["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["address"].as_str().unwrap())
+        .collect();
+    assert!(sout.contains(&format!("{kept:x}")), "{sout}");
+    if with_memory.len() < 2 {
+        assert_eq!(verify.status.code(), Some(0), "{vout}");
+        assert!(violations.is_empty(), "{v}");
+        return;
+    }
+    assert_eq!(verify.status.code(), Some(1), "{vout}");
+    assert!(vout.contains(&format!("mapping {moved:#x}")), "{vout}");
+    assert!(!vout.contains(&format!("mapping {kept:#x}")), "{vout}");
+    let pages = (1 << 20) / numakit::sys::page_size();
+    assert!(
+        vout.contains(&format!("{pages} on node {}", with_memory[1])),
+        "{vout}"
+    );
+    assert_eq!(violations, [format!("{moved:#x}")], "{v}");
+    assert!(sout.contains(&format!("! {moved:x}")), "{sout}");
+    assert!(sout.contains("BREAKS ITS POLICY"), "{sout}");
+}
+
+#[test]
+fn stat_and_verify_of_absent_processes_are_errors() {
+    for pid in ["0", "4294967295", "2147483647"] {
+        for cmd in ["stat", "verify"] {
+            let out = run(&[cmd, pid]);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {pid}");
+            assert!(
+                text(&out.stderr).contains(&format!("no process {pid}")),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+    }
+    for bad in ["-1", "4294967296", "x"] {
+        assert_eq!(run(&["verify", bad]).status.code(), Some(2), "{bad}");
+    }
+    for watch in ["0", "-1", "NaN", "inf", "1e300"] {
+        let out = run(&["stat", &std::process::id().to_string(), "--watch", watch]);
+        assert_eq!(out.status.code(), Some(2), "--watch {watch}");
+    }
+}
