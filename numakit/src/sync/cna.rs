@@ -775,6 +775,37 @@ impl<T: ?Sized, const N: u32> Drop for CnaGuard<'_, T, N> {
     }
 }
 
+impl<T: ?Sized, const N: u32> CnaGuard<'_, T, N> {
+    /// Release the lock, run `f`, take the lock again with the same queue
+    /// node (also when `f` panics, so the guard stays valid on unwind).
+    pub fn unlocked<U>(this: &mut Self, f: impl FnOnce() -> U) -> U {
+        struct Relock<'b>(&'b RawCna, NonNull<Node>);
+        impl Drop for Relock<'_> {
+            fn drop(&mut self) {
+                // SAFETY: the node is the guard's: after the release below
+                // it is queued nowhere, and the guard keeps it alive (pool
+                // slot, heap node, or the `lock_with` caller's borrow).
+                unsafe { self.0.lock(self.1) }
+            }
+        }
+        let me = this.slot.node();
+        // SAFETY: the guard's node holds the lock; `Relock` takes it again
+        // before the guard can be used or dropped.
+        unsafe { this.lock.raw.unlock(me, N) };
+        let _relock = Relock(&this.lock.raw, me);
+        f()
+    }
+}
+
+impl<T: ?Sized, const N: u32> super::condvar::sealed::Sealed for CnaGuard<'_, T, N> {}
+
+impl<T: ?Sized, const N: u32> super::condvar::CondvarGuard for CnaGuard<'_, T, N> {
+    #[inline]
+    fn unlocked_for_wait<U>(&mut self, f: impl FnOnce() -> U) -> U {
+        Self::unlocked(self, f)
+    }
+}
+
 impl<T: ?Sized + fmt::Debug, const N: u32> fmt::Debug for CnaGuard<'_, T, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)

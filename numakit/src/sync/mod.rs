@@ -43,6 +43,7 @@
 //! ```
 
 pub mod cna;
+pub mod condvar;
 pub mod counter;
 pub mod mcs;
 pub(crate) mod primitive;
@@ -51,10 +52,14 @@ pub mod ticket;
 mod wrapper;
 
 pub use cna::{CnaGuard, CnaLock, CnaNode, DEFAULT_LOCAL_HANDOFFS, NODE_REFRESH, POOL_NODES};
+pub use condvar::{Condvar, CondvarGuard, WaitTimeoutResult};
 pub use counter::{PartitionedCounter, REFRESH as COUNTER_CPU_REFRESH};
-pub use mcs::{McsGuard, McsLock, McsNode, RawMcs, FAIR_AFTER};
-pub use rwlock::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use ticket::{RawTicket, TicketGuard, TicketLock};
+pub use mcs::{MappedMcsGuard, McsGuard, McsLock, McsNode, RawMcs, FAIR_AFTER};
+pub use rwlock::{
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, RawRwLock, RwLock, RwLockReadGuard,
+    RwLockUpgradableReadGuard, RwLockWriteGuard,
+};
+pub use ticket::{MappedTicketGuard, RawTicket, TicketGuard, TicketLock};
 
 /// A value on its own 128-byte block (a cache line and its prefetch pair).
 #[repr(align(128))]
