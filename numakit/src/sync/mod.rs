@@ -1,6 +1,6 @@
 //! L2 — synchronisation: queue locks whose waiters spin on their own cache
 //! lines and then sleep, a NUMA-aware lock, a ticket lock, a reader-writer
-//! lock and a counter sharded per CPU.
+//! lock, a condition variable and a counter sharded per CPU.
 //!
 //! | type | use it for | order | waiting |
 //! |------|------------|-------|---------|
@@ -8,6 +8,7 @@
 //! | [`CnaLock`] | threads pinned on several NUMA nodes | same-node first, bounded by `LOCAL_HANDOFFS` | MCS queue: own-line spin, then futex |
 //! | [`TicketLock`] | strict FIFO, few threads | FIFO | shared-line spin, then futex |
 //! | [`RwLock`] | read-mostly data | writer preference | futex |
+//! | [`Condvar`] | waiting for a condition under any of the mutexes | — | futex |
 //! | [`PartitionedCounter`] | statistics bumped by many threads | — | none (one shard per CPU) |
 //!
 //! The mutexes share one guard API: `new` (`const`), `lock` → guard,
@@ -19,8 +20,27 @@
 //! [`lock_api::RawMutex`] / [`lock_api::RawRwLock`], so
 //! `lock_api::Mutex<RawMcs, T>` works too.
 //!
+//! What `parking_lot` users reach for, on numakit's own types:
+//!
+//! | operation | [`McsLock`] | [`TicketLock`] | [`CnaLock`] | [`RwLock`] |
+//! |-----------|-------------|----------------|-------------|------------|
+//! | [`Condvar`] waits (`wait`, `wait_while`, `wait_timeout`, `wait_timeout_while`, `wait_until`) | yes | yes | yes | — (as `parking_lot`) |
+//! | `try_lock_for` / `try_lock_until` (`lock_api::RawMutexTimed`) | yes, polling | yes, polling | no | no |
+//! | guard `unlock_fair` / `bump` (`lock_api::RawMutexFair`) | yes: to the queue head | yes: same as unlock (FIFO) | no | no |
+//! | guard `map` / `try_map` | yes | yes | no | read and write guards |
+//! | guard `unlocked` | yes | yes | yes | no |
+//! | `upgradable_read`, `upgrade`, `downgrade` | — | — | — | yes (`lock_api::RawRwLockUpgradeDowngrade`) |
+//! | `read_recursive` (safe while a writer waits) | — | — | — | yes |
+//! | `is_locked` / `is_locked_exclusive` | `is_locked` | `is_locked` | `is_locked` | both |
+//!
+//! Timed waiters on the mutexes poll instead of queueing (a queued MCS or
+//! ticket waiter cannot leave before it owns the lock); see
+//! [`McsLock::try_lock_for`]. [`CnaLock`] has no raw lock type (its
+//! guards carry their queue node), hence no `lock_api` traits and none of
+//! the guard conversions that would need one.
+//!
 //! Each type's module ([`mcs`], [`cna`], [`ticket`], [`rwlock`],
-//! [`counter`]) documents its algorithm with a state table.
+//! [`condvar`], [`counter`]) documents its algorithm with a state table.
 //!
 //! Every lock here is written against the small `primitive` shim, so that
 //! building with `RUSTFLAGS="--cfg loom"` model-checks it with

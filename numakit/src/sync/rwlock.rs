@@ -45,8 +45,9 @@
 //!
 //! | read while | `read` | `read_recursive` | `try_read` |
 //! |------------|--------|------------------|------------|
-//! | unlocked, or only readers inside | shares | shares | shares |
+//! | unlocked, or only readers inside (an upgradable one too) | shares | shares | shares |
 //! | readers inside, a writer waits | waits (forever if this thread is one of the readers) | shares | `None` |
+//! | readers inside, an upgrade waits for them | waits (forever if this thread is one of the readers) | shares | `None` |
 //! | a writer holds the lock | waits | waits | `None` |
 //!
 //! **Upgradable reads** ([`upgradable_read`](RwLock::upgradable_read)):
