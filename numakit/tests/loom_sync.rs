@@ -341,14 +341,14 @@ fn counter_sums() {
 
 // --- Condvar ----------------------------------------------------------------
 
-/// A waiter on an `McsLock` and a notifier that sets the value under the
+/// A waiter on a `TicketLock` and a notifier that sets the value under the
 /// lock and notifies after releasing it: the waiter must wake (a lost
 /// notification is a deadlock, which loom reports), and the value is read
 /// under the lock (a race would be reported).
 #[test]
 fn condvar_notify_one_after_unlock() {
     model(|| {
-        let pair = Arc::new((McsLock::new(UnsafeCell::new(0)), Condvar::new()));
+        let pair = Arc::new((TicketLock::new(UnsafeCell::new(0)), Condvar::new()));
         let p2 = Arc::clone(&pair);
         let t = thread::spawn(move || {
             bump(&p2.0.lock());
@@ -363,12 +363,12 @@ fn condvar_notify_one_after_unlock() {
     });
 }
 
-/// Two waiters on a `TicketLock`, notified with `notify_all` while the
+/// Two waiters on an `McsLock`, notified with `notify_all` while the
 /// notifier holds the lock: both wake.
 #[test]
 fn condvar_notify_all_two_waiters() {
     model(|| {
-        let pair = Arc::new((TicketLock::new(UnsafeCell::new(0)), Condvar::new()));
+        let pair = Arc::new((McsLock::new(UnsafeCell::new(0)), Condvar::new()));
         let ts: Vec<_> = (0..2)
             .map(|_| {
                 let p = Arc::clone(&pair);

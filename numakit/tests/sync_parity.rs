@@ -220,7 +220,7 @@ fn condvar_adversarial_timeouts() {
         assert!(cv.wait_until(&mut g, t0).timed_out());
         let past = t0.checked_sub(Duration::from_secs(1)).unwrap_or(t0);
         assert!(cv.wait_until(&mut g, past).timed_out());
-        assert!(t0.elapsed() < Duration::from_secs(2));
+        assert!(t0.elapsed() < Duration::from_secs(10));
         assert!(lock.is_locked(), "held again after the waits");
 
         let t0 = Instant::now();
@@ -484,13 +484,13 @@ macro_rules! timed_lock_tests {
                 assert!(lock.try_lock_for(Duration::ZERO).is_none());
                 assert!(lock.try_lock_until(past).is_none());
                 assert!(lock.try_lock_until(Instant::now()).is_none());
-                assert!(t0.elapsed() < Duration::from_secs(1));
+                assert!(t0.elapsed() < Duration::from_secs(5));
                 // A real timeout waits about that long.
                 let t0 = Instant::now();
                 assert!(lock.try_lock_for(Duration::from_millis(30)).is_none());
                 let took = t0.elapsed();
                 assert!(took >= Duration::from_millis(30), "{took:?}");
-                assert!(took < Duration::from_secs(2), "{took:?}");
+                assert!(took < Duration::from_secs(10), "{took:?}");
                 drop(g);
                 // Released while waiting: MAX, far future and a generous
                 // timeout all get it.
