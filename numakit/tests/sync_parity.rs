@@ -531,6 +531,40 @@ macro_rules! timed_lock_tests {
 timed_lock_tests!(mcs_timed_locking, McsLock, RawMcs);
 timed_lock_tests!(ticket_timed_locking, TicketLock, RawTicket);
 
+#[test]
+fn cna_timed_locking() {
+    watchdog(20, "cna timed", || {
+        let lock = Arc::new(CnaLock::new(0u32));
+        let now = Instant::now();
+        let past = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+        for t in [Duration::ZERO, Duration::MAX] {
+            assert!(lock.try_lock_for(t).is_some());
+        }
+        assert!(lock.try_lock_until(past).is_some());
+        assert!(lock.try_lock_until(now + CENTURY).is_some());
+        let g = lock.lock();
+        assert!(lock.try_lock_for(Duration::ZERO).is_none());
+        assert!(lock.try_lock_until(past).is_none());
+        let t0 = Instant::now();
+        assert!(lock.try_lock_for(Duration::from_millis(30)).is_none());
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        let l2 = Arc::clone(&lock);
+        let t = thread::spawn(move || *l2.try_lock_for(Duration::MAX).unwrap() += 1);
+        thread::sleep(Duration::from_millis(20));
+        drop(g);
+        t.join().unwrap();
+        let g = lock.lock();
+        let l2 = Arc::clone(&lock);
+        let t = thread::spawn(move || {
+            *l2.try_lock_until(Instant::now() + CENTURY).unwrap() += 1;
+        });
+        thread::sleep(Duration::from_millis(20));
+        drop(g);
+        t.join().unwrap();
+        assert_eq!(*lock.lock(), 2);
+    });
+}
+
 /// Timed lockers against plain lockers: mutual exclusion holds, and every
 /// timed attempt either gets the lock or reports a timeout.
 #[test]
