@@ -980,6 +980,121 @@ fn rwlock_upgradable_waiter_wakes() {
     });
 }
 
+/// Timed RwLock acquisitions at zero, `Duration::MAX`, past and far-future
+/// deadlines: no panic, no overflow; they fail against a holder and
+/// succeed once it leaves.
+#[test]
+fn rwlock_timed_locking() {
+    watchdog(30, "rwlock timed", || {
+        let lock = Arc::new(RwLock::new(0u32));
+        let now = Instant::now();
+        let past = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+        let far = now + CENTURY;
+        for t in [Duration::ZERO, Duration::MAX] {
+            assert!(lock.try_read_for(t).is_some());
+            assert!(lock.try_write_for(t).is_some());
+            assert!(lock.try_upgradable_read_for(t).is_some());
+        }
+        for d in [past, far] {
+            assert!(lock.try_read_until(d).is_some());
+            assert!(lock.try_write_until(d).is_some());
+            assert!(lock.try_upgradable_read_until(d).is_some());
+        }
+        let w = lock.write();
+        assert!(lock.try_read_for(Duration::ZERO).is_none());
+        assert!(lock.try_read_until(past).is_none());
+        assert!(lock.try_upgradable_read_until(past).is_none());
+        let t0 = Instant::now();
+        assert!(lock.try_write_for(Duration::from_millis(30)).is_none());
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        drop(w);
+        let r = lock.read();
+        assert!(lock.try_write_until(past).is_none());
+        assert!(lock.try_write_for(Duration::from_millis(10)).is_none());
+        assert!(lock.try_read_for(Duration::ZERO).is_some());
+        let l2 = Arc::clone(&lock);
+        let t = thread::spawn(move || *l2.try_write_for(Duration::MAX).unwrap() += 1);
+        thread::sleep(Duration::from_millis(20));
+        drop(r);
+        t.join().unwrap();
+        let r = lock.read();
+        let l2 = Arc::clone(&lock);
+        let t = thread::spawn(move || *l2.try_write_until(far).unwrap() += 1);
+        thread::sleep(Duration::from_millis(20));
+        drop(r);
+        t.join().unwrap();
+        assert_eq!(*lock.read(), 2);
+
+        // Through lock_api.
+        let l: lock_api::RwLock<RawRwLock, u32> = lock_api::RwLock::new(0);
+        let w = l.write();
+        assert!(l.try_read_for(Duration::ZERO).is_none());
+        assert!(l.try_upgradable_read_until(past).is_none());
+        drop(w);
+        assert!(l.try_write_for(Duration::MAX).is_some());
+        let up = l.try_upgradable_read_for(Duration::ZERO).unwrap();
+        let r = l.read();
+        let up =
+            lock_api::RwLockUpgradableReadGuard::try_upgrade_for(up, Duration::ZERO).unwrap_err();
+        drop(r);
+        assert!(lock_api::RwLockUpgradableReadGuard::try_upgrade_until(up, far).is_ok());
+    });
+}
+
+/// A timed upgrade that gives up (a reader stays inside) keeps the
+/// upgradable read, and lets in the readers it stopped while it tried.
+#[test]
+fn rwlock_timed_upgrade_gives_up_and_lets_readers_in() {
+    watchdog(30, "timed upgrade", || {
+        for (timeout, until) in [
+            (Duration::ZERO, false),
+            (Duration::from_millis(150), false),
+            (Duration::ZERO, true),
+        ] {
+            let lock = Arc::new(RwLock::new(0u32));
+            let inside = Arc::new(Barrier::new(2));
+            let leave = Arc::new(Barrier::new(2));
+            let (l1, i1, lv1) = (Arc::clone(&lock), Arc::clone(&inside), Arc::clone(&leave));
+            let holder = thread::spawn(move || {
+                let r = l1.read();
+                i1.wait();
+                lv1.wait();
+                drop(r);
+            });
+            inside.wait();
+            let up = lock.upgradable_read();
+            // A reader that arrives while the upgrade is being tried.
+            let l2 = Arc::clone(&lock);
+            let late = thread::spawn(move || {
+                thread::sleep(Duration::from_millis(30));
+                *l2.read()
+            });
+            let up = if until {
+                // The `until` form, with a deadline that has passed.
+                RwLockUpgradableReadGuard::try_upgrade_until(up, Instant::now())
+            } else {
+                RwLockUpgradableReadGuard::try_upgrade_for(up, timeout)
+            }
+            .expect_err("a reader is inside");
+            // Still upgradable; the late reader gets in (holder and
+            // upgradable read still held).
+            let t0 = Instant::now();
+            while !late.is_finished() {
+                assert!(t0.elapsed() < Duration::from_secs(10), "late reader stuck");
+                thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(late.join().unwrap(), 0);
+            assert!(lock.try_upgradable_read().is_none());
+            leave.wait();
+            holder.join().unwrap();
+            let w = RwLockUpgradableReadGuard::try_upgrade_for(up, Duration::from_secs(10))
+                .expect("alone now");
+            drop(w);
+            assert!(!lock.is_locked());
+        }
+    });
+}
+
 /// A downgrade lets waiting readers in at once (no writer waiting).
 #[test]
 fn rwlock_downgrade_wakes_waiting_readers() {

@@ -25,7 +25,7 @@
 //! | operation | [`McsLock`] | [`TicketLock`] | [`CnaLock`] | [`RwLock`] |
 //! |-----------|-------------|----------------|-------------|------------|
 //! | [`Condvar`] waits (`wait`, `wait_while`, `wait_timeout`, `wait_timeout_while`, `wait_until`) | yes | yes | yes | — (as `parking_lot`) |
-//! | `try_lock_for` / `try_lock_until` (`lock_api::RawMutexTimed`) | yes, polling | yes, polling | yes, polling (no `lock_api`) | no |
+//! | `try_lock_for` / `try_lock_until` (`lock_api::RawMutexTimed`) | yes, polling | yes, polling | yes, polling (no `lock_api`) | `try_{read,write,upgradable_read}_{for,until}`, polling (`RawRwLockTimed`, `RawRwLockUpgradeTimed`) |
 //! | guard `unlock_fair` / `bump` (`lock_api::RawMutexFair`) | yes: to the queue head | yes: same as unlock (FIFO) | no | no |
 //! | guard `map` / `try_map` | yes | yes | no | read and write guards |
 //! | guard `unlocked` | yes | yes | yes | no |

@@ -62,11 +62,13 @@
 //! park. No poisoning: a panic while holding a guard releases the lock.
 
 use super::primitive::{budget, futex, spin_loop, AtomicU32};
+use super::wrapper::lock_until;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::{Duration, Instant};
 
 const READ_LOCKED: u32 = 1;
 const MASK: u32 = (1 << 27) - 1;
@@ -207,6 +209,73 @@ impl RawRwLock {
         self.try_read_if(is_upgradable_lockable, READ_LOCKED | UPGRADABLE)
     }
 
+    /// Take a shared lock, waiting at most `timeout`; whether it was
+    /// taken. A `timeout` that overflows [`Instant`] (such as
+    /// [`Duration::MAX`]) waits like [`read`](Self::read).
+    ///
+    /// Timed acquisitions poll (`try_*`, a short spin, then naps of up to
+    /// 1 ms) instead of setting a waiting bit, so leaving on timeout needs
+    /// nobody's help. A timed writer therefore does not stop new readers
+    /// (no writer preference for it): under a steady stream of readers it
+    /// can time out.
+    #[inline]
+    pub fn try_read_for(&self, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.try_read_until(deadline),
+            None => {
+                self.read();
+                true
+            }
+        }
+    }
+
+    /// Take a shared lock, waiting until `deadline` at the latest; tries
+    /// at least once.
+    #[inline]
+    pub fn try_read_until(&self, deadline: Instant) -> bool {
+        self.try_read() || lock_until(deadline, || self.try_read())
+    }
+
+    /// Take the exclusive lock, waiting at most `timeout` (polling, see
+    /// [`try_read_for`](Self::try_read_for)); whether it was taken.
+    #[inline]
+    pub fn try_write_for(&self, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.try_write_until(deadline),
+            None => {
+                self.write();
+                true
+            }
+        }
+    }
+
+    /// Take the exclusive lock, waiting until `deadline` at the latest;
+    /// tries at least once.
+    #[inline]
+    pub fn try_write_until(&self, deadline: Instant) -> bool {
+        self.try_write() || lock_until(deadline, || self.try_write())
+    }
+
+    /// Take the upgradable shared lock, waiting at most `timeout`
+    /// (polling, see [`try_read_for`](Self::try_read_for)).
+    #[inline]
+    pub fn try_upgradable_read_for(&self, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.try_upgradable_read_until(deadline),
+            None => {
+                self.upgradable_read();
+                true
+            }
+        }
+    }
+
+    /// Take the upgradable shared lock, waiting until `deadline` at the
+    /// latest; tries at least once.
+    #[inline]
+    pub fn try_upgradable_read_until(&self, deadline: Instant) -> bool {
+        self.try_upgradable_read() || lock_until(deadline, || self.try_upgradable_read())
+    }
+
     /// Release the upgradable shared lock.
     ///
     /// # Safety
@@ -256,6 +325,83 @@ impl RawRwLock {
             }
         }
         false
+    }
+
+    /// As [`upgrade`](Self::upgrade), giving up after `timeout`; whether
+    /// it upgraded (if not, the upgradable lock is still held). Overlong
+    /// timeouts ([`Duration::MAX`]) wait like `upgrade`.
+    ///
+    /// # Safety
+    /// As [`upgrade`](Self::upgrade).
+    #[inline]
+    pub unsafe fn try_upgrade_for(&self, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            // SAFETY: forwarded contract.
+            Some(deadline) => unsafe { self.try_upgrade_until(deadline) },
+            None => {
+                // SAFETY: forwarded contract.
+                unsafe { self.upgrade() };
+                true
+            }
+        }
+    }
+
+    /// As [`upgrade`](Self::upgrade), giving up at `deadline`; tries at
+    /// least once. While it waits, new plain readers wait too
+    /// (`UPGRADING`); giving up clears that and wakes them.
+    ///
+    /// # Safety
+    /// As [`upgrade`](Self::upgrade).
+    pub unsafe fn try_upgrade_until(&self, deadline: Instant) -> bool {
+        // SAFETY: forwarded contract.
+        if unsafe { self.try_upgrade() } {
+            return true;
+        }
+        let mut s = self.state.fetch_or(UPGRADING, Relaxed) | UPGRADING;
+        loop {
+            if s & MASK == READ_LOCKED {
+                match self
+                    .state
+                    .compare_exchange_weak(s, upgraded(s), Acquire, Relaxed)
+                {
+                    Ok(_) => {
+                        self.wake_upgradable_waiters(s);
+                        return true;
+                    }
+                    Err(now) => {
+                        s = now;
+                        continue;
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.abandon_upgrade();
+                return false;
+            }
+            futex::wait_timeout(&self.state, s, deadline - now);
+            s = self.state.load(Relaxed);
+        }
+    }
+
+    /// A timed upgrade gives up: clear `UPGRADING`; readers it stopped
+    /// (asleep with `READERS_WAITING`) may enter again unless a writer
+    /// waits (then the writer's turn comes first, as always).
+    fn abandon_upgrade(&self) {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            let mut new = s & !UPGRADING;
+            if !has_writers_waiting(s) {
+                new &= !READERS_WAITING;
+            }
+            match self.state.compare_exchange_weak(s, new, Relaxed, Relaxed) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        if has_readers_waiting(s) && !has_writers_waiting(s) {
+            futex::wake(&self.state, u32::MAX);
+        }
     }
 
     /// Turn the upgradable shared lock into a plain shared lock (another
@@ -729,6 +875,54 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
 }
 
 #[cfg(not(loom))]
+// SAFETY: the timed acquisitions succeed only through the `try_*` CASes
+// (or the blocking forms for an unbounded timeout), which exclude as the
+// untimed ones do.
+unsafe impl lock_api::RawRwLockTimed for RawRwLock {
+    type Duration = Duration;
+    type Instant = Instant;
+    #[inline]
+    fn try_lock_shared_for(&self, timeout: Duration) -> bool {
+        self.try_read_for(timeout)
+    }
+    #[inline]
+    fn try_lock_shared_until(&self, deadline: Instant) -> bool {
+        self.try_read_until(deadline)
+    }
+    #[inline]
+    fn try_lock_exclusive_for(&self, timeout: Duration) -> bool {
+        self.try_write_for(timeout)
+    }
+    #[inline]
+    fn try_lock_exclusive_until(&self, deadline: Instant) -> bool {
+        self.try_write_until(deadline)
+    }
+}
+
+#[cfg(not(loom))]
+// SAFETY: as for `RawRwLockTimed`, through `try_upgradable_read`.
+unsafe impl lock_api::RawRwLockUpgradeTimed for RawRwLock {
+    #[inline]
+    fn try_lock_upgradable_for(&self, timeout: Duration) -> bool {
+        self.try_upgradable_read_for(timeout)
+    }
+    #[inline]
+    fn try_lock_upgradable_until(&self, deadline: Instant) -> bool {
+        self.try_upgradable_read_until(deadline)
+    }
+    #[inline]
+    unsafe fn try_upgrade_for(&self, timeout: Duration) -> bool {
+        // SAFETY: lock_api calls this only for a held upgradable lock.
+        unsafe { RawRwLock::try_upgrade_for(self, timeout) }
+    }
+    #[inline]
+    unsafe fn try_upgrade_until(&self, deadline: Instant) -> bool {
+        // SAFETY: as above.
+        unsafe { RawRwLock::try_upgrade_until(self, deadline) }
+    }
+}
+
+#[cfg(not(loom))]
 // SAFETY: `downgrade` turns the write lock into one shared lock in one CAS.
 unsafe impl lock_api::RawRwLockDowngrade for RawRwLock {
     #[inline]
@@ -941,6 +1135,76 @@ impl<T: ?Sized> RwLock<T> {
     pub fn try_upgradable_read(&self) -> Option<RwLockUpgradableReadGuard<'_, T>> {
         self.raw
             .try_upgradable_read()
+            .then(|| RwLockUpgradableReadGuard {
+                lock: self,
+                _not_send: PhantomData,
+            })
+    }
+
+    /// Shared access, waiting at most `timeout`; `None` if it could not be
+    /// had by then. Overlong timeouts ([`Duration::MAX`]) wait like
+    /// [`read`](Self::read); zero tries once. Timed acquisitions poll
+    /// ([`RawRwLock::try_read_for`] says what that means for fairness).
+    #[inline]
+    pub fn try_read_for(&self, timeout: Duration) -> Option<RwLockReadGuard<'_, T>> {
+        self.raw.try_read_for(timeout).then(|| RwLockReadGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Shared access, waiting until `deadline` at the latest.
+    #[inline]
+    pub fn try_read_until(&self, deadline: Instant) -> Option<RwLockReadGuard<'_, T>> {
+        self.raw.try_read_until(deadline).then(|| RwLockReadGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Exclusive access, waiting at most `timeout`; `None` if it could not
+    /// be had by then. A timed writer polls and does not stop new readers.
+    #[inline]
+    pub fn try_write_for(&self, timeout: Duration) -> Option<RwLockWriteGuard<'_, T>> {
+        self.raw.try_write_for(timeout).then(|| RwLockWriteGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Exclusive access, waiting until `deadline` at the latest.
+    #[inline]
+    pub fn try_write_until(&self, deadline: Instant) -> Option<RwLockWriteGuard<'_, T>> {
+        self.raw
+            .try_write_until(deadline)
+            .then(|| RwLockWriteGuard {
+                lock: self,
+                _not_send: PhantomData,
+            })
+    }
+
+    /// The upgradable read, waiting at most `timeout`.
+    #[inline]
+    pub fn try_upgradable_read_for(
+        &self,
+        timeout: Duration,
+    ) -> Option<RwLockUpgradableReadGuard<'_, T>> {
+        self.raw
+            .try_upgradable_read_for(timeout)
+            .then(|| RwLockUpgradableReadGuard {
+                lock: self,
+                _not_send: PhantomData,
+            })
+    }
+
+    /// The upgradable read, waiting until `deadline` at the latest.
+    #[inline]
+    pub fn try_upgradable_read_until(
+        &self,
+        deadline: Instant,
+    ) -> Option<RwLockUpgradableReadGuard<'_, T>> {
+        self.raw
+            .try_upgradable_read_until(deadline)
             .then(|| RwLockUpgradableReadGuard {
                 lock: self,
                 _not_send: PhantomData,
@@ -1233,6 +1497,43 @@ impl<'a, T: ?Sized> RwLockUpgradableReadGuard<'a, T> {
     pub fn try_upgrade(this: Self) -> Result<RwLockWriteGuard<'a, T>, Self> {
         // SAFETY: the guard holds the upgradable lock.
         if unsafe { this.lock.raw.try_upgrade() } {
+            let lock: &'a RwLock<T> = this.lock;
+            std::mem::forget(this);
+            Ok(RwLockWriteGuard {
+                lock,
+                _not_send: PhantomData,
+            })
+        } else {
+            Err(this)
+        }
+    }
+
+    /// As [`upgrade`](Self::upgrade), giving up after `timeout`: `Err`
+    /// gives the upgradable guard back. New plain readers wait while it
+    /// tries, and are let in again when it gives up.
+    #[inline]
+    pub fn try_upgrade_for(this: Self, timeout: Duration) -> Result<RwLockWriteGuard<'a, T>, Self> {
+        // SAFETY: the guard holds the upgradable lock.
+        if unsafe { this.lock.raw.try_upgrade_for(timeout) } {
+            let lock: &'a RwLock<T> = this.lock;
+            std::mem::forget(this);
+            Ok(RwLockWriteGuard {
+                lock,
+                _not_send: PhantomData,
+            })
+        } else {
+            Err(this)
+        }
+    }
+
+    /// As [`try_upgrade_for`](Self::try_upgrade_for), until `deadline`.
+    #[inline]
+    pub fn try_upgrade_until(
+        this: Self,
+        deadline: Instant,
+    ) -> Result<RwLockWriteGuard<'a, T>, Self> {
+        // SAFETY: the guard holds the upgradable lock.
+        if unsafe { this.lock.raw.try_upgrade_until(deadline) } {
             let lock: &'a RwLock<T> = this.lock;
             std::mem::forget(this);
             Ok(RwLockWriteGuard {
