@@ -545,3 +545,25 @@ fn rwlock_downgrade_with_a_waiting_reader() {
         r.join().unwrap();
     });
 }
+
+/// A timed upgrade that gives up (its deadline has passed, and timed waits
+/// end at once under loom) because a reader is inside — here the same
+/// thread's plain read, so that the model needs only one more thread — while
+/// another reader arrives: the reader it stopped with `UPGRADING` must be
+/// woken when it gives up (a lost wake-up is a deadlock, which loom
+/// reports).
+#[test]
+fn rwlock_timed_upgrade_gives_up() {
+    model(|| {
+        let lock = Arc::new(RwLock::new(UnsafeCell::new(0)));
+        let l2 = Arc::clone(&lock);
+        let r = thread::spawn(move || assert_eq!(read(&l2.read()), 0));
+        let inside = lock.read();
+        let up = lock.upgradable_read();
+        let up = RwLockUpgradableReadGuard::try_upgrade_until(up, std::time::Instant::now())
+            .expect_err("a reader is inside");
+        r.join().unwrap();
+        drop((inside, up));
+        assert_eq!(read(&lock.read()), 0);
+    });
+}
