@@ -57,7 +57,9 @@ use alloc_support::{
     raw_region, typed_pass, HeapBlocks, Malloc, NodeLocalBlocks, SlabBlocks, ARENA_OBJECTS,
     HEAP_OBJECTS, PC_BLOCKS, REGION_BYTES,
 };
-use locks_support::{run_counter, run_lock, Contender, Counter, Sample, Tas};
+use locks_support::{
+    ping_pong, run_counter, run_lock, Contender, Counter, PingPong, Sample, Tas, PING_PONG_ROUNDS,
+};
 use maps_support::{dash_map, numakit_map, prefill, std_map, Map, Mix, Pool};
 use numakit::mem::{Arena, NodeBox, NodeHeap, SlabBuilder};
 use numakit::sched::NodePool;
@@ -929,6 +931,26 @@ fn locks(report: &mut Report, threads: usize) {
     report.run(c);
 }
 
+fn ping_pong_entry<P: PingPong>(c: &mut Comparison) -> usize {
+    c.entry(P::NAME, || {
+        custom(2 * PING_PONG_ROUNDS, |iters| {
+            (0..iters).map(|_| ping_pong::<P>(PING_PONG_ROUNDS)).sum()
+        })
+    })
+}
+
+/// Two threads hand a counter back and forth through a mutex and a
+/// condition variable: one notify and one wake-up per handoff.
+fn condvar(report: &mut Report) {
+    let mut c = Comparison::new("condvar", "ping-pong", 2, Unit::Latency("/handoff"));
+    let nk = ping_pong_entry::<(McsLock<u64>, numakit::sync::Condvar)>(&mut c);
+    let pl = ping_pong_entry::<(parking_lot::Mutex<u64>, parking_lot::Condvar)>(&mut c);
+    let std = ping_pong_entry::<(Mutex<u64>, std::sync::Condvar)>(&mut c);
+    c.pair(nk, pl, "Condvar ping-pong");
+    c.pair(nk, std, "Condvar ping-pong");
+    report.run(c);
+}
+
 fn counter_entry<C: Counter>(c: &mut Comparison, threads: usize) -> usize {
     c.entry(C::NAME, move || {
         Box::new(move |run| {
@@ -1321,6 +1343,7 @@ fn main() {
     for t in locks_support::THREADS {
         locks(&mut report, t);
     }
+    condvar(&mut report);
     for t in locks_support::THREADS {
         counters(&mut report, t);
     }

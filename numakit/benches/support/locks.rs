@@ -13,7 +13,7 @@
 // Each bench target uses a subset of these workloads.
 #![allow(dead_code)]
 
-use numakit::sync::{CnaLock, McsLock, PartitionedCounter, RwLock, TicketLock};
+use numakit::sync::{CnaLock, Condvar, McsLock, PartitionedCounter, RwLock, TicketLock};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
@@ -257,4 +257,75 @@ pub fn run_counter<C: Counter>(threads: usize, total: u64, duration: Option<Dura
         secs,
         fairness: fairness(&counts),
     }
+}
+
+/// A mutex and a condition variable for the ping-pong workload.
+pub trait PingPong: Send + Sync + 'static {
+    const NAME: &'static str;
+    fn new() -> Self;
+    /// Lock, wait until the counter is `want`, increment it, unlock, and
+    /// notify one waiter.
+    fn turn(&self, want: u64);
+}
+
+impl PingPong for (McsLock<u64>, Condvar) {
+    const NAME: &'static str = "numakit Condvar+McsLock";
+    fn new() -> Self {
+        (McsLock::new(0), Condvar::new())
+    }
+    #[inline]
+    fn turn(&self, want: u64) {
+        let mut g = self.0.lock();
+        self.1.wait_while(&mut g, |v| *v != want);
+        *g += 1;
+        drop(g);
+        self.1.notify_one();
+    }
+}
+
+impl PingPong for (parking_lot::Mutex<u64>, parking_lot::Condvar) {
+    const NAME: &'static str = "parking_lot Condvar";
+    fn new() -> Self {
+        (parking_lot::Mutex::new(0), parking_lot::Condvar::new())
+    }
+    #[inline]
+    fn turn(&self, want: u64) {
+        let mut g = self.0.lock();
+        self.1.wait_while(&mut g, |v| *v != want);
+        *g += 1;
+        drop(g);
+        self.1.notify_one();
+    }
+}
+
+impl PingPong for (Mutex<u64>, std::sync::Condvar) {
+    const NAME: &'static str = "std Condvar";
+    fn new() -> Self {
+        (Mutex::new(0), std::sync::Condvar::new())
+    }
+    #[inline]
+    fn turn(&self, want: u64) {
+        let g = self.0.lock().unwrap();
+        let mut g = self.1.wait_while(g, |v| *v != want).unwrap();
+        *g += 1;
+        drop(g);
+        self.1.notify_one();
+    }
+}
+
+/// Handoffs per ping-pong run.
+pub const PING_PONG_ROUNDS: u64 = 1000;
+
+/// Two threads hand a counter back and forth through `P` until it reaches
+/// `2 * rounds` (each waits for its turn on the condition variable); the
+/// wall time of the run. Every handoff is a notify and a wake-up.
+pub fn ping_pong<P: PingPong>(rounds: u64) -> Duration {
+    let pair = Box::new(P::new());
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        let p = &*pair;
+        s.spawn(move || (0..rounds).for_each(|i| p.turn(2 * i + 1)));
+        (0..rounds).for_each(|i| p.turn(2 * i));
+    });
+    t0.elapsed()
 }

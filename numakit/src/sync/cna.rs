@@ -671,6 +671,42 @@ impl<T: ?Sized, const LOCAL_HANDOFFS: u32> CnaLock<T, LOCAL_HANDOFFS> {
         }
     }
 
+    /// Acquire the lock, waiting at most `timeout`; `None` if it is still
+    /// held then. A `timeout` that overflows [`Instant`](std::time::Instant)
+    /// (such as [`Duration::MAX`](std::time::Duration::MAX)) waits like
+    /// [`lock`](Self::lock); zero tries once.
+    ///
+    /// A timed waiter does not queue (a queued CNA waiter cannot leave
+    /// before it is granted the lock): it polls [`try_lock`](Self::try_lock),
+    /// which succeeds only while nobody holds or waits for the lock,
+    /// spinning briefly and then napping up to 1 ms between tries. Under
+    /// steady contention it can time out while queued threads keep the lock
+    /// busy.
+    pub fn try_lock_for(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Option<CnaGuard<'_, T, LOCAL_HANDOFFS>> {
+        match std::time::Instant::now().checked_add(timeout) {
+            Some(deadline) => self.try_lock_until(deadline),
+            None => Some(self.lock()),
+        }
+    }
+
+    /// Acquire the lock, waiting until `deadline` at the latest; `None` if
+    /// it is still held then. Tries at least once, also for a past
+    /// deadline; waits as [`try_lock_for`](Self::try_lock_for) does.
+    pub fn try_lock_until(
+        &self,
+        deadline: std::time::Instant,
+    ) -> Option<CnaGuard<'_, T, LOCAL_HANDOFFS>> {
+        let mut guard = None;
+        super::wrapper::lock_until(deadline, || {
+            guard = self.try_lock();
+            guard.is_some()
+        });
+        guard
+    }
+
     /// Acquire the lock queueing on the caller's `node`, run `f` on the
     /// data, release, and return what `f` returned. The lock is released
     /// even if `f` panics.
@@ -772,6 +808,37 @@ impl<T: ?Sized, const N: u32> Drop for CnaGuard<'_, T, N> {
         unsafe { self.lock.raw.unlock(self.slot.node(), N) };
         let slot = std::mem::replace(&mut self.slot, Slot::Borrowed(NonNull::dangling()));
         release_slot(slot);
+    }
+}
+
+impl<T: ?Sized, const N: u32> CnaGuard<'_, T, N> {
+    /// Release the lock, run `f`, take the lock again with the same queue
+    /// node (also when `f` panics, so the guard stays valid on unwind).
+    pub fn unlocked<U>(this: &mut Self, f: impl FnOnce() -> U) -> U {
+        struct Relock<'b>(&'b RawCna, NonNull<Node>);
+        impl Drop for Relock<'_> {
+            fn drop(&mut self) {
+                // SAFETY: the node is the guard's: after the release below
+                // it is queued nowhere, and the guard keeps it alive (pool
+                // slot, heap node, or the `lock_with` caller's borrow).
+                unsafe { self.0.lock(self.1) }
+            }
+        }
+        let me = this.slot.node();
+        // SAFETY: the guard's node holds the lock; `Relock` takes it again
+        // before the guard can be used or dropped.
+        unsafe { this.lock.raw.unlock(me, N) };
+        let _relock = Relock(&this.lock.raw, me);
+        f()
+    }
+}
+
+impl<T: ?Sized, const N: u32> super::condvar::sealed::Sealed for CnaGuard<'_, T, N> {}
+
+impl<T: ?Sized, const N: u32> super::condvar::CondvarGuard for CnaGuard<'_, T, N> {
+    #[inline]
+    fn unlocked_for_wait<U>(&mut self, f: impl FnOnce() -> U) -> U {
+        Self::unlocked(self, f)
     }
 }
 

@@ -89,10 +89,10 @@
 use super::primitive::{
     futex, nap, spin_loop, yield_now, AtomicPtr, AtomicU32, Patience, SpinWait,
 };
-use super::wrapper::mutex_wrapper;
+use super::wrapper::{lock_until, mutex_wrapper};
 use std::ptr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the queue head lets running threads barge before it claims the
 /// lock for itself (`HANDOFF`). A tuning detail, not part of the stable
@@ -297,6 +297,69 @@ impl RawMcs {
     #[inline]
     pub fn is_locked(&self) -> bool {
         self.state.load(Relaxed) & LOCKED != 0
+    }
+
+    /// Acquire the lock, waiting at most `timeout`; whether it was
+    /// acquired. A `timeout` that overflows [`Instant`] (such as
+    /// [`Duration::MAX`]) waits like [`lock`](Self::lock).
+    ///
+    /// A timed waiter does not queue (a queued waiter cannot leave the MCS
+    /// queue before it owns the lock): it tries the lock, spins briefly,
+    /// then naps for up to 1 ms between tries until the deadline. It never
+    /// takes the lock from a queue head that has claimed it (`HANDOFF`).
+    #[inline]
+    pub fn try_lock_for(&self, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.try_lock_until(deadline),
+            None => {
+                self.lock();
+                true
+            }
+        }
+    }
+
+    /// Acquire the lock, waiting until `deadline` at the latest; whether
+    /// it was acquired. Tries at least once, also for a past deadline.
+    #[inline]
+    pub fn try_lock_until(&self, deadline: Instant) -> bool {
+        self.try_lock() || lock_until(deadline, || self.try_lock())
+    }
+
+    /// Release the lock to the queue head if a thread is queued (it is the
+    /// longest-waiting queued thread): sets `HANDOFF`, so that no running
+    /// thread barges in first. With nobody queued, the same as
+    /// [`unlock`](Self::unlock). Timed waiters (which poll, not queue) are
+    /// not served by it.
+    ///
+    /// # Safety
+    /// The calling thread holds the lock.
+    #[inline]
+    pub unsafe fn unlock_fair(&self) {
+        // A queued thread cannot leave the queue before it takes the lock,
+        // which we hold: a non-null tail means the head will take it next.
+        // (One that queues after this load is served by the plain unlock,
+        // as if it had come after the release.)
+        if self.tail.load(Relaxed).is_null() {
+            // SAFETY: the caller holds the lock.
+            unsafe { self.unlock() };
+        } else {
+            self.state.fetch_or(HANDOFF, Relaxed);
+            self.unlock_slow();
+        }
+    }
+
+    /// Hand the lock to the queue head and take it again (queueing behind
+    /// the waiters already queued); nothing if nobody is queued.
+    ///
+    /// # Safety
+    /// The calling thread holds the lock; it holds it again on return.
+    #[inline]
+    pub unsafe fn bump(&self) {
+        if !self.tail.load(Relaxed).is_null() {
+            // SAFETY: the caller holds the lock.
+            unsafe { self.unlock_fair() };
+            self.lock();
+        }
     }
 
     #[cold]
@@ -526,6 +589,39 @@ unsafe impl lock_api::RawMutex for RawMcs {
     }
 }
 
+#[cfg(not(loom))]
+// SAFETY: `unlock_fair` releases like `unlock` (it only adds HANDOFF,
+// which restricts who takes the lock next); `bump` returns with the lock
+// held again.
+unsafe impl lock_api::RawMutexFair for RawMcs {
+    #[inline]
+    unsafe fn unlock_fair(&self) {
+        // SAFETY: lock_api calls this only for a held lock.
+        unsafe { RawMcs::unlock_fair(self) }
+    }
+    #[inline]
+    unsafe fn bump(&self) {
+        // SAFETY: lock_api calls this only for a held lock.
+        unsafe { RawMcs::bump(self) }
+    }
+}
+
+#[cfg(not(loom))]
+// SAFETY: the timed acquisitions succeed only through `try_lock` (or
+// `lock` for an unbounded timeout), which give mutual exclusion.
+unsafe impl lock_api::RawMutexTimed for RawMcs {
+    type Duration = Duration;
+    type Instant = Instant;
+    #[inline]
+    fn try_lock_for(&self, timeout: Duration) -> bool {
+        RawMcs::try_lock_for(self, timeout)
+    }
+    #[inline]
+    fn try_lock_until(&self, deadline: Instant) -> bool {
+        RawMcs::try_lock_until(self, deadline)
+    }
+}
+
 mutex_wrapper! {
     /// A mutual-exclusion lock built on [`RawMcs`]: MCS queueing with local
     /// spinning, barging for running threads, futex parking, and a
@@ -584,6 +680,9 @@ mutex_wrapper! {
     /// Exclusive access to the data of an [`McsLock`]; releases the lock
     /// when dropped. `!Send`.
     guard McsGuard;
+    /// A guard of a part of an [`McsLock`]'s data, from
+    /// [`McsGuard::map`]; releases the lock when dropped. `!Send`.
+    mapped MappedMcsGuard;
     raw RawMcs;
 }
 

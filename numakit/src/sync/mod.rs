@@ -1,6 +1,6 @@
 //! L2 — synchronisation: queue locks whose waiters spin on their own cache
 //! lines and then sleep, a NUMA-aware lock, a ticket lock, a reader-writer
-//! lock and a counter sharded per CPU.
+//! lock, a condition variable and a counter sharded per CPU.
 //!
 //! | type | use it for | order | waiting |
 //! |------|------------|-------|---------|
@@ -8,6 +8,7 @@
 //! | [`CnaLock`] | threads pinned on several NUMA nodes | same-node first, bounded by `LOCAL_HANDOFFS` | MCS queue: own-line spin, then futex |
 //! | [`TicketLock`] | strict FIFO, few threads | FIFO | shared-line spin, then futex |
 //! | [`RwLock`] | read-mostly data | writer preference | futex |
+//! | [`Condvar`] | waiting for a condition under any of the mutexes | — | futex |
 //! | [`PartitionedCounter`] | statistics bumped by many threads | — | none (one shard per CPU) |
 //!
 //! The mutexes share one guard API: `new` (`const`), `lock` → guard,
@@ -19,8 +20,27 @@
 //! [`lock_api::RawMutex`] / [`lock_api::RawRwLock`], so
 //! `lock_api::Mutex<RawMcs, T>` works too.
 //!
+//! What `parking_lot` users reach for, on numakit's own types:
+//!
+//! | operation | [`McsLock`] | [`TicketLock`] | [`CnaLock`] | [`RwLock`] |
+//! |-----------|-------------|----------------|-------------|------------|
+//! | [`Condvar`] waits (`wait`, `wait_while`, `wait_timeout`, `wait_timeout_while`, `wait_until`) | yes | yes | yes | — (as `parking_lot`) |
+//! | `try_lock_for` / `try_lock_until` (`lock_api::RawMutexTimed`) | yes, polling | yes, polling | yes, polling (no `lock_api`) | `try_{read,write,upgradable_read}_{for,until}`, polling (`RawRwLockTimed`, `RawRwLockUpgradeTimed`) |
+//! | guard `unlock_fair` / `bump` (`lock_api::RawMutexFair`) | yes: to the queue head | yes: same as unlock (FIFO) | no | no |
+//! | guard `map` / `try_map` | yes | yes | no | read and write guards |
+//! | guard `unlocked` | yes | yes | yes | no |
+//! | `upgradable_read`, `upgrade`, `downgrade` | — | — | — | yes (`lock_api::RawRwLockUpgradeDowngrade`) |
+//! | `read_recursive` (safe while a writer waits) | — | — | — | yes |
+//! | `is_locked` / `is_locked_exclusive` | `is_locked` | `is_locked` | `is_locked` | both |
+//!
+//! Timed waiters on the mutexes poll instead of queueing (a queued MCS or
+//! ticket waiter cannot leave before it owns the lock); see
+//! [`McsLock::try_lock_for`]. [`CnaLock`] has no raw lock type (its
+//! guards carry their queue node), hence no `lock_api` traits and none of
+//! the guard conversions that would need one.
+//!
 //! Each type's module ([`mcs`], [`cna`], [`ticket`], [`rwlock`],
-//! [`counter`]) documents its algorithm with a state table.
+//! [`condvar`], [`counter`]) documents its algorithm with a state table.
 //!
 //! Every lock here is written against the small `primitive` shim, so that
 //! building with `RUSTFLAGS="--cfg loom"` model-checks it with
@@ -43,6 +63,7 @@
 //! ```
 
 pub mod cna;
+pub mod condvar;
 pub mod counter;
 pub mod mcs;
 pub(crate) mod primitive;
@@ -51,10 +72,14 @@ pub mod ticket;
 mod wrapper;
 
 pub use cna::{CnaGuard, CnaLock, CnaNode, DEFAULT_LOCAL_HANDOFFS, NODE_REFRESH, POOL_NODES};
+pub use condvar::{Condvar, CondvarGuard, WaitTimeoutResult};
 pub use counter::{PartitionedCounter, REFRESH as COUNTER_CPU_REFRESH};
-pub use mcs::{McsGuard, McsLock, McsNode, RawMcs, FAIR_AFTER};
-pub use rwlock::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use ticket::{RawTicket, TicketGuard, TicketLock};
+pub use mcs::{MappedMcsGuard, McsGuard, McsLock, McsNode, RawMcs, FAIR_AFTER};
+pub use rwlock::{
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, RawRwLock, RwLock, RwLockReadGuard,
+    RwLockUpgradableReadGuard, RwLockWriteGuard,
+};
+pub use ticket::{MappedTicketGuard, RawTicket, TicketGuard, TicketLock};
 
 /// A value on its own 128-byte block (a cache line and its prefetch pair).
 #[repr(align(128))]

@@ -155,6 +155,19 @@ pub(crate) mod futex {
         let _ = crate::sys::futex::futex_wait(word, expected, None);
     }
 
+    /// Sleep while `*word == expected`, for at most `timeout` (returns at
+    /// once for a zero timeout or another value). May return early or
+    /// spuriously: callers re-check their condition and their deadline.
+    #[cfg(not(loom))]
+    #[inline]
+    pub(crate) fn wait_timeout(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
+        if timeout.is_zero() {
+            return;
+        }
+        // ETIMEDOUT, EAGAIN, EINTR: all mean "look again" to the callers.
+        let _ = crate::sys::futex::futex_wait(word, expected, Some(timeout));
+    }
+
     /// Wake up to `count` threads sleeping on `word`; returns how many.
     #[cfg(not(loom))]
     #[inline]
@@ -166,6 +179,14 @@ pub(crate) mod futex {
 
     #[cfg(loom)]
     pub(crate) use model::{wait, wake};
+
+    /// Under loom time is not modelled: a timed wait is a timeout that
+    /// expires at once (a yield), the earliest a real one can return. The
+    /// callers' "woken or timed out" paths are thus both explored.
+    #[cfg(loom)]
+    pub(crate) fn wait_timeout(_word: &AtomicU32, _expected: u32, _timeout: std::time::Duration) {
+        loom::thread::yield_now();
+    }
 
     /// The futex as loom sees it: one table of sleepers, guarded by a loom
     /// mutex, with a condition variable to sleep on. `wait` checks the

@@ -20,8 +20,9 @@
 //! poisoning: a panic while holding the guard releases the lock.
 
 use super::primitive::{fence, futex, spin_loop, AtomicU32, SpinWait};
-use super::wrapper::mutex_wrapper;
+use super::wrapper::{lock_until, mutex_wrapper};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::time::{Duration, Instant};
 
 /// Busy rounds (2, 4, … 64 pauses, more for waiters further back) and
 /// `sched_yield`s before parking (see `cna::WAIT_YIELDS` for why FIFO
@@ -89,6 +90,60 @@ impl RawTicket {
         fence(SeqCst);
         if self.parked.load(Relaxed) != 0 {
             futex::wake(&self.serving, u32::MAX);
+        }
+    }
+
+    /// Acquire the lock, waiting at most `timeout`; whether it was
+    /// acquired. A `timeout` that overflows [`Instant`] (such as
+    /// [`Duration::MAX`]) waits like [`lock`](Self::lock).
+    ///
+    /// A timed waiter draws no ticket (a drawn ticket cannot be given
+    /// back): it polls [`try_lock`](Self::try_lock), which succeeds only
+    /// when nobody holds or waits for the lock, spinning briefly and then
+    /// napping up to 1 ms between tries. Under steady contention it can
+    /// therefore time out while ticket holders keep the lock busy.
+    #[inline]
+    pub fn try_lock_for(&self, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.try_lock_until(deadline),
+            None => {
+                self.lock();
+                true
+            }
+        }
+    }
+
+    /// Acquire the lock, waiting until `deadline` at the latest; whether
+    /// it was acquired. Tries at least once, also for a past deadline.
+    #[inline]
+    pub fn try_lock_until(&self, deadline: Instant) -> bool {
+        self.try_lock() || lock_until(deadline, || self.try_lock())
+    }
+
+    /// The same as [`unlock`](Self::unlock): every release already goes to
+    /// the next ticket in FIFO order.
+    ///
+    /// # Safety
+    /// The calling thread holds the lock.
+    #[inline]
+    pub unsafe fn unlock_fair(&self) {
+        // SAFETY: the caller holds the lock.
+        unsafe { self.unlock() }
+    }
+
+    /// If other tickets wait, release to the next one and draw a new
+    /// ticket (behind everyone waiting now); nothing otherwise.
+    ///
+    /// # Safety
+    /// The calling thread holds the lock; it holds it again on return.
+    #[inline]
+    pub unsafe fn bump(&self) {
+        // We hold ticket `serving`; others wait when `next` is past it + 1.
+        let serving = self.serving.load(Relaxed);
+        if self.next.load(Relaxed).wrapping_sub(serving) > 1 {
+            // SAFETY: the caller holds the lock.
+            unsafe { self.unlock() };
+            self.lock();
         }
     }
 
@@ -168,6 +223,37 @@ unsafe impl lock_api::RawMutex for RawTicket {
     }
 }
 
+#[cfg(not(loom))]
+// SAFETY: `unlock_fair` is `unlock`; `bump` returns with the lock held.
+unsafe impl lock_api::RawMutexFair for RawTicket {
+    #[inline]
+    unsafe fn unlock_fair(&self) {
+        // SAFETY: lock_api calls this only for a held lock.
+        unsafe { RawTicket::unlock_fair(self) }
+    }
+    #[inline]
+    unsafe fn bump(&self) {
+        // SAFETY: lock_api calls this only for a held lock.
+        unsafe { RawTicket::bump(self) }
+    }
+}
+
+#[cfg(not(loom))]
+// SAFETY: the timed acquisitions succeed only through `try_lock` (or
+// `lock` for an unbounded timeout).
+unsafe impl lock_api::RawMutexTimed for RawTicket {
+    type Duration = Duration;
+    type Instant = Instant;
+    #[inline]
+    fn try_lock_for(&self, timeout: Duration) -> bool {
+        RawTicket::try_lock_for(self, timeout)
+    }
+    #[inline]
+    fn try_lock_until(&self, deadline: Instant) -> bool {
+        RawTicket::try_lock_until(self, deadline)
+    }
+}
+
 mutex_wrapper! {
     /// A FIFO ticket lock: threads get the lock in the order they asked for
     /// it. See the [module documentation](self).
@@ -183,5 +269,8 @@ mutex_wrapper! {
     /// Exclusive access to the data of a [`TicketLock`]; releases the lock
     /// when dropped. `!Send`.
     guard TicketGuard;
+    /// A guard of a part of a [`TicketLock`]'s data, from
+    /// [`TicketGuard::map`]; releases the lock when dropped. `!Send`.
+    mapped MappedTicketGuard;
     raw RawTicket;
 }
