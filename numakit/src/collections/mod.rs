@@ -17,9 +17,12 @@ pub mod hash_map;
 mod mpmc;
 pub(crate) mod primitive;
 pub mod spsc;
+mod wait;
 
 pub use hash_map::ConcurrentHashMap;
-pub use mpmc::MpmcRing;
+pub use mpmc::{IntoIter as MpmcIntoIter, MpmcRing};
+#[cfg(feature = "async")]
+pub use mpmc::{MpmcPopFuture, MpmcPushFuture};
 
 /// The largest capacity a ring accepts: 2^62 slots on 64-bit targets. Any
 /// power of two from 1 up to it is accepted (memory permitting: the slots
