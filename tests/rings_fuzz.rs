@@ -1020,11 +1020,20 @@ enum ChunkOp {
     },
     /// `write_chunk_uninit(n)`, write `k` slots through the slices, then
     /// `commit(k)` (or drop the chunk when `k` is `None`: nothing written).
-    Uninit { n: usize, k: Option<usize> },
+    Uninit {
+        n: usize,
+        k: Option<usize>,
+    },
     /// `read_chunk(n)`, check the slices, `commit(k)` or drop.
-    Read { n: usize, commit: Option<usize> },
+    Read {
+        n: usize,
+        commit: Option<usize>,
+    },
     /// `read_chunk(n).into_iter()`, take `k`, drop the iterator.
-    ReadIter { n: usize, k: usize },
+    ReadIter {
+        n: usize,
+        k: usize,
+    },
 }
 
 /// Chunk sizes around the capacity, and the extremes.
@@ -1173,7 +1182,8 @@ proptest! {
                         Ok(c) => { prop_assert!(n <= free); c }
                         Err(e) => { prop_assert_eq!(e, too_few(n, free)); continue }
                     };
-                    let Some(k) = k.map(|k| k.min(n)) else { drop(chunk); continue };
+                    // `None`: the chunk goes out of scope uncommitted.
+                    let Some(k) = k.map(|k| k.min(n)) else { continue };
                     let (a, b) = chunk.as_mut_slices();
                     prop_assert_eq!(a.len() + b.len(), n);
                     for s in a.iter_mut().chain(b.iter_mut()).take(k) {
@@ -1194,7 +1204,7 @@ proptest! {
                     let want: Vec<u64> = model.iter().take(n).copied().collect();
                     prop_assert_eq!(got, want);
                     let k = match commit {
-                        None => { drop(chunk); 0 }
+                        None => 0, // dropped uncommitted at the end of the arm
                         Some(usize::MAX) => chunk.commit_all(),
                         Some(k) => { let c = chunk.commit(k); prop_assert_eq!(c, k.min(n)); c }
                     };

@@ -97,7 +97,8 @@ fn uncommitted_chunks_change_nothing() {
     drop(c);
     assert!(rx.is_empty());
     tx.push("a".into()).unwrap();
-    drop(rx.read_chunk(1).unwrap());
+    // A read chunk taken and let go without a commit.
+    assert_eq!(rx.read_chunk(1).unwrap().len(), 1);
     assert_eq!(rx.peek().map(String::as_str), Ok("a"));
     let mut it = rx.read_chunk(1).unwrap().into_iter();
     assert_eq!(it.len(), 1);
@@ -123,7 +124,10 @@ fn byte_rings_are_read_and_write() {
     let mut rest = [0u8; 16];
     assert_eq!(rx.read(&mut rest).unwrap(), 6);
     assert_eq!(&rest[..6], b", wabc");
-    assert_eq!(rx.read(&mut rest).unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(
+        rx.read(&mut rest).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
     tx.write_all(b"end").unwrap();
     drop(tx);
     let mut all = Vec::new();
@@ -148,7 +152,11 @@ fn waits_time_out() {
     common::finishes(60, "ring waits that time out", || {
         let (mut tx, mut rx) = spsc::ring::<u32>(0, 1).unwrap();
         let ring = MpmcRing::<u32>::new(0, 1).unwrap();
-        for t in [Duration::ZERO, Duration::from_millis(1), Duration::from_millis(50)] {
+        for t in [
+            Duration::ZERO,
+            Duration::from_millis(1),
+            Duration::from_millis(50),
+        ] {
             let start = Instant::now();
             assert_eq!(rx.pop_wait(t), Err(PopError::Empty));
             assert_eq!(ring.pop_wait(t), Err(PopError::Empty));
@@ -156,7 +164,11 @@ fn waits_time_out() {
         }
         tx.push(1).unwrap();
         ring.push(1).unwrap();
-        for t in [Duration::ZERO, Duration::from_millis(1), Duration::from_millis(50)] {
+        for t in [
+            Duration::ZERO,
+            Duration::from_millis(1),
+            Duration::from_millis(50),
+        ] {
             let start = Instant::now();
             assert_eq!(tx.push_wait(2, t), Err(PushError::Full(2)));
             assert_eq!(ring.push_wait(2, t), Err(PushError::Full(2)));

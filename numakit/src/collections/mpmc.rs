@@ -48,11 +48,11 @@ use std::time::Duration;
 
 #[cfg(feature = "async")]
 mod futures;
-#[cfg(feature = "async")]
-pub use futures::{PopFuture as MpmcPopFuture, PushFuture as MpmcPushFuture};
 use crate::mem::{MemError, PageMap};
 use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
+#[cfg(feature = "async")]
+pub use futures::{PopFuture as MpmcPopFuture, PushFuture as MpmcPushFuture};
 use std::mem::MaybeUninit;
 
 /// Bytes over which consecutive positions are spread (two cache lines:
@@ -522,8 +522,9 @@ impl<T> MpmcRing<T> {
                     // `full_at(head)`), and with it position `tail` of the
                     // same slot (see above).
                     let old = unsafe {
-                        slot.value
-                            .with_mut(|p| std::ptr::replace(p, MaybeUninit::new(value)).assume_init())
+                        slot.value.with_mut(|p| {
+                            std::ptr::replace(p, MaybeUninit::new(value)).assume_init()
+                        })
                     };
                     slot.stamp.store(full_at(tail), Ordering::Release);
                     self.data.notify();

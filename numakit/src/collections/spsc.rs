@@ -48,7 +48,7 @@ mod chunks;
 #[cfg(not(loom))]
 pub use chunks::{ChunkError, ReadChunk, ReadChunkIntoIter, WriteChunk, WriteChunkUninit};
 #[cfg(feature = "async")]
-mod futures;
+pub(crate) mod futures;
 #[cfg(feature = "async")]
 pub use futures::{PopFuture, PushFuture};
 
@@ -418,12 +418,16 @@ impl<T> Producer<T> {
     /// t.join().unwrap().unwrap();
     /// # Ok::<(), numakit::mem::MemError>(())
     /// ```
-    pub fn push_wait(&mut self, value: T, timeout: std::time::Duration) -> Result<(), PushError<T>> {
+    pub fn push_wait(
+        &mut self,
+        value: T,
+        timeout: std::time::Duration,
+    ) -> Result<(), PushError<T>> {
         if self.free(1) == 0 && !self.is_closed() {
             let shared = Arc::clone(&self.shared);
-            shared
-                .room
-                .wait(timeout, || (self.free(1) > 0 || self.is_closed()).then_some(()));
+            shared.room.wait(timeout, || {
+                (self.free(1) > 0 || self.is_closed()).then_some(())
+            });
         }
         self.push(value)
     }
@@ -657,9 +661,9 @@ impl<T> Consumer<T> {
     pub fn pop_wait(&mut self, timeout: std::time::Duration) -> Result<T, PopError> {
         if self.available(1) == 0 && !self.is_closed() {
             let shared = Arc::clone(&self.shared);
-            shared
-                .data
-                .wait(timeout, || (self.available(1) > 0 || self.is_closed()).then_some(()));
+            shared.data.wait(timeout, || {
+                (self.available(1) > 0 || self.is_closed()).then_some(())
+            });
         }
         self.pop()
     }

@@ -100,3 +100,75 @@ impl<T> std::fmt::Debug for PopFuture<'_, T> {
         f.debug_struct("PopFuture").finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::collections::spsc::futures::tests::{block_on, counting, watchdog};
+    use crate::collections::{MpmcRing, PopError, PushError};
+    use std::future::Future;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    #[test]
+    fn pending_futures_are_woken() {
+        let ring = MpmcRing::<u32>::new(0, 1).unwrap();
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let mut pop = std::pin::pin!(ring.pop_async());
+        assert!(pop.as_mut().poll(&mut cx).is_pending());
+        ring.push(1).unwrap();
+        assert_eq!(count.wakes.load(Ordering::SeqCst), 1);
+        assert_eq!(pop.poll(&mut cx), Poll::Ready(Ok(1)));
+        ring.push(2).unwrap();
+        let mut push = std::pin::pin!(ring.push_async(3));
+        assert!(push.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(ring.pop(), Ok(2));
+        assert_eq!(count.wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(push.poll(&mut cx), Poll::Ready(Ok(())));
+        let mut push = std::pin::pin!(ring.push_async(4));
+        assert!(push.as_mut().poll(&mut cx).is_pending());
+        ring.close();
+        assert_eq!(count.wakes.load(Ordering::SeqCst), 3);
+        assert_eq!(push.poll(&mut cx), Poll::Ready(Err(PushError::Closed(4))));
+    }
+
+    #[test]
+    fn tasks_on_four_threads_move_every_value() {
+        watchdog("MPMC futures across threads", || {
+            for cap in [1usize, 2, 8] {
+                let ring = Arc::new(MpmcRing::<u64>::new(0, cap).unwrap());
+                let per = 5_000u64;
+                let producers: Vec<_> = (0..2)
+                    .map(|_| {
+                        let ring = Arc::clone(&ring);
+                        std::thread::spawn(move || {
+                            for i in 0..per {
+                                block_on(ring.push_async(i)).unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                let consumers: Vec<_> = (0..2)
+                    .map(|_| {
+                        let ring = Arc::clone(&ring);
+                        std::thread::spawn(move || {
+                            let mut sum = 0;
+                            while let Ok(v) = block_on(ring.pop_async()) {
+                                sum += v;
+                            }
+                            sum
+                        })
+                    })
+                    .collect();
+                for p in producers {
+                    p.join().unwrap();
+                }
+                ring.close();
+                let sum: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+                assert_eq!(sum, 2 * per * (per - 1) / 2, "cap {cap}");
+                assert_eq!(block_on(ring.pop_async()), Err(PopError::Closed));
+            }
+        });
+    }
+}

@@ -197,9 +197,7 @@ impl<T> Drop for WriteChunk<'_, T> {
         drop_positions(p.tail..p.tail + self.n, |pos| {
             // SAFETY: the slots `tail..tail + n` hold the chunk's
             // unpublished values; each is dropped once.
-            unsafe {
-                (*super::slot_at(p.buf, p.mask, pos)).with_mut(|s| (*s).assume_init_drop())
-            };
+            unsafe { (*super::slot_at(p.buf, p.mask, pos)).with_mut(|s| (*s).assume_init_drop()) };
         });
     }
 }
@@ -406,9 +404,7 @@ impl<'a, T> ReadChunk<'a, T> {
         drop_positions(c.head..c.head + n, |pos| {
             // SAFETY: positions head..head + n hold published values of
             // this chunk; each is dropped once, then freed by `Free`.
-            unsafe {
-                (*super::slot_at(c.buf, c.mask, pos)).with_mut(|s| (*s).assume_init_drop())
-            };
+            unsafe { (*super::slot_at(c.buf, c.mask, pos)).with_mut(|s| (*s).assume_init_drop()) };
         });
         n
     }

@@ -117,3 +117,124 @@ impl<T> std::fmt::Debug for PopFuture<'_, T> {
         f.debug_struct("PopFuture").finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+pub(crate) mod tests {
+    use crate::collections::{spsc, PopError, PushError};
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Duration;
+
+    /// A waker that counts its wakes and unparks the thread that made it.
+    pub(crate) struct Counting {
+        pub(crate) wakes: AtomicUsize,
+        thread: std::thread::Thread,
+    }
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.wakes.fetch_add(1, Ordering::SeqCst);
+            self.thread.unpark();
+        }
+    }
+
+    pub(crate) fn counting() -> (Arc<Counting>, Waker) {
+        let c = Arc::new(Counting {
+            wakes: AtomicUsize::new(0),
+            thread: std::thread::current(),
+        });
+        (Arc::clone(&c), Waker::from(c))
+    }
+
+    /// Poll `f` to completion on this thread, parking between polls (a
+    /// lost wake-up parks forever: callers run this under a watchdog).
+    pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+        let (_, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+
+    /// Run `f` on a thread of its own; fail if it takes over 30 s.
+    pub(crate) fn watchdog(what: &str, f: impl FnOnce() + Send + 'static) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            f();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{what}: a wake-up was lost"));
+    }
+
+    #[test]
+    fn a_pending_pop_is_woken_by_the_push() {
+        let (mut tx, mut rx) = spsc::ring::<u32>(0, 1).unwrap();
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let mut pop = std::pin::pin!(rx.pop_async());
+        assert!(pop.as_mut().poll(&mut cx).is_pending());
+        assert!(pop.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(count.wakes.load(Ordering::SeqCst), 0);
+        tx.push(5).unwrap();
+        // Listed once although polled twice: one wake.
+        assert_eq!(count.wakes.load(Ordering::SeqCst), 1);
+        assert_eq!(pop.as_mut().poll(&mut cx), Poll::Ready(Ok(5)));
+        let mut pop = std::pin::pin!(rx.pop_async());
+        assert!(pop.as_mut().poll(&mut cx).is_pending());
+        drop(tx);
+        assert_eq!(count.wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(pop.poll(&mut cx), Poll::Ready(Err(PopError::Closed)));
+    }
+
+    #[test]
+    fn a_pending_push_is_woken_by_the_pop_and_by_the_consumers_drop() {
+        let (mut tx, mut rx) = spsc::ring::<String>(0, 1).unwrap();
+        tx.push("a".into()).unwrap();
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        {
+            let mut push = std::pin::pin!(tx.push_async("b".into()));
+            assert!(push.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(rx.pop().as_deref(), Ok("a"));
+            assert_eq!(count.wakes.load(Ordering::SeqCst), 1);
+            assert_eq!(push.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
+            // Polled after it resolved: pending, no panic.
+            assert!(push.poll(&mut cx).is_pending());
+        }
+        let mut push = std::pin::pin!(tx.push_async("c".into()));
+        assert!(push.as_mut().poll(&mut cx).is_pending());
+        drop(rx);
+        assert_eq!(count.wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            push.poll(&mut cx),
+            Poll::Ready(Err(PushError::Closed("c".into())))
+        );
+    }
+
+    #[test]
+    fn tasks_on_two_threads_move_every_value() {
+        watchdog("SPSC futures across threads", || {
+            for cap in [1usize, 2, 8] {
+                let (mut tx, mut rx) = spsc::ring::<u64>(0, cap).unwrap();
+                let n = 20_000u64;
+                let t = std::thread::spawn(move || {
+                    for i in 0..n {
+                        block_on(tx.push_async(i)).unwrap();
+                    }
+                });
+                for i in 0..n {
+                    assert_eq!(block_on(rx.pop_async()), Ok(i));
+                }
+                t.join().unwrap();
+                assert_eq!(block_on(rx.pop_async()), Err(PopError::Closed));
+            }
+        });
+    }
+}
