@@ -270,3 +270,51 @@ fn mpmc_two_force_pushes_keep_the_newest() {
         assert!(ring.is_empty());
     });
 }
+
+/// A value pushed before `close` is popped, not hidden behind
+/// `PopError::Closed`: `pop` used to read `tail` before `closed`, so a
+/// consumer could see the close but not the push that preceded it.
+#[test]
+fn mpmc_pop_after_close_sees_values_pushed_before_it() {
+    model(|| {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 2).unwrap());
+        let r = ring.clone();
+        let producer = thread::spawn(move || {
+            r.push(7).unwrap();
+            r.close();
+        });
+        let mut out = Vec::new();
+        loop {
+            match ring.pop() {
+                Ok(v) => out.push(v),
+                Err(PopError::Empty) => thread::yield_now(),
+                Err(PopError::Closed) => break,
+            }
+        }
+        assert_eq!(out, [7]);
+        producer.join().unwrap();
+    });
+}
+
+/// The same for `pop_bulk`.
+#[test]
+fn mpmc_pop_bulk_after_close_sees_values_pushed_before_it() {
+    model(|| {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 2).unwrap());
+        let r = ring.clone();
+        let producer = thread::spawn(move || {
+            r.push_bulk(vec![7, 8]).unwrap();
+            r.close();
+        });
+        let mut out = Vec::new();
+        loop {
+            match ring.pop_bulk(&mut out, 2) {
+                Ok(()) => {}
+                Err(PopError::Empty) => thread::yield_now(),
+                Err(PopError::Closed) => break,
+            }
+        }
+        assert_eq!(out, [7, 8]);
+        producer.join().unwrap();
+    });
+}

@@ -280,11 +280,16 @@ impl<T> MpmcRing<T> {
             } else if stamp == free_for(head) {
                 fence(Ordering::SeqCst);
                 if self.tail.load(Ordering::Relaxed) == head {
-                    return Err(if self.closed.load(Ordering::Acquire) {
-                        PopError::Closed
-                    } else {
-                        PopError::Empty
-                    });
+                    if !self.closed.load(Ordering::Acquire) {
+                        return Err(PopError::Empty);
+                    }
+                    // The `tail` read above may predate pushes made before
+                    // `close`: read it again now that the close is
+                    // acquired, so such a value is popped, not hidden
+                    // behind `Closed`.
+                    if self.tail.load(Ordering::Acquire) == head {
+                        return Err(PopError::Closed);
+                    }
                 }
                 backoff.spin();
                 head = self.head.load(Ordering::Relaxed);
@@ -374,11 +379,13 @@ impl<T> MpmcRing<T> {
             if !ready {
                 fence(Ordering::SeqCst);
                 if self.tail.load(Ordering::Relaxed) < head + n {
-                    return Err(if self.closed.load(Ordering::Acquire) {
-                        PopError::Closed
-                    } else {
-                        PopError::Empty
-                    });
+                    if !self.closed.load(Ordering::Acquire) {
+                        return Err(PopError::Empty);
+                    }
+                    // As in `pop`: values pushed before `close` count.
+                    if self.tail.load(Ordering::Acquire) < head + n {
+                        return Err(PopError::Closed);
+                    }
                 }
                 backoff.snooze();
                 continue;
