@@ -319,3 +319,69 @@ fn force_push_under_contention_loses_nothing() {
         });
     }
 }
+
+/// Chunks from two threads: the producer alternates `write_chunk` (partly
+/// committed) and `write_chunk_uninit` + `fill_from_iter`, the consumer
+/// alternates committing read chunks and iterating them; every value
+/// arrives once, in order, at every small capacity.
+#[test]
+fn chunks_across_two_threads() {
+    for cap in [1usize, 2, 4, 8] {
+        common::finishes(60, &format!("SPSC chunks, capacity {cap}"), move || {
+            let (mut tx, mut rx) = spsc::ring::<u64>(0, cap).unwrap();
+            let n = 30_000u64;
+            let producer = std::thread::spawn(move || {
+                let mut next = 0u64;
+                let mut turn = 0usize;
+                while next < n {
+                    turn += 1;
+                    let want = (turn % (cap + 1)).max(1).min((n - next) as usize);
+                    let free = tx.slots().min(want);
+                    if free == 0 {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    if turn.is_multiple_of(2) {
+                        let mut c = tx.write_chunk(free).unwrap();
+                        let (a, b) = c.as_mut_slices();
+                        for (k, s) in a.iter_mut().chain(b).enumerate() {
+                            *s = next + k as u64;
+                        }
+                        // Commit all but one when there is more than one.
+                        let k = if free > 1 { free - 1 } else { free };
+                        next += c.commit(k) as u64;
+                    } else {
+                        let c = tx.write_chunk_uninit(free).unwrap();
+                        next += c.fill_from_iter(next..) as u64;
+                    }
+                }
+            });
+            let mut expect = 0u64;
+            let mut turn = 0usize;
+            while expect < n {
+                turn += 1;
+                let there = rx.len().min(cap);
+                if there == 0 {
+                    std::thread::yield_now();
+                    continue;
+                }
+                let c = rx.read_chunk(there).unwrap();
+                if turn.is_multiple_of(2) {
+                    let (a, b) = c.as_slices();
+                    for &v in a.iter().chain(b) {
+                        assert_eq!(v, expect, "cap {cap}");
+                        expect += 1;
+                    }
+                    c.commit_all();
+                } else {
+                    for v in c.into_iter().take(there.div_ceil(2)) {
+                        assert_eq!(v, expect, "cap {cap}");
+                        expect += 1;
+                    }
+                }
+            }
+            producer.join().unwrap();
+            assert!(rx.is_empty());
+        });
+    }
+}
