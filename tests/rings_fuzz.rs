@@ -233,9 +233,13 @@ proptest! {
                 }
             }
             prop_assert_eq!(rx.len(), model.len());
+            prop_assert_eq!(tx.len(), model.len());
             prop_assert_eq!(tx.slots(), cap - model.len());
+            prop_assert_eq!(rx.slots(), cap - model.len());
             prop_assert_eq!(tx.is_full(), model.len() == cap);
             prop_assert_eq!(rx.is_empty(), model.is_empty());
+            prop_assert_eq!(tx.is_empty(), model.is_empty());
+            prop_assert_eq!(rx.peek().ok().map(|v| v.id), model.front().copied());
             // Everything alive is in the ring: nothing leaked.
             prop_assert_eq!(registry.live(), model.len());
         }
@@ -341,6 +345,7 @@ enum MpmcOp {
     PushIter { n: usize, panic_at: Option<usize> },
     PopInto(usize),
     Close,
+    ForcePush,
 }
 
 fn mpmc_case() -> impl Strategy<Value = (usize, Vec<MpmcOp>)> {
@@ -355,16 +360,23 @@ fn mpmc_case() -> impl Strategy<Value = (usize, Vec<MpmcOp>)> {
                 .prop_map(|(n, panic_at)| MpmcOp::PushIter { n, panic_at }),
             2 => len.prop_map(MpmcOp::PopInto),
             1 => Just(MpmcOp::Close),
+            3 => Just(MpmcOp::ForcePush),
         ];
         (Just(cap), proptest::collection::vec(op, 1..150))
     })
+}
+
+/// How a case's ring ends: dropped, or turned into an iterator that takes
+/// some values (`take`, possibly more than are there) and is then dropped.
+fn mpmc_ending() -> impl Strategy<Value = Option<usize>> {
+    proptest::option::of(0..=70usize)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
-    fn mpmc_sequences_match_a_model((cap, ops) in mpmc_case()) {
+    fn mpmc_sequences_match_a_model((cap, ops) in mpmc_case(), ending in mpmc_ending()) {
         quiet_panics();
         let registry = Arc::new(Registry::default());
         let ring = MpmcRing::<Tracked>::new(0, cap).unwrap();
@@ -455,6 +467,20 @@ proptest! {
                     ring.close();
                     closed = true;
                 }
+                MpmcOp::ForcePush => {
+                    let v = registry.make();
+                    let id = v.id;
+                    match ring.force_push(v) {
+                        Ok(None) => { prop_assert!(!closed && model.len() < cap); model.push_back(id) }
+                        Ok(Some(old)) => {
+                            prop_assert!(!closed && model.len() == cap);
+                            prop_assert_eq!(Some(old.id), model.pop_front());
+                            model.push_back(id);
+                        }
+                        Err(PushError::Closed(back)) => { prop_assert!(closed); prop_assert_eq!(back.id, id) }
+                        Err(e) => prop_assert!(false, "force_push: {e:?}"),
+                    }
+                }
             }
             prop_assert_eq!(ring.len(), model.len());
             prop_assert_eq!(ring.is_empty(), model.is_empty());
@@ -462,7 +488,19 @@ proptest! {
             prop_assert_eq!(ring.is_closed(), closed);
             prop_assert_eq!(registry.live(), model.len());
         }
-        drop(ring);
+        if let Some(take) = ending {
+            // By value: the values come out oldest first, also after
+            // `close`; those not taken are dropped with the iterator.
+            let mut it = ring.into_iter();
+            prop_assert_eq!(it.len(), model.len());
+            let got: Vec<u64> = it.by_ref().take(take).map(|v| v.id).collect();
+            let want: Vec<u64> = model.drain(..take.min(model.len())).collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(registry.live(), model.len());
+            drop(it);
+        } else {
+            drop(ring);
+        }
         prop_assert_eq!(registry.live(), 0, "leaked: {:?}", registry);
     }
 }
@@ -531,6 +569,14 @@ proptest! {
                     len -= rx.pop_into(&mut out, n);
                 }
                 MpmcOp::Close => ring.close(),
+                MpmcOp::ForcePush => {
+                    let before = ring.len();
+                    match ring.force_push(Zst::new()) {
+                        Ok(old) => prop_assert_eq!(old.is_some(), before == cap),
+                        Err(_) => prop_assert!(ring.is_closed()),
+                    }
+                    if tx.push(Zst::new()).is_ok() { len += 1 }
+                }
             }
             prop_assert_eq!(rx.len(), len);
             prop_assert!(ring.len() <= cap);
@@ -865,7 +911,7 @@ fn capacity_edges() {
     // The largest accepted capacity: slots of a zero-sized type take no
     // memory, so the ring exists (one page); slots of real values cannot
     // be mapped, a typed size error.
-    let (mut tx, mut rx) = spsc::ring::<()>(0, MAX_CAPACITY).unwrap();
+    let (mut tx, rx) = spsc::ring::<()>(0, MAX_CAPACITY).unwrap();
     assert_eq!(tx.capacity(), MAX_CAPACITY);
     tx.push(()).unwrap();
     assert_eq!(rx.len(), 1);
@@ -893,5 +939,294 @@ fn ring_node_edges() {
         assert!(e.to_string().contains("does not exist"), "{e}");
         let e = spsc::ring::<u8>(node, 4).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SPSC chunks against a VecDeque, with elements that `Default` can make.
+
+thread_local! {
+    /// Live [`Counted`] ids of this thread's case (proptest runs a case on
+    /// one thread).
+    static COUNTED_LIVE: std::cell::RefCell<HashSet<u64>> = Default::default();
+    static COUNTED_NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// `Default` panics when this many more values have been made.
+    static DEFAULT_PANICS_IN: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// A value that records its creation and drop (a double drop aborts), and
+/// whose `Default` can be told to panic.
+#[derive(Debug)]
+struct Counted(u64);
+
+impl Counted {
+    fn new() -> Counted {
+        let id = COUNTED_NEXT.with(|n| {
+            let id = n.get();
+            n.set(id + 1);
+            id
+        });
+        COUNTED_LIVE.with(|l| assert!(l.borrow_mut().insert(id)));
+        Counted(id)
+    }
+}
+
+impl Default for Counted {
+    fn default() -> Counted {
+        if let Some(k) = DEFAULT_PANICS_IN.with(|p| p.get()) {
+            if k == 0 {
+                DEFAULT_PANICS_IN.with(|p| p.set(None));
+                panic!("Default panics (on purpose)");
+            }
+            DEFAULT_PANICS_IN.with(|p| p.set(Some(k - 1)));
+        }
+        Counted::new()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let was_live = COUNTED_LIVE.with(|l| l.borrow_mut().remove(&self.0));
+        if !was_live {
+            eprintln!("value {} dropped twice", self.0);
+            std::process::abort();
+        }
+    }
+}
+
+fn counted_live() -> usize {
+    COUNTED_LIVE.with(|l| l.borrow().len())
+}
+
+#[derive(Debug, Clone)]
+enum ChunkOp {
+    Push,
+    Pop,
+    Peek,
+    /// `write_chunk(n)`, overwrite every default with a fresh value, then
+    /// `commit(k)`, `commit_all` (`k == usize::MAX`) or drop (`None`);
+    /// `Default` may panic after `panic_in` values.
+    Write {
+        n: usize,
+        commit: Option<usize>,
+        panic_in: Option<usize>,
+    },
+    /// `write_chunk_uninit(n)`, then `fill_from_iter` with `m` values whose
+    /// iterator may panic at `panic_at`.
+    Fill {
+        n: usize,
+        m: usize,
+        panic_at: Option<usize>,
+    },
+    /// `write_chunk_uninit(n)`, write `k` slots through the slices, then
+    /// `commit(k)` (or drop the chunk when `k` is `None`: nothing written).
+    Uninit {
+        n: usize,
+        k: Option<usize>,
+    },
+    /// `read_chunk(n)`, check the slices, `commit(k)` or drop.
+    Read {
+        n: usize,
+        commit: Option<usize>,
+    },
+    /// `read_chunk(n).into_iter()`, take `k`, drop the iterator.
+    ReadIter {
+        n: usize,
+        k: usize,
+    },
+}
+
+/// Chunk sizes around the capacity, and the extremes.
+fn chunk_len(cap: usize) -> impl Strategy<Value = usize> {
+    prop_oneof![
+        8 => 0..=cap + 1,
+        1 => Just(usize::MAX),
+        1 => Just(usize::MAX / 2 + 1),
+    ]
+}
+
+fn chunk_case() -> impl Strategy<Value = (usize, Vec<ChunkOp>)> {
+    prop_oneof![Just(1usize), Just(2), Just(4), Just(8), Just(16)].prop_flat_map(|cap| {
+        let k = prop_oneof![4 => 0..=cap + 1, 1 => Just(usize::MAX)];
+        let op = prop_oneof![
+            3 => Just(ChunkOp::Push),
+            3 => Just(ChunkOp::Pop),
+            1 => Just(ChunkOp::Peek),
+            3 => (chunk_len(cap), proptest::option::of(k.clone()), proptest::option::of(0..=cap + 1))
+                .prop_map(|(n, commit, panic_in)| ChunkOp::Write { n, commit, panic_in }),
+            2 => (chunk_len(cap), 0..=cap + 2, proptest::option::of(0..=cap + 1))
+                .prop_map(|(n, m, panic_at)| ChunkOp::Fill { n, m, panic_at }),
+            2 => (chunk_len(cap), proptest::option::of(0..=cap))
+                .prop_map(|(n, k)| ChunkOp::Uninit { n, k }),
+            3 => (chunk_len(cap), proptest::option::of(k.clone()))
+                .prop_map(|(n, commit)| ChunkOp::Read { n, commit }),
+            2 => (chunk_len(cap), k).prop_map(|(n, k)| ChunkOp::ReadIter { n, k }),
+        ];
+        (Just(cap), proptest::collection::vec(op, 1..100))
+    })
+}
+
+/// An iterator of `m` fresh [`Counted`] values that panics when asked for
+/// value number `panic_at`.
+struct CountedSupply {
+    made: usize,
+    m: usize,
+    panic_at: Option<usize>,
+}
+
+impl Iterator for CountedSupply {
+    type Item = Counted;
+    fn next(&mut self) -> Option<Counted> {
+        if self.made == self.m {
+            return None;
+        }
+        if self.panic_at == Some(self.made) {
+            panic!("the iterator panics at item {} (on purpose)", self.made);
+        }
+        self.made += 1;
+        Some(Counted::new())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn spsc_chunks_match_a_model((cap, ops) in chunk_case()) {
+        use numakit::collections::spsc::ChunkError;
+        quiet_panics();
+        let base = counted_live();
+        let (mut tx, mut rx) = spsc::ring::<Counted>(0, cap).unwrap();
+        let mut model: VecDeque<u64> = VecDeque::new();
+        // Positions written so far, for the expected split of a chunk.
+        let mut tail = 0usize;
+        let too_few = |n: usize, available: usize| ChunkError::TooFewSlots {
+            requested: n,
+            available,
+            capacity: cap,
+        };
+        for op in ops {
+            let free = cap - model.len();
+            match op {
+                ChunkOp::Push => {
+                    if tx.push(Counted::new()).is_ok() {
+                        prop_assert!(free > 0);
+                        model.push_back(COUNTED_NEXT.with(|n| n.get()) - 1);
+                        tail += 1;
+                    } else {
+                        prop_assert_eq!(free, 0);
+                    }
+                }
+                ChunkOp::Pop => {
+                    prop_assert_eq!(rx.pop().ok().map(|v| v.0), model.pop_front());
+                }
+                ChunkOp::Peek => {
+                    prop_assert_eq!(rx.peek().ok().map(|v| v.0), model.front().copied());
+                }
+                ChunkOp::Write { n, commit, panic_in } => {
+                    DEFAULT_PANICS_IN.with(|p| p.set(panic_in));
+                    let r = catch_unwind(AssertUnwindSafe(|| tx.write_chunk(n).map(drop)));
+                    DEFAULT_PANICS_IN.with(|p| p.set(None));
+                    let defaults_panic = n <= free && panic_in.is_some_and(|k| k < n);
+                    match r {
+                        Err(_) => prop_assert!(defaults_panic),
+                        Ok(Err(e)) => { prop_assert!(n > free); prop_assert_eq!(e, too_few(n, free)) }
+                        Ok(Ok(())) => prop_assert!(n <= free && !defaults_panic),
+                    }
+                    // Nothing was published, and every default was dropped.
+                    prop_assert_eq!(counted_live() - base, model.len());
+                    if n > free || defaults_panic {
+                        continue;
+                    }
+                    let mut chunk = tx.write_chunk(n).unwrap();
+                    prop_assert_eq!(chunk.len(), n);
+                    let (a, b) = chunk.as_mut_slices();
+                    let start = tail % cap;
+                    prop_assert_eq!(a.len(), n.min(cap - start));
+                    prop_assert_eq!(a.len() + b.len(), n);
+                    let mut ids = Vec::new();
+                    for s in a.iter_mut().chain(b.iter_mut()) {
+                        *s = Counted::new(); // the default is dropped here
+                        ids.push(s.0);
+                    }
+                    match commit {
+                        None => drop(chunk),
+                        Some(usize::MAX) => prop_assert_eq!(chunk.commit_all(), n),
+                        Some(k) => prop_assert_eq!(chunk.commit(k), k.min(n)),
+                    }
+                    let k = match commit { None => 0, Some(k) => k.min(n) };
+                    model.extend(&ids[..k]);
+                    tail += k;
+                }
+                ChunkOp::Fill { n, m, panic_at } => {
+                    let chunk = match tx.write_chunk_uninit(n) {
+                        Ok(c) => { prop_assert!(n <= free); c }
+                        Err(e) => { prop_assert_eq!(e, too_few(n, free)); continue }
+                    };
+                    let first = COUNTED_NEXT.with(|c| c.get());
+                    let mut it = CountedSupply { made: 0, m, panic_at };
+                    let r = catch_unwind(AssertUnwindSafe(|| chunk.fill_from_iter(&mut it)));
+                    let want = n.min(m);
+                    let panics = panic_at.is_some_and(|p| p < want);
+                    let made = it.made;
+                    match r {
+                        Ok(k) => { prop_assert!(!panics); prop_assert_eq!(k, want); prop_assert_eq!(made, want) }
+                        Err(_) => { prop_assert!(panics); prop_assert_eq!(Some(made), panic_at) }
+                    }
+                    // What the iterator gave before a panic is published.
+                    model.extend(first..first + made as u64);
+                    tail += made;
+                }
+                ChunkOp::Uninit { n, k } => {
+                    let mut chunk = match tx.write_chunk_uninit(n) {
+                        Ok(c) => { prop_assert!(n <= free); c }
+                        Err(e) => { prop_assert_eq!(e, too_few(n, free)); continue }
+                    };
+                    // `None`: the chunk goes out of scope uncommitted.
+                    let Some(k) = k.map(|k| k.min(n)) else { continue };
+                    let (a, b) = chunk.as_mut_slices();
+                    prop_assert_eq!(a.len() + b.len(), n);
+                    for s in a.iter_mut().chain(b.iter_mut()).take(k) {
+                        let v = s.write(Counted::new());
+                        model.push_back(v.0);
+                    }
+                    // SAFETY: the first `k` slots were written just above.
+                    prop_assert_eq!(unsafe { chunk.commit(k) }, k);
+                    tail += k;
+                }
+                ChunkOp::Read { n, commit } => {
+                    let chunk = match rx.read_chunk(n) {
+                        Ok(c) => { prop_assert!(n <= model.len()); c }
+                        Err(e) => { prop_assert_eq!(e, too_few(n, model.len())); continue }
+                    };
+                    let (a, b) = chunk.as_slices();
+                    let got: Vec<u64> = a.iter().chain(b).map(|v| v.0).collect();
+                    let want: Vec<u64> = model.iter().take(n).copied().collect();
+                    prop_assert_eq!(got, want);
+                    let k = match commit {
+                        None => 0, // dropped uncommitted at the end of the arm
+                        Some(usize::MAX) => chunk.commit_all(),
+                        Some(k) => { let c = chunk.commit(k); prop_assert_eq!(c, k.min(n)); c }
+                    };
+                    model.drain(..k);
+                }
+                ChunkOp::ReadIter { n, k } => {
+                    let chunk = match rx.read_chunk(n) {
+                        Ok(c) => c,
+                        Err(e) => { prop_assert_eq!(e, too_few(n, model.len())); continue }
+                    };
+                    let got: Vec<u64> = chunk.into_iter().take(k).map(|v| v.0).collect();
+                    let want: Vec<u64> = model.drain(..k.min(n)).collect();
+                    prop_assert_eq!(got, want);
+                }
+            }
+            prop_assert_eq!(rx.len(), model.len());
+            prop_assert_eq!(tx.len(), model.len());
+            prop_assert_eq!(tx.slots(), cap - model.len());
+            prop_assert_eq!(rx.slots(), cap - model.len());
+            prop_assert_eq!(counted_live() - base, model.len(), "leak or lost value");
+        }
+        drop((tx, rx));
+        prop_assert_eq!(counted_live(), base, "leaked");
     }
 }

@@ -66,7 +66,9 @@ use numakit::sched::NodePool;
 use numakit::sync::{CnaLock, McsLock, PartitionedCounter, RwLock, TicketLock};
 use numakit::{NodeId, Topology};
 use pool_support::{bump, counted_jobs, rayon_pool, JOBS};
-use rings_support::{array_queue, numakit_mpmc, numakit_spsc, rtrb_spsc, ITEMS};
+use rings_support::{
+    array_queue, numakit_mpmc, numakit_spsc, numakit_spsc_chunks, rtrb_spsc, ITEMS,
+};
 use std::alloc::Layout;
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -989,6 +991,12 @@ fn rings(report: &mut Report) {
         }
         report.run(c);
     }
+    // Chunks: both rings run the same chunk calls.
+    let mut c = Comparison::new("rings", "SPSC chunk32", 2, Unit::Throughput);
+    let nk = c.entry("numakit spsc chunks", || ring_runner(numakit_spsc_chunks));
+    let rtrb = c.entry("rtrb chunks", || ring_runner(|| rtrb_spsc(true)));
+    c.pair(nk, rtrb, "SPSC chunk32 ops/s");
+    report.run(c);
     for t in [2u64, 4] {
         let label = format!("MPMC {t}P{t}C");
         let mut c = Comparison::new("rings", label.clone(), 2 * t as usize, Unit::Throughput);

@@ -161,3 +161,160 @@ fn mpmc_bulk_is_all_or_nothing() {
         t.join().unwrap();
     });
 }
+
+// ---------------------------------------------------------------------------
+// Blocking waits: the sleep is a loom mutex and condition variable and the
+// waits have no time limit, so a wake-up lost in any interleaving leaves
+// every thread blocked, which loom reports as a deadlock.
+
+#[test]
+fn spsc_waiting_consumer_and_producer_are_woken() {
+    use std::time::Duration;
+    model_with_branches(10_000, || {
+        let (mut tx, mut rx) = spsc::ring::<u32>(0, 1).unwrap();
+        let producer = thread::spawn(move || {
+            for v in 0..2 {
+                tx.push_wait(v, Duration::MAX).unwrap();
+            }
+        });
+        assert_eq!(rx.pop_wait(Duration::MAX), Ok(0));
+        assert_eq!(rx.pop_wait(Duration::MAX), Ok(1));
+        // The producer's drop wakes a consumer waiting on the empty ring.
+        assert_eq!(rx.pop_wait(Duration::MAX), Err(PopError::Closed));
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn mpmc_waiting_consumer_is_woken_by_push_and_close() {
+    use std::time::Duration;
+    model_with_branches(10_000, || {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 1).unwrap());
+        let r = ring.clone();
+        let producer = thread::spawn(move || {
+            r.push_wait(7, Duration::MAX).unwrap();
+            r.close();
+        });
+        assert_eq!(ring.pop_wait(Duration::MAX), Ok(7));
+        assert_eq!(ring.pop_wait(Duration::MAX), Err(PopError::Closed));
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn mpmc_waiting_producer_is_woken_by_pop() {
+    use std::time::Duration;
+    model_with_branches(10_000, || {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 1).unwrap());
+        ring.push(1).unwrap();
+        let r = ring.clone();
+        let producer = thread::spawn(move || r.push_wait(2, Duration::MAX));
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            match ring.pop() {
+                Ok(v) => got.push(v),
+                Err(_) => thread::yield_now(),
+            }
+        }
+        assert_eq!(producer.join().unwrap(), Ok(()));
+        assert_eq!(got, [1, 2]);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// force_push against a consumer and a producer: every value comes out
+// exactly once — popped, handed back by `force_push`, or left in the ring.
+
+#[test]
+fn mpmc_force_push_races_pop_and_push() {
+    model_with_branches(10_000, || {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 1).unwrap());
+        ring.push(1).unwrap();
+        let r = ring.clone();
+        let forcer = thread::spawn(move || {
+            let mut back = Vec::new();
+            for v in [2, 3] {
+                back.extend(r.force_push(v).unwrap());
+            }
+            back
+        });
+        let r = ring.clone();
+        let popper = thread::spawn(move || r.pop().ok());
+        let mut all = forcer.join().unwrap();
+        all.extend(popper.join().unwrap());
+        while let Ok(v) = ring.pop() {
+            all.push(v);
+        }
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3]);
+    });
+}
+
+#[test]
+fn mpmc_two_force_pushes_keep_the_newest() {
+    model_with_branches(10_000, || {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 2).unwrap());
+        ring.push(1).unwrap();
+        ring.push(2).unwrap();
+        let r = ring.clone();
+        let other = thread::spawn(move || r.force_push(4).unwrap());
+        let mine = ring.force_push(3).unwrap();
+        let theirs = other.join().unwrap();
+        // The two oldest values come back, one to each caller.
+        let mut back = [mine.unwrap(), theirs.unwrap()];
+        back.sort_unstable();
+        assert_eq!(back, [1, 2]);
+        let mut left = [ring.pop().unwrap(), ring.pop().unwrap()];
+        left.sort_unstable();
+        assert_eq!(left, [3, 4]);
+        assert!(ring.is_empty());
+    });
+}
+
+/// A value pushed before `close` is popped, not hidden behind
+/// `PopError::Closed`: `pop` used to read `tail` before `closed`, so a
+/// consumer could see the close but not the push that preceded it.
+#[test]
+fn mpmc_pop_after_close_sees_values_pushed_before_it() {
+    model(|| {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 2).unwrap());
+        let r = ring.clone();
+        let producer = thread::spawn(move || {
+            r.push(7).unwrap();
+            r.close();
+        });
+        let mut out = Vec::new();
+        loop {
+            match ring.pop() {
+                Ok(v) => out.push(v),
+                Err(PopError::Empty) => thread::yield_now(),
+                Err(PopError::Closed) => break,
+            }
+        }
+        assert_eq!(out, [7]);
+        producer.join().unwrap();
+    });
+}
+
+/// The same for `pop_bulk`.
+#[test]
+fn mpmc_pop_bulk_after_close_sees_values_pushed_before_it() {
+    model(|| {
+        let ring = loom::sync::Arc::new(MpmcRing::<u32>::new(0, 2).unwrap());
+        let r = ring.clone();
+        let producer = thread::spawn(move || {
+            r.push_bulk(vec![7, 8]).unwrap();
+            r.close();
+        });
+        let mut out = Vec::new();
+        loop {
+            match ring.pop_bulk(&mut out, 2) {
+                Ok(()) => {}
+                Err(PopError::Empty) => thread::yield_now(),
+                Err(PopError::Closed) => break,
+            }
+        }
+        assert_eq!(out, [7, 8]);
+        producer.join().unwrap();
+    });
+}

@@ -86,6 +86,31 @@ pub fn numakit_spsc(bulk: bool) -> Duration {
     )
 }
 
+/// numakit SPSC ring through its chunk API, the same code as
+/// [`rtrb_spsc`]'s bulk case: `write_chunk_uninit` + `fill_from_iter` in
+/// the producer, `read_chunk` + `into_iter` in the consumer.
+pub fn numakit_spsc_chunks() -> Duration {
+    let (mut tx, mut rx) = spsc::ring::<u64>(0, CAP).unwrap();
+    spsc_run(
+        move |i| {
+            let n = bulk_len(i).min(tx.slots());
+            if n == 0 {
+                return 0;
+            }
+            let chunk = tx.write_chunk_uninit(n).unwrap();
+            chunk.fill_from_iter((0..n as u64).map(|k| i + k)) as u64
+        },
+        move || {
+            let n = rx.len().min(BULK);
+            if n == 0 {
+                return 0;
+            }
+            black_box(rx.read_chunk(n).unwrap().into_iter().sum::<u64>());
+            n as u64
+        },
+    )
+}
+
 /// `rtrb`, 1 producer and 1 consumer, single or bulk (chunks).
 pub fn rtrb_spsc(bulk: bool) -> Duration {
     let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);

@@ -11,15 +11,35 @@
 //! keep producer and consumer indices on separate 128-byte lines, have
 //! power-of-two capacities, single and bulk operations (all-or-nothing and
 //! best-effort), and drop the elements left in them exactly once.
+//!
+//! What users of `rtrb` and crossbeam's `ArrayQueue` reach for is there
+//! too: the SPSC ring's chunk API (`write_chunk`, `write_chunk_uninit`,
+//! `read_chunk`, lent in place as one or two slices, published by
+//! `commit`), `peek`, `io::Read`/`io::Write` for `u8` rings and
+//! `len`/`is_empty`/`slots` on `&self` at both ends; the MPMC ring's
+//! `force_push` and by-value `IntoIterator`. Both rings wait without
+//! spinning: `push_wait`/`pop_wait` sleep on a futex with a timeout, and
+//! with the `async` feature `push_async`/`pop_async` return `Future`s woken
+//! through their `Waker` (no runtime dependency). The side that publishes
+//! pays a compiler fence and one load for this when nobody waits; the
+//! waiter pays a `membarrier(2)` before it sleeps.
+//!
+//! Capacities: both rings take any power of two from 1 to
+//! [`MAX_CAPACITY`]; 0, other values and larger ones are refused with a
+//! typed error that names the nearest powers of two (they are not rounded
+//! up silently, so `capacity()` is always what was asked for).
 
 mod buffer;
 pub mod hash_map;
 mod mpmc;
 pub(crate) mod primitive;
 pub mod spsc;
+mod wait;
 
 pub use hash_map::ConcurrentHashMap;
-pub use mpmc::MpmcRing;
+pub use mpmc::{IntoIter as MpmcIntoIter, MpmcRing};
+#[cfg(feature = "async")]
+pub use mpmc::{MpmcPopFuture, MpmcPushFuture};
 
 /// The largest capacity a ring accepts: 2^62 slots on 64-bit targets. Any
 /// power of two from 1 up to it is accepted (memory permitting: the slots

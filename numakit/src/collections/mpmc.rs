@@ -42,10 +42,17 @@
 
 use super::buffer::{drop_positions, Slots};
 use super::primitive::{fence, AtomicBool, AtomicUsize, Backoff, Ordering, UnsafeCell};
+use super::wait::Signal;
 use super::{PopError, PushError};
+use std::time::Duration;
+
+#[cfg(feature = "async")]
+mod futures;
 use crate::mem::{MemError, PageMap};
 use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
+#[cfg(feature = "async")]
+pub use futures::{PopFuture as MpmcPopFuture, PushFuture as MpmcPushFuture};
 use std::mem::MaybeUninit;
 
 /// Bytes over which consecutive positions are spread (two cache lines:
@@ -82,6 +89,10 @@ pub struct MpmcRing<T> {
     head: CachePadded<AtomicUsize>,
     tail: CachePadded<AtomicUsize>,
     closed: AtomicBool,
+    /// Consumers wait here for values, producers notify.
+    data: Signal,
+    /// Producers wait here for free slots, consumers notify.
+    room: Signal,
 }
 
 // SAFETY: values move between threads through the ring; each slot is owned
@@ -116,6 +127,8 @@ impl<T> MpmcRing<T> {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
+            data: Signal::new(),
+            room: Signal::new(),
         };
         for pos in 0..capacity {
             // SAFETY: `index(pos) < capacity`; the fresh slots are
@@ -227,6 +240,7 @@ impl<T> MpmcRing<T> {
         // writes it.
         unsafe { slot.value.with_mut(|p| (*p).write(value)) };
         slot.stamp.store(full_at(pos), Ordering::Release);
+        self.data.notify();
     }
 
     /// Pop one value.
@@ -255,6 +269,7 @@ impl<T> MpmcRing<T> {
                             free_for(head.wrapping_add(self.mask + 1)),
                             Ordering::Release,
                         );
+                        self.room.notify();
                         return Ok(v);
                     }
                     Err(h) => {
@@ -265,11 +280,16 @@ impl<T> MpmcRing<T> {
             } else if stamp == free_for(head) {
                 fence(Ordering::SeqCst);
                 if self.tail.load(Ordering::Relaxed) == head {
-                    return Err(if self.closed.load(Ordering::Acquire) {
-                        PopError::Closed
-                    } else {
-                        PopError::Empty
-                    });
+                    if !self.closed.load(Ordering::Acquire) {
+                        return Err(PopError::Empty);
+                    }
+                    // The `tail` read above may predate pushes made before
+                    // `close`: read it again now that the close is
+                    // acquired, so such a value is popped, not hidden
+                    // behind `Closed`.
+                    if self.tail.load(Ordering::Acquire) == head {
+                        return Err(PopError::Closed);
+                    }
                 }
                 backoff.spin();
                 head = self.head.load(Ordering::Relaxed);
@@ -324,6 +344,7 @@ impl<T> MpmcRing<T> {
                     unsafe { slot.value.with_mut(|p| (*p).write(v)) };
                     slot.stamp.store(full_at(tail + i), Ordering::Release);
                 }
+                self.data.notify();
                 return Ok(());
             }
             backoff.spin();
@@ -358,11 +379,13 @@ impl<T> MpmcRing<T> {
             if !ready {
                 fence(Ordering::SeqCst);
                 if self.tail.load(Ordering::Relaxed) < head + n {
-                    return Err(if self.closed.load(Ordering::Acquire) {
-                        PopError::Closed
-                    } else {
-                        PopError::Empty
-                    });
+                    if !self.closed.load(Ordering::Acquire) {
+                        return Err(PopError::Empty);
+                    }
+                    // As in `pop`: values pushed before `close` count.
+                    if self.tail.load(Ordering::Acquire) < head + n {
+                        return Err(PopError::Closed);
+                    }
                 }
                 backoff.snooze();
                 continue;
@@ -384,6 +407,7 @@ impl<T> MpmcRing<T> {
                         Ordering::Release,
                     );
                 }
+                self.room.notify();
                 return Ok(());
             }
             backoff.spin();
@@ -436,6 +460,148 @@ impl<T> MpmcRing<T> {
     /// [`PopError::Closed`].
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.data.notify();
+        self.room.notify();
+    }
+
+    /// Push `value`; when the ring is full, overwrite the oldest value and
+    /// return it (as crossbeam's `ArrayQueue::force_push`). Never fails
+    /// for a full ring.
+    ///
+    /// # Errors
+    /// [`PushError::Closed`] (with the value) after [`close`](Self::close);
+    /// never [`PushError::Full`].
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::MpmcRing;
+    /// let ring = MpmcRing::<u32>::new(0, 2)?;
+    /// assert_eq!(ring.force_push(1), Ok(None));
+    /// assert_eq!(ring.force_push(2), Ok(None));
+    /// assert_eq!(ring.force_push(3), Ok(Some(1)));
+    /// assert_eq!(ring.into_iter().collect::<Vec<_>>(), [2, 3]);
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn force_push(&self, value: T) -> Result<Option<T>, PushError<T>> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(PushError::Closed(value));
+        }
+        let backoff = Backoff::new();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(tail);
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == free_for(tail) {
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    tail + 1,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS gave this thread position `tail`.
+                        unsafe { self.publish(tail, value) };
+                        return Ok(None);
+                    }
+                    Err(t) => {
+                        tail = t;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp == full_at(tail.wrapping_sub(self.mask + 1)) {
+                // The slot holds the oldest value (position `tail - cap`).
+                fence(Ordering::SeqCst);
+                let head = tail.wrapping_sub(self.mask + 1);
+                if self.head.load(Ordering::Relaxed) == head
+                    // Take the oldest position from the consumers: from
+                    // here no consumer can claim `head`, and no producer
+                    // can claim `tail` (its slot is not free for it), so
+                    // this thread owns the slot until its stamp says
+                    // `full_at(tail)`.
+                    && self
+                        .head
+                        .compare_exchange_weak(head, head + 1, Ordering::SeqCst, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    self.tail.store(tail + 1, Ordering::SeqCst);
+                    // SAFETY: the head CAS gave this thread position
+                    // `head`, whose value was published (stamp
+                    // `full_at(head)`), and with it position `tail` of the
+                    // same slot (see above).
+                    let old = unsafe {
+                        slot.value.with_mut(|p| {
+                            std::ptr::replace(p, MaybeUninit::new(value)).assume_init()
+                        })
+                    };
+                    slot.stamp.store(full_at(tail), Ordering::Release);
+                    self.data.notify();
+                    return Ok(Some(old));
+                }
+                backoff.spin();
+                tail = self.tail.load(Ordering::Relaxed);
+            } else {
+                backoff.snooze();
+                tail = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Push `value`, sleeping (not spinning) while the ring is full, for
+    /// at most `timeout` (`Duration::MAX`: without limit). Pops wake
+    /// waiting producers.
+    ///
+    /// # Errors
+    /// [`PushError::Full`] when no slot became free within `timeout`,
+    /// [`PushError::Closed`] after [`close`](Self::close) (also while
+    /// waiting); the value comes back in both.
+    pub fn push_wait(&self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+        let mut value = Some(value);
+        let done = self.room.wait(timeout, || {
+            let v = value.take()?;
+            match self.push(v) {
+                Ok(()) => Some(Ok(())),
+                Err(PushError::Closed(v)) => Some(Err(PushError::Closed(v))),
+                Err(PushError::Full(v)) => {
+                    value = Some(v);
+                    None
+                }
+            }
+        });
+        match (done, value) {
+            (Some(r), _) => r,
+            (None, Some(v)) => Err(PushError::Full(v)),
+            (None, None) => unreachable!("a value is taken only by the push that answers"),
+        }
+    }
+
+    /// Pop a value, sleeping (not spinning) while the ring is empty, for
+    /// at most `timeout` (`Duration::MAX`: without limit). Pushes and
+    /// [`close`](Self::close) wake waiting consumers.
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] when nothing came within `timeout`,
+    /// [`PopError::Closed`] when the ring is empty and closed.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::MpmcRing;
+    /// use std::time::Duration;
+    /// let ring = MpmcRing::<u32>::new(0, 4)?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| ring.push_wait(5, Duration::from_secs(10)).unwrap());
+    ///     assert_eq!(ring.pop_wait(Duration::from_secs(10)), Ok(5));
+    /// });
+    /// assert_eq!(ring.pop_wait(Duration::from_millis(1)), Err(numakit::collections::PopError::Empty));
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn pop_wait(&self, timeout: Duration) -> Result<T, PopError> {
+        self.data
+            .wait(timeout, || match self.pop() {
+                Ok(v) => Some(Ok(v)),
+                Err(PopError::Closed) => Some(Err(PopError::Closed)),
+                Err(PopError::Empty) => None,
+            })
+            .unwrap_or(Err(PopError::Empty))
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -499,6 +665,44 @@ impl<T> std::fmt::Debug for MpmcRing<T> {
             .field("len", &self.len())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+/// Takes the ring's values by value, oldest first.
+pub struct IntoIter<T> {
+    ring: MpmcRing<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.ring.pop().ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.ring.len();
+        (n, Some(n))
+    }
+}
+
+impl<T> ExactSizeIterator for IntoIter<T> {}
+
+impl<T> std::fmt::Debug for IntoIter<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("IntoIter").field(&self.ring).finish()
+    }
+}
+
+/// Drains the ring: yields the values in it, oldest first (also after
+/// [`close`](MpmcRing::close)); those not taken are dropped with the
+/// iterator, each once.
+impl<T> IntoIterator for MpmcRing<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { ring: self }
     }
 }
 

@@ -3,12 +3,12 @@
 //! loom's scheduler so that models make progress.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize};
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 pub(crate) use std::sync::atomic::Ordering;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Arc;
 

@@ -35,12 +35,22 @@
 
 use super::buffer::{drop_positions, Slots};
 use super::primitive::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
+use super::wait::Signal;
 use super::{PopError, PushError};
 use crate::mem::{MemError, PageMap};
 use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
+
+#[cfg(not(loom))]
+mod chunks;
+#[cfg(not(loom))]
+pub use chunks::{ChunkError, ReadChunk, ReadChunkIntoIter, WriteChunk, WriteChunkUninit};
+#[cfg(feature = "async")]
+pub(crate) mod futures;
+#[cfg(feature = "async")]
+pub use futures::{PopFuture, PushFuture};
 
 type Cell<T> = UnsafeCell<MaybeUninit<T>>;
 
@@ -53,6 +63,10 @@ struct Shared<T> {
     tail: CachePadded<AtomicUsize>,
     producer_gone: AtomicBool,
     consumer_gone: AtomicBool,
+    /// The consumer waits here for values, the producer notifies.
+    data: Signal,
+    /// The producer waits here for free slots, the consumer notifies.
+    room: Signal,
 }
 
 // SAFETY: the ring moves `T`s from the producer's thread to the consumer's;
@@ -182,6 +196,8 @@ pub fn ring<T>(
         tail: CachePadded::new(AtomicUsize::new(0)),
         producer_gone: AtomicBool::new(false),
         consumer_gone: AtomicBool::new(false),
+        data: Signal::new(),
+        room: Signal::new(),
     });
     Ok((
         Producer {
@@ -248,7 +264,7 @@ impl<T> Producer<T> {
         // and only this producer writes it until `tail` is published.
         unsafe { self.write(self.tail, value) };
         self.tail += 1;
-        self.shared.tail.store(self.tail, Ordering::Release);
+        self.publish();
         Ok(())
     }
 
@@ -266,7 +282,7 @@ impl<T> Producer<T> {
             fn drop(&mut self) {
                 let p = &mut *self.producer;
                 p.tail += self.n;
-                p.shared.tail.store(p.tail, Ordering::Release);
+                p.publish();
             }
         }
         // Look at the consumer's index only when the cached view has less
@@ -349,17 +365,71 @@ impl<T> Producer<T> {
             unsafe { self.write(self.tail + i, v) };
         }
         self.tail += items.len();
+        self.publish();
+    }
+
+    /// Publish `tail` (the values written before it) and wake a waiting
+    /// consumer.
+    #[inline]
+    fn publish(&mut self) {
         self.shared.tail.store(self.tail, Ordering::Release);
+        self.shared.data.notify();
     }
 
-    /// Slots free now.
-    pub fn slots(&mut self) -> usize {
-        self.free(usize::MAX)
+    /// Slots free now (a snapshot: the consumer may free more at once).
+    pub fn slots(&self) -> usize {
+        self.mask + 1 - self.len()
     }
 
-    /// Whether the ring is full now.
-    pub fn is_full(&mut self) -> bool {
-        self.free(1) == 0
+    /// Values in the ring now (a snapshot: the consumer may take some at
+    /// once).
+    pub fn len(&self) -> usize {
+        self.tail - self.shared.head.load(Ordering::Acquire)
+    }
+
+    /// Whether the ring is empty now (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring is full now (a snapshot).
+    pub fn is_full(&self) -> bool {
+        self.slots() == 0
+    }
+
+    /// Push `value`, sleeping (not spinning) while the ring is full, for
+    /// at most `timeout` (`Duration::MAX`: without limit). The consumer's
+    /// pops wake the producer.
+    ///
+    /// # Errors
+    /// [`PushError::Full`] when no slot was free within `timeout`,
+    /// [`PushError::Closed`] when none is free and the consumer is gone;
+    /// the value comes back in both.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::spsc;
+    /// use std::time::Duration;
+    /// let (mut tx, mut rx) = spsc::ring::<u32>(0, 1)?;
+    /// tx.push(1).unwrap();
+    /// let t = std::thread::spawn(move || tx.push_wait(2, Duration::from_secs(10)));
+    /// assert_eq!(rx.pop_wait(Duration::from_secs(10)), Ok(1));
+    /// assert_eq!(rx.pop_wait(Duration::from_secs(10)), Ok(2));
+    /// t.join().unwrap().unwrap();
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn push_wait(
+        &mut self,
+        value: T,
+        timeout: std::time::Duration,
+    ) -> Result<(), PushError<T>> {
+        if self.free(1) == 0 && !self.is_closed() {
+            let shared = Arc::clone(&self.shared);
+            shared.room.wait(timeout, || {
+                (self.free(1) > 0 || self.is_closed()).then_some(())
+            });
+        }
+        self.push(value)
     }
 
     /// Whether the consumer has been dropped.
@@ -417,6 +487,7 @@ impl<T> std::fmt::Debug for Consumer<T> {
 impl<T> Drop for Producer<T> {
     fn drop(&mut self) {
         self.shared.producer_gone.store(true, Ordering::Release);
+        self.shared.data.notify();
     }
 }
 
@@ -470,7 +541,7 @@ impl<T> Consumer<T> {
         // acquired past it) and only this consumer reads it.
         let v = unsafe { self.read(self.head) };
         self.head += 1;
-        self.shared.head.store(self.head, Ordering::Release);
+        self.release();
         Ok(v)
     }
 
@@ -483,7 +554,7 @@ impl<T> Consumer<T> {
             out.push(unsafe { self.read(self.head + i) });
         }
         self.head += n;
-        self.shared.head.store(self.head, Ordering::Release);
+        self.release();
         n
     }
 
@@ -537,17 +608,64 @@ impl<T> Consumer<T> {
             *o = unsafe { self.read(self.head + i) };
         }
         self.head += out.len();
+        self.release();
+    }
+
+    /// Publish `head` (the slots read before it are free) and wake a
+    /// waiting producer.
+    #[inline]
+    fn release(&mut self) {
         self.shared.head.store(self.head, Ordering::Release);
+        self.shared.room.notify();
     }
 
-    /// Elements available now.
-    pub fn len(&mut self) -> usize {
-        self.available(usize::MAX)
+    /// Values available now (a snapshot: the producer may add more at
+    /// once).
+    pub fn len(&self) -> usize {
+        self.shared.tail.load(Ordering::Acquire) - self.head
     }
 
-    /// Whether nothing is available now.
-    pub fn is_empty(&mut self) -> bool {
-        self.available(1) == 0
+    /// Whether nothing is available now (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Free slots now (a snapshot: the producer may fill some at once).
+    pub fn slots(&self) -> usize {
+        self.mask + 1 - self.len()
+    }
+
+    /// The next value, left in the ring (like `rtrb`'s `peek`).
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] when nothing is there yet, [`PopError::Closed`]
+    /// when nothing is there and the producer is gone.
+    pub fn peek(&self) -> Result<&T, PopError> {
+        if self.is_empty() {
+            return Err(self.empty_error());
+        }
+        // SAFETY: `buf`/`mask` describe this ring's slots; the slot at
+        // `head` holds a published value (tail was acquired past it by
+        // `len`); it is read or freed only through `&mut self`, which the
+        // returned borrow excludes.
+        Ok(unsafe { (*slot_at(self.buf, self.mask, self.head)).with(|p| &*(*p).as_ptr()) })
+    }
+
+    /// Pop a value, sleeping (not spinning) while the ring is empty, for
+    /// at most `timeout` (`Duration::MAX`: without limit). The producer's
+    /// pushes wake the consumer.
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] when nothing came within `timeout`,
+    /// [`PopError::Closed`] when nothing is there and the producer is gone.
+    pub fn pop_wait(&mut self, timeout: std::time::Duration) -> Result<T, PopError> {
+        if self.available(1) == 0 && !self.is_closed() {
+            let shared = Arc::clone(&self.shared);
+            shared.data.wait(timeout, || {
+                (self.available(1) > 0 || self.is_closed()).then_some(())
+            });
+        }
+        self.pop()
     }
 
     /// Whether the producer has been dropped (elements may remain).
@@ -587,5 +705,6 @@ impl<T> Consumer<T> {
 impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
         self.shared.consumer_gone.store(true, Ordering::Release);
+        self.shared.room.notify();
     }
 }

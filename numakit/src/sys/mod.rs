@@ -18,6 +18,7 @@
 pub mod fs;
 pub mod futex;
 pub mod mem;
+pub mod membarrier;
 pub mod perf;
 pub mod proc;
 pub mod sched;
