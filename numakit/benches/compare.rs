@@ -867,6 +867,13 @@ fn global_allocs(report: &mut Report) {
         mixed_ops,
         |a, n| mixed(a, n, 8, 64 << 10),
     );
+    global_alloc(
+        report,
+        "mixed 8 B–256 KiB, 1000 live",
+        1,
+        mixed_ops,
+        |a, n| mixed(a, n, 8, 256 << 10),
+    );
     global_alloc(report, "larson 16–256 B", 1, LARSON_OPS as u64, |a, n| {
         larson(a, 1, n)
     });
