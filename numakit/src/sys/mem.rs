@@ -97,6 +97,63 @@ pub unsafe fn munmap(addr: NonNull<u8>, len: usize) -> io::Result<()> {
     cvt(unsafe { libc::munmap(addr.as_ptr().cast(), len) }.into()).map(drop)
 }
 
+/// `mremap(2)` without `MREMAP_MAYMOVE` — grow or shrink the mapping at
+/// `addr` from `old_len` to `new_len` bytes where it is
+/// ([mremap(2)](https://man7.org/linux/man-pages/man2/mremap.2.html)).
+///
+/// The range keeps its mapping's attributes, memory policy (`mbind`)
+/// included: a grown range's new pages are faulted in under the same
+/// policy. Growing fails with `ENOMEM` when the address space after the
+/// mapping is taken; nothing changes then.
+///
+/// # Safety
+/// `[addr, addr + old_len)` is one private anonymous mapping the caller
+/// owns. When shrinking, nothing uses `[addr + new_len, addr + old_len)`
+/// any more (it is unmapped).
+pub unsafe fn mremap_in_place(addr: NonNull<u8>, old_len: usize, new_len: usize) -> io::Result<()> {
+    check_range(addr, old_len.max(new_len))?;
+    // SAFETY: without MREMAP_MAYMOVE the kernel never touches another
+    // mapping (it refuses when the space after the range is taken); the
+    // caller owns the range and, when shrinking, gives up its tail.
+    let got = unsafe { libc::mremap(addr.as_ptr().cast(), old_len, new_len, 0) };
+    if got == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `mremap(2)` with `MREMAP_MAYMOVE | MREMAP_FIXED` — move the pages of
+/// `[addr, addr + len)` to `dest`, replacing what is mapped at
+/// `[dest, dest + len)`; the source range is unmapped
+/// ([mremap(2)](https://man7.org/linux/man-pages/man2/mremap.2.html)).
+///
+/// The pages are moved, not copied, and keep their mapping's memory policy.
+/// On error nothing has moved.
+///
+/// # Safety
+/// Both ranges are private anonymous mappings the caller owns, they do not
+/// overlap, nothing uses the destination's old contents, and nothing uses
+/// the source's addresses afterwards.
+pub unsafe fn mremap_move(addr: NonNull<u8>, len: usize, dest: NonNull<u8>) -> io::Result<()> {
+    check_range(addr, len)?;
+    check_range(dest, len)?;
+    // SAFETY: per the contract, both ranges are the caller's and the
+    // destination may be replaced.
+    let got = unsafe {
+        libc::mremap(
+            addr.as_ptr().cast(),
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            dest.as_ptr().cast::<libc::c_void>(),
+        )
+    };
+    if got == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `madvise(2)` — give the kernel `advice` about `[addr, addr + len)`
 /// ([madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html)).
 ///
