@@ -6,10 +6,11 @@
 //!
 //! | request | common path | slow path |
 //! |---|---|---|
-//! | ≤ 32 KiB, alloc | pop the thread cache's class list | refill a batch from the class central (lock), which drains the remote list or carves the current chunk, or takes a chunk from the segments (lock), mapping a new segment if needed |
-//! | ≤ 32 KiB, free on the heap's node | push on the thread cache's list | past the cache limit, half the list goes to the central (lock) |
-//! | ≤ 32 KiB, free on another node | push on the class's remote list (one CAS), never kept by the freeing thread | — |
-//! | > 32 KiB or aligned past 4 KiB | its own mapping: `mmap`, `mbind`, checked populate; `munmap` on free | — |
+//! | ≤ 1 MiB, alloc | pop the thread cache's class list | refill a batch from the class central (lock), which drains the remote list or carves the current chunk, or takes a chunk from the segments (lock), mapping a new segment if needed |
+//! | ≤ 1 MiB, free on the heap's node | push on the thread cache's list | past the cache limit, half the list goes to the central (lock) |
+//! | ≤ 1 MiB, free on another node | push on the class's remote list (one CAS), never kept by the freeing thread | — |
+//! | > 1 MiB or aligned past 4 KiB | its own mapping: `mmap`, `mbind`, checked populate; `munmap` on free | — |
+//! | realloc of such a mapping | shrink: `munmap` the tail; grow: `mremap` in place and populate the new tail (checked), else populate the tail of a fresh bound mapping and move the old pages onto its head with `mremap(MREMAP_FIXED)`: no copy, and the pages keep their node binding | — |
 //!
 //! Nothing here allocates through the global allocator, formats, or
 //! panics on a path reachable from `alloc`/`dealloc`: failures are
@@ -807,6 +808,113 @@ impl HeapCore {
         self.large_bytes.fetch_add(len, Ordering::Relaxed);
         self.large_allocs.fetch_add(1, Ordering::Relaxed);
         Ok(p)
+    }
+
+    /// Resize a block that has a mapping of its own to `new`, which needs
+    /// one too, without copying its pages: shrinking unmaps the tail;
+    /// growing extends the mapping where it is (`mremap`) and populates the
+    /// new tail, or else populates the tail of a fresh mapping bound to the
+    /// node and moves the old pages onto its head (`mremap` with
+    /// `MREMAP_FIXED`; the kernel keeps each page's binding). When the
+    /// kernel refuses the move (the block spans several mappings), the old
+    /// contents are copied instead.
+    ///
+    /// `None` when either layout is served by a size class, or the block's
+    /// address does not have `new`'s alignment for a resize in place that
+    /// cannot move: the caller allocates, copies and frees.
+    ///
+    /// # Safety
+    /// `p` came from this heap for `old` (as for [`dealloc`](Self::dealloc))
+    /// and `new.size()` is not 0. On `Some(Ok(q))` the block is `q`, valid
+    /// for `new` and holding the first `min(old, new)` bytes of `p`, and
+    /// `p` must not be used again (unless `q == p`); on `Some(Err(_))` and
+    /// `None` the block is still `p`, untouched.
+    pub(crate) unsafe fn realloc_large(
+        &self,
+        p: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<Result<NonNull<u8>, OsFail>> {
+        if classes::class_for(old.size(), old.align()).is_some()
+            || classes::class_for(new.size(), new.align()).is_some()
+        {
+            return None;
+        }
+        let page = crate::sys::page_size();
+        let old_len = round_up(old.size().max(1), page);
+        let Some(new_len) = checked_round_up(new.size().max(1), page)
+            .filter(|&l| l <= isize::MAX as usize - new.align())
+        else {
+            return Some(Err(OsFail::TooLarge(new.size() as u64)));
+        };
+        let aligned = (p.as_ptr() as usize).is_multiple_of(new.align());
+        if new_len <= old_len {
+            if !aligned {
+                return None;
+            }
+            if new_len < old_len {
+                // SAFETY: the tail of the block's own mapping, which the
+                // caller gives up with the old size.
+                unsafe { os::unmap(p.add(new_len), old_len - new_len) };
+                self.large_bytes
+                    .fetch_sub(old_len - new_len, Ordering::Relaxed);
+            }
+            return Some(Ok(p));
+        }
+        let grow = new_len - old_len;
+        // SAFETY: the block's own mapping, which only grows here.
+        if aligned && unsafe { crate::sys::mem::mremap_in_place(p, old_len, new_len) }.is_ok() {
+            // SAFETY: inside the grown mapping.
+            let tail = unsafe { p.add(old_len) };
+            return match self.mapper.populate(tail, grow) {
+                Ok(()) => {
+                    self.large_bytes.fetch_add(grow, Ordering::Relaxed);
+                    Some(Ok(p))
+                }
+                Err(fail) => {
+                    // Back to the old size (shrinking in place cannot
+                    // fail for a range that was just grown in place).
+                    // SAFETY: the tail was never handed out.
+                    let _ = unsafe { crate::sys::mem::mremap_in_place(p, new_len, old_len) };
+                    Some(Err(fail))
+                }
+            };
+        }
+        let q = match self.mapper.reserve(new_len, new.align(), 0) {
+            Ok(q) => q,
+            Err(fail) => return Some(Err(fail)),
+        };
+        // SAFETY: inside the fresh mapping `q`.
+        let tail = unsafe { q.add(old_len) };
+        let mut ready = self.mapper.populate(tail, grow);
+        if ready.is_ok() {
+            // SAFETY: `p`'s mapping is the caller's block, `q`'s head is our
+            // fresh, unused mapping; they do not overlap. After the move
+            // `p`'s addresses are unmapped and never used again (contract).
+            let moved = unsafe { crate::sys::mem::mremap_move(p, old_len, q) };
+            if moved.is_err() {
+                ready = self.mapper.populate(q, old_len).map(|()| {
+                    // SAFETY: both valid for `old.size()` bytes, distinct
+                    // mappings; the old one is then the caller's no more.
+                    unsafe {
+                        ptr::copy_nonoverlapping(p.as_ptr(), q.as_ptr(), old.size());
+                        os::unmap(p, old_len);
+                    }
+                });
+            }
+        }
+        match ready {
+            Ok(()) => {
+                self.large_bytes.fetch_add(grow, Ordering::Relaxed);
+                Some(Ok(q))
+            }
+            Err(fail) => {
+                // SAFETY: our fresh mapping, never handed out; `p` was
+                // neither moved nor unmapped.
+                unsafe { os::unmap(q, new_len) };
+                Some(Err(fail))
+            }
+        }
     }
 
     // ---- free -------------------------------------------------------
