@@ -1,8 +1,8 @@
 //! Blocks above 32 KiB in a [`NodeHeap`]: the size classes from 40 KiB to
 //! 1 MiB (carved from node-bound segments, cached per thread, given back to
 //! their owner when freed on another node, released by `trim`) and the
-//! mappings past them, resized with `mremap` (in place, or by moving the
-//! pages onto a fresh mapping bound to the same node). Every test runs on
+//! mappings past them, resized with `mremap` (in place, or moved whole
+//! with its node binding). Every test runs on
 //! every node with memory: on the host that is node 0; under
 //! `cargo xtask vm-run --nodes 2` the pages of node 1's heap are proven on
 //! node 1 with `move_pages`.
@@ -189,8 +189,8 @@ fn growing_a_mapping_that_cannot_grow_in_place_moves_its_pages_on_the_node() {
         check(q, a, "moved");
         fill(q, b, 0);
         assert_on(q.as_ptr(), b, node, "moved mapping");
-        // Grown again: the block may now be two mappings (moved head, new
-        // tail), which the kernel will not move as one: copied then.
+        // Grown again: the moved block is still one mapping (moved and
+        // grown as a whole), so it grows again without a copy.
         // SAFETY: `q` is the block for `layout(b, 16)`.
         let r = unsafe { heap.grow(q, layout(b, 16), layout(c, 16)) }.unwrap();
         let r = r.cast::<u8>();

@@ -122,36 +122,33 @@ pub unsafe fn mremap_in_place(addr: NonNull<u8>, old_len: usize, new_len: usize)
     Ok(())
 }
 
-/// `mremap(2)` with `MREMAP_MAYMOVE | MREMAP_FIXED` — move the pages of
-/// `[addr, addr + len)` to `dest`, replacing what is mapped at
-/// `[dest, dest + len)`; the source range is unmapped
+/// `mremap(2)` with `MREMAP_MAYMOVE` — resize the mapping at `addr` from
+/// `old_len` to `new_len` bytes, moving it to another address if it cannot
+/// grow where it is; returns its address
 /// ([mremap(2)](https://man7.org/linux/man-pages/man2/mremap.2.html)).
 ///
-/// The pages are moved, not copied, and keep their mapping's memory policy.
-/// On error nothing has moved.
+/// The pages are moved, not copied, and the mapping keeps its attributes,
+/// memory policy included (the grown part too: it is the same mapping).
+/// The range must be one mapping (`EFAULT` otherwise). On error nothing has
+/// changed.
 ///
 /// # Safety
-/// Both ranges are private anonymous mappings the caller owns, they do not
-/// overlap, nothing uses the destination's old contents, and nothing uses
-/// the source's addresses afterwards.
-pub unsafe fn mremap_move(addr: NonNull<u8>, len: usize, dest: NonNull<u8>) -> io::Result<()> {
-    check_range(addr, len)?;
-    check_range(dest, len)?;
-    // SAFETY: per the contract, both ranges are the caller's and the
-    // destination may be replaced.
-    let got = unsafe {
-        libc::mremap(
-            addr.as_ptr().cast(),
-            len,
-            len,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            dest.as_ptr().cast::<libc::c_void>(),
-        )
-    };
+/// `[addr, addr + old_len)` is one private anonymous mapping the caller
+/// owns; when the call succeeds at another address, nothing uses the old
+/// addresses afterwards (they are unmapped).
+pub unsafe fn mremap_maymove(
+    addr: NonNull<u8>,
+    old_len: usize,
+    new_len: usize,
+) -> io::Result<NonNull<u8>> {
+    check_range(addr, old_len.max(new_len))?;
+    // SAFETY: without MREMAP_FIXED the kernel picks a free destination and
+    // touches no other mapping; the caller owns the source.
+    let got = unsafe { libc::mremap(addr.as_ptr().cast(), old_len, new_len, libc::MREMAP_MAYMOVE) };
     if got == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    NonNull::new(got.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
 }
 
 /// `madvise(2)` — give the kernel `advice` about `[addr, addr + len)`

@@ -10,7 +10,7 @@
 //! | ≤ 1 MiB, free on the heap's node | push on the thread cache's list | past the cache limit, half the list goes to the central (lock) |
 //! | ≤ 1 MiB, free on another node | push on the class's remote list (one CAS), never kept by the freeing thread | — |
 //! | > 1 MiB or aligned past 4 KiB | its own mapping: `mmap`, `mbind`, checked populate; `munmap` on free | — |
-//! | realloc of such a mapping | shrink: `munmap` the tail; grow: `mremap` in place and populate the new tail (checked), else populate the tail of a fresh bound mapping and move the old pages onto its head with `mremap(MREMAP_FIXED)`: no copy, and the pages keep their node binding | — |
+//! | realloc of such a mapping | shrink: `munmap` the tail; grow: `mremap` in place, or moved whole (`MREMAP_MAYMOVE`), and the new tail populated after the memory check: no copy, and the mapping keeps its node binding | — |
 //!
 //! Nothing here allocates through the global allocator, formats, or
 //! panics on a path reachable from `alloc`/`dealloc`: failures are
@@ -812,16 +812,20 @@ impl HeapCore {
 
     /// Resize a block that has a mapping of its own to `new`, which needs
     /// one too, without copying its pages: shrinking unmaps the tail;
-    /// growing extends the mapping where it is (`mremap`) and populates the
-    /// new tail, or else populates the tail of a fresh mapping bound to the
-    /// node and moves the old pages onto its head (`mremap` with
-    /// `MREMAP_FIXED`; the kernel keeps each page's binding). When the
-    /// kernel refuses the move (the block spans several mappings), the old
-    /// contents are copied instead.
+    /// growing extends the mapping with `mremap` — where it is, or moved
+    /// elsewhere whole (`MREMAP_MAYMOVE`: the mapping and its node binding
+    /// move with the pages) — after a check that the node can give the
+    /// new part, which is then populated.
     ///
-    /// `None` when either layout is served by a size class, or the block's
-    /// address does not have `new`'s alignment for a resize in place that
-    /// cannot move: the caller allocates, copies and frees.
+    /// `None` when either layout is served by a size class, when the block
+    /// would have to move but needs an alignment above the page's, or when
+    /// the kernel refuses to move it: the caller allocates, copies and
+    /// frees.
+    ///
+    /// A moved block whose new part cannot be populated after all (another
+    /// process took the memory between the check and the populate) is
+    /// still handed out: its pages can only come from the node (the
+    /// binding is the mapping's), they are faulted in when touched.
     ///
     /// # Safety
     /// `p` came from this heap for `old` (as for [`dealloc`](Self::dealloc))
@@ -847,11 +851,10 @@ impl HeapCore {
         else {
             return Some(Err(OsFail::TooLarge(new.size() as u64)));
         };
-        let aligned = (p.as_ptr() as usize).is_multiple_of(new.align());
+        if !(p.as_ptr() as usize).is_multiple_of(new.align()) {
+            return None;
+        }
         if new_len <= old_len {
-            if !aligned {
-                return None;
-            }
             if new_len < old_len {
                 // SAFETY: the tail of the block's own mapping, which the
                 // caller gives up with the old size.
@@ -862,8 +865,12 @@ impl HeapCore {
             return Some(Ok(p));
         }
         let grow = new_len - old_len;
+        // Refuse up front what the node cannot hold now.
+        if let Err(fail) = self.mapper.check_fits(grow as u64) {
+            return Some(Err(fail));
+        }
         // SAFETY: the block's own mapping, which only grows here.
-        if aligned && unsafe { crate::sys::mem::mremap_in_place(p, old_len, new_len) }.is_ok() {
+        if unsafe { crate::sys::mem::mremap_in_place(p, old_len, new_len) }.is_ok() {
             // SAFETY: inside the grown mapping.
             let tail = unsafe { p.add(old_len) };
             return match self.mapper.populate(tail, grow) {
@@ -880,41 +887,21 @@ impl HeapCore {
                 }
             };
         }
-        let q = match self.mapper.reserve(new_len, new.align(), 0) {
-            Ok(q) => q,
-            Err(fail) => return Some(Err(fail)),
-        };
-        // SAFETY: inside the fresh mapping `q`.
+        if new.align() > page {
+            // A moved mapping is only page-aligned.
+            return None;
+        }
+        // SAFETY: the block's own mapping; once moved, the caller uses `q`
+        // only (contract).
+        let q = unsafe { crate::sys::mem::mremap_maymove(p, old_len, new_len) }.ok()?;
+        self.large_bytes.fetch_add(grow, Ordering::Relaxed);
+        // SAFETY: inside the moved, grown mapping.
         let tail = unsafe { q.add(old_len) };
-        let mut ready = self.mapper.populate(tail, grow);
-        if ready.is_ok() {
-            // SAFETY: `p`'s mapping is the caller's block, `q`'s head is our
-            // fresh, unused mapping; they do not overlap. After the move
-            // `p`'s addresses are unmapped and never used again (contract).
-            let moved = unsafe { crate::sys::mem::mremap_move(p, old_len, q) };
-            if moved.is_err() {
-                ready = self.mapper.populate(q, old_len).map(|()| {
-                    // SAFETY: both valid for `old.size()` bytes, distinct
-                    // mappings; the old one is then the caller's no more.
-                    unsafe {
-                        ptr::copy_nonoverlapping(p.as_ptr(), q.as_ptr(), old.size());
-                        os::unmap(p, old_len);
-                    }
-                });
-            }
-        }
-        match ready {
-            Ok(()) => {
-                self.large_bytes.fetch_add(grow, Ordering::Relaxed);
-                Some(Ok(q))
-            }
-            Err(fail) => {
-                // SAFETY: our fresh mapping, never handed out; `p` was
-                // neither moved nor unmapped.
-                unsafe { os::unmap(q, new_len) };
-                Some(Err(fail))
-            }
-        }
+        // The check above said the node can give it; if it cannot any
+        // more (memory taken since), the tail is faulted in on the node when touched (see the
+        // doc comment): the block has moved and `p` is gone.
+        let _ = self.mapper.populate(tail, grow);
+        Some(Ok(q))
     }
 
     // ---- free -------------------------------------------------------
