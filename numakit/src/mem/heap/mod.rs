@@ -51,8 +51,8 @@ use std::ptr::{self, NonNull};
 /// - **Size classes**: 60 classes from 16 B to 1 MiB (16-byte steps to
 ///   128 B, then four per doubling). Each class is a slab: blocks carved
 ///   from 64 KiB chunks (256 KiB for classes above 4 KiB, 1 MiB or two
-///   blocks above 32 KiB), linked through
-///   their first word when free. Chunks come from *segments* (1 MiB, then
+///   blocks above 32 KiB), linked through their first word when free.
+///   Chunks come from *segments* (1 MiB, then
 ///   doubling to 64 MiB), each one `mmap`ed and bound with
 ///   `mbind(MPOL_BIND, MPOL_MF_STRICT)` whole, and populated chunk by chunk
 ///   as classes take them, each time after a check of the node's free
@@ -62,13 +62,15 @@ use std::ptr::{self, NonNull};
 ///   of their own, page-granular, bound and populated the same way, and
 ///   unmapped on free. Resizing one to another large size does not copy:
 ///   shrinking unmaps the tail, growing extends the mapping with `mremap`
-///   (in place, or by moving the pages onto a fresh mapping bound to the
-///   same node) and populates only the new part, memory checked first.
+///   (in place, or moved whole with `MREMAP_MAYMOVE`: the pages are not
+///   copied and the mapping keeps its binding) and populates only the new
+///   part, after a check of the node's free memory.
 /// - **Thread caches**: every thread keeps, per heap it uses, a list of
 ///   free blocks per class; allocation pops and free pushes without a lock
 ///   or an atomic read-modify-write. A list holds up to 64 KiB of blocks
-///   (4 to 4096 of them; above 32 KiB, 512 KiB worth, 2 to 16); an empty one takes a batch of up to 256 from the
-///   class (one lock), a full one gives half back.
+///   (4 to 4096 of them; for the classes above 32 KiB, 512 KiB worth, 2 to
+///   16 blocks); an empty one takes a batch of up to 256 from the class
+///   (one lock), a full one gives half back.
 /// - **Remote frees**: a thread that frees while running on another node
 ///   than the heap's does not keep the block: it goes on the class's
 ///   lock-free remote list (one CAS) and is handed out again by the heap,
