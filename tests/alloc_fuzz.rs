@@ -576,7 +576,7 @@ fn heap_size() -> impl Strategy<Value = usize> {
         2 => proptest::sample::select(
             NodeHeap::size_classes().flat_map(|s| [s, s + 1]).collect::<Vec<_>>()
         ),
-        1 => (NodeHeap::MAX_CLASS_SIZE + 1)..=(300 << 10),
+        1 => (NodeHeap::MAX_CLASS_SIZE + 1)..=(NodeHeap::MAX_CLASS_SIZE + (300 << 10)),
     ]
 }
 

@@ -202,7 +202,7 @@ fn maps_on_every_node_have_every_page_there() {
             .unwrap();
         // Grow past the heap's size classes so that tables get mappings of
         // their own, which `verify` must cover too.
-        for i in 0..20_000u64 {
+        for i in 0..80_000u64 {
             map.insert(i, [i; 4]);
         }
         assert_eq!(map.node(), node.id());
@@ -213,9 +213,9 @@ fn maps_on_every_node_have_every_page_there() {
         );
         let proof = map.verify().unwrap();
         assert!(proof.is_all_on(node.id()), "{proof}");
-        // 20k entries of 40 bytes need at least 800 KB of buckets.
+        // 80k entries of 40 bytes need at least 3.2 MB of buckets.
         let pages = proof.pages();
-        assert!(pages >= 800_000 / 4096, "{pages} pages");
+        assert!(pages >= 3_200_000 / 4096, "{pages} pages");
         let stats = map.heap_stats();
         assert_eq!(stats.node, node.id());
         checked += 1;

@@ -443,15 +443,34 @@ fn grow_and_shrink_stay_in_place_within_a_block_and_move_between_blocks() {
         // 100 -> 97: same block.
         let s = a.shrink(r, l(100), l(97)).unwrap();
         assert_eq!(s.cast::<u8>(), r);
-        // 97 -> 41000 -> 45000: one 11-page mapping, grown in place.
+        // 97 -> 41000 -> 45000: one 48 KiB block (a class above 32 KiB),
+        // grown in place.
         let t = a.grow(s.cast(), l(97), l(41_000)).unwrap().cast::<u8>();
         let u = a.grow(t, l(41_000), l(45_000)).unwrap();
         assert_eq!(u.cast::<u8>(), t);
-        assert_eq!(u.len(), 11 * PAGE);
+        assert_eq!(u.len(), 48 << 10);
         assert!(std::slice::from_raw_parts(t.as_ptr(), 17)
             .iter()
             .all(|&b| b == 3));
-        a.deallocate(t, l(45_000));
+        // 45000 -> 2 MiB + 1 -> 3 MiB - 5 -> 1.5 MiB: a mapping of its own,
+        // resized (mremap, tail unmapped); contents kept all along.
+        let two = (2 << 20) + 1;
+        let v = a.grow(t, l(45_000), l(two)).unwrap();
+        assert_eq!(v.len(), 2 * (1 << 20) + PAGE);
+        let v = v.cast::<u8>();
+        v.as_ptr().add(two - 1).write(9);
+        let w = a.grow(v, l(two), l((3 << 20) - 5)).unwrap();
+        assert_eq!(w.len(), 3 << 20);
+        let w = w.cast::<u8>();
+        assert_eq!(w.as_ptr().add(two - 1).read(), 9);
+        let x = a.shrink(w, l((3 << 20) - 5), l(3 << 19)).unwrap();
+        assert_eq!(x.cast::<u8>(), w, "shrinking a mapping stays in place");
+        assert_eq!(x.len(), 3 << 19);
+        assert!(std::slice::from_raw_parts(w.as_ptr(), 17)
+            .iter()
+            .all(|&b| b == 3));
+        assert_eq!(heap.stats().large_bytes_in_use, 3 << 19);
+        a.deallocate(w, l(3 << 19));
     }
     assert_eq!(heap.stats().bytes_in_use, 0);
     // A Vec grows through it.

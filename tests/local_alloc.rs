@@ -39,7 +39,17 @@ fn size() -> impl Strategy<Value = usize> {
         4 => 0usize..=64,
         3 => 65usize..=1024,
         2 => 1025usize..=(32 << 10),
-        1 => (32usize << 10) + 1..=200_000,
+        // The classes above 32 KiB (to 1 MiB), their edges and the blocks
+        // past them, which have mappings of their own (resized by mremap).
+        2 => (32usize << 10) + 1..=(1 << 20),
+        1 => proptest::sample::select(vec![
+            32usize << 10,
+            (32 << 10) + 1,
+            1 << 20,
+            (1 << 20) + 1,
+            (2 << 20) + 1,
+        ]),
+        1 => (1usize << 20) + 1..=(3 << 20),
     ]
 }
 

@@ -361,6 +361,71 @@ fn threads_pinned_to_each_node_get_memory_on_their_node() {
     }
 }
 
+#[test]
+fn large_blocks_and_growing_vecs_are_on_the_threads_node() {
+    let topo = common::topology();
+    let nodes = nodes_with_memory_and_cpus(&topo);
+    if common::expected_nodes().is_some_and(|n| n >= 2) {
+        assert!(nodes.len() >= 2, "the guest must have 2 nodes with memory");
+    }
+    for &node in &nodes {
+        watchdog(120, move || {
+            let _pin = sched::pin_to_node(node).unwrap();
+            // The classes above 32 KiB, their edges, and mappings past them.
+            for size in [
+                32 << 10,
+                (32 << 10) + 1,
+                200 << 10,
+                1 << 20,
+                (1 << 20) + 1,
+                3 << 20,
+            ] {
+                let b = vec![7u8; size];
+                assert_pages_on(
+                    (0..size)
+                        .step_by(PAGE)
+                        .chain([size - 1])
+                        .map(|i| &b[i] as *const u8 as usize),
+                    node,
+                    &format!("a {size}-byte block"),
+                );
+            }
+            // A Vec grown through every class above 32 KiB, then by mremap.
+            let mut v: Vec<u64> = Vec::new();
+            for i in 0..(2u64 << 20) {
+                v.push(i);
+            }
+            assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64));
+            let pages = assert_pages_on(
+                (0..v.len())
+                    .step_by(PAGE / 8)
+                    .map(|i| &v[i] as *const u64 as usize),
+                node,
+                "a 16 MiB Vec grown by pushes",
+            );
+            assert_eq!(pages, (v.len() * 8).div_ceil(PAGE));
+            // A large realloc keeps the owner's node.
+            let layout = Layout::from_size_align(3 << 20, 64).unwrap();
+            // SAFETY: non-zero size; resized and freed below with the
+            // layouts it has.
+            unsafe {
+                let p = std::alloc::alloc(layout);
+                assert!(!p.is_null());
+                p.write_bytes(5, 3 << 20);
+                let q = std::alloc::realloc(p, layout, 9 << 20);
+                assert!(!q.is_null());
+                assert!(std::slice::from_raw_parts(q, 3 << 20)
+                    .iter()
+                    .all(|&b| b == 5));
+                q.add(3 << 20).write_bytes(6, 6 << 20);
+                let placed = mem::locate(q, 9 << 20).unwrap();
+                assert!(placed.is_all_on(node), "grown block: {placed}");
+                std::alloc::dealloc(q, Layout::from_size_align(9 << 20, 64).unwrap());
+            }
+        });
+    }
+}
+
 /// Run this binary again, pinned (the spawning thread's affinity is
 /// inherited) to `node`, with `NUMAKIT_TEST_POLICY` and the child work
 /// named; returns the status and stderr.
@@ -572,7 +637,17 @@ mod model {
             4 => 1usize..=64,
             3 => 65usize..=1024,
             2 => 1025usize..=(32 << 10),
-            1 => (32usize << 10) + 1..=300_000,
+            // The classes above 32 KiB (to 1 MiB), their edges and the blocks
+            // past them, which have mappings of their own (resized by mremap).
+            2 => (32usize << 10) + 1..=(1 << 20),
+            1 => proptest::sample::select(vec![
+                32usize << 10,
+                (32 << 10) + 1,
+                1 << 20,
+                (1 << 20) + 1,
+                (2 << 20) + 1,
+            ]),
+            1 => (1usize << 20) + 1..=(3 << 20),
         ]
     }
 

@@ -15,7 +15,9 @@
 //! The `galloc` rows (`support/global.rs`) compare numakit's `NodeLocal`
 //! with the system allocator, mimalloc and jemalloc, each called as a
 //! `GlobalAlloc` value, on mixed-size, larson, xmalloc and alloc-and-touch
-//! workloads (`-- --quick galloc` runs only those).
+//! workloads (`-- --quick galloc` runs only those), then the peak resident
+//! memory of each workload with each allocator, run once more in a child
+//! process of its own (`VmHWM` less the child's resident memory at start).
 //!
 //! Method: every row is measured `R` times (5, or 3 with `--quick`).
 //! Within each repeat numakit and its peers run one after the other
@@ -855,49 +857,35 @@ fn global_alloc(
 }
 
 fn global_allocs(report: &mut Report) {
-    use global_support::*;
-    let mixed_ops = MIXED_OPS as u64;
-    global_alloc(
-        report,
-        "mixed 8 B–1 KiB, 1000 live",
-        1,
-        mixed_ops,
-        |a, n| mixed(a, n, 8, 1024),
-    );
-    global_alloc(
-        report,
-        "mixed 8 B–64 KiB, 1000 live",
-        1,
-        mixed_ops,
-        |a, n| mixed(a, n, 8, 64 << 10),
-    );
-    global_alloc(report, "larson 16–256 B", 1, LARSON_OPS as u64, |a, n| {
-        larson(a, 1, n)
-    });
-    global_alloc(
-        report,
-        "larson 16–256 B",
-        2,
-        2 * LARSON_OPS as u64,
-        |a, n| larson(a, 2, n),
-    );
-    global_alloc(
-        report,
-        "xmalloc producer/consumer 64 B",
-        2,
-        PC_BLOCKS as u64,
-        |a, n| xmalloc(a, n, 64),
-    );
-    global_alloc(report, "alloc+touch 4 KiB", 1, TOUCH_OPS as u64, |a, n| {
-        touch(a, n, 4 << 10)
-    });
-    global_alloc(
-        report,
-        "alloc+touch 256 KiB",
-        1,
-        TOUCH_OPS as u64,
-        |a, n| touch(a, n, 256 << 10),
-    );
+    let workloads = global_support::workloads();
+    for w in &workloads {
+        global_alloc(report, w.label, w.threads, w.ops, w.run);
+    }
+    // Peak resident memory: each workload with each allocator in a child
+    // process of its own (VmHWM less the child's resident memory at start).
+    let names: Vec<&str> = global_support::contenders()
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    for (i, w) in workloads.iter().enumerate() {
+        let label = format!("peak RSS MiB, {}", w.label);
+        if !report.cfg.wants(&["galloc", &label]) {
+            continue;
+        }
+        let cells: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(c, name)| match global_support::peak_resident(i, c) {
+                Some(kib) => format!("{name} {:.1}", kib as f64 / 1024.0),
+                None => format!("{name} failed"),
+            })
+            .collect();
+        report.say(&format!(
+            "galloc  {label:<44} {:>3}    {}",
+            w.threads,
+            cells.join("   ")
+        ));
+    }
 }
 
 fn lock_entry<L: Contender>(c: &mut Comparison, threads: usize) -> usize {
@@ -1295,6 +1283,9 @@ fn display(p: &Path) -> String {
 // ---------------------------------------------------------------------------
 
 fn main() {
+    if global_support::peak_child() {
+        return;
+    }
     let cfg = Config::from_args();
     let started = Instant::now();
     let progress = std::io::stderr().is_terminal();

@@ -262,3 +262,108 @@ pub fn touch(a: Alloc, passes: u64, size: usize) -> Duration {
     }
     t
 }
+
+/// One workload of the `galloc` rows.
+pub struct Workload {
+    /// The row's label.
+    pub label: &'static str,
+    /// Threads it runs on.
+    pub threads: usize,
+    /// Operations per iteration of `run`.
+    pub ops: u64,
+    /// `run(allocator, iterations)`: the time of `iterations * ops`
+    /// operations.
+    pub run: fn(Alloc, u64) -> Duration,
+}
+
+/// The `galloc` rows, in report order.
+pub fn workloads() -> Vec<Workload> {
+    let w = |label, threads, ops: usize, run| Workload {
+        label,
+        threads,
+        ops: ops as u64,
+        run,
+    };
+    vec![
+        w("mixed 8 B–1 KiB, 1000 live", 1, MIXED_OPS, |a, n| {
+            mixed(a, n, 8, 1024)
+        }),
+        w("mixed 8 B–64 KiB, 1000 live", 1, MIXED_OPS, |a, n| {
+            mixed(a, n, 8, 64 << 10)
+        }),
+        w("mixed 8 B–256 KiB, 1000 live", 1, MIXED_OPS, |a, n| {
+            mixed(a, n, 8, 256 << 10)
+        }),
+        w("larson 16–256 B", 1, LARSON_OPS, |a, n| larson(a, 1, n)),
+        w("larson 16–256 B", 2, 2 * LARSON_OPS, |a, n| {
+            larson(a, 2, n)
+        }),
+        w("larson 16–256 B", 4, 4 * LARSON_OPS, |a, n| {
+            larson(a, 4, n)
+        }),
+        w(
+            "xmalloc producer/consumer 64 B",
+            2,
+            crate::alloc_support::PC_BLOCKS,
+            |a, n| xmalloc(a, n, 64),
+        ),
+        w("alloc+touch 4 KiB", 1, TOUCH_OPS, |a, n| {
+            touch(a, n, 4 << 10)
+        }),
+        w("alloc+touch 256 KiB", 1, TOUCH_OPS, |a, n| {
+            touch(a, n, 256 << 10)
+        }),
+    ]
+}
+
+/// The variable that makes the bench binary a peak-memory child:
+/// `<workload index>:<contender index>`.
+const PEAK_CHILD: &str = "NUMAKIT_GALLOC_PEAK_CHILD";
+/// Iterations a peak-memory child runs its workload.
+const PEAK_ITERATIONS: u64 = 5;
+
+/// `VmRSS` and `VmHWM` of this process, in KiB, from `/proc/self/status`.
+fn resident_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// In a peak-memory child (see [`peak_resident`]): run the workload named
+/// by the variable with its allocator, print the growth of the peak
+/// resident memory over the resident memory at the start (KiB), and
+/// return `true`; elsewhere return `false` at once.
+pub fn peak_child() -> bool {
+    let Ok(what) = std::env::var(PEAK_CHILD) else {
+        return false;
+    };
+    let parsed = what
+        .split_once(':')
+        .and_then(|(w, c)| Some((w.parse::<usize>().ok()?, c.parse::<usize>().ok()?)));
+    let (w, c) = parsed.expect("NUMAKIT_GALLOC_PEAK_CHILD is <workload>:<contender>");
+    let (start, _) = resident_kib().expect("/proc/self/status");
+    let (_, a) = contenders()[c];
+    black_box((workloads()[w].run)(a, PEAK_ITERATIONS));
+    let (_, peak) = resident_kib().expect("/proc/self/status");
+    println!("{}", peak.saturating_sub(start));
+    true
+}
+
+/// Peak resident memory (KiB above the process's start) of workload `w`
+/// run with contender `c` in a child process of its own (this binary
+/// again, see [`peak_child`]), so that no other allocator's memory counts.
+pub fn peak_resident(w: usize, c: usize) -> Option<u64> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new(exe)
+        .env(PEAK_CHILD, format!("{w}:{c}"))
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}

@@ -97,6 +97,60 @@ pub unsafe fn munmap(addr: NonNull<u8>, len: usize) -> io::Result<()> {
     cvt(unsafe { libc::munmap(addr.as_ptr().cast(), len) }.into()).map(drop)
 }
 
+/// `mremap(2)` without `MREMAP_MAYMOVE` — grow or shrink the mapping at
+/// `addr` from `old_len` to `new_len` bytes where it is
+/// ([mremap(2)](https://man7.org/linux/man-pages/man2/mremap.2.html)).
+///
+/// The range keeps its mapping's attributes, memory policy (`mbind`)
+/// included: a grown range's new pages are faulted in under the same
+/// policy. Growing fails with `ENOMEM` when the address space after the
+/// mapping is taken; nothing changes then.
+///
+/// # Safety
+/// `[addr, addr + old_len)` is one private anonymous mapping the caller
+/// owns. When shrinking, nothing uses `[addr + new_len, addr + old_len)`
+/// any more (it is unmapped).
+pub unsafe fn mremap_in_place(addr: NonNull<u8>, old_len: usize, new_len: usize) -> io::Result<()> {
+    check_range(addr, old_len.max(new_len))?;
+    // SAFETY: without MREMAP_MAYMOVE the kernel never touches another
+    // mapping (it refuses when the space after the range is taken); the
+    // caller owns the range and, when shrinking, gives up its tail.
+    let got = unsafe { libc::mremap(addr.as_ptr().cast(), old_len, new_len, 0) };
+    if got == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `mremap(2)` with `MREMAP_MAYMOVE` — resize the mapping at `addr` from
+/// `old_len` to `new_len` bytes, moving it to another address if it cannot
+/// grow where it is; returns its address
+/// ([mremap(2)](https://man7.org/linux/man-pages/man2/mremap.2.html)).
+///
+/// The pages are moved, not copied, and the mapping keeps its attributes,
+/// memory policy included (the grown part too: it is the same mapping).
+/// The range must be one mapping (`EFAULT` otherwise). On error nothing has
+/// changed.
+///
+/// # Safety
+/// `[addr, addr + old_len)` is one private anonymous mapping the caller
+/// owns; when the call succeeds at another address, nothing uses the old
+/// addresses afterwards (they are unmapped).
+pub unsafe fn mremap_maymove(
+    addr: NonNull<u8>,
+    old_len: usize,
+    new_len: usize,
+) -> io::Result<NonNull<u8>> {
+    check_range(addr, old_len.max(new_len))?;
+    // SAFETY: without MREMAP_FIXED the kernel picks a free destination and
+    // touches no other mapping; the caller owns the source.
+    let got = unsafe { libc::mremap(addr.as_ptr().cast(), old_len, new_len, libc::MREMAP_MAYMOVE) };
+    if got == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(got.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
+}
+
 /// `madvise(2)` — give the kernel `advice` about `[addr, addr + len)`
 /// ([madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html)).
 ///

@@ -1181,10 +1181,14 @@ mod tests {
 
     #[test]
     fn heap_pages_cover_the_shard_array() {
-        let map = ConcurrentHashMap::<u64, u64>::with_capacity(0, 100_000).unwrap();
+        let map = ConcurrentHashMap::<u64, u64>::builder(0)
+            .shards(4)
+            .capacity(400_000)
+            .build()
+            .unwrap();
         assert!(
             map.large_tables() > 0,
-            "100k entries need tables above 32 KiB"
+            "400k entries in 4 shards need tables above the size classes (1 MiB)"
         );
         let proof = map.verify().unwrap();
         assert!(proof.pages() > 0 && proof.is_all_on(map.node()), "{proof}");

@@ -1,9 +1,15 @@
-//! Size classes: 40 classes from 16 bytes to 32 KiB.
+//! Size classes: 60 classes from 16 bytes to 1 MiB.
 //!
 //! | sizes | step | classes |
 //! |---|---|---|
 //! | 16 … 128 | 16 | 8 |
-//! | (128·2ᵍ, 256·2ᵍ] for g = 0 … 7 | a quarter of the power of two below | 4 per doubling, 32 |
+//! | (128·2ᵍ, 256·2ᵍ] for g = 0 … 12 | a quarter of the power of two below | 4 per doubling, 52 |
+//!
+//! The 20 classes above 32 KiB (40 KiB … 1 MiB) are carved, like the
+//! others, from node-bound segments in chunks of at least 1 MiB, so a
+//! `Vec` growing to 1 MiB or a 200 KiB I/O buffer costs a thread-cache pop
+//! instead of an `mmap`, `mbind`, populate and `munmap`; their thread
+//! caches keep fewer blocks (see [`cache_limit`]).
 //!
 //! So no request wastes more than 20% of its block past 128 bytes. Blocks
 //! of a class are laid out back to back from page-aligned chunks, so a
@@ -12,11 +18,15 @@
 //! first class that has it (the powers of two always do).
 
 /// Number of size classes.
-pub(crate) const NUM_CLASSES: usize = 40;
+pub(crate) const NUM_CLASSES: usize = 60;
 
 /// The largest request served from a size class; larger ones get their
 /// own page-granular mapping.
-pub(crate) const MAX_SMALL: usize = 32 << 10;
+pub(crate) const MAX_SMALL: usize = 1 << 20;
+
+/// Blocks up to this size were the only classes before the large ones;
+/// above it, chunks and thread caches are sized differently.
+pub(crate) const MEDIUM_MAX: usize = 32 << 10;
 
 /// Alignment every chunk base has (the base page size on every target
 /// numakit supports; the real page size is at least this).
@@ -118,27 +128,39 @@ fn class_for_general(size: usize, align: usize) -> Option<usize> {
     }
     let mut c = class_of_size(need);
     // Only alignments above 16 can need a larger class; the power-of-two
-    // classes (256, 512, …, 32768) always qualify, so this ends.
+    // classes (256, 512, …, 1 MiB) always qualify, so this ends.
     while align_of_class(c) < align {
         c += 1;
     }
     Some(c)
 }
 
-/// Bytes a class takes from its node at a time.
+/// Bytes a class takes from its node at a time: 64 KiB up to 4 KiB
+/// blocks, 256 KiB up to 32 KiB, then 1 MiB or two blocks, whichever is
+/// larger (at most 2 MiB, well inside a chunk record's 16 MiB).
 pub(crate) fn chunk_of_class(c: usize) -> usize {
-    if size_of_class(c) <= 4096 {
+    let size = size_of_class(c);
+    if size <= 4096 {
         64 << 10
-    } else {
+    } else if size <= MEDIUM_MAX {
         256 << 10
+    } else {
+        (2 * size).max(1 << 20)
     }
 }
 
 /// Blocks a thread cache keeps for class `c` before giving half back:
-/// 64 KiB worth (at least 4 blocks), so a thread that frees a burst of up
-/// to 4096 small blocks and allocates them again never takes a lock.
+/// 64 KiB worth (at least 4 blocks) up to 32 KiB, so a thread that frees a
+/// burst of up to 4096 small blocks and allocates them again never takes a
+/// lock; above, 512 KiB worth, between 2 and 16 blocks, so that the
+/// large classes do not pile up memory in the caches of idle threads.
 pub(crate) fn cache_limit(c: usize) -> u32 {
-    ((64 << 10) / size_of_class(c)).clamp(4, 4096) as u32
+    let size = size_of_class(c);
+    if size <= MEDIUM_MAX {
+        ((64 << 10) / size).clamp(4, 4096) as u32
+    } else {
+        ((512 << 10) / size).clamp(2, 16) as u32
+    }
 }
 
 /// Blocks a refill takes from the class central at once (under its lock;
@@ -152,10 +174,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_is_increasing_and_ends_at_32k() {
+    fn table_is_increasing_and_ends_at_1m() {
         assert_eq!(SIZES[0], 16);
         assert_eq!(SIZES[7], 128);
         assert_eq!(&SIZES[8..12], &[160, 192, 224, 256]);
+        assert_eq!(SIZES[39] as usize, MEDIUM_MAX);
+        assert_eq!(SIZES[40], 40 << 10);
+        assert_eq!(SIZES[NUM_CLASSES - 1], 1 << 20);
         assert_eq!(SIZES[NUM_CLASSES - 1] as usize, MAX_SMALL);
         assert!(SIZES.windows(2).all(|w| w[0] < w[1]));
     }
@@ -173,7 +198,7 @@ mod tests {
     fn alignment_is_honoured_and_stable_over_the_block() {
         for align_log in 0..=12 {
             let align = 1usize << align_log;
-            for size in (0..=MAX_SMALL).step_by(7) {
+            for size in (0..=MAX_SMALL).step_by(if align_log < 6 { 7 } else { 251 }) {
                 let Some(c) = class_for(size, align) else {
                     assert!(size.max(align) > MAX_SMALL);
                     continue;
@@ -186,11 +211,25 @@ mod tests {
             }
         }
         assert_eq!(class_for(MAX_SMALL + 1, 1), None);
+        assert_eq!(class_for(MAX_SMALL, 4096), Some(NUM_CLASSES - 1));
+        assert_eq!(class_for(MEDIUM_MAX + 1, 1), Some(40));
+        assert_eq!(class_for(usize::MAX, 1), None);
         for size in 0..=2048 {
             for align in [1, 2, 4, 8, 16, 32] {
                 assert_eq!(class_for(size, align), class_for_general(size, align));
             }
         }
         assert_eq!(class_for(16, 8192), None);
+    }
+
+    #[test]
+    fn large_classes_fit_chunk_records_and_have_room_for_blocks() {
+        for c in 0..NUM_CLASSES {
+            let chunk = chunk_of_class(c);
+            assert!(chunk / size_of_class(c) >= 2, "class {c}");
+            // A chunk record holds 24 bits of length.
+            assert!(chunk < 1 << 24);
+            assert!(cache_limit(c) >= 2 && refill_batch(c) >= 1);
+        }
     }
 }

@@ -6,10 +6,11 @@
 //!
 //! | request | common path | slow path |
 //! |---|---|---|
-//! | ≤ 32 KiB, alloc | pop the thread cache's class list | refill a batch from the class central (lock), which drains the remote list or carves the current chunk, or takes a chunk from the segments (lock), mapping a new segment if needed |
-//! | ≤ 32 KiB, free on the heap's node | push on the thread cache's list | past the cache limit, half the list goes to the central (lock) |
-//! | ≤ 32 KiB, free on another node | push on the class's remote list (one CAS), never kept by the freeing thread | — |
-//! | > 32 KiB or aligned past 4 KiB | its own mapping: `mmap`, `mbind`, checked populate; `munmap` on free | — |
+//! | ≤ 1 MiB, alloc | pop the thread cache's class list | refill a batch from the class central (lock), which drains the remote list or carves the current chunk, or takes a chunk from the segments (lock), mapping a new segment if needed |
+//! | ≤ 1 MiB, free on the heap's node | push on the thread cache's list | past the cache limit, half the list goes to the central (lock) |
+//! | ≤ 1 MiB, free on another node | push on the class's remote list (one CAS), never kept by the freeing thread | — |
+//! | > 1 MiB or aligned past 4 KiB | its own mapping: `mmap`, `mbind`, checked populate; `munmap` on free | — |
+//! | realloc of such a mapping | shrink: `munmap` the tail; grow: `mremap` in place, or moved whole (`MREMAP_MAYMOVE`), and the new tail populated after the memory check: no copy, and the mapping keeps its node binding | — |
 //!
 //! Nothing here allocates through the global allocator, formats, or
 //! panics on a path reachable from `alloc`/`dealloc`: failures are
@@ -807,6 +808,100 @@ impl HeapCore {
         self.large_bytes.fetch_add(len, Ordering::Relaxed);
         self.large_allocs.fetch_add(1, Ordering::Relaxed);
         Ok(p)
+    }
+
+    /// Resize a block that has a mapping of its own to `new`, which needs
+    /// one too, without copying its pages: shrinking unmaps the tail;
+    /// growing extends the mapping with `mremap` — where it is, or moved
+    /// elsewhere whole (`MREMAP_MAYMOVE`: the mapping and its node binding
+    /// move with the pages) — after a check that the node can give the
+    /// new part, which is then populated.
+    ///
+    /// `None` when either layout is served by a size class, when the block
+    /// would have to move but needs an alignment above the page's, or when
+    /// the kernel refuses to move it: the caller allocates, copies and
+    /// frees.
+    ///
+    /// A moved block whose new part cannot be populated after all (another
+    /// process took the memory between the check and the populate) is
+    /// still handed out: its pages can only come from the node (the
+    /// binding is the mapping's), they are faulted in when touched.
+    ///
+    /// # Safety
+    /// `p` came from this heap for `old` (as for [`dealloc`](Self::dealloc))
+    /// and `new.size()` is not 0. On `Some(Ok(q))` the block is `q`, valid
+    /// for `new` and holding the first `min(old, new)` bytes of `p`, and
+    /// `p` must not be used again (unless `q == p`); on `Some(Err(_))` and
+    /// `None` the block is still `p`, untouched.
+    pub(crate) unsafe fn realloc_large(
+        &self,
+        p: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<Result<NonNull<u8>, OsFail>> {
+        if classes::class_for(old.size(), old.align()).is_some()
+            || classes::class_for(new.size(), new.align()).is_some()
+        {
+            return None;
+        }
+        let page = crate::sys::page_size();
+        let old_len = round_up(old.size().max(1), page);
+        let Some(new_len) = checked_round_up(new.size().max(1), page)
+            .filter(|&l| l <= isize::MAX as usize - new.align())
+        else {
+            return Some(Err(OsFail::TooLarge(new.size() as u64)));
+        };
+        if !(p.as_ptr() as usize).is_multiple_of(new.align()) {
+            return None;
+        }
+        if new_len <= old_len {
+            if new_len < old_len {
+                // SAFETY: the tail of the block's own mapping, which the
+                // caller gives up with the old size.
+                unsafe { os::unmap(p.add(new_len), old_len - new_len) };
+                self.large_bytes
+                    .fetch_sub(old_len - new_len, Ordering::Relaxed);
+            }
+            return Some(Ok(p));
+        }
+        let grow = new_len - old_len;
+        // Refuse up front what the node cannot hold now.
+        if let Err(fail) = self.mapper.check_fits(grow as u64) {
+            return Some(Err(fail));
+        }
+        // SAFETY: the block's own mapping, which only grows here.
+        if unsafe { crate::sys::mem::mremap_in_place(p, old_len, new_len) }.is_ok() {
+            // SAFETY: inside the grown mapping.
+            let tail = unsafe { p.add(old_len) };
+            return match self.mapper.populate(tail, grow) {
+                Ok(()) => {
+                    self.large_bytes.fetch_add(grow, Ordering::Relaxed);
+                    Some(Ok(p))
+                }
+                Err(fail) => {
+                    // Back to the old size (shrinking in place cannot
+                    // fail for a range that was just grown in place).
+                    // SAFETY: the tail was never handed out.
+                    let _ = unsafe { crate::sys::mem::mremap_in_place(p, new_len, old_len) };
+                    Some(Err(fail))
+                }
+            };
+        }
+        if new.align() > page {
+            // A moved mapping is only page-aligned.
+            return None;
+        }
+        // SAFETY: the block's own mapping; once moved, the caller uses `q`
+        // only (contract).
+        let q = unsafe { crate::sys::mem::mremap_maymove(p, old_len, new_len) }.ok()?;
+        self.large_bytes.fetch_add(grow, Ordering::Relaxed);
+        // SAFETY: inside the moved, grown mapping.
+        let tail = unsafe { q.add(old_len) };
+        // The check above said the node can give it; if it cannot any
+        // more (memory taken since), the tail is faulted in on the node when touched (see the
+        // doc comment): the block has moved and `p` is gone.
+        let _ = self.mapper.populate(tail, grow);
+        Some(Ok(q))
     }
 
     // ---- free -------------------------------------------------------

@@ -181,6 +181,14 @@ unsafe impl GlobalAlloc for GlobalNodeHeap {
         if HeapCore::same_block(layout, new) {
             return p;
         }
+        let core = self.core.load(Ordering::Acquire);
+        if let (Some(core), Some(block)) = (NonNull::new(core), NonNull::new(p)) {
+            // SAFETY: the GlobalAlloc contract: `p` came from this heap for
+            // `layout`; `new_size` is not 0.
+            if let Some(done) = unsafe { core.as_ref().realloc_large(block, layout, new) } {
+                return done.map_or(ptr::null_mut(), NonNull::as_ptr);
+            }
+        }
         // SAFETY: `new` is a valid layout of non-zero size (contract).
         let q = unsafe { self.alloc(new) };
         if !q.is_null() {

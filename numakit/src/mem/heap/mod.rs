@@ -48,23 +48,29 @@ use std::ptr::{self, NonNull};
 ///
 /// # How it works
 ///
-/// - **Size classes**: 40 classes from 16 B to 32 KiB (16-byte steps to
+/// - **Size classes**: 60 classes from 16 B to 1 MiB (16-byte steps to
 ///   128 B, then four per doubling). Each class is a slab: blocks carved
-///   from 64 KiB chunks (256 KiB for classes above 4 KiB), linked through
-///   their first word when free. Chunks come from *segments* (1 MiB, then
+///   from 64 KiB chunks (256 KiB for classes above 4 KiB, 1 MiB or two
+///   blocks above 32 KiB), linked through their first word when free.
+///   Chunks come from *segments* (1 MiB, then
 ///   doubling to 64 MiB), each one `mmap`ed and bound with
 ///   `mbind(MPOL_BIND, MPOL_MF_STRICT)` whole, and populated chunk by chunk
 ///   as classes take them, each time after a check of the node's free
 ///   memory, like an [`Arena`](crate::mem::Arena) — so a segment costs the
 ///   node only what has been carved from it.
-/// - **Large requests** (above 32 KiB, or aligned past 4 KiB) get a mapping
+/// - **Large requests** (above 1 MiB, or aligned past 4 KiB) get a mapping
 ///   of their own, page-granular, bound and populated the same way, and
-///   unmapped on free.
+///   unmapped on free. Resizing one to another large size does not copy:
+///   shrinking unmaps the tail, growing extends the mapping with `mremap`
+///   (in place, or moved whole with `MREMAP_MAYMOVE`: the pages are not
+///   copied and the mapping keeps its binding) and populates only the new
+///   part, after a check of the node's free memory.
 /// - **Thread caches**: every thread keeps, per heap it uses, a list of
 ///   free blocks per class; allocation pops and free pushes without a lock
 ///   or an atomic read-modify-write. A list holds up to 64 KiB of blocks
-///   (4 to 4096 of them); an empty one takes a batch of up to 256 from the
-///   class (one lock), a full one gives half back.
+///   (4 to 4096 of them; for the classes above 32 KiB, 512 KiB worth, 2 to
+///   16 blocks); an empty one takes a batch of up to 256 from the class
+///   (one lock), a full one gives half back.
 /// - **Remote frees**: a thread that frees while running on another node
 ///   than the heap's does not keep the block: it goes on the class's
 ///   lock-free remote list (one CAS) and is handed out again by the heap,
@@ -150,7 +156,7 @@ pub struct SizeClassStats {
 }
 
 impl NodeHeap {
-    /// The largest request served from a size class (32 KiB); larger ones
+    /// The largest request served from a size class (1 MiB); larger ones
     /// get a mapping of their own.
     pub const MAX_CLASS_SIZE: usize = classes::MAX_SMALL;
 
@@ -398,6 +404,14 @@ unsafe impl Allocator for NodeHeap {
                 HeapCore::usable_size(new),
             ));
         }
+        if old.size() != 0 {
+            // SAFETY: the Allocator contract: `ptr` is a block of this heap
+            // that fits `old`; `new.size() >= old.size() > 0`.
+            if let Some(done) = unsafe { self.core().realloc_large(ptr, old, new) } {
+                let q = done.map_err(|_| AllocError)?;
+                return Ok(NonNull::slice_from_raw_parts(q, HeapCore::usable_size(new)));
+            }
+        }
         let fresh = self.allocate(new)?;
         // SAFETY: the Allocator contract: `ptr` is valid for `old.size()`
         // bytes, `fresh` for at least `new.size() >= old.size()`; distinct
@@ -420,6 +434,14 @@ unsafe impl Allocator for NodeHeap {
                 ptr,
                 HeapCore::usable_size(new),
             ));
+        }
+        if new.size() != 0 {
+            // SAFETY: the Allocator contract: `ptr` is a block of this heap
+            // that fits `old` (whose size is at least `new.size() > 0`).
+            if let Some(done) = unsafe { self.core().realloc_large(ptr, old, new) } {
+                let q = done.map_err(|_| AllocError)?;
+                return Ok(NonNull::slice_from_raw_parts(q, HeapCore::usable_size(new)));
+            }
         }
         let fresh = self.allocate(new)?;
         // SAFETY: as in grow, copying the `new.size() <= old.size()` bytes

@@ -139,6 +139,14 @@ fn owner_of(p: *mut u8, layout: Layout) -> Option<u32> {
     }
 }
 
+/// The heap of `node` if it has been mapped.
+#[inline]
+fn published(node: u32) -> Option<&'static HeapCore> {
+    let p = HEAPS.get(node as usize)?.load(Ordering::Acquire);
+    // SAFETY: published heaps are never destroyed.
+    NonNull::new(p).map(|p| unsafe { &*p.as_ptr() })
+}
+
 /// The heap of `node`, mapped on first use.
 fn heap(node: u32) -> Result<&'static HeapCore, OsFail> {
     let Some(slot) = HEAPS.get(node as usize) else {
@@ -703,13 +711,10 @@ unsafe impl GlobalAlloc for NodeLocal {
             // only thing that cannot corrupt a heap.
             return;
         };
-        let core = HEAPS
-            .get(node as usize)
-            .map_or(ptr::null_mut(), |h| h.load(Ordering::Acquire));
-        if let Some(core) = NonNull::new(core) {
+        if let Some(core) = published(node) {
             // SAFETY: the GlobalAlloc contract: `p` came from `alloc` (or
             // `realloc`) of a NodeLocal with `layout`, so from this heap.
-            unsafe { core.as_ref().dealloc(p, layout) }
+            unsafe { core.dealloc(p, layout) }
         }
     }
 
@@ -720,7 +725,17 @@ unsafe impl GlobalAlloc for NodeLocal {
         if HeapCore::same_block(layout, new) {
             return p;
         }
-        let q = match owner_of(p, layout) {
+        let owner = owner_of(p, layout);
+        if let (Some(core), Some(block)) = (owner.and_then(published), NonNull::new(p)) {
+            // SAFETY: the GlobalAlloc contract: `p` came from this node's
+            // heap for `layout`; `new_size` is not 0.
+            if let Some(Ok(q)) = unsafe { core.realloc_large(block, layout, new) } {
+                return q.as_ptr();
+            }
+            // Refused (the node is short of memory) or not a pair of own
+            // mappings: a new block, where the policy decides.
+        }
+        let q = match owner {
             Some(node) => self.alloc_for(node, new),
             // SAFETY: `new` is a valid layout of non-zero size (contract).
             None => unsafe { self.alloc(new) },

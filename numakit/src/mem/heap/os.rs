@@ -233,7 +233,7 @@ impl Mapper {
 
     /// Refuse up front, before any `mmap`, a request the node cannot hold
     /// now (the credit, when it covers `len`, says it can).
-    fn check_fits(&self, len: u64) -> Result<(), OsFail> {
+    pub(crate) fn check_fits(&self, len: u64) -> Result<(), OsFail> {
         if self.credit.load(Ordering::Relaxed) >= len {
             return Ok(());
         }
