@@ -47,6 +47,6 @@ cargo +nightly test --target "$target" \
     --test node_box --test rings --test rings_fuzz --test hash_map \
     --test hash_map_props --test hash_map_safety --test hostile_input \
     --test alloc_fuzz --test asan_poison --test node_local_global \
-    --test local_alloc --test per_node
+    --test local_alloc --test per_node --test heap_large --test rings_waits
 
 step "done"
