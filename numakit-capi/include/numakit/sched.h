@@ -1,0 +1,75 @@
+#ifndef NKIT_SCHED_H
+#define NKIT_SCHED_H
+
+#include <stddef.h>
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @brief Thread affinity policies. */
+typedef enum {
+    NKIT_POLICY_BIND_NODE,  /* all CPUs of a NUMA node */
+    NKIT_POLICY_STRICT_CPU  /* one logical CPU */
+} nkit_policy_type_e;
+
+/** @brief A placement policy (by value; 8 bytes). */
+typedef struct {
+    nkit_policy_type_e type;
+    union {
+        int node_id;
+        int cpu_id;
+    };
+} nkit_thread_policy_t;
+
+/** Function pointer for thread routines. */
+typedef void (*nkit_thread_func_t)(void *arg);
+
+/** @brief Balancer advice codes. */
+typedef enum {
+    NKIT_ADVISE_STAY,
+    NKIT_ADVISE_MIGRATE,
+    NKIT_ADVISE_ERROR
+} nkit_advice_e;
+
+/**
+ * @brief Pin the calling thread to the CPUs of `node_id` and bind its memory
+ * policy to the node.
+ * @return 0, or -1 (absent node, no CPUs or memory there, not allowed).
+ */
+int nkit_bind_thread(int node_id);
+
+/**
+ * @brief Undo every nkit_bind_thread / nkit_pin_thread_* of the calling
+ * thread: its CPU mask and memory policy are as before the first one.
+ * @return 0.
+ */
+int nkit_unbind_thread(void);
+
+/** @return Node of the CPU the calling thread runs on now, or -1. */
+int nkit_current_node(void);
+
+/** @return The CPU the calling thread runs on now, or -1. */
+int nkit_current_cpu(void);
+
+/**
+ * @brief Pin the calling thread to logical CPU `core_id` (memory bound to its node).
+ * @return 0, or -1 (CPU not online or not allowed).
+ */
+int nkit_pin_thread_to_core(int core_id);
+
+/** @brief As nkit_bind_thread. @return 0 or -1. */
+int nkit_pin_thread_to_node(int node_id);
+
+/** @brief As nkit_current_cpu. */
+int nkit_get_current_core(void);
+
+/** @brief As nkit_current_node. */
+int nkit_get_current_node(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NKIT_SCHED_H */
