@@ -289,3 +289,62 @@ pub(crate) fn to_int(n: usize, what: &str) -> Result<c_int, CError> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn message() -> String {
+        // SAFETY: the pointer is a NUL-terminated string that stays valid
+        // until this thread's next call (none here).
+        unsafe { CStr::from_ptr(nkit_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_return() {
+        let r: c_int = ffi(-1, || panic!("boom {}", 42));
+        assert_eq!(r, -1);
+        assert_eq!(nkit_last_error(), NKIT_ERR_PANIC);
+        assert!(message().contains("boom 42"), "{}", message());
+        // A panic with a non-string payload.
+        let r: *mut u8 = ffi(std::ptr::null_mut(), || std::panic::panic_any(7u32));
+        assert!(r.is_null());
+        assert_eq!(nkit_last_error(), NKIT_ERR_PANIC);
+        assert!(message().contains("without a message"), "{}", message());
+        // The next call that succeeds clears it.
+        assert_eq!(ffi(-1, || Ok::<c_int, CError>(3)), 3);
+        assert_eq!(nkit_last_error(), NKIT_OK);
+        assert_eq!(message(), "");
+    }
+
+    #[test]
+    fn messages_are_the_rust_errors_text() {
+        let e = nk::mem::MemError::InvalidConfig("x\0y".into());
+        let text = e.to_string();
+        let r: c_int = ffi(-1, || Err(e.into()));
+        assert_eq!(r, -1);
+        assert_eq!(nkit_last_error(), NKIT_ERR_INVALID_ARGUMENT);
+        // An interior NUL would cut the C string short: it becomes a space.
+        assert_eq!(message(), text.replace('\0', " "));
+    }
+
+    #[test]
+    fn negative_ids_name_what_exists() {
+        let e = node_arg(-3, "f").unwrap_err();
+        assert_eq!(e.code, NKIT_ERR_NO_SUCH_NODE);
+        assert!(
+            e.message.contains("node -3") && e.message.contains("nodes 0"),
+            "{}",
+            e.message
+        );
+        let e = cpu_arg(i32::MIN, "g").unwrap_err();
+        assert_eq!(e.code, NKIT_ERR_NO_SUCH_CPU);
+        assert!(e.message.contains("CPU -2147483648"), "{}", e.message);
+        assert_eq!(node_arg(i32::MAX, "f").unwrap().get(), i32::MAX as u32);
+        assert!(to_int(usize::MAX, "n").is_err());
+        assert_eq!(to_int(5, "n").unwrap(), 5);
+    }
+}

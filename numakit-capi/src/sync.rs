@@ -511,3 +511,186 @@ pub(crate) fn layouts() -> Vec<(&'static str, usize, usize)> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::UnsafeCell;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// A counter guarded by one of the locks; `run` fails instead of hanging.
+    struct Shared<L> {
+        lock: L,
+        value: UnsafeCell<u64>,
+    }
+    // SAFETY: `value` is only touched while `lock` is held (the lock under
+    // test provides the exclusion that makes this Sync).
+    unsafe impl<L: Send> Sync for Shared<L> {}
+    // SAFETY: as above; nothing is tied to a thread.
+    unsafe impl<L: Send> Send for Shared<L> {}
+
+    fn watchdog(threads: Vec<std::thread::JoinHandle<()>>) {
+        let start = Instant::now();
+        for t in threads {
+            while !t.is_finished() {
+                assert!(start.elapsed() < Duration::from_secs(60), "lock test hung");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            t.join().unwrap();
+        }
+    }
+
+    fn rws_ptr(l: &NkitRwsLock) -> *mut NkitRwsLock {
+        l as *const NkitRwsLock as *mut NkitRwsLock
+    }
+    fn read_lock(l: &NkitRwsLock) {
+        // SAFETY: `l` is a live, initialised lock; the tests unlock only
+        // what they hold.
+        unsafe { nkit_rws_read_lock(rws_ptr(l)) }
+    }
+    fn read_unlock(l: &NkitRwsLock) {
+        // SAFETY: `l` is a live, initialised lock; the tests unlock only
+        // what they hold.
+        unsafe { nkit_rws_read_unlock(rws_ptr(l)) }
+    }
+    fn write_lock(l: &NkitRwsLock) {
+        // SAFETY: `l` is a live, initialised lock; the tests unlock only
+        // what they hold.
+        unsafe { nkit_rws_write_lock(rws_ptr(l)) }
+    }
+    fn write_unlock(l: &NkitRwsLock) {
+        // SAFETY: `l` is a live, initialised lock; the tests unlock only
+        // what they hold.
+        unsafe { nkit_rws_write_unlock(rws_ptr(l)) }
+    }
+
+    const THREADS: usize = 4;
+    const ROUNDS: u64 = 5_000;
+
+    #[test]
+    fn mcs_excludes() {
+        let s = Arc::new(Shared {
+            lock: NkitMcsLock {
+                tail: AtomicPtr::new(ptr::null_mut()),
+            },
+            value: UnsafeCell::new(0),
+        });
+        let threads = (0..THREADS)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    let mut node = NkitMcsNode {
+                        next: AtomicPtr::new(ptr::null_mut()),
+                        locked: AtomicI32::new(0),
+                    };
+                    let lock = &s.lock as *const NkitMcsLock as *mut NkitMcsLock;
+                    for _ in 0..ROUNDS {
+                        // SAFETY: the lock is initialised; the node is this
+                        // thread's; unlock follows lock with the same node.
+                        unsafe { nkit_mcs_lock(lock, &mut node) };
+                        // SAFETY: the lock is held.
+                        unsafe { *s.value.get() += 1 };
+                        // SAFETY: held, with this node.
+                        unsafe { nkit_mcs_unlock(lock, &mut node) };
+                    }
+                })
+            })
+            .collect();
+        watchdog(threads);
+        // SAFETY: every thread is joined.
+        assert_eq!(unsafe { *s.value.get() }, THREADS as u64 * ROUNDS);
+        assert!(
+            s.lock.tail.load(Relaxed).is_null(),
+            "the queue is empty again"
+        );
+    }
+
+    #[test]
+    fn rws_excludes_writers_and_shares_readers() {
+        let s = Arc::new(Shared {
+            lock: NkitRwsLock {
+                state: AtomicU32::new(0),
+            },
+            value: UnsafeCell::new(0),
+        });
+        let threads = (0..THREADS)
+            .map(|i| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    for _ in 0..ROUNDS {
+                        if i % 2 == 0 {
+                            write_lock(&s.lock);
+                            // SAFETY: the exclusive lock is held.
+                            unsafe { *s.value.get() += 2 };
+                            write_unlock(&s.lock);
+                        } else {
+                            read_lock(&s.lock);
+                            // SAFETY: a shared lock is held: no writer.
+                            let v = unsafe { *s.value.get() };
+                            assert_eq!(v % 2, 0);
+                            read_unlock(&s.lock);
+                        }
+                    }
+                })
+            })
+            .collect();
+        watchdog(threads);
+        // SAFETY: every thread is joined.
+        assert_eq!(unsafe { *s.value.get() }, (THREADS as u64 / 2) * ROUNDS * 2);
+        assert_eq!(
+            s.lock.state.load(Relaxed),
+            0,
+            "no reader, writer or waiter left"
+        );
+    }
+
+    #[test]
+    fn rws_blocks_new_readers_while_a_writer_waits() {
+        use std::sync::atomic::AtomicBool;
+        let l: &'static NkitRwsLock = Box::leak(Box::new(NkitRwsLock {
+            state: AtomicU32::new(0),
+        }));
+        read_lock(l);
+        assert_eq!(l.state.load(Relaxed), RWS_READER);
+        let writer_in = Arc::new(AtomicBool::new(false));
+        let w = {
+            let writer_in = Arc::clone(&writer_in);
+            std::thread::spawn(move || {
+                write_lock(l);
+                writer_in.store(true, Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+                write_unlock(l);
+            })
+        };
+        let start = Instant::now();
+        while l.state.load(Relaxed) & RWS_WRITER_WAITING == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "writer never waited"
+            );
+            std::thread::yield_now();
+        }
+        // A new reader now waits for the writer, which waits for us.
+        let reader_in = Arc::new(AtomicBool::new(false));
+        let r = {
+            let (reader_in, writer_in) = (Arc::clone(&reader_in), Arc::clone(&writer_in));
+            std::thread::spawn(move || {
+                read_lock(l);
+                // Writer preference: the writer went first.
+                assert!(
+                    writer_in.load(Relaxed),
+                    "a reader overtook the waiting writer"
+                );
+                reader_in.store(true, Relaxed);
+                read_unlock(l);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!reader_in.load(Relaxed) && !writer_in.load(Relaxed));
+        read_unlock(l);
+        watchdog(vec![w, r]);
+        assert!(reader_in.load(Relaxed) && writer_in.load(Relaxed));
+        assert_eq!(l.state.load(Relaxed), 0);
+    }
+}
