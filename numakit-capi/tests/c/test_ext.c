@@ -10,8 +10,9 @@ int main(void) {
 
     /* An arena on every node with memory proves its placement. */
     for (int n = 0; n < nodes; n++) {
+        int has_memory = nk_has_memory(n);
         nkit_arena_t *a = nkit_ext_arena_create(n, 1 << 20, NKIT_EXT_PAGES_NORMAL);
-        if (!nk_has_memory(n)) {
+        if (!has_memory) {
             CHECK(a == NULL);
             CHECK_ERR(NKIT_ERR_OUT_OF_MEMORY);
             continue;

@@ -110,8 +110,9 @@ static void arenas(int nodes, int absent) {
 
     /* One arena on every node with memory; a memoryless node is refused. */
     for (int n = 0; n < nodes; n++) {
+        int has_memory = nk_has_memory(n);
         nkit_arena_t *an = nkit_arena_create(n, 64 << 10);
-        if (nk_has_memory(n)) {
+        if (has_memory) {
             CHECK(an != NULL);
             char *x = an ? nkit_arena_alloc(an, 4096) : NULL;
             CHECK(x != NULL);
@@ -233,8 +234,14 @@ static void slabs(int absent) {
 #define POOL_THREADS 4
 #define POOL_ROUNDS 500
 
+static nkit_mempool_t *pool_shared;
+static int pool_node;
+
 static void *pool_worker(void *arg) {
-    nkit_mempool_t *pool = arg;
+    (void)arg;
+    nkit_mempool_t *pool = pool_shared;
+    /* Blocks come from the node the thread runs on: one with memory. */
+    CHECK(nkit_pin_thread_to_node(pool_node) == 0);
     for (int i = 0; i < POOL_ROUNDS; i++) {
         size_t size = 1 + (size_t)(i * 37) % 5000;
         unsigned char *p = nkit_mempool_alloc(pool, size);
@@ -245,14 +252,23 @@ static void *pool_worker(void *arg) {
         CHECK(p[0] == (i & 0xff) && p[size - 1] == (i & 0xff));
         nkit_mempool_free(pool, p);
     }
+    CHECK(nkit_unbind_thread() == 0);
     return NULL;
 }
 
-static void mempools(void) {
+static void mempools(int nodes) {
     nkit_mempool_t *pool = nkit_mempool_create();
     CHECK(pool != NULL);
     CHECK_OK();
     if (!pool) return;
+    /* Run on a node with CPUs and memory: on a memoryless node's CPUs
+     * numakit refuses instead of taking memory elsewhere. */
+    pool_node = -1;
+    for (int n = 0; n < nodes && pool_node < 0; n++)
+        if (nk_has_memory(n) && nkit_topo_cpus_on_node(n) > 0) pool_node = n;
+    CHECK(pool_node >= 0);
+    CHECK(nkit_pin_thread_to_node(pool_node) == 0);
+    pool_shared = pool;
     size_t sizes[] = {1, 32, 100, 16384, 16385, 1 << 20};
     void *blocks[6];
     for (int i = 0; i < 6; i++) {
@@ -275,7 +291,7 @@ static void mempools(void) {
     CHECK_OK();
 
     pthread_t t[POOL_THREADS];
-    for (int i = 0; i < POOL_THREADS; i++) CHECK(pthread_create(&t[i], NULL, pool_worker, pool) == 0);
+    for (int i = 0; i < POOL_THREADS; i++) CHECK(pthread_create(&t[i], NULL, pool_worker, NULL) == 0);
     for (int i = 0; i < POOL_THREADS; i++) CHECK(pthread_join(t[i], NULL) == 0);
 
     /* NULL pool. */
@@ -286,6 +302,7 @@ static void mempools(void) {
     CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
     nkit_mempool_destroy(pool);
     CHECK_OK();
+    CHECK(nkit_unbind_thread() == 0);
     nkit_mempool_destroy(NULL);
     CHECK_OK();
 }
@@ -296,6 +313,6 @@ int main(void) {
     arenas(nodes, absent);
     migration(nodes, absent);
     slabs(absent);
-    mempools();
+    mempools(nodes);
     return nk_done("test_memory");
 }

@@ -41,8 +41,9 @@ int main(void) {
             CHECK(nkit_last_error() != NKIT_OK);
             continue;
         }
+        int has_memory = nk_has_memory(n);
         int r = nkit_bind_thread(n);
-        if (!nk_has_memory(n)) {
+        if (!has_memory) {
             /* Memory cannot be bound to a memoryless node. */
             CHECK(r == -1);
             CHECK(nkit_last_error() != NKIT_OK);

@@ -74,9 +74,10 @@ static void run(void *(*fn)(void *)) {
     for (int i = 0; i < THREADS; i++) CHECK(pthread_join(t[i], NULL) == 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     nk_nodes();
     if (getenv("NUMAKIT_IN_VM")) ROUNDS = 500;
+    if (argc > 1) ROUNDS = atoi(argv[1]); /* to measure the locks in the guest */
     /* The C library's sizes (declared by value in C programs). */
     CHECK(sizeof(nkit_mcs_lock_t) == sizeof(void *));
     CHECK(sizeof(nkit_mcs_node_t) == 16);
