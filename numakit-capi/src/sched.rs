@@ -7,11 +7,12 @@
 //! which restores the CPU mask and memory policy the thread had before its
 //! first pin.
 
-use crate::error::{cpu_arg, ffi, node_arg, to_int, CError};
-use nk::sched::PinGuard;
+use crate::error::{cpu_arg, ffi, node_arg, to_int, CError, NKIT_ERR_INVALID_ARGUMENT};
+use nk::sched::{spawn_group, GroupHandle, PinGuard, ThreadPlacement};
 use std::cell::RefCell;
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, PoisonError};
 
 /// `nkit_thread_policy_t`'s `type`: all CPUs of a node.
 pub const NKIT_POLICY_BIND_NODE: c_int = 0;
@@ -131,4 +132,89 @@ pub extern "C" fn nkit_get_current_core() -> c_int {
 #[no_mangle]
 pub extern "C" fn nkit_get_current_node() -> c_int {
     ffi(-1, node_now)
+}
+
+/// `nkit_thread_func_t`.
+pub type NkitThreadFunc = Option<unsafe extern "C" fn(*mut c_void)>;
+
+/// The argument of a launched thread.
+struct Arg(*mut c_void);
+
+// SAFETY: the pointer is handed to the C function on the new thread, as the
+// C API promises; what it points to is the caller's to synchronise.
+unsafe impl Send for Arg {}
+// SAFETY: as above; the launcher never dereferences it.
+unsafe impl Sync for Arg {}
+
+/// Threads started by `nkit_thread_launch` and not joined yet.
+static LAUNCHED: Mutex<Vec<GroupHandle<()>>> = Mutex::new(Vec::new());
+
+fn launched() -> std::sync::MutexGuard<'static, Vec<GroupHandle<()>>> {
+    LAUNCHED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Start a thread placed by `policy` (numakit's
+/// [`spawn_group`](nk::sched::spawn_group) with one thread) that runs
+/// `func(arg)`. Returns 0 once the thread is pinned, or -1 when it could not
+/// be (it then never runs `func`).
+///
+/// # Safety
+/// `func` is `NULL` or a function that may be called with `arg` on another
+/// thread.
+#[no_mangle]
+pub unsafe extern "C" fn nkit_thread_launch(
+    policy: NkitThreadPolicy,
+    func: NkitThreadFunc,
+    arg: *mut c_void,
+) -> c_int {
+    ffi(-1, || {
+        let Some(func) = func else {
+            return Err(CError::null("func", "nkit_thread_launch"));
+        };
+        let placement = match policy.kind {
+            NKIT_POLICY_BIND_NODE => {
+                ThreadPlacement::Node(node_arg(policy.id, "nkit_thread_launch")?)
+            }
+            NKIT_POLICY_STRICT_CPU => {
+                ThreadPlacement::Cpu(cpu_arg(policy.id, "nkit_thread_launch")?)
+            }
+            other => {
+                return Err(CError::new(
+                    NKIT_ERR_INVALID_ARGUMENT,
+                    format!(
+                        "nkit_thread_launch: policy type {other} is not NKIT_POLICY_BIND_NODE (0) \
+                         or NKIT_POLICY_STRICT_CPU (1)"
+                    ),
+                ))
+            }
+        };
+        let arg = Arg(arg);
+        let group = spawn_group(1, placement, move |_| {
+            let arg = &arg;
+            // SAFETY: the caller's contract: `func` may be called with
+            // `arg` on this thread.
+            unsafe { func(arg.0) }
+        })?;
+        launched().push(group);
+        Ok(0)
+    })
+}
+
+/// Wait for every thread `nkit_thread_launch` started (also those started
+/// while waiting).
+#[no_mangle]
+pub extern "C" fn nkit_thread_join_all() {
+    ffi((), || {
+        loop {
+            let groups = std::mem::take(&mut *launched());
+            if groups.is_empty() {
+                return Ok(());
+            }
+            for g in groups {
+                // The C function cannot unwind; a Rust panic on the thread
+                // would be numakit's, and is not the caller's to handle.
+                let _ = g.join();
+            }
+        }
+    })
 }

@@ -34,6 +34,17 @@ typedef enum {
 } nkit_advice_e;
 
 /**
+ * @brief Start a thread placed by `policy` that runs func(arg).
+ * The thread is pinned (and its memory bound to the node) before func runs.
+ * @return 0 once it is pinned, or -1 (NULL func, bad policy type, absent or
+ * memoryless node, CPU not online or not allowed): func then never runs.
+ */
+int nkit_thread_launch(nkit_thread_policy_t policy, nkit_thread_func_t func, void *arg);
+
+/** @brief Wait for every thread nkit_thread_launch started (also those started meanwhile). */
+void nkit_thread_join_all(void);
+
+/**
  * @brief Pin the calling thread to the CPUs of `node_id` and bind its memory
  * policy to the node.
  * @return 0, or -1 (absent node, no CPUs or memory there, not allowed).

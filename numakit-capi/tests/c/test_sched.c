@@ -20,13 +20,120 @@ static void *pinned_thread(void *arg) {
     return NULL; /* exits pinned: the pins are dropped with the thread */
 }
 
+struct launched {
+    int node, cpu;
+    _Atomic int ran;
+};
+
+static _Atomic int launches_run;
+
+static void launched_fn(void *arg) {
+    struct launched *l = arg;
+    l->node = nkit_current_node();
+    l->cpu = nkit_current_cpu();
+    l->ran++;
+    launches_run++;
+}
+
+static void count_fn(void *arg) {
+    (void)arg;
+    launches_run++;
+}
+
+/* A launched thread that launches another: join_all waits for both. */
+static void nested_fn(void *arg) {
+    nkit_thread_policy_t p;
+    p.type = NKIT_POLICY_BIND_NODE;
+    p.node_id = *(int *)arg;
+    launches_run++;
+    CHECK(nkit_thread_launch(p, count_fn, NULL) == 0);
+}
+
+static void launches(int nodes, int absent, int cpu, int home) {
+    nkit_thread_policy_t p;
+    /* One thread per node with CPUs and memory: it runs there. */
+    for (int n = 0; n < nodes; n++) {
+        int usable = nkit_topo_cpus_on_node(n) > 0 && nk_has_memory(n);
+        struct launched l = {-1, -1, 0};
+        p.type = NKIT_POLICY_BIND_NODE;
+        p.node_id = n;
+        int r = nkit_thread_launch(p, launched_fn, &l);
+        if (!usable) {
+            CHECK(r == -1);
+            CHECK(nkit_last_error() != NKIT_OK);
+            nkit_thread_join_all();
+            CHECK(l.ran == 0); /* never ran unpinned */
+            continue;
+        }
+        CHECK(r == 0);
+        CHECK_OK();
+        nkit_thread_join_all();
+        CHECK(l.ran == 1);
+        CHECK(l.node == n);
+    }
+    /* One CPU. */
+    struct launched l = {-1, -1, 0};
+    p.type = NKIT_POLICY_STRICT_CPU;
+    p.cpu_id = cpu;
+    CHECK(nkit_thread_launch(p, launched_fn, &l) == 0);
+    nkit_thread_join_all();
+    CHECK(l.ran == 1 && l.cpu == cpu);
+
+    /* Many, then nested, all joined. */
+    launches_run = 0;
+    p.type = NKIT_POLICY_BIND_NODE;
+    p.node_id = home;
+    for (int i = 0; i < 16; i++) CHECK(nkit_thread_launch(p, count_fn, NULL) == 0);
+    int node = p.node_id;
+    CHECK(nkit_thread_launch(p, nested_fn, &node) == 0);
+    nkit_thread_join_all();
+    CHECK(launches_run == 18);
+    nkit_thread_join_all(); /* nothing left: returns at once */
+    CHECK_OK();
+
+    /* Refusals: func never runs. */
+    launches_run = 0;
+    CHECK(nkit_thread_launch(p, NULL, NULL) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    nkit_thread_policy_t bad = p;
+    bad.type = (nkit_policy_type_e)7;
+    CHECK(nkit_thread_launch(bad, count_fn, NULL) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    bad.type = NKIT_POLICY_BIND_NODE;
+    int bad_nodes[] = {-1, absent, INT_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        bad.node_id = bad_nodes[i];
+        CHECK(nkit_thread_launch(bad, count_fn, NULL) == -1);
+        CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
+    }
+    bad.type = NKIT_POLICY_STRICT_CPU;
+    int bad_cpus[] = {-1, 1 << 20, INT_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        bad.cpu_id = bad_cpus[i];
+        CHECK(nkit_thread_launch(bad, count_fn, NULL) == -1);
+        CHECK_ERR(NKIT_ERR_NO_SUCH_CPU);
+    }
+    nkit_thread_join_all();
+    CHECK(launches_run == 0);
+}
+
 int main(void) {
     int nodes = nk_nodes();
     int absent = nk_absent_node();
     cpu_set_t before = mask_now();
 
+    CHECK(nkit_current_cpu() >= 0);
+    CHECK_OK();
+    /* A CPU of a node with memory (pinning to a CPU binds memory to its
+     * node, which a memoryless node refuses). */
+    int home = -1;
+    for (int n = 0; n < nodes && home < 0; n++)
+        if (nkit_topo_cpus_on_node(n) > 0 && nk_has_memory(n)) home = n;
+    CHECK(home >= 0);
+    CHECK(nkit_bind_thread(home) == 0);
     int cpu = nkit_current_cpu();
     CHECK(cpu >= 0);
+    CHECK(nkit_unbind_thread() == 0);
     CHECK_OK();
     CHECK(nkit_get_current_core() >= 0);
     int node = nkit_current_node();
@@ -98,6 +205,7 @@ int main(void) {
         CHECK(pthread_create(&t, NULL, pinned_thread, &arg) == 0);
         CHECK(pthread_join(t, NULL) == 0);
     }
+    launches(nodes, absent, cpu, home);
     cpu_set_t main_mask = mask_now();
     CHECK(CPU_EQUAL(&before, &main_mask));
     return nk_done("test_sched");
