@@ -21,6 +21,7 @@ pub mod error;
 pub mod ext;
 pub mod hash;
 pub mod memory;
+pub mod messaging;
 pub mod ring;
 pub mod sched;
 pub mod sync;
@@ -110,6 +111,10 @@ mod tests {
                 "_Static_assert(sizeof({name}) == {size}, \"C library size of {name}\");\n"
             ));
         }
+        c.push_str(&format!(
+            "_Static_assert(NKIT_MAILBOX_CAPACITY == {}, \"mailbox capacity\");\n",
+            crate::messaging::MAILBOX_CAPACITY
+        ));
         let dir = std::env::temp_dir().join(format!("nkit-layout-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("layout.c");

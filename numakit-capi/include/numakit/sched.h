@@ -79,6 +79,25 @@ int nkit_get_current_core(void);
 /** @brief As nkit_current_node. */
 int nkit_get_current_node(void);
 
+/** Messages a node's mailbox holds. */
+#define NKIT_MAILBOX_CAPACITY 4096
+
+/**
+ * @brief Queue `data` for the threads of `target_node` (thread-safe). The
+ * node's mailbox is in its own memory.
+ * @return 0, or -1 (absent or memoryless node; NKIT_ERR_FULL when the
+ * mailbox holds NKIT_MAILBOX_CAPACITY messages).
+ */
+int nkit_send(int target_node, void *data);
+
+/**
+ * @brief Run `handler` on the messages queued for the node the calling thread
+ * runs on (pin it first), oldest first.
+ * @param limit At most this many; 0 = until the mailbox is empty.
+ * @return The number handled (0 with NKIT_ERR_INVALID_ARGUMENT for a NULL handler).
+ */
+size_t nkit_process_local(void (*handler)(void *), size_t limit);
+
 #ifdef __cplusplus
 }
 #endif

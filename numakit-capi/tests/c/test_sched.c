@@ -117,6 +117,52 @@ static void launches(int nodes, int absent, int cpu, int home) {
     CHECK(launches_run == 0);
 }
 
+static intptr_t received[NKIT_MAILBOX_CAPACITY + 8];
+static size_t n_received;
+
+static void on_message(void *data) {
+    received[n_received++] = (intptr_t)data;
+}
+
+static void messaging(int nodes, int absent) {
+    for (int n = 0; n < nodes; n++) {
+        int usable = nkit_topo_cpus_on_node(n) > 0 && nk_has_memory(n);
+        if (!nk_has_memory(n)) {
+            CHECK(nkit_send(n, NULL) == -1);
+            CHECK(nkit_last_error() != NKIT_OK);
+            continue;
+        }
+        /* Sent from anywhere, handled on the node, oldest first. */
+        for (intptr_t i = 1; i <= 10; i++) CHECK(nkit_send(n, (void *)(i * 100 + n)) == 0);
+        CHECK_OK();
+        if (!usable) continue;
+        CHECK(nkit_bind_thread(n) == 0);
+        n_received = 0;
+        CHECK(nkit_process_local(on_message, 3) == 3);
+        CHECK_OK();
+        CHECK(nkit_process_local(on_message, 0) == 7);
+        CHECK(nkit_process_local(on_message, 0) == 0);
+        CHECK(n_received == 10);
+        for (size_t i = 0; i < n_received && i < 10; i++) CHECK(received[i] == (intptr_t)(i + 1) * 100 + n);
+        /* A full mailbox refuses, and loses nothing. */
+        for (intptr_t i = 0; i < NKIT_MAILBOX_CAPACITY; i++) CHECK(nkit_send(n, (void *)i) == 0);
+        CHECK(nkit_send(n, (void *)-1) == -1);
+        CHECK_ERR(NKIT_ERR_FULL);
+        n_received = 0;
+        CHECK(nkit_process_local(on_message, SIZE_MAX) == NKIT_MAILBOX_CAPACITY);
+        CHECK(received[0] == 0 && received[NKIT_MAILBOX_CAPACITY - 1] == NKIT_MAILBOX_CAPACITY - 1);
+        CHECK(nkit_unbind_thread() == 0);
+    }
+    CHECK(nkit_send(absent, NULL) == -1);
+    CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
+    CHECK(nkit_send(-1, NULL) == -1);
+    CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
+    CHECK(nkit_send(INT_MAX, NULL) == -1);
+    CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
+    CHECK(nkit_process_local(NULL, 1) == 0);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+}
+
 int main(void) {
     int nodes = nk_nodes();
     int absent = nk_absent_node();
@@ -206,6 +252,7 @@ int main(void) {
         CHECK(pthread_join(t, NULL) == 0);
     }
     launches(nodes, absent, cpu, home);
+    messaging(nodes, absent);
     cpu_set_t main_mask = mask_now();
     CHECK(CPU_EQUAL(&before, &main_mask));
     return nk_done("test_sched");
