@@ -22,6 +22,7 @@ pub mod ext;
 pub mod hash;
 pub mod memory;
 pub mod messaging;
+pub mod pool;
 pub mod ring;
 pub mod sched;
 pub mod sync;

@@ -98,6 +98,40 @@ int nkit_send(int target_node, void *data);
  */
 size_t nkit_process_local(void (*handler)(void *), size_t limit);
 
+/* ========================================================================== */
+/* Task pool                                                                   */
+/* ========================================================================== */
+
+/** Opaque handle of a task pool (thread-safe). */
+typedef struct nkit_pool_s nkit_pool_t;
+
+/**
+ * @brief A pool with workers pinned on every node with CPUs the process may
+ * use, one per CPU.
+ * @return The pool, or NULL.
+ */
+nkit_pool_t *nkit_pool_create(void);
+
+/**
+ * @brief Run func(data_ptr) on a worker of the node where data_ptr's page is
+ * now (as the kernel reports it).
+ * @return 0, or -1 (the page is not present: never touched or not mapped;
+ * no workers on that node; NULL pool, func or data_ptr).
+ */
+int nkit_pool_submit_local(nkit_pool_t *pool, void (*func)(void *), void *data_ptr);
+
+/**
+ * @brief Run func(arg) on a worker of target_node, never elsewhere.
+ * @return 0, or -1 (absent node, no workers there, NULL pool or func).
+ */
+int nkit_pool_submit_to_node(nkit_pool_t *pool, int target_node, void (*func)(void *), void *arg);
+
+/**
+ * @brief Run every queued task, stop the workers, free the pool (NULL is
+ * accepted and does nothing). Not from a task of the pool.
+ */
+void nkit_pool_destroy(nkit_pool_t *pool);
+
 #ifdef __cplusplus
 }
 #endif

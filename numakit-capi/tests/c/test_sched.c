@@ -163,6 +163,89 @@ static void messaging(int nodes, int absent) {
     CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
 }
 
+static _Atomic int tasks_run;
+static _Atomic int tasks_off_node;
+
+struct task_arg {
+    int node;
+};
+
+static void pool_task(void *arg) {
+    struct task_arg *t = arg;
+    if (nkit_current_node() != t->node) tasks_off_node++;
+    tasks_run++;
+}
+
+static void pools(int nodes, int absent) {
+    nkit_pool_t *pool = nkit_pool_create();
+    CHECK(pool != NULL);
+    CHECK_OK();
+    if (!pool) return;
+    static struct task_arg args[64];
+    nkit_arena_t *arenas[64] = {0};
+    tasks_run = 0;
+    tasks_off_node = 0;
+    int submitted = 0;
+    for (int n = 0; n < nodes; n++) {
+        args[n].node = n;
+        int cpu_less = nkit_topo_cpus_on_node(n) == 0;
+        int r = nkit_pool_submit_to_node(pool, n, pool_task, &args[n]);
+        if (cpu_less) {
+            CHECK(r == -1);
+            CHECK(nkit_last_error() != NKIT_OK);
+            continue;
+        }
+        CHECK(r == 0);
+        CHECK_OK();
+        submitted++;
+        for (int i = 0; i < 20; i++) {
+            CHECK(nkit_pool_submit_to_node(pool, n, pool_task, &args[n]) == 0);
+            submitted++;
+        }
+        /* Near the data: memory on node n, so the task runs on node n. */
+        if (!nk_has_memory(n)) continue;
+        nkit_arena_t *a = nkit_arena_create(n, 4096);
+        CHECK(a != NULL);
+        struct task_arg *on_node = a ? nkit_arena_alloc(a, sizeof *on_node) : NULL;
+        if (on_node) {
+            on_node->node = n;
+            CHECK(nkit_pool_submit_local(pool, pool_task, on_node) == 0);
+            CHECK_OK();
+            submitted++;
+        }
+        /* The arena must outlive the task: destroyed after the pool. */
+        if (n < 64) arenas[n] = a;
+    }
+    /* Refusals. */
+    CHECK(nkit_pool_submit_to_node(pool, absent, pool_task, &args[0]) == -1);
+    CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
+    CHECK(nkit_pool_submit_to_node(pool, -1, pool_task, &args[0]) == -1);
+    CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
+    CHECK(nkit_pool_submit_to_node(pool, INT_MAX, pool_task, &args[0]) == -1);
+    CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
+    CHECK(nkit_pool_submit_to_node(pool, 0, NULL, NULL) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    CHECK(nkit_pool_submit_to_node(NULL, 0, pool_task, &args[0]) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    CHECK(nkit_pool_submit_local(pool, pool_task, NULL) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    CHECK(nkit_pool_submit_local(pool, NULL, &args[0]) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    CHECK(nkit_pool_submit_local(NULL, pool_task, &args[0]) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    /* A page nobody maps is on no node: refused, not run somewhere. */
+    CHECK(nkit_pool_submit_local(pool, pool_task, (void *)4096) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    /* destroy runs what is queued. */
+    nkit_pool_destroy(pool);
+    CHECK_OK();
+    CHECK(tasks_run == submitted);
+    CHECK(tasks_off_node == 0);
+    for (int n = 0; n < 64; n++) nkit_arena_destroy(arenas[n]);
+    nkit_pool_destroy(NULL);
+    CHECK_OK();
+}
+
 int main(void) {
     int nodes = nk_nodes();
     int absent = nk_absent_node();
@@ -253,6 +336,7 @@ int main(void) {
     }
     launches(nodes, absent, cpu, home);
     messaging(nodes, absent);
+    pools(nodes, absent);
     cpu_set_t main_mask = mask_now();
     CHECK(CPU_EQUAL(&before, &main_mask));
     return nk_done("test_sched");
