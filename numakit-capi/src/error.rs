@@ -1,0 +1,350 @@
+//! The thread-local last error and the guard every exported function runs
+//! its body in.
+//!
+//! Every exported function that can fail clears the calling thread's error
+//! when it starts and sets it when it fails, so `nkit_last_error()` after a
+//! call says whether that call failed (a `NULL` from `nkit_hash_get` is then
+//! told apart from a stored `NULL` value). The message is the `Display`
+//! text of the numakit error, unchanged.
+
+use nk::mem::MemError;
+use nk::sched::SchedError;
+use nk::topology::TopologyError;
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// `NKIT_OK`: the last call succeeded.
+pub const NKIT_OK: c_int = 0;
+/// A `NULL` handle or pointer, a size, count or flag out of range.
+pub const NKIT_ERR_INVALID_ARGUMENT: c_int = 1;
+/// The node asked for does not exist.
+pub const NKIT_ERR_NO_SUCH_NODE: c_int = 2;
+/// The CPU asked for is not online.
+pub const NKIT_ERR_NO_SUCH_CPU: c_int = 3;
+/// The node (or the handle's reserved room) cannot give the memory.
+pub const NKIT_ERR_OUT_OF_MEMORY: c_int = 4;
+/// Hugepages were asked for and the node's pool cannot provide them.
+pub const NKIT_ERR_HUGEPAGES: c_int = 5;
+/// Pages are not on the node they must be on.
+pub const NKIT_ERR_MISPLACED: c_int = 6;
+/// The process may not use that node or CPU (cpuset, `taskset`).
+pub const NKIT_ERR_NOT_ALLOWED: c_int = 7;
+/// A system call failed (the message names it and keeps errno's text).
+pub const NKIT_ERR_OS: c_int = 8;
+/// The ring is full.
+pub const NKIT_ERR_FULL: c_int = 9;
+/// The ring is empty.
+pub const NKIT_ERR_EMPTY: c_int = 10;
+/// The key is not in the table.
+pub const NKIT_ERR_NOT_FOUND: c_int = 11;
+/// The topology could not be read.
+pub const NKIT_ERR_TOPOLOGY: c_int = 12;
+/// The request cannot be met on this machine without falling back.
+pub const NKIT_ERR_UNSUPPORTED: c_int = 13;
+/// numakit panicked; the call was abandoned (a defect in numakit).
+pub const NKIT_ERR_PANIC: c_int = 14;
+
+/// An error on its way to C: a code and the message.
+#[derive(Debug)]
+pub struct CError {
+    /// One of the `NKIT_ERR_*` codes.
+    pub code: c_int,
+    /// What `nkit_last_error_message` returns.
+    pub message: String,
+}
+
+impl CError {
+    /// An error with `code` and `message`.
+    pub fn new(code: c_int, message: impl Into<String>) -> Self {
+        CError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A `NULL` where a handle or pointer is required.
+    pub fn null(what: &str, function: &str) -> Self {
+        CError::new(
+            NKIT_ERR_INVALID_ARGUMENT,
+            format!("{function}: {what} is NULL"),
+        )
+    }
+}
+
+fn topology_code(e: &TopologyError) -> c_int {
+    match e {
+        TopologyError::NoSuchNode { .. } => NKIT_ERR_NO_SUCH_NODE,
+        TopologyError::NoSuchCpu { .. } => NKIT_ERR_NO_SUCH_CPU,
+        TopologyError::Os { .. } => NKIT_ERR_OS,
+        _ => NKIT_ERR_TOPOLOGY,
+    }
+}
+
+fn mem_code(e: &MemError) -> c_int {
+    match e {
+        MemError::Topology(t) => topology_code(t),
+        MemError::MemorylessNode { .. }
+        | MemError::OutOfNodeMemory { .. }
+        | MemError::Exhausted { .. }
+        | MemError::SlabFull { .. } => NKIT_ERR_OUT_OF_MEMORY,
+        MemError::NodeNotAllowed { .. } => NKIT_ERR_NOT_ALLOWED,
+        MemError::HugepagesUnavailable { .. } | MemError::HugepageSizeUnsupported { .. } => {
+            NKIT_ERR_HUGEPAGES
+        }
+        MemError::Misplaced { .. } | MemError::PlacementContradicted { .. } => NKIT_ERR_MISPLACED,
+        MemError::Os { .. } => NKIT_ERR_OS,
+        _ => NKIT_ERR_INVALID_ARGUMENT,
+    }
+}
+
+fn sched_code(e: &SchedError) -> c_int {
+    match e {
+        SchedError::Topology(t) => topology_code(t),
+        SchedError::NotAllowed { .. }
+        | SchedError::NodeNotAllowed { .. }
+        | SchedError::MemoryNotAllowed { .. } => NKIT_ERR_NOT_ALLOWED,
+        SchedError::NoCpus { .. } | SchedError::MemorylessNode { .. } => NKIT_ERR_UNSUPPORTED,
+        SchedError::Os { .. } | SchedError::Spawn { .. } => NKIT_ERR_OS,
+        _ => NKIT_ERR_INVALID_ARGUMENT,
+    }
+}
+
+impl From<TopologyError> for CError {
+    fn from(e: TopologyError) -> Self {
+        CError::new(topology_code(&e), e.to_string())
+    }
+}
+
+impl From<MemError> for CError {
+    fn from(e: MemError) -> Self {
+        CError::new(mem_code(&e), e.to_string())
+    }
+}
+
+impl From<SchedError> for CError {
+    fn from(e: SchedError) -> Self {
+        CError::new(sched_code(&e), e.to_string())
+    }
+}
+
+impl From<nk::Error> for CError {
+    fn from(e: nk::Error) -> Self {
+        let code = match &e {
+            nk::Error::Topology(t) => topology_code(t),
+            nk::Error::Mem(m) => mem_code(m),
+            nk::Error::Sched(s) => sched_code(s),
+            nk::Error::CpuId(_) => NKIT_ERR_NO_SUCH_CPU,
+            nk::Error::Push(_) => NKIT_ERR_FULL,
+            nk::Error::Pop(_) => NKIT_ERR_EMPTY,
+            nk::Error::Insert(i) => mem_code(i.error()),
+            _ => NKIT_ERR_INVALID_ARGUMENT,
+        };
+        CError::new(code, e.to_string())
+    }
+}
+
+struct Last {
+    code: c_int,
+    /// The message, NUL-terminated; empty while `code` is `NKIT_OK`.
+    message: CString,
+}
+
+thread_local! {
+    static LAST: RefCell<Last> = RefCell::new(Last { code: NKIT_OK, message: CString::default() });
+}
+
+fn set(code: c_int, message: &str) {
+    // A message with a NUL inside would be cut short in C: replace it.
+    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    // `try_with`: during thread teardown the slot may be gone; the error is
+    // then dropped (nobody can read it any more).
+    let _ = LAST.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            l.code = code;
+            l.message = message;
+        }
+    });
+}
+
+pub(crate) fn clear() {
+    let _ = LAST.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            if l.code != NKIT_OK {
+                l.code = NKIT_OK;
+                l.message = CString::default();
+            }
+        }
+    });
+}
+
+/// Record `e` as the calling thread's last error.
+pub(crate) fn record(e: CError) {
+    set(e.code, &e.message);
+}
+
+/// Run an exported function's body: clear the last error, run `body`
+/// catching any unwinding, record its error, and return `failed` on error.
+pub(crate) fn ffi<R>(failed: R, body: impl FnOnce() -> Result<R, CError>) -> R {
+    clear();
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            record(e);
+            failed
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            // Dropping the payload could itself panic; keep it out of the way.
+            std::mem::forget(payload);
+            set(
+                NKIT_ERR_PANIC,
+                &format!("numakit panicked (a defect in numakit; please report it): {what}"),
+            );
+            failed
+        }
+    }
+}
+
+/// The calling thread's last error code (`NKIT_OK` after a call that
+/// succeeded).
+#[no_mangle]
+pub extern "C" fn nkit_last_error() -> c_int {
+    LAST.try_with(|l| l.try_borrow().map(|l| l.code).unwrap_or(NKIT_OK))
+        .unwrap_or(NKIT_OK)
+}
+
+/// The calling thread's last error message: never `NULL`, empty after a
+/// call that succeeded; valid until the thread's next `nkit_*` call.
+///
+/// # Safety
+/// Each pointer argument is `NULL` or what the header says it is: a
+/// live handle from its `create` function, a lock its `init` set up.
+#[no_mangle]
+pub unsafe extern "C" fn nkit_last_error_message() -> *const c_char {
+    static EMPTY: &std::ffi::CStr = c"";
+    LAST.try_with(|l| {
+        l.try_borrow()
+            // The CString lives in the thread-local slot until the next
+            // call replaces it, as documented.
+            .map(|l| l.message.as_ptr())
+            .unwrap_or(EMPTY.as_ptr())
+    })
+    .unwrap_or(EMPTY.as_ptr())
+}
+
+/// A node id from C: negative ids are refused with the nodes that exist.
+pub(crate) fn node_arg(node_id: c_int, function: &str) -> Result<nk::NodeId, CError> {
+    match u32::try_from(node_id) {
+        Ok(id) => Ok(nk::NodeId::new(id)),
+        Err(_) => {
+            let nodes = nk::Topology::current()
+                .map(|t| {
+                    t.node_ids()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_else(|e| format!("unknown ({e})"));
+            Err(CError::new(
+                NKIT_ERR_NO_SUCH_NODE,
+                format!(
+                    "{function}: NUMA node {node_id} does not exist (node ids are not negative); \
+                     this machine has nodes {nodes}"
+                ),
+            ))
+        }
+    }
+}
+
+/// A CPU id from C: negative ids are refused with the online CPUs.
+pub(crate) fn cpu_arg(cpu_id: c_int, function: &str) -> Result<nk::CpuId, CError> {
+    match u32::try_from(cpu_id) {
+        Ok(id) => Ok(nk::CpuId::new(id)),
+        Err(_) => {
+            let online = nk::Topology::current()
+                .map(|t| t.online_cpus().to_string())
+                .unwrap_or_else(|e| format!("unknown ({e})"));
+            Err(CError::new(
+                NKIT_ERR_NO_SUCH_CPU,
+                format!(
+                    "{function}: CPU {cpu_id} is not online (CPU ids are not negative); \
+                     the online CPUs are {online}"
+                ),
+            ))
+        }
+    }
+}
+
+/// An `int` result from a count that may not fit.
+pub(crate) fn to_int(n: usize, what: &str) -> Result<c_int, CError> {
+    c_int::try_from(n).map_err(|_| {
+        CError::new(
+            NKIT_ERR_UNSUPPORTED,
+            format!("{what} is {n}, more than an int can hold"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn message() -> String {
+        // SAFETY: the pointer is a NUL-terminated string that stays valid
+        // until this thread's next call (none here).
+        unsafe { CStr::from_ptr(nkit_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_return() {
+        let r: c_int = ffi(-1, || panic!("boom {}", 42));
+        assert_eq!(r, -1);
+        assert_eq!(nkit_last_error(), NKIT_ERR_PANIC);
+        assert!(message().contains("boom 42"), "{}", message());
+        // A panic with a non-string payload.
+        let r: *mut u8 = ffi(std::ptr::null_mut(), || std::panic::panic_any(7u32));
+        assert!(r.is_null());
+        assert_eq!(nkit_last_error(), NKIT_ERR_PANIC);
+        assert!(message().contains("without a message"), "{}", message());
+        // The next call that succeeds clears it.
+        assert_eq!(ffi(-1, || Ok::<c_int, CError>(3)), 3);
+        assert_eq!(nkit_last_error(), NKIT_OK);
+        assert_eq!(message(), "");
+    }
+
+    #[test]
+    fn messages_are_the_rust_errors_text() {
+        let e = nk::mem::MemError::InvalidConfig("x\0y".into());
+        let text = e.to_string();
+        let r: c_int = ffi(-1, || Err(e.into()));
+        assert_eq!(r, -1);
+        assert_eq!(nkit_last_error(), NKIT_ERR_INVALID_ARGUMENT);
+        // An interior NUL would cut the C string short: it becomes a space.
+        assert_eq!(message(), text.replace('\0', " "));
+    }
+
+    #[test]
+    fn negative_ids_name_what_exists() {
+        let e = node_arg(-3, "f").unwrap_err();
+        assert_eq!(e.code, NKIT_ERR_NO_SUCH_NODE);
+        assert!(
+            e.message.contains("node -3") && e.message.contains("nodes 0"),
+            "{}",
+            e.message
+        );
+        let e = cpu_arg(i32::MIN, "g").unwrap_err();
+        assert_eq!(e.code, NKIT_ERR_NO_SUCH_CPU);
+        assert!(e.message.contains("CPU -2147483648"), "{}", e.message);
+        assert_eq!(node_arg(i32::MAX, "f").unwrap().get(), i32::MAX as u32);
+        assert!(to_int(usize::MAX, "n").is_err());
+        assert_eq!(to_int(5, "n").unwrap(), 5);
+    }
+}
