@@ -188,7 +188,8 @@ fn spsc_waits_are_woken() {
     for cap in [1usize, 2, 8] {
         common::finishes(60, &format!("SPSC waits, capacity {cap}"), move || {
             let (mut tx, mut rx) = spsc::ring::<u64>(0, cap).unwrap();
-            let n = 20_000u64;
+            // Under emulation every sleep and wake-up costs milliseconds.
+            let n = if common::in_vm() { 1_000 } else { 20_000u64 };
             let producer = std::thread::spawn(move || {
                 for i in 0..n {
                     tx.push_wait(i, Duration::MAX).unwrap();
@@ -209,7 +210,7 @@ fn mpmc_waits_are_woken() {
     for cap in [1usize, 2, 8] {
         common::finishes(60, &format!("MPMC waits, capacity {cap}"), move || {
             let ring = Arc::new(MpmcRing::<u64>::new(0, cap).unwrap());
-            let per = 5_000u64;
+            let per = if common::in_vm() { 500 } else { 5_000u64 };
             let producers: Vec<_> = (0..2)
                 .map(|_| {
                     let ring = Arc::clone(&ring);
