@@ -195,14 +195,14 @@ impl PoolOn {
     }
 
     fn build_placed(self) -> Result<NodeRayonPool, RayonError> {
-        let self_node = self.node;
+        let node = self.node;
         let pin = Pin::node(self.node).bind_memory(self.bind_memory);
         let (cpus, memory) = pin.plan()?;
         let threads = self.threads.unwrap_or(cpus.len());
         check_threads(self.node, threads)?;
         let pool = self.build_with(threads, move |_| pin.apply())?;
         Ok(NodeRayonPool {
-            node: self_node,
+            node,
             cpus,
             memory,
             pool,
