@@ -1050,6 +1050,35 @@ fn pool(report: &mut Report) {
     report.run(c);
 }
 
+/// A parallel sum of node-placed data (feature `rayon`): numakit's
+/// per-node pinned rayon pools, each summing its own node's chunk, against
+/// one machine-wide rayon pool summing the same chunks.
+#[cfg(feature = "rayon")]
+fn node_sum(report: &mut Report) {
+    use pool_support::{NodeSum, SUM_ELEMS};
+    let workers = pool_support::threads();
+    let mut c = Comparison::new("pool", "node_sum", workers, Unit::Latency("/elem"));
+    let nk = c.entry("numakit::rayon pools_per_node", || {
+        let data = NodeSum::new();
+        custom(SUM_ELEMS as u64, move |iters| {
+            time_passes(iters, || {
+                black_box(data.per_node());
+            })
+        })
+    });
+    let global = c.entry("one rayon pool", || {
+        let data = NodeSum::new();
+        let pool = rayon_pool();
+        custom(SUM_ELEMS as u64, move |iters| {
+            time_passes(iters, || {
+                black_box(data.global(&pool));
+            })
+        })
+    });
+    c.pair(nk, global, "sum of node-placed u64s");
+    report.run(c);
+}
+
 /// glibc malloc raises its mmap and trim thresholds the first time it
 /// frees a block it got from `mmap`; before that, freeing the 1000 blocks
 /// of a 1 KiB pass returns the top of the heap to the kernel and the next
@@ -1353,6 +1382,8 @@ fn main() {
         }
     }
     pool(&mut report);
+    #[cfg(feature = "rayon")]
+    node_sum(&mut report);
 
     if report.outcomes.is_empty() {
         let f = report.cfg.filter.clone().unwrap_or_default();

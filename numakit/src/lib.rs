@@ -5,6 +5,9 @@
 pub mod collections;
 pub mod error;
 pub mod mem;
+#[cfg(feature = "rayon")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rayon")))]
+pub mod rayon;
 pub mod sched;
 pub mod sync;
 /// The raw kernel interface (one wrapper per system call). Reachable for

@@ -49,3 +49,68 @@ pub fn counted_jobs(done: &Arc<AtomicUsize>, n: usize, mut submit: impl FnMut(Ar
 pub fn bump(done: &AtomicUsize) {
     done.fetch_add(1, Ordering::Release);
 }
+
+/// Elements summed per pass of the `node_sum` row (32 MiB of `u64`).
+#[cfg(feature = "rayon")]
+pub const SUM_ELEMS: usize = 1 << 22;
+
+/// The `node_sum` workload (feature `rayon`): [`SUM_ELEMS`] `u64`s split
+/// into one chunk per node with CPUs, each chunk allocated and first
+/// touched by the workers of that node's pinned pool
+/// ([`numakit::rayon::pools_per_node`]), so its pages are on that node
+/// (where the node has memory the process may bind).
+#[cfg(feature = "rayon")]
+pub struct NodeSum {
+    pools: Vec<numakit::rayon::NodeRayonPool>,
+    chunks: Vec<Vec<u64>>,
+}
+
+#[cfg(feature = "rayon")]
+impl NodeSum {
+    pub fn new() -> NodeSum {
+        use rayon::prelude::*;
+        let pools = numakit::rayon::pools_per_node().expect("per-node rayon pools");
+        let per = SUM_ELEMS.div_ceil(pools.len());
+        let chunks: Vec<Vec<u64>> = pools
+            .iter()
+            .enumerate()
+            .map(|(i, pool)| {
+                let start = (i * per).min(SUM_ELEMS);
+                let end = ((i + 1) * per).min(SUM_ELEMS);
+                pool.install(|| (start as u64..end as u64).into_par_iter().collect())
+            })
+            .collect();
+        let data = NodeSum { pools, chunks };
+        let n = SUM_ELEMS as u64;
+        assert_eq!(data.per_node(), n * (n - 1) / 2);
+        data
+    }
+
+    /// Each node's pool sums its own node's chunk, all nodes at once: a
+    /// scoped thread per node but the first hands its pool the job, this
+    /// thread hands the first node's pool its job.
+    pub fn per_node(&self) -> u64 {
+        use rayon::prelude::*;
+        let sum = |(pool, chunk): (&numakit::rayon::NodeRayonPool, &Vec<u64>)| {
+            pool.install(|| chunk.par_iter().sum::<u64>())
+        };
+        let mut jobs = self.pools.iter().zip(&self.chunks);
+        let first = jobs.next().expect("a node with CPUs");
+        std::thread::scope(|s| {
+            let others: Vec<_> = jobs.map(|job| s.spawn(move || sum(job))).collect();
+            sum(first) + others.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        })
+    }
+
+    /// One machine-wide rayon pool sums every chunk: its workers take
+    /// whichever pieces they steal, on whichever node.
+    pub fn global(&self, pool: &rayon::ThreadPool) -> u64 {
+        use rayon::prelude::*;
+        pool.install(|| {
+            self.chunks
+                .par_iter()
+                .map(|c| c.par_iter().sum::<u64>())
+                .sum()
+        })
+    }
+}
