@@ -1110,7 +1110,14 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
         let per_shard = per_shard_share(additional, self.shard_count());
         for i in 0..self.shard_count() {
             let mut shard = self.write_at(i, "try_reserve");
-            self.reserve(&mut shard, per_shard)?;
+            self.reserve(&mut shard, per_shard).map_err(|e| match e {
+                // Name the count asked for, not one shard's share of it.
+                MemError::SizeOverflow { size, .. } => MemError::SizeOverflow {
+                    count: additional,
+                    size,
+                },
+                other => other,
+            })?;
         }
         Ok(())
     }
