@@ -45,9 +45,12 @@ impl<K, V, S> ReadOnlyView<K, V, S> {
     /// Shard `index`'s table, read without its lock.
     #[inline]
     fn table(&self, index: usize) -> &Table<K, V> {
-        let shard = self.map.shard_at(index) as *const super::Shard<K, V>;
+        // SAFETY: `index & mask` is inside the shard array (as in
+        // `shard_at`).
+        let shard = unsafe { self.map.shards.as_ptr().add(index & self.map.mask) };
         // SAFETY: every shard has the same layout, so the table is
-        // `table_offset` bytes into each (measured on shard 0 in `new`).
+        // `table_offset` bytes into each (measured on shard 0 in `new`,
+        // from the same kind of pointer).
         // Nobody writes it: the view owns the map and offers no write;
         // guards of the map ended before it was moved in (a guard leaked
         // with `mem::forget` no longer reaches anything).
