@@ -202,6 +202,8 @@ enum Op {
     Remove(u8),
     RemoveEntry(u8),
     RemoveIf(u8, u32),
+    /// Bump by `v`, then remove if the result is odd.
+    RemoveIfMut(u8, u32),
     OrInsert(u8, u32),
     OrInsertWith(u8, u32),
     OrDefault(u8),
@@ -248,6 +250,7 @@ fn op(keys: std::ops::Range<u8>, whole_map: bool) -> impl Strategy<Value = Op> {
         3 => k.clone().prop_map(Op::Remove),
         1 => k.clone().prop_map(Op::RemoveEntry),
         1 => (k.clone(), v).prop_map(|(k, v)| Op::RemoveIf(k, v)),
+        1 => (k.clone(), v).prop_map(|(k, v)| Op::RemoveIfMut(k, v)),
         2 => (k.clone(), v).prop_map(|(k, v)| Op::OrInsert(k, v)),
         1 => (k.clone(), v).prop_map(|(k, v)| Op::OrInsertWith(k, v)),
         1 => k.clone().prop_map(Op::OrDefault),
@@ -362,6 +365,26 @@ fn apply<V: TVal>(map: &Map<V>, model: &mut Model, op: &Op, mine: fn(u8) -> bool
                     odd(x.val())
                 })
                 .map(|(_, x)| x.val());
+            assert_eq!(got, want);
+        }
+        Op::RemoveIfMut(k, v) => {
+            let want = model.get_mut(&k).and_then(|x| {
+                *x = n(x.wrapping_add(v));
+                (*x % 2 == 1).then_some(*x)
+            });
+            if want.is_some() {
+                model.remove(&k);
+            }
+            let got = map
+                .remove_if_mut(&Key::new(k), |key, x| {
+                    assert_eq!(key.k, k);
+                    x.bump(v);
+                    x.val() % 2 == 1
+                })
+                .map(|(key, x)| {
+                    assert_eq!(key.k, k);
+                    x.val()
+                });
             assert_eq!(got, want);
         }
         Op::OrInsert(k, v) => {
@@ -698,6 +721,7 @@ proptest! {
                     Op::Remove(k) => Op::Remove(f(k)),
                     Op::RemoveEntry(k) => Op::RemoveEntry(f(k)),
                     Op::RemoveIf(k, v) => Op::RemoveIf(f(k), v),
+                    Op::RemoveIfMut(k, v) => Op::RemoveIfMut(f(k), v),
                     Op::OrInsert(k, v) => Op::OrInsert(f(k), v),
                     Op::OrInsertWith(k, v) => Op::OrInsertWith(f(k), v),
                     Op::OrDefault(k) => Op::OrDefault(f(k)),

@@ -158,6 +158,12 @@ fn write_ops() -> Vec<WriteOp> {
         ("remove", |m, k| drop(m.remove(&k))),
         ("remove_entry", |m, k| drop(m.remove_entry(&k))),
         ("remove_if", |m, k| drop(m.remove_if(&k, |_, _| true))),
+        ("remove_if_mut", |m, k| {
+            drop(m.remove_if_mut(&k, |_, v| {
+                v.push('?');
+                true
+            }))
+        }),
         ("retain", |m, _| m.retain(|_, _| true)),
         ("clear", |m, _| m.clear()),
         ("for_each_mut", |m, _| m.for_each_mut(|_, _| {})),
@@ -517,6 +523,13 @@ fn user_ops() -> Vec<UserOp> {
         ("remove_if", |m, c| {
             drop(m.remove_if(&Key::new(10, c), |_, _| {
                 point("remove_if closure");
+                true
+            }))
+        }),
+        ("remove_if_mut", |m, c| {
+            drop(m.remove_if_mut(&Key::new(23, c), |_, v| {
+                v.0 += 1;
+                point("remove_if_mut closure");
                 true
             }))
         }),

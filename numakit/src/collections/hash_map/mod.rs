@@ -824,6 +824,33 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
         }
     }
 
+    /// [`remove_if`](Self::remove_if) with the value mutable in `remove`
+    /// (as dashmap's `remove_if_mut`): what `remove` changed stays when it
+    /// returns false.
+    ///
+    /// # Panics
+    /// As [`remove_if`](Self::remove_if); if `remove` panics the entry
+    /// stays, with whatever `remove` changed.
+    pub fn remove_if_mut<Q>(
+        &self,
+        key: &Q,
+        remove: impl FnOnce(&K, &mut V) -> bool,
+    ) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut shard = self.write(hash, "remove_if_mut");
+        let mut entry = shard.find_entry(hash, |e| key == e.0.borrow()).ok()?;
+        let (k, v) = entry.get_mut();
+        if remove(k, v) {
+            Some(entry.remove().0)
+        } else {
+            None
+        }
+    }
+
     /// The entry of `key`, occupied or vacant, with its shard write-locked
     /// until the entry (or the guard it becomes) is dropped.
     ///
