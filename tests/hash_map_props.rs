@@ -11,8 +11,8 @@
 
 mod common;
 
-use numakit::collections::hash_map::{Entry, MAX_SHARDS};
-use numakit::collections::ConcurrentHashMap;
+use numakit::collections::hash_map::{Entry, TryResult, MAX_SHARDS};
+use numakit::collections::{ConcurrentHashMap, ConcurrentHashSet};
 use proptest::prelude::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -202,6 +202,8 @@ enum Op {
     Remove(u8),
     RemoveEntry(u8),
     RemoveIf(u8, u32),
+    /// Bump by `v`, then remove if the result is odd.
+    RemoveIfMut(u8, u32),
     OrInsert(u8, u32),
     OrInsertWith(u8, u32),
     OrDefault(u8),
@@ -216,6 +218,20 @@ enum Op {
     ForEachMut(u32),
     ForEach,
     IterCloned,
+    /// `iter()`, every guard kept until the end (so several of a shard
+    /// live at once).
+    Iter,
+    /// `iter_mut()`, bumping this caller's values.
+    IterMut(u32),
+    TryGet(u8),
+    TryGetMut(u8, u32),
+    View(u8),
+    /// `alter` to `v`, or by `+ v` with the old value, by parity.
+    Alter(u8, u32),
+    /// `alter_all` by `+ v` on this caller's keys.
+    AlterAll(u32),
+    ShrinkToFit,
+    TryReserve(usize),
     Clear,
     Len,
 }
@@ -234,20 +250,30 @@ fn op(keys: std::ops::Range<u8>, whole_map: bool) -> impl Strategy<Value = Op> {
         3 => k.clone().prop_map(Op::Remove),
         1 => k.clone().prop_map(Op::RemoveEntry),
         1 => (k.clone(), v).prop_map(|(k, v)| Op::RemoveIf(k, v)),
+        1 => (k.clone(), v).prop_map(|(k, v)| Op::RemoveIfMut(k, v)),
         2 => (k.clone(), v).prop_map(|(k, v)| Op::OrInsert(k, v)),
         1 => (k.clone(), v).prop_map(|(k, v)| Op::OrInsertWith(k, v)),
         1 => k.clone().prop_map(Op::OrDefault),
         2 => (k.clone(), v).prop_map(|(k, v)| Op::AndModify(k, v)),
         1 => (k.clone(), v).prop_map(|(k, v)| Op::EntryInsert(k, v)),
-        2 => (k, v).prop_map(|(k, v)| Op::EntryMatch(k, v)),
+        2 => (k.clone(), v).prop_map(|(k, v)| Op::EntryMatch(k, v)),
         1 => (2u32..6).prop_map(Op::Retain),
         1 => Just(Op::ForEach),
         1 => Just(Op::IterCloned),
+        1 => Just(Op::Iter),
+        2 => k.clone().prop_map(Op::TryGet),
+        2 => (k.clone(), v).prop_map(|(k, v)| Op::TryGetMut(k, v)),
+        2 => k.clone().prop_map(Op::View),
+        1 => Just(Op::ShrinkToFit),
+        1 => (0usize..200).prop_map(Op::TryReserve),
+        2 => (k, v).prop_map(|(k, v)| Op::Alter(k, v)),
     ];
     if whole_map {
         prop_oneof![
             30 => per_key,
             1 => v.prop_map(Op::ForEachMut),
+            1 => v.prop_map(Op::IterMut),
+            1 => v.prop_map(Op::AlterAll),
             1 => Just(Op::Clear),
             1 => Just(Op::Len),
         ]
@@ -263,7 +289,9 @@ type Model = HashMap<u8, u32>;
 /// Apply `op` to the map and the model; `mine` says which keys this
 /// caller owns (whole-map operations touch only those in the model, and
 /// see only those in the map).
-fn apply<V: TVal>(map: &Map<V>, model: &mut Model, op: &Op, mine: fn(u8) -> bool) {
+/// `alone`: no other thread uses the map (so `try_get`/`try_get_mut` are
+/// never `Locked`).
+fn apply<V: TVal>(map: &Map<V>, model: &mut Model, op: &Op, mine: fn(u8) -> bool, alone: bool) {
     let n = V::norm;
     match *op {
         Op::Insert(k, v) => {
@@ -337,6 +365,26 @@ fn apply<V: TVal>(map: &Map<V>, model: &mut Model, op: &Op, mine: fn(u8) -> bool
                     odd(x.val())
                 })
                 .map(|(_, x)| x.val());
+            assert_eq!(got, want);
+        }
+        Op::RemoveIfMut(k, v) => {
+            let want = model.get_mut(&k).and_then(|x| {
+                *x = n(x.wrapping_add(v));
+                (*x % 2 == 1).then_some(*x)
+            });
+            if want.is_some() {
+                model.remove(&k);
+            }
+            let got = map
+                .remove_if_mut(&Key::new(k), |key, x| {
+                    assert_eq!(key.k, k);
+                    x.bump(v);
+                    x.val() % 2 == 1
+                })
+                .map(|(key, x)| {
+                    assert_eq!(key.k, k);
+                    x.val()
+                });
             assert_eq!(got, want);
         }
         Op::OrInsert(k, v) => {
@@ -425,6 +473,98 @@ fn apply<V: TVal>(map: &Map<V>, model: &mut Model, op: &Op, mine: fn(u8) -> bool
                 .collect();
             assert_eq!(seen, model.iter().map(|(&k, &v)| (k, v)).collect());
         }
+        Op::Iter => {
+            let guards: Vec<_> = map.iter().filter(|r| mine(r.key().k)).collect();
+            let mut seen = BTreeMap::new();
+            for r in &guards {
+                assert!(
+                    seen.insert(r.key().k, r.val()).is_none(),
+                    "{} twice",
+                    r.key().k
+                );
+                assert_eq!(r.pair_ref().1.val(), r.value().val());
+                // Reading while the guards live never waits.
+                assert_eq!(map.get(r.key()).map(|x| x.val()), Some(r.val()));
+            }
+            assert_eq!(seen, model.iter().map(|(&k, &v)| (k, v)).collect());
+        }
+        Op::IterMut(v) => {
+            for mut r in map.iter_mut() {
+                if mine(r.key().k) {
+                    r.bump(v);
+                    let (key, x) = r.pair_mut();
+                    assert_eq!(x.val(), model[&key.k].wrapping_add(v) & norm_mask::<V>());
+                }
+            }
+            for x in model.values_mut() {
+                *x = n(x.wrapping_add(v));
+            }
+        }
+        Op::TryGet(k) => match map.try_get(&Key::new(k)) {
+            TryResult::Present(r) => assert_eq!(Some(r.val()), model.get(&k).copied()),
+            TryResult::Absent => assert!(!model.contains_key(&k)),
+            TryResult::Locked => assert!(!alone, "locked with nobody else"),
+        },
+        Op::TryGetMut(k, v) => match map.try_get_mut(&Key::new(k)) {
+            TryResult::Present(mut r) => {
+                let x = model.get_mut(&k).expect("present in the model");
+                *r = V::make(v);
+                *x = n(v);
+            }
+            TryResult::Absent => assert!(!model.contains_key(&k)),
+            TryResult::Locked => assert!(!alone, "locked with nobody else"),
+        },
+        Op::View(k) => {
+            let got = map.view(&Key::new(k), |key, x| (key.k, x.val()));
+            assert_eq!(got, model.get(&k).map(|&x| (k, x)));
+        }
+        Op::Alter(k, v) => {
+            let got = map.alter(&Key::new(k), |key, old| {
+                assert_eq!(key.k, k);
+                if v % 2 == 0 {
+                    V::make(v) // `old` is dropped here
+                } else {
+                    let mut old = old;
+                    old.bump(v);
+                    old
+                }
+            });
+            let want = match model.get_mut(&k) {
+                Some(x) => {
+                    *x = if v % 2 == 0 {
+                        n(v)
+                    } else {
+                        n(x.wrapping_add(v))
+                    };
+                    true
+                }
+                None => false,
+            };
+            assert_eq!(got, want);
+        }
+        Op::AlterAll(v) => {
+            map.alter_all(|key, mut x| {
+                if mine(key.k) {
+                    x.bump(v);
+                }
+                x
+            });
+            for x in model.values_mut() {
+                *x = n(x.wrapping_add(v));
+            }
+        }
+        Op::ShrinkToFit => {
+            map.shrink_to_fit();
+            if alone {
+                assert!(map.capacity() >= map.len());
+            }
+        }
+        Op::TryReserve(extra) => {
+            map.try_reserve(extra).unwrap();
+            if alone {
+                assert!(map.capacity() >= map.len() + extra, "{op:?}");
+            }
+        }
         Op::Clear => {
             map.clear();
             model.clear();
@@ -434,6 +574,11 @@ fn apply<V: TVal>(map: &Map<V>, model: &mut Model, op: &Op, mine: fn(u8) -> bool
             assert_eq!(map.is_empty(), model.is_empty());
         }
     }
+}
+
+/// What `V::norm` keeps of a value (all of it, or nothing for ZSTs).
+fn norm_mask<V: TVal>() -> u32 {
+    V::norm(u32::MAX)
 }
 
 /// `n` cases on the host, a tenth (at least 4) in the guest.
@@ -474,7 +619,7 @@ fn single_thread<V: TVal>(shards: usize, capacity: usize, ops: &[Op]) {
     assert!(map.capacity() >= capacity);
     let mut model = Model::new();
     for op in ops {
-        apply(&map, &mut model, op, |_| true);
+        apply(&map, &mut model, op, |_| true, true);
         assert_eq!(map.len(), model.len(), "after {op:?}");
         assert_eq!(t.live(), V::IDS_PER_ENTRY * model.len(), "after {op:?}");
         if V::ZST {
@@ -488,6 +633,19 @@ fn single_thread<V: TVal>(shards: usize, capacity: usize, ops: &[Op]) {
     }
     let got: BTreeMap<u8, u32> = map.iter_cloned().map(|(k, v)| (k.k, v.val())).collect();
     assert_eq!(got, model.iter().map(|(&k, &v)| (k, v)).collect());
+    // The read-only view sees the same, and gives the map back intact.
+    let view = map.into_read_only();
+    assert_eq!(view.len(), model.len());
+    let seen: BTreeMap<u8, u32> = view.iter().map(|(k, v)| (k.k, v.val())).collect();
+    assert_eq!(seen, model.iter().map(|(&k, &v)| (k, v)).collect());
+    for k in 0..40u8 {
+        let want = model.get(&k).copied();
+        assert_eq!(view.get(&Key::new(k)).map(|v| v.val()), want);
+        assert_eq!(view.contains_key(&Key::new(k)), want.is_some());
+    }
+    let map = view.into_inner();
+    assert_eq!(map.len(), model.len());
+    assert_eq!(t.live(), V::IDS_PER_ENTRY * model.len());
     drop(map);
     assert_eq!(t.live(), 0, "leaked");
     assert_eq!(
@@ -563,12 +721,17 @@ proptest! {
                     Op::Remove(k) => Op::Remove(f(k)),
                     Op::RemoveEntry(k) => Op::RemoveEntry(f(k)),
                     Op::RemoveIf(k, v) => Op::RemoveIf(f(k), v),
+                    Op::RemoveIfMut(k, v) => Op::RemoveIfMut(f(k), v),
                     Op::OrInsert(k, v) => Op::OrInsert(f(k), v),
                     Op::OrInsertWith(k, v) => Op::OrInsertWith(f(k), v),
                     Op::OrDefault(k) => Op::OrDefault(f(k)),
                     Op::AndModify(k, v) => Op::AndModify(f(k), v),
                     Op::EntryInsert(k, v) => Op::EntryInsert(f(k), v),
                     Op::EntryMatch(k, v) => Op::EntryMatch(f(k), v),
+                    Op::TryGet(k) => Op::TryGet(f(k)),
+                    Op::TryGetMut(k, v) => Op::TryGetMut(f(k), v),
+                    Op::View(k) => Op::View(f(k)),
+                    Op::Alter(k, v) => Op::Alter(f(k), v),
                     other => other,
                 })
                 .collect()
@@ -583,7 +746,7 @@ proptest! {
                     let mut model = Model::new();
                     start.wait();
                     for op in &ops {
-                        apply(map, &mut model, op, mine);
+                        apply(map, &mut model, op, mine, false);
                     }
                     model
                 })
@@ -601,6 +764,109 @@ proptest! {
         prop_assert_eq!(map.len(), union.len());
         prop_assert_eq!(t.live(), 2 * union.len());
         drop(map);
+        prop_assert_eq!(t.live(), 0, "leaked");
+        prop_assert_eq!(t.bad_drops.load(Ordering::Relaxed), 0, "double drop");
+    }
+}
+
+// ---------------------------------------------------------------------
+// The set.
+
+#[derive(Debug, Clone)]
+enum SetOp {
+    Insert(u8),
+    TryInsert(u8),
+    Contains(u8),
+    Get(u8),
+    Remove(u8),
+    RemoveIf(u8, bool),
+    Retain(u8),
+    Iter,
+    ShrinkToFit,
+    TryReserve(usize),
+    Clear,
+}
+
+fn set_op() -> impl Strategy<Value = SetOp> {
+    let k = 0u8..32;
+    prop_oneof![
+        4 => k.clone().prop_map(SetOp::Insert),
+        2 => k.clone().prop_map(SetOp::TryInsert),
+        2 => k.clone().prop_map(SetOp::Contains),
+        2 => k.clone().prop_map(SetOp::Get),
+        3 => k.clone().prop_map(SetOp::Remove),
+        1 => (k, any::<bool>()).prop_map(|(k, b)| SetOp::RemoveIf(k, b)),
+        1 => (2u8..6).prop_map(SetOp::Retain),
+        1 => Just(SetOp::Iter),
+        1 => Just(SetOp::ShrinkToFit),
+        1 => (0usize..100).prop_map(SetOp::TryReserve),
+        1 => Just(SetOp::Clear),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    /// The set against a `HashSet`, with tracked keys.
+    #[test]
+    fn set_matches_the_model(
+        shards in shard_count(),
+        capacity in capacity(),
+        ops in proptest::collection::vec(set_op(), 1..200),
+    ) {
+        let t = Arc::new(Tracker::default());
+        set_tracker(&t);
+        let set = ConcurrentHashSet::from_map(
+            ConcurrentHashMap::<Key, ()>::builder(0)
+                .shards(shards)
+                .capacity(capacity)
+                .build()
+                .unwrap(),
+        );
+        let mut model = HashSet::<u8>::new();
+        for op in &ops {
+            match *op {
+                SetOp::Insert(k) => prop_assert_eq!(set.insert(Key::new(k)), model.insert(k)),
+                SetOp::TryInsert(k) => {
+                    prop_assert_eq!(set.try_insert(Key::new(k)).unwrap(), model.insert(k))
+                }
+                SetOp::Contains(k) => prop_assert_eq!(set.contains(&Key::new(k)), model.contains(&k)),
+                SetOp::Get(k) => prop_assert_eq!(
+                    set.get(&Key::new(k)).map(|r| r.k),
+                    model.get(&k).copied()
+                ),
+                SetOp::Remove(k) => prop_assert_eq!(
+                    set.remove(&Key::new(k)).map(|key| key.k),
+                    model.take(&k)
+                ),
+                SetOp::RemoveIf(k, yes) => {
+                    let want = if yes { model.take(&k) } else { None };
+                    prop_assert_eq!(set.remove_if(&Key::new(k), |_| yes).map(|key| key.k), want);
+                }
+                SetOp::Retain(m) => {
+                    set.retain(|key| !key.k.is_multiple_of(m));
+                    model.retain(|k| !k.is_multiple_of(m));
+                }
+                SetOp::Iter => {
+                    let seen: Vec<u8> = set.iter().map(|r| r.key().k).collect();
+                    prop_assert_eq!(seen.len(), model.len());
+                    prop_assert_eq!(seen.into_iter().collect::<HashSet<_>>(), model.clone());
+                }
+                SetOp::ShrinkToFit => set.shrink_to_fit(),
+                SetOp::TryReserve(n) => {
+                    set.try_reserve(n).unwrap();
+                    prop_assert!(set.capacity() >= set.len() + n);
+                }
+                SetOp::Clear => {
+                    set.clear();
+                    model.clear();
+                }
+            }
+            prop_assert_eq!(set.len(), model.len(), "after {:?}", op);
+            prop_assert_eq!(t.live(), model.len(), "after {:?}", op);
+            prop_assert_eq!(t.bad_drops.load(Ordering::Relaxed), 0, "double drop at {:?}", op);
+        }
+        drop(set);
         prop_assert_eq!(t.live(), 0, "leaked");
         prop_assert_eq!(t.bad_drops.load(Ordering::Relaxed), 0, "double drop");
     }

@@ -7,8 +7,8 @@
 
 mod common;
 
-use numakit::collections::hash_map::{Entry, MAX_SHARDS};
-use numakit::collections::ConcurrentHashMap;
+use numakit::collections::hash_map::{Entry, TryResult, MAX_SHARDS};
+use numakit::collections::{ConcurrentHashMap, ConcurrentHashSet};
 use numakit::mem::MemError;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -158,10 +158,35 @@ fn write_ops() -> Vec<WriteOp> {
         ("remove", |m, k| drop(m.remove(&k))),
         ("remove_entry", |m, k| drop(m.remove_entry(&k))),
         ("remove_if", |m, k| drop(m.remove_if(&k, |_, _| true))),
+        ("remove_if_mut", |m, k| {
+            drop(m.remove_if_mut(&k, |_, v| {
+                v.push('?');
+                true
+            }))
+        }),
         ("retain", |m, _| m.retain(|_, _| true)),
         ("clear", |m, _| m.clear()),
         ("for_each_mut", |m, _| m.for_each_mut(|_, _| {})),
+        ("alter", |m, k| _ = m.alter(&k, |_, v| v)),
+        ("alter_all", |m, _| m.alter_all(|_, v| v)),
+        ("iter_mut", |m, _| _ = m.iter_mut().count()),
+        ("shrink_to_fit", |m, _| m.shrink_to_fit()),
+        ("try_reserve", |m, _| m.try_reserve(10).unwrap()),
     ]
+}
+
+/// The methods of `write_ops` that write every shard.
+fn whole_map_write(name: &str) -> bool {
+    matches!(
+        name,
+        "retain"
+            | "clear"
+            | "for_each_mut"
+            | "alter_all"
+            | "iter_mut"
+            | "shrink_to_fit"
+            | "try_reserve"
+    )
 }
 
 type ReadOp = (
@@ -178,6 +203,8 @@ fn read_ops() -> Vec<ReadOp> {
         ("for_each", |m, _| m.for_each(|_, _| {})),
         ("iter_cloned", |m, _| _ = m.iter_cloned().count()),
         ("capacity", |m, _| _ = m.capacity()),
+        ("view", |m, k| _ = m.view(&k, |_, v| v.len())),
+        ("iter", |m, _| _ = m.iter().count()),
     ]
 }
 
@@ -201,7 +228,7 @@ fn write_while_holding_a_ref_on_the_shard_panics_instead_of_hanging() {
             assert!(msg.contains("read guard"), "{name}: {msg}");
             assert_eq!(&*r, "1", "{name}: the Ref is intact");
             // The other shard is free for this thread's writes, key-wise.
-            if !matches!(name, "retain" | "clear" | "for_each_mut") {
+            if !whole_map_write(name) {
                 op(&map, 2);
             }
             drop(r);
@@ -235,10 +262,8 @@ fn anything_on_a_shard_held_for_writing_panics_instead_of_hanging() {
                 );
                 assert!(msg.contains("shard 1 (of 2)"), "{hold}/{name}: {msg}");
                 assert!(msg.contains("write lock"), "{hold}/{name}: {msg}");
-                let whole_map = matches!(
-                    name,
-                    "retain" | "clear" | "for_each_mut" | "for_each" | "iter_cloned" | "capacity"
-                );
+                let whole_map = whole_map_write(name)
+                    || matches!(name, "for_each" | "iter_cloned" | "capacity" | "iter");
                 if !whole_map {
                     op(&map, 2); // shard 0
                 }
@@ -501,6 +526,13 @@ fn user_ops() -> Vec<UserOp> {
                 true
             }))
         }),
+        ("remove_if_mut", |m, c| {
+            drop(m.remove_if_mut(&Key::new(23, c), |_, v| {
+                v.0 += 1;
+                point("remove_if_mut closure");
+                true
+            }))
+        }),
         ("entry or_insert_with vacant", |m, c| {
             let c2 = Arc::clone(c);
             drop(m.entry(Key::new(1002, c)).or_insert_with(move || {
@@ -567,6 +599,67 @@ fn user_ops() -> Vec<UserOp> {
             })
         }),
         ("iter_cloned", |m, _| _ = m.iter_cloned().count()),
+        ("iter", |m, _| {
+            for r in m.iter() {
+                point("iter loop");
+                assert!(r.key().0 < 5000);
+            }
+        }),
+        ("iter kept guards", |m, _| {
+            let kept: Vec<_> = m.iter().collect();
+            point("iter kept guards");
+            drop(kept);
+        }),
+        ("iter_mut", |m, _| {
+            for mut r in m.iter_mut() {
+                point("iter_mut loop");
+                r.0 += 1;
+            }
+        }),
+        ("view", |m, c| {
+            _ = m.view(&Key::new(18, c), |_, v| {
+                point("view closure");
+                v.0
+            })
+        }),
+        ("alter keep", |m, c| {
+            _ = m.alter(&Key::new(19, c), |_, mut v| {
+                point("alter closure");
+                v.0 += 1;
+                v
+            })
+        }),
+        ("alter replace", |m, c| {
+            let c2 = Arc::clone(c);
+            _ = m.alter(&Key::new(20, c), move |_, v| {
+                point("alter closure");
+                drop(v);
+                point("alter closure after drop");
+                Val::new(7, &c2)
+            })
+        }),
+        ("alter_all", |m, _| {
+            m.alter_all(|k, mut v| {
+                point("alter_all closure");
+                v.0 += k.0;
+                v
+            })
+        }),
+        ("try_get", |m, c| drop(m.try_get(&Key::new(21, c)))),
+        ("try_get_mut", |m, c| {
+            if let TryResult::Present(mut r) = m.try_get_mut(&Key::new(22, c)) {
+                point("try_get_mut guard");
+                r.0 += 1;
+            }
+        }),
+        ("shrink_to_fit", |m, c| {
+            for k in 3000..3100 {
+                drop(m.insert(Key::new(k, c), Val::new(k, c)));
+            }
+            m.retain(|k, _| k.0 < 3000);
+            m.shrink_to_fit();
+        }),
+        ("try_reserve", |m, _| m.try_reserve(500).unwrap()),
         ("clear", |m, _| m.clear()),
         ("insert with growth", |m, c| {
             for k in 2000..2200 {
@@ -771,4 +864,352 @@ fn hostile_capacities_are_typed_errors_or_work() {
         .capacity(usize::MAX)
         .build();
     assert!(matches!(r, Err(MemError::SizeOverflow { .. })), "{r:?}");
+}
+
+// ---------------------------------------------------------------------
+// Guarded iteration, `try_get`, and reads that must not wait where
+// dashmap's do not.
+
+/// Three threads: A reads shard 0 (holds a `Ref`), B reads shard 1 then
+/// writes shard 0 (waits for A), C writes shard 1 (waits for B); then A
+/// reads shard 1. dashmap's readers pass waiting writers, so A proceeds
+/// and everyone finishes. With writer preference A queued behind C: A
+/// waited for C, C for B, B for A — a deadlock through reads.
+#[test]
+fn a_read_never_closes_a_cycle_through_a_waiting_writer() {
+    watchdog(20, "read past a waiting writer, three threads", || {
+        let map = sharded(2); // key k in shard k % 2
+        let a_holds = map.get(&0).unwrap(); // A: shard 0
+        let b_ready = Arc::new(Barrier::new(2));
+        let b = {
+            let (map, ready) = (Arc::clone(&map), Arc::clone(&b_ready));
+            std::thread::spawn(move || {
+                let y = map.get(&1).unwrap(); // B: shard 1
+                ready.wait();
+                map.insert(2, "b".into()); // shard 0: waits for A
+                drop(y);
+            })
+        };
+        b_ready.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        let c = waiting_writer(&map, 3); // C: shard 1, waits for B
+        assert!(!b.is_finished() && !c.is_finished());
+        // A reads shard 1 with every read path, then lets go.
+        assert_eq!(map.get(&1).as_deref().map(String::as_str), Some("1"));
+        assert_eq!(map.get_cloned(&5).as_deref(), Some("5"));
+        assert!(map.contains_key(&7));
+        assert_eq!(map.view(&1, |_, v| v.clone()).as_deref(), Some("1"));
+        assert!(map.try_get(&1).is_present());
+        assert_eq!(map.iter().count(), 8);
+        drop(a_holds);
+        b.join().unwrap();
+        assert_eq!(c.join().unwrap().as_deref(), Some("3"));
+        assert_eq!(map.get_cloned(&2).as_deref(), Some("b"));
+    });
+}
+
+/// Iterating while this thread holds a `Ref` and another thread waits to
+/// write that shard: the iterator reads past the writer; the writer gets
+/// the shard once the `Ref`, the iterator and its guards are gone.
+#[test]
+fn iter_while_holding_a_ref_and_a_writer_waits_does_not_hang() {
+    watchdog(20, "iter with a Ref held and a writer waiting", || {
+        let map = sharded(4);
+        let held = map.get(&1).unwrap();
+        let writer = waiting_writer(&map, 5); // shard 1
+        let mut n = 0;
+        for r in map.iter() {
+            // Reads from the loop, of the visited shard too.
+            assert_eq!(map.get(r.key()).as_deref(), Some(r.value()));
+            assert!(map.try_get(r.key()).is_present());
+            n += 1;
+        }
+        assert_eq!(n, 16);
+        // Guards kept past the iterator keep their shard read-locked.
+        let kept: Vec<_> = map.iter().filter(|r| *r.key() % 4 == 1).collect();
+        drop(held);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!writer.is_finished(), "the kept guards hold shard 1");
+        assert_eq!(kept.len(), 4);
+        drop(kept);
+        assert_eq!(writer.join().unwrap().as_deref(), Some("5"));
+    });
+}
+
+/// Writing, from the iterating thread, the shard the iterator (or a kept
+/// guard) holds would wait for itself: it panics, names the shard, and
+/// the map stays usable; other shards can be written from the loop.
+#[test]
+fn writing_the_visited_shard_from_an_iterator_panics_instead_of_hanging() {
+    watchdog(20, "write from an iterator loop", || {
+        let map = sharded(2);
+        let err = catch_unwind(AssertUnwindSafe(|| {
+            for r in map.iter() {
+                map.insert(*r.key() + 2, "x".into()); // same shard
+            }
+        }))
+        .unwrap_err();
+        let msg = panic_message(err);
+        assert!(msg.contains("ConcurrentHashMap::insert "), "{msg}");
+        assert!(
+            msg.contains("shard 0 (of 2)") && msg.contains("read guard"),
+            "{msg}"
+        );
+        // iter_mut: reads of the visited shard panic too.
+        let err = catch_unwind(AssertUnwindSafe(|| {
+            for r in map.iter_mut() {
+                drop(map.get(r.key()));
+            }
+        }))
+        .unwrap_err();
+        let msg = panic_message(err);
+        assert!(
+            msg.contains("ConcurrentHashMap::get ") && msg.contains("write lock"),
+            "{msg}"
+        );
+        // An iterator reaching a shard this thread writes panics.
+        let w = map.get_mut(&1).unwrap();
+        for (name, go) in [
+            (
+                "iter",
+                &(|m: &ConcurrentHashMap<u32, String, ShardOf>| _ = m.iter().count())
+                    as &dyn Fn(&_),
+            ),
+            ("iter_mut", &|m: &ConcurrentHashMap<
+                u32,
+                String,
+                ShardOf,
+            >| _ = m.iter_mut().count()),
+        ] {
+            let err = catch_unwind(AssertUnwindSafe(|| go(&map))).unwrap_err();
+            let msg = panic_message(err);
+            assert!(
+                msg.contains(&format!("ConcurrentHashMap::{name} ")),
+                "{msg}"
+            );
+            assert!(msg.contains("shard 1 (of 2)"), "{msg}");
+        }
+        // With the write guard of shard 1 held, shard 0 can be iterated.
+        let evens: Vec<u32> = map.iter().take(4).map(|r| *r.key()).collect();
+        assert!(evens.iter().all(|k| k % 2 == 0), "{evens:?}");
+        drop(w);
+        // The iterator holds shard 0 only while it is in it: writing
+        // shard 1 (odd keys) from the loop works.
+        for r in map.iter().take(4) {
+            assert_eq!(*r.key() % 2, 0);
+            map.insert(*r.key() + 101, "odd".into());
+        }
+        let mut odd = 0;
+        for r in map.iter_mut() {
+            if *r.key() % 2 == 1 {
+                odd += 1;
+            }
+        }
+        assert_eq!(odd, 8);
+        for mut r in map.iter_mut() {
+            r.push('!');
+        }
+        assert_eq!(map.len(), 12);
+        assert!(map.iter().all(|r| r.ends_with('!')));
+    });
+}
+
+/// `try_get`/`try_get_mut` never wait and never panic: `Locked` where the
+/// plain call would wait (another thread writes) or would wait for itself
+/// (this thread holds the shard); readers pass a waiting writer.
+#[test]
+fn try_get_answers_locked_instead_of_waiting() {
+    watchdog(20, "try_get", || {
+        let map = sharded(2);
+        assert_eq!(
+            map.try_get(&1).present().as_deref().map(String::as_str),
+            Some("1")
+        );
+        assert!(map.try_get(&100).is_absent());
+        assert!(map.try_get_mut(&100).is_absent());
+        // This thread holds shard 1 for reading.
+        let r = map.get(&1).unwrap();
+        assert!(map.try_get(&3).is_present());
+        assert!(map.try_get_mut(&3).is_locked());
+        assert!(map.try_get_mut(&2).is_present(), "the other shard");
+        drop(r);
+        // This thread holds shard 1 for writing.
+        let w = map.get_mut(&1).unwrap();
+        assert!(map.try_get(&3).is_locked());
+        assert!(map.try_get_mut(&3).is_locked());
+        drop(w);
+        // Another thread holds shard 1 for writing.
+        let (hold, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let t = {
+            let (map, hold, release) = (Arc::clone(&map), Arc::clone(&hold), Arc::clone(&release));
+            std::thread::spawn(move || {
+                let w = map.get_mut(&1).unwrap();
+                hold.wait();
+                release.wait();
+                drop(w);
+            })
+        };
+        hold.wait();
+        assert!(map.try_get(&1).is_locked());
+        assert!(map.try_get_mut(&3).is_locked());
+        assert!(map.try_get(&2).is_present());
+        release.wait();
+        t.join().unwrap();
+        // Another thread reads shard 1 and a writer waits: readers pass.
+        let (hold, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let t = {
+            let (map, hold, release) = (Arc::clone(&map), Arc::clone(&hold), Arc::clone(&release));
+            std::thread::spawn(move || {
+                let r = map.get(&1).unwrap();
+                hold.wait();
+                release.wait();
+                drop(r);
+            })
+        };
+        hold.wait();
+        let writer = waiting_writer(&map, 5);
+        assert!(map.try_get(&1).is_present());
+        assert!(map.try_get_mut(&3).is_locked());
+        release.wait();
+        t.join().unwrap();
+        writer.join().unwrap();
+        // A `Present` guard is a real guard: it blocks this thread's writes.
+        let g = map.try_get(&1).present().unwrap();
+        let e = catch_unwind(AssertUnwindSafe(|| map.insert(3, "x".into()))).unwrap_err();
+        assert!(panic_message(e).contains("read guard"));
+        drop(g);
+        let mut g = map.try_get_mut(&1).present().unwrap();
+        g.push('?');
+        drop(g);
+        assert_eq!(map.get_cloned(&1).as_deref(), Some("1?"));
+    });
+}
+
+/// Closures of `view`, `alter` and `alter_all` that use the shard they run
+/// under panic instead of hanging; the entry `alter` gave away is removed.
+#[test]
+fn view_and_alter_callbacks_that_reenter_the_map_never_hang() {
+    watchdog(20, "re-entrant view and alter", || {
+        let map = sharded(1);
+        let err = catch_unwind(AssertUnwindSafe(|| {
+            map.view(&1, |_, _| drop(map.insert(9, "x".into())));
+        }))
+        .unwrap_err();
+        assert!(panic_message(err).contains("ConcurrentHashMap::insert "));
+        // A view may read the map.
+        assert_eq!(
+            map.view(&1, |_, v| map.get_cloned(&2).unwrap() + v)
+                .as_deref(),
+            Some("21")
+        );
+        let err = catch_unwind(AssertUnwindSafe(|| {
+            map.alter(&1, |_, v| {
+                drop(map.get(&2));
+                v
+            });
+        }))
+        .unwrap_err();
+        assert!(panic_message(err).contains("ConcurrentHashMap::get "));
+        assert!(map.get(&1).is_none(), "the altered entry is gone");
+        assert_eq!(map.len(), 3);
+        let err = catch_unwind(AssertUnwindSafe(|| {
+            map.alter_all(|_, v| {
+                _ = map.contains_key(&0);
+                v
+            })
+        }))
+        .unwrap_err();
+        assert!(panic_message(err).contains("ConcurrentHashMap::contains_key "));
+        assert_eq!(map.len(), 2);
+        map.alter_all(|k, v| format!("{v}/{k}"));
+        assert!(map
+            .iter()
+            .all(|r| *r.value() == format!("{0}/{0}", r.key())));
+    });
+}
+
+/// `try_reserve` at 0, 1, large and hostile counts: `Ok` or a typed error,
+/// never a panic or an abort; the map is unchanged and usable after.
+#[test]
+fn hostile_reserves_are_typed_errors_or_work() {
+    for shards in [1, 64, MAX_SHARDS] {
+        let map = ConcurrentHashMap::<u64, u64>::builder(0)
+            .shards(shards)
+            .build()
+            .unwrap();
+        map.insert(7, 7);
+        map.try_reserve(0).unwrap();
+        map.try_reserve(1).unwrap();
+        assert!(map.capacity() >= 2);
+        map.try_reserve(4096).unwrap();
+        assert!(map.capacity() >= 4097);
+        for extra in [
+            usize::MAX,
+            usize::MAX - 1,
+            usize::MAX / 2,
+            isize::MAX as usize + 1,
+        ] {
+            let err = map.try_reserve(extra).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    MemError::SizeOverflow { .. }
+                        | MemError::OutOfNodeMemory { .. }
+                        | MemError::InvalidSize { .. }
+                ),
+                "{shards} shards, {extra}: {err}"
+            );
+            if shards == 1 {
+                assert!(matches!(err, MemError::SizeOverflow { .. }), "{err}");
+            }
+            if let MemError::SizeOverflow { count, .. } = err {
+                assert_eq!(count, extra, "the error names the count asked for: {err}");
+            }
+        }
+        // Representable, more than the node has.
+        let err = map.try_reserve(1 << 50).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MemError::OutOfNodeMemory { .. }
+                    | MemError::InvalidSize { .. }
+                    | MemError::SizeOverflow { .. }
+            ),
+            "{shards} shards: {err}"
+        );
+        assert_eq!(map.get_cloned(&7), Some(7));
+        assert_eq!(map.len(), 1);
+        map.insert(8, 8);
+        map.shrink_to_fit();
+        assert_eq!(
+            (map.get_cloned(&7), map.get_cloned(&8), map.len()),
+            (Some(7), Some(8), 2)
+        );
+    }
+    let zst = ConcurrentHashMap::<(), ()>::builder(0)
+        .shards(1)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        zst.try_reserve(usize::MAX),
+        Err(MemError::SizeOverflow { .. })
+    ));
+    let set = ConcurrentHashSet::<u64>::new(0).unwrap();
+    assert!(set.try_reserve(usize::MAX).is_err());
+    set.try_reserve(1).unwrap();
+    assert!(set.insert(1));
+}
+
+/// A read-only view and a set can be shared across threads.
+#[test]
+fn auto_traits() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<
+        numakit::collections::hash_map::ReadOnlyView<
+            u32,
+            String,
+            std::collections::hash_map::RandomState,
+        >,
+    >();
+    send_sync::<ConcurrentHashSet<u32>>();
 }

@@ -1021,6 +1021,26 @@ fn maps(report: &mut Report, mix: Mix, threads: usize) {
     report.run(c);
 }
 
+/// One full guarded iteration over a prefilled map (`iter`), per entry.
+fn map_iter(report: &mut Report) {
+    fn entry<M: maps_support::IterSum>(c: &mut Comparison, name: &str, make: fn() -> M) -> usize {
+        c.entry(name, move || {
+            let map = make();
+            prefill(&map);
+            custom(maps_support::PREFILLED, move |iters| {
+                time_passes(iters, || _ = std::hint::black_box(map.iter_sum()))
+            })
+        })
+    }
+    let mut c = Comparison::new("maps", "iter", 1, Unit::Latency("/entry"));
+    let nk = entry(&mut c, "numakit map", numakit_map);
+    let dash = entry(&mut c, "dashmap", dash_map);
+    let std = entry(&mut c, "RwLock<HashMap>", std_map);
+    c.pair(nk, dash, "iter, 32768 entries");
+    c.pair(nk, std, "iter, 32768 entries");
+    report.run(c);
+}
+
 fn pool(report: &mut Report) {
     let workers = pool_support::threads();
     let unit = Unit::Latency("/job");
@@ -1381,6 +1401,7 @@ fn main() {
             maps(&mut report, mix, t);
         }
     }
+    map_iter(&mut report);
     pool(&mut report);
     #[cfg(feature = "rayon")]
     node_sum(&mut report);

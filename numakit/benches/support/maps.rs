@@ -231,3 +231,33 @@ pub fn dash_map() -> DashMap<u64, u64, RandomState> {
 pub fn std_map() -> RwLock<HashMap<u64, u64, RandomState>> {
     RwLock::new(HashMap::with_hasher(RandomState::new()))
 }
+
+/// A full pass over a map with its guarded iterator: the sum of the
+/// values, each read through the guard the iterator lends.
+pub trait IterSum: Map {
+    fn iter_sum(&self) -> u64;
+}
+
+impl IterSum for ConcurrentHashMap<u64, u64> {
+    #[inline]
+    fn iter_sum(&self) -> u64 {
+        self.iter().map(|e| *e.value()).sum()
+    }
+}
+
+impl IterSum for DashMap<u64, u64, RandomState> {
+    #[inline]
+    fn iter_sum(&self) -> u64 {
+        self.iter().map(|e| *e.value()).sum()
+    }
+}
+
+impl IterSum for RwLock<HashMap<u64, u64, RandomState>> {
+    #[inline]
+    fn iter_sum(&self) -> u64 {
+        self.read().unwrap().values().sum()
+    }
+}
+
+/// Entries a prefilled map holds (see [`prefill`]).
+pub const PREFILLED: u64 = KEYS / 2;

@@ -36,7 +36,7 @@ pub(crate) mod primitive;
 pub mod spsc;
 mod wait;
 
-pub use hash_map::ConcurrentHashMap;
+pub use hash_map::{ConcurrentHashMap, ConcurrentHashSet};
 pub use mpmc::{IntoIter as MpmcIntoIter, MpmcRing};
 #[cfg(feature = "async")]
 pub use mpmc::{MpmcPopFuture, MpmcPushFuture};

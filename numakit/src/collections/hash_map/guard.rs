@@ -252,3 +252,44 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for RefMut<'_, K, V> {
             .finish()
     }
 }
+
+/// The answer of a lookup that does not wait
+/// ([`try_get`](super::ConcurrentHashMap::try_get),
+/// [`try_get_mut`](super::ConcurrentHashMap::try_get_mut)), as dashmap's
+/// `TryResult`.
+#[derive(Debug)]
+#[must_use = "a `Present` guard keeps its shard locked while it lives"]
+pub enum TryResult<R> {
+    /// The key is there: the guard.
+    Present(R),
+    /// The key is not there.
+    Absent,
+    /// The key's shard is locked in a way that would make the caller wait
+    /// (or, for a shard the calling thread holds, wait for itself).
+    Locked,
+}
+
+impl<R> TryResult<R> {
+    /// Whether the key was there.
+    pub fn is_present(&self) -> bool {
+        matches!(self, TryResult::Present(_))
+    }
+
+    /// Whether the key was not there.
+    pub fn is_absent(&self) -> bool {
+        matches!(self, TryResult::Absent)
+    }
+
+    /// Whether the shard was locked.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, TryResult::Locked)
+    }
+
+    /// The guard, if the key was there.
+    pub fn present(self) -> Option<R> {
+        match self {
+            TryResult::Present(r) => Some(r),
+            TryResult::Absent | TryResult::Locked => None,
+        }
+    }
+}

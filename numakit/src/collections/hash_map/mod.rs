@@ -57,6 +57,9 @@
 //!
 //! # Iteration
 //!
+//! [`iter`](ConcurrentHashMap::iter),
+//! [`iter_mut`](ConcurrentHashMap::iter_mut),
+//! [`alter_all`](ConcurrentHashMap::alter_all),
 //! [`for_each`](ConcurrentHashMap::for_each),
 //! [`for_each_mut`](ConcurrentHashMap::for_each_mut),
 //! [`retain`](ConcurrentHashMap::retain) and
@@ -66,11 +69,21 @@
 //! iteration is visited exactly once; an entry inserted or removed while
 //! the iteration runs is visited at most once, depending on whether its
 //! shard was visited before or after. Only one shard is locked at a time,
-//! so iteration never stops the whole map. `for_each` runs the callback
+//! so iteration never stops the whole map (a [`RefMulti`] or
+//! [`RefMutMulti`] kept after its iterator moved on keeps its shard
+//! locked too). `for_each` runs the callback
 //! with the shard locked (it may read the map, but writing that shard
 //! from it panics); `iter_cloned`
 //! copies one shard at a time and runs no user code under a lock but
 //! `Clone`.
+//!
+//! # Read-only view
+//!
+//! [`into_read_only`](ConcurrentHashMap::into_read_only) turns a map that
+//! is done being written into a [`ReadOnlyView`]: plain `&K`/`&V`
+//! references, no lock taken, shareable across threads;
+//! [`ReadOnlyView::into_inner`] gives the map back. A
+//! [`ConcurrentHashSet`] is a map with `()` values, with the same rules.
 //!
 //! # User code that panics
 //!
@@ -80,6 +93,10 @@
 //! usable and consistent — `len` counts what is in it, and every key and
 //! value is dropped exactly once, by the map or by the caller — and the
 //! interrupted operation happened or did not, except:
+//! - [`alter`](ConcurrentHashMap::alter) and
+//!   [`alter_all`](ConcurrentHashMap::alter_all) remove the entry whose
+//!   value the closure was given (it was moved in and is gone); the
+//!   entries `alter_all` visited before keep their new values;
 //! - [`retain`](ConcurrentHashMap::retain),
 //!   [`for_each_mut`](ConcurrentHashMap::for_each_mut) and
 //!   [`clear`](ConcurrentHashMap::clear) stop where the panic happened
@@ -132,11 +149,17 @@ mod entry;
 mod error;
 mod guard;
 mod held;
+mod iter;
+mod read_only;
+mod set;
 mod storage;
 
 pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::InsertError;
-pub use guard::{Ref, RefMut};
+pub use guard::{Ref, RefMut, TryResult};
+pub use iter::{Iter, IterMut, RefMulti, RefMutMulti};
+pub use read_only::ReadOnlyView;
+pub use set::{ConcurrentHashSet, SetIter, SetRef, SetRefMulti};
 
 use self::guard::{ShardRead, ShardWrite};
 use self::held::Hold;
@@ -181,17 +204,26 @@ type PaddedShard<K, V> = CachePadded<Shard<K, V>>;
 ///
 /// A [`Ref`] keeps its shard read-locked, a [`RefMut`] or an [`Entry`]
 /// write-locked, and `for_each`, `for_each_mut`, `retain`, `update` and
-/// `remove_if` hold a shard's lock while their callback runs. The lock is
-/// a reader-writer lock with writer preference: once a writer waits, new
-/// readers wait behind it. Each thread records the shards it holds (a few
-/// thread-local words), and the map uses that record so that a thread
-/// never waits for itself:
+/// `remove_if` hold a shard's lock while their callback runs; an [`Iter`]
+/// and its [`RefMulti`] hold the read lock of the shard they are in, an
+/// [`IterMut`] and its [`RefMutMulti`] the write lock. The map's reads
+/// pass waiting writers, as dashmap's do: a read waits only while a
+/// writer *holds* the shard, so a read never closes a cycle of threads
+/// waiting for one another through a writer that merely waits (the price,
+/// as in dashmap: a steady stream of readers of one shard can delay its
+/// writers). Each thread records the shards it holds (a few thread-local
+/// words), and the map uses that record so that a thread never waits for
+/// itself:
 ///
-/// | the thread holds on the shard | it reads the shard (`get`, `get_cloned`, `contains_key`, iteration) | it writes the shard (`insert`, `entry`, `get_mut`, `remove`, `update`, `retain`, `clear`, ...) |
+/// | the thread holds on the shard | it reads the shard (`get`, `get_cloned`, `contains_key`, `view`, `iter`) | it writes the shard (`insert`, `entry`, `get_mut`, `remove`, `update`, `alter`, `retain`, `iter_mut`, `clear`, ...) |
 /// |---|---|---|
-/// | nothing | waits as usual | waits as usual |
-/// | a read guard (`Ref`, `for_each`) | **proceeds at once**, even while a writer waits (it joins the readers inside) | **panics**: it would wait for itself |
-/// | the write guard (`RefMut`, `Entry`, `for_each_mut`, ...) | **panics**: it would wait for itself | **panics** |
+/// | nothing | waits while another thread writes it | waits as usual |
+/// | a read guard (`Ref`, `RefMulti`, an `Iter` in it, `for_each`, `view`) | **proceeds at once**, even while a writer waits (it joins the readers inside) | **panics**: it would wait for itself |
+/// | the write guard (`RefMut`, `RefMutMulti`, an `IterMut` in it, `Entry`, `for_each_mut`, `alter`, ...) | **panics**: it would wait for itself | **panics** |
+///
+/// dashmap hangs in the two "panics" cases and nowhere else among these;
+/// [`try_get`](Self::try_get) and [`try_get_mut`](Self::try_get_mut)
+/// answer [`TryResult::Locked`] there instead of panicking.
 ///
 /// The panic says which method, which shard, and which guard to drop;
 /// the map stays usable. Shards other than the ones the thread holds
@@ -377,6 +409,54 @@ fn default_shards() -> usize {
         .clamp(32, MAX_SHARDS)
 }
 
+/// The room each of `shards` shards needs for `n` entries among them:
+/// uniform hashing spreads `n` keys over the shards with a standard
+/// deviation of about sqrt(n / shards); leave two of them.
+fn per_shard_share(n: usize, shards: usize) -> usize {
+    let per_shard = n.div_ceil(shards);
+    per_shard.saturating_add(2 * per_shard.isqrt() + 1)
+}
+
+/// Replace the value in bucket `index` of `table` by `f(key, value)`. If
+/// `f` panics, the value (moved into `f`) is gone: the entry is taken out
+/// of the table, its key dropped, and the value's bits forgotten.
+///
+/// # Safety
+/// `index` is a full bucket of `table`.
+unsafe fn alter_at<K, V>(table: &mut Table<K, V>, index: usize, f: impl FnOnce(&K, V) -> V) {
+    /// Removes the bucket whose value was moved out, if `f` unwinds.
+    struct Hole<K, V> {
+        table: *mut Table<K, V>,
+        index: usize,
+    }
+    impl<K, V> Drop for Hole<K, V> {
+        fn drop(&mut self) {
+            // SAFETY: `index` is still full (`f` cannot reach the table:
+            // its shard is write-locked by this thread, which refuses to
+            // lock it again) and `table` outlives the hole.
+            let entry = unsafe { (*self.table).get_bucket_entry_unchecked(self.index) };
+            let ((key, value), _) = entry.remove();
+            // Its value was moved into `f`, which dropped it.
+            std::mem::forget(value);
+            drop(key);
+        }
+    }
+    let table: *mut Table<K, V> = table;
+    // SAFETY: `index` is full (the caller's contract); `table` is valid
+    // and exclusively ours for this call.
+    let slot: *mut (K, V) = unsafe { (*table).get_bucket_unchecked_mut(index) };
+    let hole = Hole { table, index };
+    // SAFETY: `slot` is a live entry; its value is read out once here and
+    // the slot is written back below before anyone reads it, or removed
+    // without dropping the value by `hole` if `f` unwinds.
+    let value = unsafe { std::ptr::read(&(*slot).1) };
+    // SAFETY: the key stays in place, untouched, while `f` runs.
+    let new = f(unsafe { &(*slot).0 }, value);
+    // SAFETY: the value's place is vacant (moved out above).
+    unsafe { std::ptr::write(&mut (*slot).1, new) };
+    std::mem::forget(hole);
+}
+
 impl<K: Hash + Eq, V> ConcurrentHashMap<K, V, RandomState> {
     /// An empty map on `node` (required; never inferred), with the default
     /// shard count and std's `RandomState`.
@@ -469,10 +549,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
         };
         // From here on the map's Drop cleans up on error.
         if capacity > 0 {
-            let per_shard = capacity.div_ceil(shards);
-            // Uniform hashing spreads n keys over the shards with a standard
-            // deviation of about sqrt(n / shards); leave two of them.
-            let per_shard = per_shard.saturating_add(2 * per_shard.isqrt() + 1);
+            let per_shard = per_shard_share(capacity, shards);
             for shard in map.shard_slice() {
                 let mut table = shard.table.write();
                 map.reserve(&mut table, per_shard)?;
@@ -747,6 +824,33 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
         }
     }
 
+    /// [`remove_if`](Self::remove_if) with the value mutable in `remove`
+    /// (as dashmap's `remove_if_mut`): what `remove` changed stays when it
+    /// returns false.
+    ///
+    /// # Panics
+    /// As [`remove_if`](Self::remove_if); if `remove` panics the entry
+    /// stays, with whatever `remove` changed.
+    pub fn remove_if_mut<Q>(
+        &self,
+        key: &Q,
+        remove: impl FnOnce(&K, &mut V) -> bool,
+    ) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut shard = self.write(hash, "remove_if_mut");
+        let mut entry = shard.find_entry(hash, |e| key == e.0.borrow()).ok()?;
+        let (k, v) = entry.get_mut();
+        if remove(k, v) {
+            Some(entry.remove().0)
+        } else {
+            None
+        }
+    }
+
     /// The entry of `key`, occupied or vacant, with its shard write-locked
     /// until the entry (or the guard it becomes) is dropped.
     ///
@@ -798,6 +902,251 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
             ))),
             Err(error) => Err(InsertError::new(key, self.node(), error)),
         }
+    }
+
+    /// [`get`](Self::get) without waiting: [`TryResult::Present`] with the
+    /// guard, [`TryResult::Absent`], or [`TryResult::Locked`] when a writer
+    /// holds the key's shard — another thread, or this one (then `get`
+    /// would panic; `try_get` never does). Waiting writers do not make it
+    /// `Locked` (readers pass them, see
+    /// [one thread, several guards](Self#one-thread-several-guards)).
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::hash_map::TryResult;
+    /// use numakit::collections::ConcurrentHashMap;
+    /// let map = ConcurrentHashMap::<u32, u32>::builder(0).shards(1).build()?;
+    /// map.insert(1, 10);
+    /// assert_eq!(map.try_get(&1).present().as_deref(), Some(&10));
+    /// assert!(map.try_get(&2).is_absent());
+    /// let writing = map.get_mut(&1).unwrap();
+    /// assert!(map.try_get(&1).is_locked()); // `get` would wait for itself
+    /// drop(writing);
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn try_get<Q>(&self, key: &Q) -> TryResult<Ref<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let Some(guard) = self.try_read_at(self.shard_index(hash)) else {
+            return TryResult::Locked;
+        };
+        match guard.find(hash, |e| key == e.0.borrow()).map(NonNull::from) {
+            // SAFETY: `entry` is in the table `guard` read-locks.
+            Some(entry) => TryResult::Present(unsafe { Ref::new(guard, entry) }),
+            None => TryResult::Absent,
+        }
+    }
+
+    /// [`get_mut`](Self::get_mut) without waiting: `Locked` when anyone
+    /// holds the key's shard (a reader or a writer, this thread included).
+    pub fn try_get_mut<Q>(&self, key: &Q) -> TryResult<RefMut<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let Some(mut shard) = self.try_write_at(self.shard_index(hash)) else {
+            return TryResult::Locked;
+        };
+        match shard
+            .find_mut(hash, |e| key == e.0.borrow())
+            .map(NonNull::from)
+        {
+            // SAFETY: `entry` is in the table `shard` write-locks.
+            Some(entry) => TryResult::Present(unsafe { RefMut::new(shard, entry) }),
+            None => TryResult::Absent,
+        }
+    }
+
+    /// Run `f` on the entry of `key` under the shard's read lock and
+    /// return what it returns; `None` (and `f` not run) if absent. Holds
+    /// nothing afterwards.
+    ///
+    /// # Panics
+    /// When the calling thread holds the key's shard for writing (see
+    /// [one thread, several guards](Self#one-thread-several-guards)), and
+    /// when `f` panics (the lock is released; the map is unchanged) or
+    /// writes the key's shard.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// let map = ConcurrentHashMap::<u32, String>::new(0)?;
+    /// map.insert(1, "one".into());
+    /// assert_eq!(map.view(&1, |_, v| v.len()), Some(3));
+    /// assert_eq!(map.view(&2, |_, v| v.len()), None);
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn view<Q, R>(&self, key: &Q, f: impl FnOnce(&K, &V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let guard = self.read(hash, "view");
+        let (k, v) = guard.find(hash, |e| key == e.0.borrow())?;
+        Some(f(k, v))
+    }
+
+    /// Replace the value of `key` by `f(key, value)`, under the shard's
+    /// write lock; nothing happens if absent. Returns whether the key was
+    /// there.
+    ///
+    /// If `f` panics, the value it was given is gone (dropped by the
+    /// unwinding), so the entry is **removed** (its key dropped) and the
+    /// panic goes on; the map stays usable and nothing is dropped twice.
+    ///
+    /// # Panics
+    /// When `f` panics (see above), when the calling thread holds a guard
+    /// on the key's shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)), and
+    /// when `f` uses that shard.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// let map = ConcurrentHashMap::<u32, Vec<u32>>::new(0)?;
+    /// map.insert(1, vec![1, 2]);
+    /// assert!(map.alter(&1, |_, v| v.into_iter().rev().collect()));
+    /// assert!(!map.alter(&2, |_, v| v));
+    /// assert_eq!(map.get_cloned(&1), Some(vec![2, 1]));
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn alter<Q>(&self, key: &Q, f: impl FnOnce(&K, V) -> V) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut shard = self.write(hash, "alter");
+        let Some(index) = shard.find_bucket_index(hash, |e| key == e.0.borrow()) else {
+            return false;
+        };
+        // SAFETY: `index` was just found full under this write lock.
+        unsafe { alter_at(&mut shard, index, f) };
+        true
+    }
+
+    /// Replace every value by `f(key, value)`; shard by shard, each under
+    /// its write lock (see the iteration rule in the
+    /// [module documentation](self)).
+    ///
+    /// If `f` panics, the entry it was given is removed (as in
+    /// [`alter`](Self::alter)); the entries before it keep their new
+    /// values, the ones after it their old ones, and the panic goes on.
+    ///
+    /// # Panics
+    /// When `f` panics (see above), when the calling thread holds a guard
+    /// on any shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)), and
+    /// when `f` uses the shard being visited.
+    pub fn alter_all(&self, mut f: impl FnMut(&K, V) -> V) {
+        for i in 0..self.shard_count() {
+            let mut shard = self.write_at(i, "alter_all");
+            for index in 0..shard.num_buckets() {
+                if shard.get_bucket(index).is_some() {
+                    // SAFETY: `index` is full, under this write lock.
+                    unsafe { alter_at(&mut shard, index, &mut f) };
+                }
+            }
+        }
+    }
+
+    /// Give back memory: each shard's table shrinks to the smallest that
+    /// holds its entries (shard by shard, each under its write lock).
+    /// Shrinking is best effort: a shard whose smaller table the node
+    /// cannot give keeps its table, and a key's `Hash` that panics leaves
+    /// its shard as it was (the hashes are all taken before anything
+    /// moves). Never aborts on a failed allocation.
+    ///
+    /// # Panics
+    /// When a key's `Hash` panics (see above), and when the calling thread
+    /// holds a guard on any shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)).
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// let map = ConcurrentHashMap::<u32, u32>::builder(0).shards(2).capacity(10_000).build()?;
+    /// map.insert(1, 1);
+    /// map.shrink_to_fit();
+    /// assert!(map.capacity() < 100);
+    /// assert_eq!(map.get_cloned(&1), Some(1));
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn shrink_to_fit(&self) {
+        for i in 0..self.shard_count() {
+            let mut shard = self.write_at(i, "shrink_to_fit");
+            let len = shard.len();
+            if shard.capacity() == 0 {
+                continue;
+            }
+            let mut smaller = HashTable::new_in(*shard.allocator());
+            if len > 0 && self.reserve(&mut smaller, len).is_err() {
+                continue; // best effort: the node cannot give it now
+            }
+            if smaller.capacity() >= shard.capacity() {
+                continue; // already as small as it gets
+            }
+            let hashes: Vec<u64> = shard.iter().map(|e| self.hash(&e.0)).collect();
+            // No user code runs from here on: `insert_unique` has room (so
+            // it does not hash) and `drain` visits in `iter`'s order.
+            let hasher = &self.hasher;
+            for (entry, hash) in shard.drain().zip(hashes) {
+                smaller.insert_unique(hash, entry, |e| hasher.hash_one(&e.0));
+            }
+            *shard = smaller;
+        }
+    }
+
+    /// Make room for about `additional` more entries spread over the
+    /// shards (each gets its share plus a margin, as
+    /// [`Builder::capacity`]), so that inserting them needs no growth.
+    /// Shard by shard, each under its write lock.
+    ///
+    /// # Errors
+    /// - [`MemError::SizeOverflow`] when `additional` (with the margin) is
+    ///   more entries than a table can address (`usize::MAX`, for one);
+    /// - [`MemError::OutOfNodeMemory`] and the other memory-layer errors
+    ///   when the node cannot give the memory.
+    ///
+    /// On an error the shards before the failing one keep what they
+    /// reserved; no entry changes.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on any shard (see
+    /// [one thread, several guards](Self#one-thread-several-guards)).
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// use numakit::mem::MemError;
+    /// let map = ConcurrentHashMap::<u32, u32>::new(0)?;
+    /// map.try_reserve(1000)?;
+    /// assert!(map.capacity() >= 1000);
+    /// assert!(matches!(map.try_reserve(usize::MAX), Err(MemError::SizeOverflow { .. })));
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn try_reserve(&self, additional: usize) -> Result<(), MemError> {
+        if additional == 0 {
+            return Ok(());
+        }
+        let per_shard = per_shard_share(additional, self.shard_count());
+        for i in 0..self.shard_count() {
+            let mut shard = self.write_at(i, "try_reserve");
+            self.reserve(&mut shard, per_shard).map_err(|e| match e {
+                // Name the count asked for, not one shard's share of it.
+                MemError::SizeOverflow { size, .. } => MemError::SizeOverflow {
+                    count: additional,
+                    size,
+                },
+                other => other,
+            })?;
+        }
+        Ok(())
     }
 
     /// Keep only the entries for which `keep` returns true; shard by shard,
@@ -886,12 +1235,52 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
         let key = held::key(self.id, index);
         let table = &self.shard_at(index).table;
         // Recorded first (this thread's record; nobody else reads it).
-        let guard = match held::note_read(key) {
-            None => table.read(),
-            Some(Hold::Read(_)) => table.read_recursive(),
+        // Readers pass waiting writers (`read_recursive`), as dashmap's
+        // do: a reader waits only while a writer holds the shard, so a
+        // read cannot close a cycle of threads waiting for each other
+        // through a writer that merely waits.
+        match held::note_read(key) {
             Some(Hold::Write) => self.self_deadlock(index, op, Hold::Write),
-        };
-        ShardRead::new(guard, key)
+            None | Some(Hold::Read(_)) => ShardRead::new(table.read_recursive(), key),
+        }
+    }
+
+    /// Read-lock shard `index` if that needs no waiting; `None` when a
+    /// writer holds it (this thread included).
+    #[inline]
+    fn try_read_at(&self, index: usize) -> Option<ShardRead<'_, K, V>> {
+        let key = held::key(self.id, index);
+        let table = &self.shard_at(index).table;
+        match held::note_read(key) {
+            // Nothing was recorded.
+            Some(Hold::Write) => None,
+            None | Some(Hold::Read(_)) => match table.try_read_recursive() {
+                Some(guard) => Some(ShardRead::new(guard, key)),
+                None => {
+                    held::release_read(key);
+                    None
+                }
+            },
+        }
+    }
+
+    /// Write-lock shard `index` if that needs no waiting; `None` when
+    /// anyone holds it (this thread included).
+    #[inline]
+    fn try_write_at(&self, index: usize) -> Option<ShardWrite<'_, K, V>> {
+        let key = held::key(self.id, index);
+        if held::note_write(key).is_some() {
+            // Held by this thread; nothing was recorded.
+            return None;
+        }
+        let shard = self.shard_at(index);
+        match shard.table.try_write() {
+            Some(guard) => Some(ShardWrite::new(guard, &shard.len, key)),
+            None => {
+                held::release_write(key);
+                None
+            }
+        }
     }
 
     /// Write-lock shard `index`; refused if this thread holds it already.
@@ -1019,6 +1408,95 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
         }
     }
 
+    /// An iterator over the entries, each lent as a [`RefMulti`] guard (as
+    /// dashmap's `iter`): a shard is read-locked when the iterator reaches
+    /// it, and stays locked while the iterator is in it or any `RefMulti`
+    /// of it lives. No copy, any `K` and `V`. See the iteration rule in
+    /// the [module documentation](self).
+    ///
+    /// Deadlock rules (as dashmap's, with panics where dashmap hangs):
+    /// reading the map while iterating never waits for this thread — even
+    /// the shard being visited, even while another thread waits to write
+    /// it; writing, from the iterating thread, a shard the iterator or a
+    /// kept `RefMulti` holds would wait for itself and **panics** instead,
+    /// naming the shard; iterating while this thread holds a shard for
+    /// writing (a [`RefMut`], an [`Entry`]) panics when the iterator
+    /// reaches that shard. Other threads' writers to a visited shard wait
+    /// until the iterator moves on and its `RefMulti` are dropped; collect
+    /// keys first (or use [`iter_cloned`](Self::iter_cloned)) to write
+    /// from the loop.
+    ///
+    /// # Panics
+    /// In `next`, when the calling thread holds the next shard for writing
+    /// (see [one thread, several guards](Self#one-thread-several-guards)).
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// let map = ConcurrentHashMap::<u32, u32>::new(0)?;
+    /// for i in 0..10 {
+    ///     map.insert(i, i * i);
+    /// }
+    /// let sum: u32 = map.iter().map(|e| *e.value()).sum();
+    /// assert_eq!(sum, 285);
+    /// // Reading while iterating never waits for this thread.
+    /// assert!(map.iter().all(|e| map.get(e.key()).is_some()));
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn iter(&self) -> Iter<'_, K, V, S> {
+        Iter::new(self)
+    }
+
+    /// An iterator over the entries with their values mutable, each lent
+    /// as a [`RefMutMulti`] guard (as dashmap's `iter_mut`): a shard is
+    /// write-locked when the iterator reaches it, and stays locked while
+    /// the iterator is in it or any `RefMutMulti` of it lives.
+    ///
+    /// Deadlock rules: any use, from the iterating thread, of a shard the
+    /// iterator or a kept `RefMutMulti` holds (a read or a write) would
+    /// wait for itself and **panics** instead; other shards can be used.
+    /// Iterating while this thread holds a guard on a shard panics when
+    /// the iterator reaches that shard.
+    ///
+    /// # Panics
+    /// In `next`, when the calling thread holds a guard on the next shard
+    /// (see [one thread, several guards](Self#one-thread-several-guards)).
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// let map = ConcurrentHashMap::<u32, u32>::new(0)?;
+    /// map.insert(1, 1);
+    /// map.insert(2, 2);
+    /// for mut e in map.iter_mut() {
+    ///     *e += 10;
+    /// }
+    /// assert_eq!(map.get_cloned(&2), Some(12));
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn iter_mut(&self) -> IterMut<'_, K, V, S> {
+        IterMut::new(self)
+    }
+
+    /// Turn the map into a [`ReadOnlyView`]: shared reads that take no
+    /// lock at all (nobody can write any more), until
+    /// [`ReadOnlyView::into_inner`] gives the map back.
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::collections::ConcurrentHashMap;
+    /// let map = ConcurrentHashMap::<u32, u32>::new(0)?;
+    /// map.insert(1, 10);
+    /// let view = map.into_read_only();
+    /// assert_eq!(view.get(&1), Some(&10));
+    /// let map = view.into_inner();
+    /// map.insert(2, 20);
+    /// # Ok::<(), numakit::mem::MemError>(())
+    /// ```
+    pub fn into_read_only(self) -> ReadOnlyView<K, V, S> {
+        ReadOnlyView::new(self)
+    }
+
     /// An iterator over clones of the entries: each shard is copied (in
     /// ordinary memory, the caller's) under its read lock when the iterator
     /// reaches it, and no lock is held between shards or while the caller
@@ -1028,12 +1506,12 @@ impl<K, V, S> ConcurrentHashMap<K, V, S> {
     /// # Panics
     /// In `next`, when the calling thread holds the next shard for writing
     /// (see [one thread, several guards](Self#one-thread-several-guards)).
-    pub fn iter_cloned(&self) -> Iter<'_, K, V, S>
+    pub fn iter_cloned(&self) -> IterCloned<'_, K, V, S>
     where
         K: Clone,
         V: Clone,
     {
-        Iter {
+        IterCloned {
             map: self,
             next_shard: 0,
             buffer: Vec::new().into_iter(),
@@ -1125,13 +1603,13 @@ impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for ConcurrentHashMap<K, V, S> 
 
 /// Clones of a map's entries, copied one shard at a time; from
 /// [`ConcurrentHashMap::iter_cloned`].
-pub struct Iter<'a, K, V, S> {
+pub struct IterCloned<'a, K, V, S> {
     map: &'a ConcurrentHashMap<K, V, S>,
     next_shard: usize,
     buffer: std::vec::IntoIter<(K, V)>,
 }
 
-impl<K: Clone, V: Clone, S> Iterator for Iter<'_, K, V, S> {
+impl<K: Clone, V: Clone, S> Iterator for IterCloned<'_, K, V, S> {
     type Item = (K, V);
 
     fn next(&mut self) -> Option<(K, V)> {
@@ -1150,9 +1628,9 @@ impl<K: Clone, V: Clone, S> Iterator for Iter<'_, K, V, S> {
     }
 }
 
-impl<K, V, S> fmt::Debug for Iter<'_, K, V, S> {
+impl<K, V, S> fmt::Debug for IterCloned<'_, K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter")
+        f.debug_struct("IterCloned")
             .field("next_shard", &self.next_shard)
             .field("buffered", &self.buffer.len())
             .finish_non_exhaustive()
