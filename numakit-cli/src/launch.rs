@@ -225,17 +225,19 @@ pub fn apply(plan: &Plan) -> Result<(), RunError> {
         MemoryPlan::Interleave(n) => (sysmem::MPOL_INTERLEAVE, n.clone()),
         MemoryPlan::PreferNearest(n) => (sysmem::MPOL_PREFERRED, vec![*n]),
     };
-    let top = nodes.iter().map(|n| n.get()).max().unwrap_or(0) as usize;
-    let bits = libc::c_ulong::BITS as usize;
-    let mut mask = vec![0 as libc::c_ulong; top / bits + 1];
-    for n in &nodes {
-        let n = n.get() as usize;
-        mask[n / bits] |= 1 << (n % bits);
-    }
-    sysmem::set_mempolicy(mode, &mask).map_err(|source| RunError::Os {
+    let os = |source| RunError::Os {
         call: "set_mempolicy",
         source,
-    })
+    };
+    let mut mask: Vec<libc::c_ulong> = Vec::new();
+    for n in &nodes {
+        let one = sysmem::try_node_mask(n.get()).map_err(os)?;
+        if mask.len() < one.len() {
+            mask.resize(one.len(), 0);
+        }
+        mask.iter_mut().zip(one).for_each(|(m, o)| *m |= o);
+    }
+    sysmem::set_mempolicy(mode, &mask).map_err(os)
 }
 
 #[cfg(test)]

@@ -224,8 +224,8 @@ impl Snapshot {
         })
     }
 
-    /// The table for people; `highlight` wraps the lines of mappings that
-    /// break their policy (ANSI colour on a terminal, `!` markers else).
+    /// The table for people. The lines of mappings that break their policy
+    /// start with `!`, and with `color` they are red as well (ANSI).
     pub fn table(&self, color: bool) -> String {
         let mut out = String::new();
         let violations = self.violations();
