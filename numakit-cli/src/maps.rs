@@ -79,18 +79,6 @@ impl Policy {
             _ => None,
         }
     }
-
-    /// The nodes the policy names, strict or not.
-    pub fn nodes(&self) -> &[u32] {
-        match self {
-            Policy::Default | Policy::Local => &[],
-            Policy::Prefer(n)
-            | Policy::PreferMany(n)
-            | Policy::Bind(n)
-            | Policy::Interleave(n)
-            | Policy::WeightedInterleave(n) => n,
-        }
-    }
 }
 
 impl fmt::Display for Policy {
