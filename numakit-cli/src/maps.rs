@@ -283,9 +283,8 @@ pub fn parse_line(line: &str) -> Result<Mapping, String> {
             "huge" => huge = true,
             "file" => {
                 mapping.kind = MappingKind::File;
-                // A path with spaces continues into the next fields; the
-                // kernel escapes nothing, so keep the first word and say so
-                // by the kind only.
+                // The kernel does not escape spaces in paths: a path with
+                // one is cut at it (the kind is still right).
                 mapping.file = Some(value.to_string());
             }
             "kernelpagesize_kB" => {
