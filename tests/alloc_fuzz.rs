@@ -21,6 +21,7 @@
 //! seconds in a debug build; raise them with `PROPTEST_CASES=N` (which
 //! overrides every count here) for a longer run.
 
+mod common;
 #[path = "common/ranges.rs"]
 mod ranges;
 
@@ -37,14 +38,10 @@ use std::sync::{Arc, Mutex};
 
 const PAGE: usize = 4096;
 
-/// Cases per property unless `PROPTEST_CASES` says otherwise.
+/// `common::cases(n)` cases per property.
 fn cases(n: u32) -> ProptestConfig {
-    let n = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(n);
     ProptestConfig {
-        cases: n,
+        cases: common::cases(n),
         // Shrinking re-runs whole sequences; a few hundred steps are plenty.
         max_shrink_iters: 256,
         ..ProptestConfig::default()

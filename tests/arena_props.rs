@@ -2,6 +2,8 @@
 //! pointer. Allocations never overlap, respect alignment, stay inside the
 //! arena, and exhaustion is reported exactly when the space left is too small.
 
+mod common;
+
 use numakit::mem::{Arena, MemError};
 use proptest::prelude::*;
 
@@ -12,7 +14,7 @@ fn op() -> impl Strategy<Value = (usize, u32)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(200)))]
 
     #[test]
     fn bump_matches_model(ops in proptest::collection::vec(op(), 1..200)) {

@@ -56,7 +56,7 @@ fn contents(map: &ConcurrentHashMap<String, u32>) -> BTreeMap<String, u32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(64)))]
 
     #[test]
     fn map_matches_std_hashmap(

@@ -5,9 +5,9 @@
 //! drop or a leak fails the case), zero-sized values, and two threads
 //! working on disjoint key sets of one map.
 //!
-//! Inside the multi-node guest (emulated CPUs) each property runs a tenth
-//! of its cases: the map's logic does not depend on the node count, and
-//! the host runs them all.
+//! Inside the multi-node guest (emulated CPUs) each property runs an eighth
+//! of its cases (`common::cases`): the map's logic does not depend on the
+//! node count, and the host runs them all.
 
 mod common;
 
@@ -581,9 +581,9 @@ fn norm_mask<V: TVal>() -> u32 {
     V::norm(u32::MAX)
 }
 
-/// `n` cases on the host, a tenth (at least 4) in the guest.
+/// `common::cases(n)` cases per property.
 fn cases(n: u32) -> ProptestConfig {
-    ProptestConfig::with_cases(if common::in_vm() { (n / 10).max(4) } else { n })
+    ProptestConfig::with_cases(common::cases(n))
 }
 
 fn shard_count() -> impl Strategy<Value = usize> {

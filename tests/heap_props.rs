@@ -6,6 +6,7 @@
 //! thread, then with several threads sharing one heap and freeing each
 //! other's blocks.
 
+mod common;
 #[path = "common/ranges.rs"]
 mod ranges;
 
@@ -142,18 +143,8 @@ fn in_use(live: &[Live]) -> usize {
         .sum()
 }
 
-/// Cases per property: fewer in the emulated multi-node guest, where these
-/// (placement-free) properties run 10-20x slower and add nothing new.
-fn cases(host: u32) -> u32 {
-    if std::env::var_os("NUMAKIT_IN_VM").is_some() {
-        host / 8
-    } else {
-        host
-    }
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(64)))]
 
     #[test]
     fn single_thread_matches_model(ops in proptest::collection::vec(op(), 1..300)) {
@@ -195,7 +186,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(16)))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(16)))]
 
     #[test]
     fn threads_sharing_a_heap_match_model(

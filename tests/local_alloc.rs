@@ -133,7 +133,7 @@ fn pin_to_a_node_with_memory() -> numakit::sched::PinGuard {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(64)))]
 
     #[test]
     fn local_against_a_model(ops in proptest::collection::vec(op(), 1..120)) {

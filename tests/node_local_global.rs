@@ -769,15 +769,8 @@ mod model {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48)
-}
-
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases()))]
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(common::cases(48)))]
 
     /// Random alloc / free / realloc / hand-over sequences: blocks are
     /// aligned, never overlap, keep their contents, and blocks freed by a

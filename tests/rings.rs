@@ -41,7 +41,7 @@ fn op() -> impl Strategy<Value = Op> {
 const CAP: usize = 16;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(64)))]
 
     #[test]
     fn spsc_matches_vecdeque(ops in proptest::collection::vec(op(), 1..150)) {

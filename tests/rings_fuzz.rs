@@ -179,7 +179,7 @@ fn spsc_case() -> impl Strategy<Value = (usize, Vec<SpscOp>, bool)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(96)))]
 
     #[test]
     fn spsc_sequences_match_a_model((cap, ops, consumer_first) in spsc_case()) {
@@ -279,7 +279,7 @@ fn slice_case() -> impl Strategy<Value = (usize, Vec<SliceOp>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(64)))]
 
     #[test]
     fn spsc_slice_operations_match_a_model((cap, ops) in slice_case()) {
@@ -373,7 +373,7 @@ fn mpmc_ending() -> impl Strategy<Value = Option<usize>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(96)))]
 
     #[test]
     fn mpmc_sequences_match_a_model((cap, ops) in mpmc_case(), ending in mpmc_ending()) {
@@ -531,7 +531,7 @@ fn zst_live() -> usize {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(48)))]
 
     #[test]
     fn zero_sized_elements_are_counted_and_dropped_once(
@@ -1089,7 +1089,7 @@ impl Iterator for CountedSupply {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(128)))]
 
     #[test]
     fn spsc_chunks_match_a_model((cap, ops) in chunk_case()) {

@@ -34,6 +34,26 @@ pub fn in_vm() -> bool {
     std::env::var_os("NUMAKIT_IN_VM").is_some()
 }
 
+/// Proptest cases for a property that runs `host` cases on the host.
+///
+/// `PROPTEST_CASES` overrides it everywhere. In the guest it is an eighth
+/// (at least 4): the model-based properties check logic that does not depend
+/// on the node count and run 10-20x slower under emulation, while the guest
+/// is there for placement; the host and the sanitizer runs keep every case.
+pub fn cases(host: u32) -> u32 {
+    if let Some(n) = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return n;
+    }
+    if in_vm() {
+        (host / 8).max(4)
+    } else {
+        host
+    }
+}
+
 /// The machine's topology, checked against the harness's promise.
 ///
 /// # Panics
