@@ -9,6 +9,7 @@ mod common;
 use numakit::sched::{self, NodePool, SchedError};
 use numakit::sys::mem as sysmem;
 use numakit::{current_node, NodeId, Topology};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -902,4 +903,187 @@ fn an_idle_node_steals_from_the_nearest_busy_node_first() {
     let mut want = vec![nearer; 5];
     want.extend([farther; 5]);
     assert_eq!(homes, want, "steal order of node {thief}");
+}
+
+// ---- JobHandle as a Future ----------------------------------------------
+
+/// A waker that unparks a thread and counts its wakes.
+struct ThreadWaker {
+    thread: std::thread::Thread,
+    wakes: AtomicUsize,
+}
+
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// Drive `fut` to completion on this thread, sleeping (parked) between
+/// polls: a wake that never comes hangs here, so callers run it under a
+/// deadline.
+fn block_on<F: std::future::Future>(fut: F) -> (F::Output, usize) {
+    let waker = Arc::new(ThreadWaker {
+        thread: std::thread::current(),
+        wakes: AtomicUsize::new(0),
+    });
+    let as_waker = std::task::Waker::from(Arc::clone(&waker));
+    let mut cx = std::task::Context::from_waker(&as_waker);
+    let mut fut = std::pin::pin!(fut);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return (v, waker.wakes.load(Ordering::SeqCst));
+        }
+        // A lost wake parks until the deadline: fail, even though the
+        // result may be there by then.
+        std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
+        assert!(
+            Instant::now() < deadline,
+            "the future was not woken in 20 s"
+        );
+    }
+}
+
+/// Awaiting a handle gives the job's value, its panic or its cancellation,
+/// and the job's end wakes the waiting task (the job is held until the
+/// future has been polled, so the result can only arrive by a wake).
+#[test]
+fn a_job_handle_is_a_future_woken_when_the_job_ends() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    for round in 0..50 {
+        let gate = Arc::new(Barrier::new(2));
+        let g = Arc::clone(&gate);
+        let h = pool
+            .submit_to(node, move || {
+                g.wait();
+                round * 2
+            })
+            .unwrap();
+        let mut h = h;
+        // First poll: pending, waker registered.
+        let noop = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(noop);
+        assert!(std::pin::Pin::new(&mut h).poll(&mut cx).is_pending());
+        let opener = std::thread::spawn(move || gate.wait());
+        let (v, wakes) = block_on(h);
+        opener.join().unwrap();
+        assert_eq!(v.unwrap(), round * 2);
+        assert!(wakes <= 1, "round {round}: {wakes} wakes");
+    }
+    let h = pool
+        .submit_to(node, || -> u32 { panic!("awaited job panics") })
+        .unwrap();
+    match block_on(h).0 {
+        Err(SchedError::JobPanicked { message, .. }) => {
+            assert!(message.contains("awaited job panics"), "{message}")
+        }
+        other => panic!("expected JobPanicked, got {other:?}"),
+    }
+    // Polled again after Ready: the result was taken.
+    let mut h = pool.submit_to(node, || 7).unwrap();
+    assert_eq!(block_on(&mut h).0.unwrap(), 7);
+    assert!(matches!(
+        block_on(&mut h).0,
+        Err(SchedError::JobCancelled { .. })
+    ));
+}
+
+/// A handle polled (waker registered) and then joined, or waited with a
+/// timeout and then awaited, still gets its result: the waker and the
+/// sleeping joiner are both woken by one completion.
+#[test]
+fn polling_then_joining_and_waiting_then_awaiting_mix() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let mut h = pool
+        .submit_to(node, move || {
+            g.wait();
+            "joined"
+        })
+        .unwrap();
+    let noop = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(noop);
+    assert!(std::pin::Pin::new(&mut h).poll(&mut cx).is_pending());
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        gate.wait();
+    });
+    assert_eq!(h.join().unwrap(), "joined");
+    opener.join().unwrap();
+
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let h = pool
+        .submit_to(node, move || {
+            g.wait();
+            "awaited"
+        })
+        .unwrap();
+    assert!(!h.wait_timeout(Duration::from_millis(5)));
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        gate.wait();
+    });
+    assert_eq!(block_on(h).0.unwrap(), "awaited");
+    opener.join().unwrap();
+
+    // Cancelled jobs answer the future too: the blocker runs (it has
+    // started) while the job queued behind it is cancelled.
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let started = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&started);
+    let blocker = pool
+        .submit_to(node, move || {
+            s.store(true, Ordering::SeqCst);
+            g.wait();
+        })
+        .unwrap();
+    let queued = pool.submit_to(node, || 1).unwrap();
+    wait_until("the blocker to start", || started.load(Ordering::SeqCst));
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        gate.wait();
+    });
+    pool.shutdown_now();
+    opener.join().unwrap();
+    assert!(matches!(
+        block_on(queued).0,
+        Err(SchedError::JobCancelled { .. })
+    ));
+    let _ = blocker.join();
+}
+
+/// Many handles awaited at once from several threads, each completion
+/// racing the registration of its waker: every future resolves (a lost
+/// wake would hang one past the deadline).
+#[test]
+fn many_handles_awaited_while_their_jobs_finish() {
+    let pool = Arc::new(NodePool::new().unwrap());
+    let waiters: Vec<_> = (0..4u64)
+        .map(|t| {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                let mut sum = 0;
+                for i in 0..500u64 {
+                    let h = pool.submit(move || t * 1000 + i).unwrap();
+                    sum += block_on(h).0.unwrap();
+                }
+                sum
+            })
+        })
+        .collect();
+    let total: u64 = waiters.into_iter().map(|w| w.join().unwrap()).sum();
+    let want: u64 = (0..4u64)
+        .map(|t| (0..500).map(|i| t * 1000 + i).sum::<u64>())
+        .sum();
+    assert_eq!(total, want);
 }

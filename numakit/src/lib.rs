@@ -17,6 +17,9 @@ pub mod sync;
 /// topology and scheduling APIs.
 #[doc(hidden)]
 pub mod sys;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
 pub mod topology;
 
 pub use error::{Error, Result};

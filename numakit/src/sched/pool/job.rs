@@ -14,11 +14,15 @@
 //!
 //! | state | meaning | who moves it |
 //! |---|---|---|
-//! | `PENDING` | no result yet, nobody sleeps | start |
-//! | `SLEEPING` | no result yet, a joiner sleeps on the word | joiner (`PENDING → SLEEPING`) |
-//! | `DONE` | the result is in `cell` | completer (swap; wakes if it was `SLEEPING`) |
+//! | `PENDING` | no result yet, nobody waits | start |
+//! | `PENDING` + `SLEEPING` bit | no result yet, a joiner sleeps on the word | joiner |
+//! | `PENDING` + `WAKER` bit | no result yet, a `Waker` is in `waker` | `poll` (under the `waker` lock) |
+//! | `DONE` | the result is in `cell` | completer (swap; futex wake if `SLEEPING` was set, wakes the `Waker` if `WAKER` was) |
 //!
-//! The completer never makes a system call unless a joiner sleeps.
+//! The two bits are only ever set on a word that is not `DONE`, and `DONE`
+//! is only stored whole, so `state == DONE` always means finished. The
+//! completer never makes a system call unless a joiner sleeps, and takes the
+//! `waker` lock only when a future registered a waker.
 
 use super::worker;
 use crate::sched::SchedError;
@@ -26,8 +30,11 @@ use crate::sys::futex;
 use crate::topology::NodeId;
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// A queued unit of work.
@@ -72,8 +79,25 @@ pub(super) trait Runnable: Send + Sync {
 }
 
 const PENDING: u32 = 0;
+/// Bit: a joiner sleeps on the word.
 const SLEEPING: u32 = 1;
 const DONE: u32 = 2;
+/// Bit: a future's waker is in the task's `waker` slot.
+const WAKER: u32 = 4;
+
+/// Set `bit` on `state` unless it is `DONE`; the word it ended as.
+fn set_bit(state: &AtomicU32, bit: u32) -> u32 {
+    let mut s = state.load(Ordering::Acquire);
+    loop {
+        if s == DONE || s & bit != 0 {
+            return s;
+        }
+        match state.compare_exchange_weak(s, s | bit, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return s | bit,
+            Err(now) => s = now,
+        }
+    }
+}
 
 enum Cell<F, T> {
     Ready(F),
@@ -87,6 +111,8 @@ struct Task<F, T> {
     state: AtomicU32,
     node: Option<NodeId>,
     cell: Mutex<Cell<F, T>>,
+    /// The waker of the last `poll` that found no result.
+    waker: Mutex<Option<Waker>>,
 }
 
 impl<F, T> Runnable for Task<F, T>
@@ -125,8 +151,15 @@ where
 impl<F, T> Task<F, T> {
     fn finish(&self, result: Result<T, SchedError>) {
         *self.cell.lock().unwrap_or_else(|p| p.into_inner()) = Cell::Done(result);
-        if self.state.swap(DONE, Ordering::AcqRel) == SLEEPING {
+        let was = self.state.swap(DONE, Ordering::AcqRel);
+        if was & SLEEPING != 0 {
             let _ = futex::futex_wake(&self.state, u32::MAX);
+        }
+        if was & WAKER != 0 {
+            let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
     }
 }
@@ -135,6 +168,9 @@ impl<F, T> Task<F, T> {
 trait Outcome<T>: Send + Sync {
     fn state(&self) -> &AtomicU32;
     fn take(&self) -> Option<Result<T, SchedError>>;
+    /// Keep `waker` to wake when the task finishes; whether it already has
+    /// (then `waker` is not kept).
+    fn register(&self, waker: &Waker) -> bool;
 }
 
 impl<F, T> Outcome<T> for Task<F, T>
@@ -154,6 +190,20 @@ where
                 None
             }
         }
+    }
+    fn register(&self, waker: &Waker) -> bool {
+        // Under the lock: a completer that swapped in DONE before this
+        // store is seen by the check below; one that swaps after it sees
+        // the WAKER bit and takes the lock after this section.
+        let mut slot = self.waker.lock().unwrap_or_else(|p| p.into_inner());
+        if self.state.load(Ordering::Acquire) == DONE {
+            return true;
+        }
+        match &mut *slot {
+            Some(w) if w.will_wake(waker) => {}
+            other => *other = Some(waker.clone()),
+        }
+        set_bit(&self.state, WAKER) == DONE
     }
 }
 
@@ -180,12 +230,9 @@ fn wait(state: &AtomicU32, deadline: Option<Instant>) -> bool {
         if on_worker && worker::help_once() {
             continue;
         }
-        if s == PENDING
-            && state
-                .compare_exchange(PENDING, SLEEPING, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
-            continue;
+        let s = set_bit(state, SLEEPING);
+        if s == DONE {
+            return true;
         }
         let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if on_worker {
@@ -193,7 +240,7 @@ fn wait(state: &AtomicU32, deadline: Option<Instant>) -> bool {
             timeout = Some(timeout.map_or(HELP_POLL, |t| t.min(HELP_POLL)));
         }
         // EAGAIN (already DONE), EINTR, ETIMEDOUT: the loop re-checks.
-        let _ = futex::futex_wait(state, SLEEPING, timeout);
+        let _ = futex::futex_wait(state, s, timeout);
     }
 }
 
@@ -211,6 +258,7 @@ where
         state: AtomicU32::new(PENDING),
         node,
         cell: Mutex::new(Cell::Ready(f)),
+        waker: Mutex::new(None),
     });
     let job = Job::Task(TaskRef(Some(Arc::clone(&task) as Arc<dyn Runnable>)));
     (job, JobHandle { task, node })
@@ -228,7 +276,9 @@ fn panicked(node: Option<NodeId>, payload: &(dyn Any + Send)) -> SchedError {
     SchedError::JobPanicked { node, message }
 }
 
-/// The result of a submitted job, to [`join`](JobHandle::join).
+/// The result of a submitted job, to [`join`](JobHandle::join), or to
+/// `.await` (the handle is a [`Future`] of the same result, so an async
+/// runtime can wait for a pool job without blocking a thread).
 ///
 /// Dropping the handle detaches the job: it still runs, its result is
 /// dropped.
@@ -281,6 +331,47 @@ impl<T> JobHandle<T> {
         self.task
             .take()
             .unwrap_or(Err(SchedError::JobCancelled { node: self.node }))
+    }
+}
+
+/// Awaiting a handle gives what [`join`](JobHandle::join) gives, without
+/// blocking: the job's completion wakes the task that awaits it.
+///
+/// Once it has returned `Ready`, polling again returns
+/// `Err(`[`SchedError::JobCancelled`]`)`: the result was taken.
+///
+/// # Examples
+/// ```
+/// use numakit::sched::NodePool;
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::{Context, Poll, Waker};
+///
+/// let pool = NodePool::new()?;
+/// let mut h = pool.submit_to(0, || 6 * 7)?;
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let answer = loop {
+///     if let Poll::Ready(r) = pin!(&mut h).poll(&mut cx) {
+///         break r?;
+///     }
+///     std::thread::yield_now();
+/// };
+/// assert_eq!(answer, 42);
+/// # Ok::<(), numakit::Error>(())
+/// ```
+impl<T> Future for JobHandle<T> {
+    type Output = Result<T, SchedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.task.state().load(Ordering::Acquire) != DONE && !this.task.register(cx.waker()) {
+            return Poll::Pending;
+        }
+        Poll::Ready(
+            this.task
+                .take()
+                .unwrap_or(Err(SchedError::JobCancelled { node: this.node })),
+        )
     }
 }
 
