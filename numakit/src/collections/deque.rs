@@ -374,6 +374,15 @@ fn check_capacity(capacity: usize) -> Result<(), MemError> {
 
 /// The owner's end of a work-stealing deque: push, and pop in the
 /// deque's [`Flavor`]. `Send` but not `Sync`: one thread at a time owns it.
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<numakit::collections::deque::Worker<u64>>();
+/// ```
+/// Neither end crosses threads with elements that cannot:
+/// ```compile_fail
+/// fn send<T: Send>() {}
+/// send::<numakit::collections::deque::Stealer<std::rc::Rc<u64>>>();
+/// ```
 pub struct Worker<T> {
     inner: Arc<Inner<T>>,
     flavor: Flavor,
