@@ -1092,20 +1092,25 @@ fn deque_owner_entry<D: Deque>(c: &mut Comparison) -> usize {
     })
 }
 
-/// One owner and `thieves` thieves: the owner pushes `DEQUE_ITEMS`
-/// elements in bursts of 64 and pops half of each burst itself (and one
-/// more whenever the deque is full); the thieves steal until the owner is
-/// done and the deque is empty. One iteration is one such run.
+/// One owner and `thieves` thieves, the way a task pool uses a deque: the
+/// owner pushes `DEQUE_ITEMS` elements in bursts of 32 and after each
+/// burst pops until the deque is empty, while the thieves steal what they
+/// can; they stop when the owner is done and the deque is empty. One
+/// iteration is one such run, timed from the moment every thief is running
+/// (thread start-up is not measured). The deque never holds more than 32
+/// elements, so neither deque is ever full or grows.
 fn deque_thieves_run<D: Deque>(thieves: usize) -> Duration {
     use std::sync::atomic::{AtomicBool, Ordering};
     let d = D::new();
     let done = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
+    let ready = Arc::new(AtomicUsize::new(0));
     let hs: Vec<_> = (0..thieves)
         .map(|_| {
             let t = d.thief();
             let done = Arc::clone(&done);
+            let ready = Arc::clone(&ready);
             std::thread::spawn(move || {
+                ready.fetch_add(1, Ordering::AcqRel);
                 let mut n = 0u64;
                 loop {
                     let finished = done.load(Ordering::Acquire);
@@ -1121,27 +1126,27 @@ fn deque_thieves_run<D: Deque>(thieves: usize) -> Duration {
             })
         })
         .collect();
+    while ready.load(Ordering::Acquire) < thieves {
+        std::thread::yield_now();
+    }
+    let start = Instant::now();
     let mut own = 0u64;
     let mut i = 0;
     while i < DEQUE_ITEMS {
-        for _ in 0..64 {
+        for _ in 0..32 {
             while !d.push(i) {
-                // Full (or, numakit's, a thief still copying the oldest
-                // element out): run one element here.
+                // Never full here; were it (numakit's: a thief still
+                // copying an element out), run one element here.
                 if d.pop().is_some() {
                     own += 1;
                 }
             }
             i += 1;
         }
-        for _ in 0..32 {
-            if d.pop().is_some() {
-                own += 1;
-            }
+        while let Some(v) = d.pop() {
+            black_box(v);
+            own += 1;
         }
-    }
-    while d.pop().is_some() {
-        own += 1;
     }
     done.store(true, Ordering::Release);
     let stolen: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();

@@ -45,8 +45,13 @@
 //! it equals the position it is about to fill. Elements the owner pops
 //! from the bottom without a CAS (LIFO, more than one element left) leave
 //! the stamp alone: that position is pushed again next. So `push` sees
-//! `Full` exactly when `capacity` elements are in the deque, or, briefly,
-//! when a thief has claimed the oldest one but not yet copied it out.
+//! `Full` exactly when `capacity` elements are in the deque, or when the
+//! thief that claimed position `bottom - capacity` has not copied it out
+//! yet: a few instructions, unless that thief is preempted between its CAS
+//! and its copy, in which case that one slot stays taken until it runs
+//! again (the cost of never reading a slot that may be rewritten). The
+//! owner can pop meanwhile; a deque kept well below its capacity never
+//! meets this.
 //!
 //! `top` and `bottom` sit on separate 128-byte lines; the owner's stores to
 //! `bottom` are `Release` and every load of it by a thief is `Acquire`, so a
@@ -441,8 +446,9 @@ impl<T> Worker<T> {
     ///
     /// # Errors
     /// [`Full`] with the value when the deque holds
-    /// [`capacity`](Self::capacity) elements (or, for an instant, when a
-    /// thief has claimed the oldest of them and is still copying it out).
+    /// [`capacity`](Self::capacity) elements, or when the thief that took
+    /// the element `capacity` positions back is still copying it out (see
+    /// the module documentation).
     #[inline]
     pub fn push(&self, value: T) -> Result<(), Full<T>> {
         match self.inner.reserve() {
