@@ -40,7 +40,10 @@ void nkit_deque_destroy(nkit_deque_t *dq);
 /**
  * @brief Push at the bottom (owner only).
  * @return true if pushed; false if the deque is full (NKIT_ERR_FULL) or
- *         dq is NULL (NKIT_ERR_INVALID_ARGUMENT).
+ *         dq is NULL (NKIT_ERR_INVALID_ARGUMENT). "Full" also covers the
+ *         moment when the thief that stole the element capacity positions
+ *         back has not finished copying it out (longer if that thread was
+ *         preempted right then); popping or retrying later is the answer.
  */
 bool nkit_deque_push(nkit_deque_t *dq, void *data);
 
