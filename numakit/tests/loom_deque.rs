@@ -195,3 +195,30 @@ fn steal_batch_races_the_owner() {
         assert_eq!(drops.load(Ordering::Relaxed), 2);
     });
 }
+
+/// Pushes racing steals: a thief that sees an element in range sees its
+/// slot written (loom reports a read of an unwritten or racing cell).
+#[test]
+fn pushes_race_steals() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::new_lifo(0, 2).unwrap();
+        let s = w.stealer();
+        let thief = thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                got.extend(steal_one(&s));
+            }
+            got
+        });
+        assert!(w.push(counted(1, &drops)).is_ok());
+        assert!(w.push(counted(2, &drops)).is_ok());
+        let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
+        got.extend(thief.join().unwrap());
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
