@@ -9,8 +9,8 @@
 //! ```
 //!
 //! The workloads are the ones the criterion benches run (`arena`, `heap`,
-//! `locks`, `rings`, `maps`, `pool`; the region rows have no criterion
-//! twin), from the shared modules in
+//! `locks`, `rings`, `maps`, `pool`; the region and deque rows have no
+//! criterion twin), from the shared modules in
 //! `benches/support/`, so the figures stay comparable with theirs.
 //! The `galloc` rows (`support/global.rs`) compare numakit's `NodeLocal`
 //! with the system allocator, mimalloc and jemalloc, each called as a
@@ -997,6 +997,194 @@ fn rings(report: &mut Report) {
     }
 }
 
+/// The deques the report compares: numakit's fixed-capacity
+/// `deque::Worker` and crossbeam-deque's growing one, through one interface.
+trait Deque: Sized + 'static {
+    type Thief: Send + 'static;
+    const NAME: &'static str;
+    fn new() -> Self;
+    fn thief(&self) -> Self::Thief;
+    /// Push; `false` when full (numakit's only).
+    fn push(&self, v: u64) -> bool;
+    fn pop(&self) -> Option<u64>;
+    /// Steal one; `None` when empty, a lost race retried.
+    fn steal(t: &Self::Thief) -> Option<u64>;
+}
+
+/// Room for every element the workloads hold at once.
+const DEQUE_CAP: usize = 1 << 12;
+/// Elements pushed (and taken) per owner-and-thieves run.
+const DEQUE_ITEMS: u64 = 1 << 17;
+
+impl Deque for numakit::collections::deque::Worker<u64> {
+    type Thief = numakit::collections::deque::Stealer<u64>;
+    const NAME: &'static str = "numakit deque";
+    fn new() -> Self {
+        Self::new_lifo(0, DEQUE_CAP).unwrap()
+    }
+    fn thief(&self) -> Self::Thief {
+        self.stealer()
+    }
+    #[inline]
+    fn push(&self, v: u64) -> bool {
+        numakit::collections::deque::Worker::push(self, v).is_ok()
+    }
+    #[inline]
+    fn pop(&self) -> Option<u64> {
+        numakit::collections::deque::Worker::pop(self)
+    }
+    #[inline]
+    fn steal(t: &Self::Thief) -> Option<u64> {
+        loop {
+            match t.steal() {
+                numakit::collections::deque::Steal::Success(v) => return Some(v),
+                numakit::collections::deque::Steal::Empty => return None,
+                numakit::collections::deque::Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+}
+
+impl Deque for crossbeam_deque::Worker<u64> {
+    type Thief = crossbeam_deque::Stealer<u64>;
+    const NAME: &'static str = "crossbeam-deque";
+    fn new() -> Self {
+        Self::new_lifo()
+    }
+    fn thief(&self) -> Self::Thief {
+        self.stealer()
+    }
+    #[inline]
+    fn push(&self, v: u64) -> bool {
+        crossbeam_deque::Worker::push(self, v);
+        true
+    }
+    #[inline]
+    fn pop(&self) -> Option<u64> {
+        crossbeam_deque::Worker::pop(self)
+    }
+    #[inline]
+    fn steal(t: &Self::Thief) -> Option<u64> {
+        loop {
+            match t.steal() {
+                crossbeam_deque::Steal::Success(v) => return Some(v),
+                crossbeam_deque::Steal::Empty => return None,
+                crossbeam_deque::Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+}
+
+/// The owner alone: push 256, pop 256 (LIFO), per iteration.
+fn deque_owner_entry<D: Deque>(c: &mut Comparison) -> usize {
+    c.entry(D::NAME, || {
+        let d = D::new();
+        custom(512, move |iters| {
+            time_passes(iters, || {
+                for i in 0..256 {
+                    black_box(d.push(black_box(i)));
+                }
+                for _ in 0..256 {
+                    black_box(d.pop());
+                }
+            })
+        })
+    })
+}
+
+/// One owner and `thieves` thieves, the way a task pool uses a deque: the
+/// owner pushes `DEQUE_ITEMS` elements in bursts of 32 and after each
+/// burst pops until the deque is empty, while the thieves steal what they
+/// can; they stop when the owner is done and the deque is empty. One
+/// iteration is one such run, timed from the moment every thief is running
+/// (thread start-up is not measured). The deque never holds more than 32
+/// elements, so neither deque is ever full or grows.
+fn deque_thieves_run<D: Deque>(thieves: usize) -> Duration {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let d = D::new();
+    let done = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..thieves)
+        .map(|_| {
+            let t = d.thief();
+            let done = Arc::clone(&done);
+            let ready = Arc::clone(&ready);
+            std::thread::spawn(move || {
+                ready.fetch_add(1, Ordering::AcqRel);
+                let mut n = 0u64;
+                loop {
+                    let finished = done.load(Ordering::Acquire);
+                    match D::steal(&t) {
+                        Some(v) => {
+                            black_box(v);
+                            n += 1;
+                        }
+                        None if finished => return n,
+                        None => std::hint::spin_loop(),
+                    }
+                }
+            })
+        })
+        .collect();
+    while ready.load(Ordering::Acquire) < thieves {
+        std::thread::yield_now();
+    }
+    let start = Instant::now();
+    let mut own = 0u64;
+    let mut i = 0;
+    while i < DEQUE_ITEMS {
+        for _ in 0..32 {
+            while !d.push(i) {
+                // Never full here; were it (numakit's: a thief still
+                // copying an element out), run one element here.
+                if d.pop().is_some() {
+                    own += 1;
+                }
+            }
+            i += 1;
+        }
+        while let Some(v) = d.pop() {
+            black_box(v);
+            own += 1;
+        }
+    }
+    done.store(true, Ordering::Release);
+    let stolen: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    let elapsed = start.elapsed();
+    assert_eq!(
+        own + stolen,
+        DEQUE_ITEMS,
+        "{}: {own} popped + {stolen} stolen",
+        D::NAME
+    );
+    elapsed
+}
+
+fn deque_thieves_entry<D: Deque>(c: &mut Comparison, thieves: usize) -> usize {
+    c.entry(D::NAME, move || {
+        custom(DEQUE_ITEMS, move |iters| {
+            (0..iters).map(|_| deque_thieves_run::<D>(thieves)).sum()
+        })
+    })
+}
+
+fn deques(report: &mut Report) {
+    use numakit::collections::deque::Worker as NkWorker;
+    let mut c = Comparison::new("deque", "owner push/pop", 1, Unit::Latency("/op"));
+    let nk = deque_owner_entry::<NkWorker<u64>>(&mut c);
+    let cb = deque_owner_entry::<crossbeam_deque::Worker<u64>>(&mut c);
+    c.pair(nk, cb, "deque owner push+pop");
+    report.run(c);
+    for thieves in [1, 3] {
+        let label = format!("owner + {thieves} thieves");
+        let mut c = Comparison::new("deque", label.clone(), 1 + thieves, Unit::Throughput);
+        let nk = deque_thieves_entry::<NkWorker<u64>>(&mut c, thieves);
+        let cb = deque_thieves_entry::<crossbeam_deque::Worker<u64>>(&mut c, thieves);
+        c.pair(nk, cb, format!("deque {label} ops/s"));
+        report.run(c);
+    }
+}
+
 /// A map workload: `threads` threads (this one included) run `iters`
 /// operations each per sample.
 fn map_runner<M: Map>(make: fn() -> M, mix: Mix, threads: usize) -> Runner {
@@ -1396,6 +1584,7 @@ fn main() {
         counters(&mut report, t);
     }
     rings(&mut report);
+    deques(&mut report);
     for mix in [Mix::ReadHeavy, Mix::Exchange] {
         for t in maps_support::THREADS {
             maps(&mut report, mix, t);

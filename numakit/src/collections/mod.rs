@@ -4,7 +4,10 @@
 //!   [`Producer`](spsc::Producer) / [`Consumer`](spsc::Consumer) handles;
 //! - [`MpmcRing`]: a bounded multi-producer multi-consumer ring;
 //! - [`ConcurrentHashMap`]: a sharded hash map whose shard array, buckets
-//!   and entries all come from a node-bound heap.
+//!   and entries all come from a node-bound heap;
+//! - [`deque`]: a bounded Chase–Lev work-stealing deque with an owner's
+//!   [`Worker`](deque::Worker) and cloneable [`Stealer`](deque::Stealer)s,
+//!   its buffer on a chosen node.
 //!
 //! The rings keep their slots in a node-bound mapping (bound with
 //! `mbind(MPOL_BIND, STRICT)`, populated with the node's memory checked),
@@ -30,6 +33,7 @@
 //! up silently, so `capacity()` is always what was asked for).
 
 mod buffer;
+pub mod deque;
 pub mod hash_map;
 mod mpmc;
 pub(crate) mod primitive;

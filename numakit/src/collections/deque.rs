@@ -1,0 +1,683 @@
+//! A bounded work-stealing deque (Chase–Lev) whose buffer lives on one node.
+//!
+//! The owner holds the [`Worker`]: it pushes at the bottom and pops there
+//! too (LIFO, [`Worker::new_lifo`]) or at the top (FIFO,
+//! [`Worker::new_fifo`]). Any number of thieves hold [`Stealer`]s (cheap to
+//! clone, `Send + Sync`) and take elements from the top with
+//! [`Stealer::steal`] / [`Stealer::steal_batch`], which answer with a
+//! [`Steal`] as crossbeam-deque's do.
+//!
+//! ```text
+//!   top (CAS by thieves, and by the owner for the last element / FIFO pop)
+//!    │
+//!    ▼
+//!   [ t | t+1 | ... | b-1 ]  ◄── push / LIFO pop: bottom (owner only)
+//! ```
+//!
+//! # Fixed capacity, and why
+//! The buffer does not grow: [`Worker::push`] hands the value back in a
+//! [`Full`] when the deque holds `capacity` elements. A growing Chase–Lev
+//! deque must keep an old buffer alive while a thief may still read from
+//! it (crossbeam-deque reclaims it through an epoch collector), and every
+//! growth would map, populate and place a new buffer from inside `push`, a
+//! call that could then fail with an operating-system error. A fixed buffer
+//! is mapped, populated and bound to its node once, in the constructor,
+//! where a placement failure is reported; `push`, `pop` and `steal` are
+//! then O(1) and never allocate.
+//!
+//! # Slot hand-over
+//! Classic Chase–Lev thieves read the slot *before* their compare-and-swap
+//! on `top` and throw the value away when it fails; the read races with the
+//! owner overwriting the slot, which is a data race for a non-atomic `T`.
+//! Here a thief claims position `t` with the CAS first and copies the value
+//! out after, which no one else can then take. A slot is reused by the push
+//! of position `t + capacity` only once that copy is done: each slot has a
+//! stamp, the position it is free for.
+//!
+//! | stamp of slot `p % cap` | meaning |
+//! |---|---|
+//! | `p` | free for the push of position `p` (positions `p - cap` and earlier of this slot were copied out) |
+//! | `p - cap` | position `p - cap` was claimed by a CAS on `top` and is still being copied out |
+//!
+//! Whoever wins the CAS for position `p` (a thief, or the owner taking the
+//! last element or popping FIFO) stores `p + cap` with `Release` after the
+//! copy; `push` reads the stamp with `Acquire` and reports [`Full`] unless
+//! it equals the position it is about to fill. Elements the owner pops
+//! from the bottom without a CAS (LIFO, more than one element left) leave
+//! the stamp alone: that position is pushed again next. So `push` sees
+//! `Full` exactly when `capacity` elements are in the deque, or when the
+//! thief that claimed position `bottom - capacity` has not copied it out
+//! yet: a few instructions, unless that thief is preempted between its CAS
+//! and its copy, in which case that one slot stays taken until it runs
+//! again (the cost of never reading a slot that may be rewritten). The
+//! owner can pop meanwhile; a deque kept well below its capacity never
+//! meets this.
+//!
+//! `top` and `bottom` sit on separate 128-byte lines; the owner's stores to
+//! `bottom` are `Release` and every load of it by a thief is `Acquire`, so a
+//! thief that sees an element in range sees its slot written. The
+//! `SeqCst` fences of the owner's LIFO pop and of `steal` order the
+//! owner's "bottom moved down" against a thief's "top read", as in Lê,
+//! Pop, Cohen and Zappa Nardelli, *Correct and Efficient Work-Stealing for
+//! Weak Memory Models* (PPoPP 2013).
+//!
+//! # Examples
+//! ```
+//! use numakit::collections::deque::{Steal, Worker};
+//! let worker = Worker::<u32>::new_lifo(0, 64)?;
+//! let stealer = worker.stealer();
+//! worker.push(1).unwrap();
+//! worker.push(2).unwrap();
+//! assert_eq!(stealer.steal(), Steal::Success(1)); // thieves take the oldest
+//! assert_eq!(worker.pop(), Some(2)); // the owner the newest
+//! assert!(worker.verify()?.is_all_on(numakit::NodeId::new(0)));
+//! # Ok::<(), numakit::mem::MemError>(())
+//! ```
+
+use super::buffer::{drop_positions, Slots};
+use super::primitive::{fence, Arc, AtomicUsize, Backoff, Ordering, UnsafeCell};
+use crate::mem::{MemError, PageMap};
+use crate::topology::NodeId;
+use crossbeam_utils::CachePadded;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
+/// The most elements one [`Stealer::steal_batch`] moves.
+pub const MAX_BATCH: usize = 32;
+
+/// What a steal found.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Steal<T> {
+    /// The deque was empty.
+    Empty,
+    /// An element (or, for [`Stealer::steal_batch`], at least one) was
+    /// taken.
+    Success(T),
+    /// Another thread took the element this one went for; try again.
+    Retry,
+}
+
+impl<T> Steal<T> {
+    /// Whether the deque was empty.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Steal::Empty)
+    }
+
+    /// Whether something was taken.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Steal::Success(_))
+    }
+
+    /// Whether the steal lost a race and should be tried again.
+    pub fn is_retry(&self) -> bool {
+        matches!(self, Steal::Retry)
+    }
+
+    /// The stolen value, if any.
+    pub fn success(self) -> Option<T> {
+        match self {
+            Steal::Success(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// The deque is full; the value comes back. The deque does not grow: make
+/// it with a larger capacity, or let thieves drain it first.
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the deque is full (it does not grow; create it with a larger capacity)")]
+pub struct Full<T>(pub T);
+
+impl<T> Full<T> {
+    /// The value that was not pushed.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Full<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Full(..)")
+    }
+}
+
+/// Which end the owner pops from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// The owner pops the newest element (the end it pushes to).
+    Lifo,
+    /// The owner pops the oldest element (the end thieves steal from).
+    Fifo,
+}
+
+struct Slot<T> {
+    /// The position this slot is free for (see the module's table).
+    stamp: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+struct Inner<T> {
+    slots: Slots<Slot<T>>,
+    mask: usize,
+    /// The oldest element's position; advanced only by compare-and-swap.
+    top: CachePadded<AtomicUsize>,
+    /// One past the newest element's position; written only by the owner.
+    bottom: CachePadded<AtomicUsize>,
+}
+
+// SAFETY: elements move between threads through the deque; a position is
+// taken by exactly one thread (the owner's pop from the bottom, or whoever
+// wins the CAS on `top`), and slots are handed over by `bottom`
+// (push → taker) and by the stamps (taker → next push).
+unsafe impl<T: Send> Send for Inner<T> {}
+// SAFETY: as above. `&Inner` only moves values in and out and never hands
+// out `&T`, so sharing it needs `T: Send`, not `T: Sync`.
+unsafe impl<T: Send> Sync for Inner<T> {}
+
+/// The signed distance `b - t` between two positions.
+#[inline(always)]
+fn distance(b: usize, t: usize) -> isize {
+    b.wrapping_sub(t) as isize
+}
+
+impl<T> Inner<T> {
+    fn new(node: NodeId, capacity: usize) -> Result<Self, MemError> {
+        check_capacity(capacity)?;
+        let slots = Slots::<Slot<T>>::new(node, capacity)?;
+        for i in 0..capacity {
+            // SAFETY: `i < capacity`; the fresh slots are initialised here,
+            // before the deque is shared. Slot `i` is free for position `i`.
+            unsafe {
+                slots.slot(i).write(Slot {
+                    stamp: AtomicUsize::new(i),
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                })
+            };
+        }
+        Ok(Inner {
+            slots,
+            mask: capacity - 1,
+            top: CachePadded::new(AtomicUsize::new(0)),
+            bottom: CachePadded::new(AtomicUsize::new(0)),
+        })
+    }
+
+    #[inline(always)]
+    fn slot(&self, pos: usize) -> &Slot<T> {
+        // SAFETY: `pos & mask < capacity`; every slot was initialised in
+        // `new`.
+        unsafe { &*self.slots.slot(pos & self.mask) }
+    }
+
+    /// Copy out the value of position `pos`, which the caller just won
+    /// with a CAS on `top`, and free the slot for position `pos + cap`.
+    ///
+    /// # Safety
+    /// The caller's CAS moved `top` from `pos` to `pos + 1` (so no one else
+    /// takes `pos`), and it saw `bottom > pos` (so the slot holds the value
+    /// pushed at `pos`, visible through `bottom`'s release/acquire).
+    #[inline]
+    unsafe fn take_claimed(&self, pos: usize) -> T {
+        let slot = self.slot(pos);
+        // SAFETY: the caller's contract: the slot is initialised, this
+        // thread alone owns it, and the next push into it waits for the
+        // stamp stored below.
+        let value = slot.value.with_mut(|p| unsafe { (*p).assume_init_read() });
+        slot.stamp
+            .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
+        value
+    }
+
+    /// Position `bottom` if its slot is free (owner only): the position to
+    /// [`publish`](Self::publish) a value at.
+    #[inline]
+    fn reserve(&self) -> Option<usize> {
+        let b = self.bottom.load(Ordering::Relaxed);
+        // Acquire: the thief's copy out of the slot (or the owner's own)
+        // happens before the write that reuses it.
+        (self.slot(b).stamp.load(Ordering::Acquire) == b).then_some(b)
+    }
+
+    /// Write `value` at position `b` and make it visible to thieves.
+    ///
+    /// # Safety
+    /// Owner only; `b` came from [`reserve`](Self::reserve) with no owner
+    /// operation in between.
+    #[inline]
+    unsafe fn publish(&self, b: usize, value: T) {
+        // SAFETY: the stamp said the slot is free for position `b`, and
+        // position `b` is the owner's alone until `bottom` moves past it.
+        self.slot(b)
+            .value
+            .with_mut(|p| unsafe { (*p).write(value) });
+        self.bottom.store(b.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Owner's pop at the bottom (LIFO).
+    fn pop_bottom(&self) -> Option<T> {
+        let b = self.bottom.load(Ordering::Relaxed);
+        let t = self.top.load(Ordering::Relaxed);
+        if distance(b, t) <= 0 {
+            return None;
+        }
+        let b = b.wrapping_sub(1);
+        // Release: a thief that reads this value of `bottom` sees every
+        // slot below it written.
+        self.bottom.store(b, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let t = self.top.load(Ordering::Relaxed);
+        let len = distance(b, t);
+        if len < 0 {
+            // Thieves took everything meanwhile.
+            self.bottom.store(b.wrapping_add(1), Ordering::Release);
+            return None;
+        }
+        if len > 0 {
+            // Thieves stop below `b` (they saw `bottom <= b` or will fail
+            // their CAS, see the module documentation): `b` is ours.
+            // SAFETY: position `b` was pushed and not taken; only the owner
+            // touches it.
+            return Some(
+                self.slot(b)
+                    .value
+                    .with_mut(|p| unsafe { (*p).assume_init_read() }),
+            );
+        }
+        // The last element: race the thieves for it.
+        let won = self
+            .top
+            .compare_exchange(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        let value = if won {
+            // SAFETY: the CAS moved `top` from `t` (= `b`) to `t + 1`, and
+            // `b < bottom` before this pop.
+            Some(unsafe { self.take_claimed(t) })
+        } else {
+            None
+        };
+        self.bottom.store(b.wrapping_add(1), Ordering::Release);
+        value
+    }
+
+    /// Take the oldest element (thieves, and the owner of a FIFO deque).
+    fn steal_top(&self) -> Steal<T> {
+        let t = self.top.load(Ordering::Acquire);
+        fence(Ordering::SeqCst);
+        let b = self.bottom.load(Ordering::Acquire);
+        if distance(b, t) <= 0 {
+            return Steal::Empty;
+        }
+        if self
+            .top
+            .compare_exchange(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return Steal::Retry;
+        }
+        // SAFETY: the CAS moved `top` from `t` to `t + 1`, and `bottom` was
+        // above `t` after `top` read `t`.
+        Steal::Success(unsafe { self.take_claimed(t) })
+    }
+
+    fn len(&self) -> usize {
+        let t = self.top.load(Ordering::SeqCst);
+        let b = self.bottom.load(Ordering::SeqCst);
+        (distance(b, t).max(0) as usize).min(self.mask + 1)
+    }
+}
+
+impl<T> Drop for Inner<T> {
+    fn drop(&mut self) {
+        // `&mut self`: every handle is gone, so no operation is in flight and
+        // `top..bottom` are exactly the elements still in the deque.
+        let t = self.top.load(Ordering::Relaxed);
+        let b = self.bottom.load(Ordering::Relaxed);
+        drop_positions(t..b, |pos| {
+            // SAFETY: positions `top..bottom` hold pushed, untaken values;
+            // each is visited once.
+            self.slot(pos)
+                .value
+                .with_mut(|p| unsafe { (*p).assume_init_drop() });
+        });
+    }
+}
+
+/// The capacity rule of the deque: a power of two from 1 to
+/// [`MAX_CAPACITY`](super::MAX_CAPACITY).
+fn check_capacity(capacity: usize) -> Result<(), MemError> {
+    if capacity == 0 {
+        return Err(MemError::InvalidSize {
+            requested: 0,
+            reason: "a deque needs at least one slot; ask for a capacity of 1 or more \
+                     (a power of two)"
+                .into(),
+        });
+    }
+    if capacity > super::MAX_CAPACITY {
+        return Err(MemError::InvalidSize {
+            requested: capacity as u64,
+            reason: format!(
+                "a deque holds at most {} (2^{}) elements",
+                super::MAX_CAPACITY,
+                super::MAX_CAPACITY.ilog2()
+            ),
+        });
+    }
+    if !capacity.is_power_of_two() {
+        return Err(MemError::InvalidSize {
+            requested: capacity as u64,
+            reason: format!(
+                "deque capacities are powers of two; use {} (or {})",
+                capacity.next_power_of_two(),
+                capacity.next_power_of_two() / 2
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The owner's end of a work-stealing deque: push, and pop in the
+/// deque's [`Flavor`]. `Send` but not `Sync`: one thread at a time owns it.
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<numakit::collections::deque::Worker<u64>>();
+/// ```
+/// Neither end crosses threads with elements that cannot:
+/// ```compile_fail
+/// fn send<T: Send>() {}
+/// send::<numakit::collections::deque::Stealer<std::rc::Rc<u64>>>();
+/// ```
+pub struct Worker<T> {
+    inner: Arc<Inner<T>>,
+    flavor: Flavor,
+    /// `!Sync`: push and pop assume a single owner.
+    _owner: PhantomData<std::cell::Cell<()>>,
+}
+
+/// A thief's handle on a deque: steals the oldest elements. Clone it for
+/// every thief; it is `Send + Sync`.
+pub struct Stealer<T> {
+    inner: Arc<Inner<T>>,
+    flavor: Flavor,
+}
+
+impl<T> Worker<T> {
+    /// A deque of `capacity` elements (a power of two, from 1 to
+    /// [`MAX_CAPACITY`](super::MAX_CAPACITY)) with its buffer on `node`;
+    /// the owner pops the newest element.
+    ///
+    /// # Errors
+    /// [`MemError::InvalidSize`] for a capacity that is 0, not a power of
+    /// two or above [`MAX_CAPACITY`](super::MAX_CAPACITY);
+    /// [`MemError::SizeOverflow`] when the slots do not fit the address
+    /// space; the memory layer's errors for the node (absent, memoryless,
+    /// not allowed, out of memory). Nothing falls back to another node.
+    pub fn new_lifo(node: impl Into<NodeId>, capacity: usize) -> Result<Self, MemError> {
+        Self::new(node.into(), capacity, Flavor::Lifo)
+    }
+
+    /// As [`new_lifo`](Self::new_lifo), but the owner pops the oldest
+    /// element (a queue that thieves can also take from).
+    ///
+    /// # Errors
+    /// As [`new_lifo`](Self::new_lifo).
+    pub fn new_fifo(node: impl Into<NodeId>, capacity: usize) -> Result<Self, MemError> {
+        Self::new(node.into(), capacity, Flavor::Fifo)
+    }
+
+    fn new(node: NodeId, capacity: usize, flavor: Flavor) -> Result<Self, MemError> {
+        Ok(Worker {
+            inner: Arc::new(Inner::new(node, capacity)?),
+            flavor,
+            _owner: PhantomData,
+        })
+    }
+
+    /// A handle for thieves.
+    pub fn stealer(&self) -> Stealer<T> {
+        Stealer {
+            inner: Arc::clone(&self.inner),
+            flavor: self.flavor,
+        }
+    }
+
+    /// Push `value` at the bottom.
+    ///
+    /// # Errors
+    /// [`Full`] with the value when the deque holds
+    /// [`capacity`](Self::capacity) elements, or when the thief that took
+    /// the element `capacity` positions back is still copying it out (see
+    /// the module documentation).
+    #[inline]
+    pub fn push(&self, value: T) -> Result<(), Full<T>> {
+        match self.inner.reserve() {
+            Some(b) => {
+                // SAFETY: `&self` on a `!Sync` owner handle: this thread is
+                // the owner; `b` was just reserved.
+                unsafe { self.inner.publish(b, value) };
+                Ok(())
+            }
+            None => Err(Full(value)),
+        }
+    }
+
+    /// Pop an element: the newest for a LIFO deque, the oldest for a FIFO
+    /// one. `None` when the deque is empty (or a thief took the last
+    /// element first).
+    #[inline]
+    pub fn pop(&self) -> Option<T> {
+        match self.flavor {
+            Flavor::Lifo => self.inner.pop_bottom(),
+            Flavor::Fifo => {
+                let backoff = Backoff::new();
+                loop {
+                    match self.inner.steal_top() {
+                        Steal::Success(v) => return Some(v),
+                        Steal::Empty => return None,
+                        // A thief took the oldest one; the next is there.
+                        Steal::Retry => backoff.spin(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Which end the owner pops from.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// The number of elements (exact for the owner, up to thieves taking
+    /// some at the same time).
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether [`len`](Self::len) is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The fixed number of elements the deque holds.
+    pub fn capacity(&self) -> usize {
+        self.inner.slots.capacity()
+    }
+
+    /// The node the buffer is on.
+    pub fn node(&self) -> NodeId {
+        self.inner.slots.node()
+    }
+
+    /// Where the buffer's pages are.
+    ///
+    /// # Errors
+    /// [`MemError::Os`] if `move_pages` fails.
+    pub fn placement(&self) -> Result<PageMap, MemError> {
+        self.inner.slots.placement()
+    }
+
+    /// Prove placement: every page of the buffer is on the deque's node.
+    ///
+    /// # Errors
+    /// [`MemError::Misplaced`] when a page is elsewhere or not present;
+    /// [`MemError::Os`] if `move_pages` fails.
+    pub fn verify(&self) -> Result<PageMap, MemError> {
+        self.placement()?.ensure_on(self.node())
+    }
+}
+
+impl<T> Stealer<T> {
+    /// Take the oldest element.
+    ///
+    /// [`Steal::Retry`] means another thread took that element first
+    /// (retry; the deque may still hold more).
+    #[inline]
+    pub fn steal(&self) -> Steal<T> {
+        self.inner.steal_top()
+    }
+
+    /// Move about half of the elements (at most [`MAX_BATCH`], and no more
+    /// than `dest` has room for) into `dest`, oldest first, each taken by
+    /// its own steal so the owner's pops are never overtaken.
+    /// `Success(())` when at least one element moved; `Empty` or `Retry`
+    /// as for [`steal`](Self::steal) when none did, and `Retry` too when
+    /// this deque has elements but `dest` has no free slot (pop from `dest`
+    /// first). Stealing into the deque's own worker moves nothing and
+    /// answers `Empty`.
+    pub fn steal_batch(&self, dest: &Worker<T>) -> Steal<()> {
+        if Arc::ptr_eq(&self.inner, &dest.inner) || self.is_empty() {
+            return Steal::Empty;
+        }
+        let want = self.len().div_ceil(2).clamp(1, MAX_BATCH);
+        let mut moved = 0;
+        while moved < want {
+            // Only this thread (`dest`'s owner: `Worker` is `!Sync`)
+            // pushes to `dest`, and a free slot stays free until it does:
+            // reserve before stealing so a stolen value always has a place.
+            let Some(b) = dest.inner.reserve() else { break };
+            match self.inner.steal_top() {
+                Steal::Success(v) => {
+                    // SAFETY: this thread owns `dest` (it holds `&Worker`
+                    // of a `!Sync` type) and reserved `b` just above.
+                    unsafe { dest.inner.publish(b, v) };
+                    moved += 1;
+                }
+                Steal::Empty if moved == 0 => return Steal::Empty,
+                Steal::Retry if moved == 0 => return Steal::Retry,
+                Steal::Empty | Steal::Retry => break,
+            }
+        }
+        if moved == 0 {
+            // `dest` had no free slot.
+            Steal::Retry
+        } else {
+            Steal::Success(())
+        }
+    }
+
+    /// The number of elements at one moment (others may change it at once).
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether [`len`](Self::len) is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The fixed number of elements the deque holds.
+    pub fn capacity(&self) -> usize {
+        self.inner.slots.capacity()
+    }
+
+    /// The node the buffer is on.
+    pub fn node(&self) -> NodeId {
+        self.inner.slots.node()
+    }
+
+    /// Which end the owner pops from.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// Prove placement: every page of the buffer is on the deque's node.
+    ///
+    /// # Errors
+    /// As [`Worker::verify`].
+    pub fn verify(&self) -> Result<PageMap, MemError> {
+        self.inner.slots.placement()?.ensure_on(self.node())
+    }
+}
+
+impl<T> Clone for Stealer<T> {
+    fn clone(&self) -> Self {
+        Stealer {
+            inner: Arc::clone(&self.inner),
+            flavor: self.flavor,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Worker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("flavor", &self.flavor)
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("node", &self.node())
+            .finish()
+    }
+}
+
+impl<T> std::fmt::Debug for Stealer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stealer")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("node", &self.node())
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_send_and_the_stealer_is_sync() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<Worker<String>>();
+        send::<Stealer<String>>();
+        sync::<Stealer<String>>();
+    }
+
+    #[test]
+    fn a_full_deque_hands_the_value_back() {
+        let w = Worker::<String>::new_lifo(0, 2).unwrap();
+        w.push("a".into()).unwrap();
+        w.push("b".into()).unwrap();
+        assert_eq!(w.push("c".into()).unwrap_err().into_inner(), "c");
+        assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn a_claimed_slot_is_not_reused_before_it_is_copied_out() {
+        // A thief that won the CAS for position 0 but has not copied the
+        // value out: the stamp still says position 0.
+        let w = Worker::<u32>::new_lifo(0, 1).unwrap();
+        w.push(7).unwrap();
+        let inner = &w.inner;
+        assert!(inner
+            .top
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok());
+        assert!(w.is_empty());
+        assert_eq!(w.push(8).unwrap_err().into_inner(), 8);
+        // SAFETY: the CAS above claimed position 0, which was pushed.
+        assert_eq!(unsafe { inner.take_claimed(0) }, 7);
+        w.push(8).unwrap();
+        assert_eq!(w.pop(), Some(8));
+    }
+}

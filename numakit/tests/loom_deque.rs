@@ -1,0 +1,224 @@
+//! Loom models of the work-stealing deque (every interleaving up to a
+//! preemption bound, with loom's C11 memory model; a slot copied out while
+//! it is rewritten is reported as a data race by loom's `UnsafeCell`).
+//!
+//! ```sh
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
+//!     cargo test -p numakit --release --test loom_deque
+//! ```
+
+#![cfg(loom)]
+
+use loom::thread;
+use numakit::collections::deque::{Steal, Stealer, Worker};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_with_branches(1_000, f);
+}
+
+fn model_with_branches(branches: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.max_branches = branches;
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.check(f);
+}
+
+/// A value that counts its drops, so a value taken twice (two drops) or
+/// lost (none) shows.
+struct Counted {
+    v: u32,
+    drops: Arc<AtomicUsize>,
+}
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn counted(v: u32, drops: &Arc<AtomicUsize>) -> Counted {
+    Counted {
+        v,
+        drops: Arc::clone(drops),
+    }
+}
+
+/// Steal until something is taken or the deque is empty.
+fn steal_one(s: &Stealer<Counted>) -> Option<u32> {
+    loop {
+        match s.steal() {
+            Steal::Success(c) => return Some(c.v),
+            Steal::Empty => return None,
+            Steal::Retry => thread::yield_now(),
+        }
+    }
+}
+
+/// Owner pushes two values and pops twice while a thief steals once:
+/// every value is taken exactly once (the rest is dropped with the deque).
+fn owner_pops_thief_steals(fifo: bool) {
+    model(move || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = if fifo {
+            Worker::new_fifo(0, 2).unwrap()
+        } else {
+            Worker::new_lifo(0, 2).unwrap()
+        };
+        assert!(w.push(counted(1, &drops)).is_ok());
+        assert!(w.push(counted(2, &drops)).is_ok());
+        let s = w.stealer();
+        let thief = thread::spawn(move || steal_one(&s));
+        let mut got: Vec<u32> = (0..2).filter_map(|_| w.pop().map(|c| c.v)).collect();
+        got.extend(thief.join().unwrap());
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert!(w.is_empty());
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+#[test]
+fn lifo_owner_pops_while_a_thief_steals() {
+    owner_pops_thief_steals(false);
+}
+
+#[test]
+fn fifo_owner_pops_while_a_thief_steals() {
+    owner_pops_thief_steals(true);
+}
+
+/// The last element: the owner's pop and a thief's steal race for it and
+/// exactly one wins.
+#[test]
+fn last_element_goes_to_exactly_one() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::new_lifo(0, 1).unwrap();
+        assert!(w.push(counted(7, &drops)).is_ok());
+        let s = w.stealer();
+        let thief = thread::spawn(move || steal_one(&s));
+        let mine = w.pop().map(|c| c.v);
+        let theirs = thief.join().unwrap();
+        assert!(mine.is_some() != theirs.is_some(), "{mine:?} {theirs:?}");
+        assert_eq!(mine.or(theirs), Some(7));
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// One slot reused: the owner's second push must wait (`Full`) until the
+/// thief has copied the first value out; loom reports the write as a race
+/// if it could overlap the copy.
+#[test]
+fn a_slot_is_rewritten_only_after_the_thief_copied_it_out() {
+    model_with_branches(10_000, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::new_lifo(0, 1).unwrap();
+        assert!(w.push(counted(1, &drops)).is_ok());
+        let s = w.stealer();
+        let thief = thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                match s.steal() {
+                    Steal::Success(c) => got.push(c.v),
+                    _ => thread::yield_now(),
+                }
+            }
+            got
+        });
+        let mut v = counted(2, &drops);
+        loop {
+            match w.push(v) {
+                Ok(()) => break,
+                Err(full) => {
+                    v = full.into_inner();
+                    thread::yield_now();
+                }
+            }
+        }
+        assert_eq!(thief.join().unwrap(), [1, 2]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// Two thieves and the owner over two values: each taken exactly once.
+#[test]
+fn two_thieves_and_the_owner_take_each_value_once() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::new_lifo(0, 2).unwrap();
+        assert!(w.push(counted(1, &drops)).is_ok());
+        assert!(w.push(counted(2, &drops)).is_ok());
+        let thieves: Vec<_> = (0..2)
+            .map(|_| {
+                let s = w.stealer();
+                thread::spawn(move || steal_one(&s))
+            })
+            .collect();
+        let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
+        for t in thieves {
+            got.extend(t.join().unwrap());
+        }
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// A batch steal into the thief's own deque while the owner pops.
+#[test]
+fn steal_batch_races_the_owner() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::new_lifo(0, 2).unwrap();
+        assert!(w.push(counted(1, &drops)).is_ok());
+        assert!(w.push(counted(2, &drops)).is_ok());
+        let s = w.stealer();
+        let thief = thread::spawn(move || {
+            let own = Worker::<Counted>::new_lifo(0, 2).unwrap();
+            let _ = s.steal_batch(&own);
+            std::iter::from_fn(|| own.pop().map(|c| c.v)).collect::<Vec<_>>()
+        });
+        let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
+        got.extend(thief.join().unwrap());
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// Pushes racing steals: a thief that sees an element in range sees its
+/// slot written (loom reports a read of an unwritten or racing cell).
+#[test]
+fn pushes_race_steals() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::new_lifo(0, 2).unwrap();
+        let s = w.stealer();
+        let thief = thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                got.extend(steal_one(&s));
+            }
+            got
+        });
+        assert!(w.push(counted(1, &drops)).is_ok());
+        assert!(w.push(counted(2, &drops)).is_ok());
+        let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
+        got.extend(thief.join().unwrap());
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
