@@ -4,7 +4,9 @@
 //!   [`Producer`](spsc::Producer) / [`Consumer`](spsc::Consumer) handles;
 //! - [`MpmcRing`]: a bounded multi-producer multi-consumer ring;
 //! - [`ConcurrentHashMap`]: a sharded hash map whose shard array, buckets
-//!   and entries all come from a node-bound heap.
+//!   and entries all come from a node-bound heap;
+//! - [`SkipMap`]: an ordered map (a skip list under one reader-writer
+//!   lock) whose lock, head and nodes all come from a node-bound heap.
 //!
 //! The rings keep their slots in a node-bound mapping (bound with
 //! `mbind(MPOL_BIND, STRICT)`, populated with the node's memory checked),
@@ -33,6 +35,7 @@ mod buffer;
 pub mod hash_map;
 mod mpmc;
 pub(crate) mod primitive;
+pub mod skip_map;
 pub mod spsc;
 mod wait;
 
@@ -40,6 +43,7 @@ pub use hash_map::{ConcurrentHashMap, ConcurrentHashSet};
 pub use mpmc::{IntoIter as MpmcIntoIter, MpmcRing};
 #[cfg(feature = "async")]
 pub use mpmc::{MpmcPopFuture, MpmcPushFuture};
+pub use skip_map::SkipMap;
 
 /// The largest capacity a ring accepts: 2^62 slots on 64-bit targets. Any
 /// power of two from 1 up to it is accepted (memory permitting: the slots
