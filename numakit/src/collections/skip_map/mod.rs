@@ -872,9 +872,16 @@ impl<K: Ord, V> SkipMap<K, V> {
             // `found` has `level` (level < its height).
             unsafe {
                 let mut slot = pred.add(level);
+                // `seek` compares each node at most once (a node found not
+                // `before` ends the walk on every level below), so its path
+                // is a valid descent whatever the comparisons answer, and
+                // `pred` links to `found` on every level of its tower even
+                // under an `Ord` that is not a total order. The debug
+                // assertion checks that; the walk below keeps unlinking
+                // sound should it ever not hold.
+                debug_assert!(*slot == found, "seek's path misses the node");
                 if *slot != found {
-                    // Only with an `Ord` that is not a total order: find
-                    // the link to `found` by address, not by key.
+                    // Find the link to `found` by address, not by key.
                     slot = state.head.add(level);
                     while *slot != found {
                         // Every node of height > level is on this level's
