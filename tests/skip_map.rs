@@ -516,6 +516,34 @@ fn a_second_read_does_not_wait_behind_a_waiting_writer() {
     assert_eq!(map.get_cloned(&2), Some(20));
 }
 
+/// Thread A holds a guard and waits for thread B, which reads the map
+/// while a writer waits for A's guard: B's read must not queue behind the
+/// writer (it would wait for the writer, which waits for A, which waits for
+/// B).
+#[test]
+fn a_read_from_another_thread_does_not_queue_behind_a_waiting_writer() {
+    let map = Arc::new(SkipMap::<u32, u32>::new(0).unwrap());
+    map.insert(1, 10);
+    let m = Arc::clone(&map);
+    common::finishes(30, "a guard waiting for another thread's read", move || {
+        let held = m.first().unwrap();
+        let writer = {
+            let m = Arc::clone(&m);
+            std::thread::spawn(move || m.insert(2, 20))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let reader = {
+            let m = Arc::clone(&m);
+            std::thread::spawn(move || (m.get_cloned(&1), m.iter().count()))
+        };
+        assert_eq!(reader.join().unwrap(), (Some(10), 1));
+        assert_eq!(*held, 10);
+        drop(held);
+        writer.join().unwrap();
+    });
+    assert_eq!(map.len(), 2);
+}
+
 #[test]
 fn auto_traits_and_errors() {
     fn send_sync<T: Send + Sync>() {}

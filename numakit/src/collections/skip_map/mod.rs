@@ -29,9 +29,11 @@
 //!   writes are serialised map-wide, and a writer waits for the readers
 //!   inside. Write-heavy loads on many threads do better on a sharded
 //!   structure ([`ConcurrentHashMap`](super::ConcurrentHashMap) when order
-//!   is not needed). The lock prefers writers: a reader that holds nothing
-//!   on the map waits while a writer waits, so a stream of readers cannot
-//!   starve writers.
+//!   is not needed). Reads pass waiting writers, as the hash map's (and
+//!   dashmap's) do: a read waits only while a writer *holds* the lock, so
+//!   a read never waits for its own thread nor closes a cycle of threads
+//!   waiting for one another; the price is that readers that overlap
+//!   without a break can hold a writer off for as long as they overlap.
 //! - **Node memory.** Each map owns a [`NodeHeap`] on its node; the lock
 //!   and the list's head, every node and its tower come from it.
 //!   [`verify`](SkipMap::verify) proves it: the heap's segments, plus every
@@ -248,10 +250,11 @@ unsafe fn seek<K, V>(
 /// writer waits for the lock), and its writes (`insert`, `remove`,
 /// `clear`, ...) would wait for the thread itself, so they **panic**
 /// instead, with a message that says which guard to drop. The map stays
-/// usable after that panic. Deadlocks *between* threads are not detected:
-/// a thread that holds a guard and waits for another thread that reads
-/// this map (holding nothing) while a writer waits, waits forever, as with
-/// any writer-preferring lock; use [`get_cloned`](Self::get_cloned) there.
+/// usable after that panic. Reads from other threads proceed too, even
+/// while a writer waits for the guard; writes from other threads wait
+/// until the guard is dropped. A guard leaked with `mem::forget` keeps the
+/// map read-locked for good: reads go on, every write waits forever (or
+/// panics, on the leaking thread).
 ///
 /// ```
 /// use numakit::collections::SkipMap;
@@ -450,18 +453,18 @@ impl<K, V> SkipMap<K, V> {
     }
 
     /// Read-lock the map (`op` names the caller's method for the panic
-    /// message). A thread that already reads the map reads again without
-    /// waiting for waiting writers (they wait for this thread); one that
-    /// writes it is refused.
+    /// message); refused if this thread writes it. Reads pass waiting
+    /// writers (`read_recursive`), as the hash map's do: a read waits only
+    /// while a writer *holds* the lock, so a thread that already reads
+    /// never waits for itself, and a read never closes a cycle of threads
+    /// waiting for each other through a writer that merely waits.
     #[inline]
     fn read(&self, op: &'static str) -> MapRead<'_, K, V> {
         let key = held::key(self.id, 0);
-        let state = &self.core().state;
         // Recorded first (this thread's record; nobody else reads it).
         match held::note_read(key) {
             Some(Hold::Write) => self.self_deadlock(op, Hold::Write),
-            Some(Hold::Read(_)) => MapRead::new(state.read_recursive(), key),
-            None => MapRead::new(state.read(), key),
+            None | Some(Hold::Read(_)) => MapRead::new(self.core().state.read_recursive(), key),
         }
     }
 
