@@ -580,7 +580,7 @@ fn writers_and_readers(writers: u64, readers: usize, ops: u64) {
                 x ^= x >> 7;
                 x ^= x << 17;
                 let k = (x % 512) * writers + t;
-                if x % 3 == 0 {
+                if x % 3 == 1 {
                     assert_eq!(map.remove(&k), model.remove(&k), "remove {k}");
                 } else {
                     let v = k * 1_000_000 + i;
@@ -701,7 +701,8 @@ fn nodes_and_heights_at_their_boundaries() {
             .count(),
         0
     );
-    assert_eq!(map.range(u64::MAX..0).count(), 0);
+    let inverted = (Bound::Included(u64::MAX), Bound::Excluded(0));
+    assert_eq!(map.range(inverted).count(), 0);
     assert_eq!(
         map.range((Bound::Excluded(1), Bound::Excluded(1))).count(),
         0
