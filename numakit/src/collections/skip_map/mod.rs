@@ -9,7 +9,7 @@
 //!   probability 1/4 per extra level from a per-map xorshift generator, so
 //!   heights never depend on the keys and a seed makes them
 //!   reproducible). The whole list is guarded by one of numakit's
-//!   [`RwLock`](crate::sync::RwLock)s: any number of readers (`get`,
+//!   [`RwLock`]s: any number of readers (`get`,
 //!   `contains_key`, `range`, `iter`, `first`, `last`) run in parallel;
 //!   a writer (`insert`, `remove`, `clear`) runs alone.
 //! - **Why a lock and not a lock-free list.** A lock-free skip list (as
@@ -52,9 +52,12 @@
 //!
 //! # User code that panics or misbehaves
 //!
-//! Keys' `Ord` runs under the lock; keys' and values' `Drop` and `Clone`
-//! run under it in some methods. A panic there releases the lock as it
-//! unwinds (no poisoning); the map stays usable and consistent and every
+//! Keys' `Ord` runs under the lock, and so does values' `Clone` in
+//! [`get_cloned`](SkipMap::get_cloned); keys' and values' `Drop` run after
+//! the lock is released (`insert` drops the key it does not keep, `clear`
+//! the entries it took out, once the map is consistent again). A panic
+//! under the lock releases it as it unwinds (no poisoning); the map stays
+//! usable and consistent and every
 //! key and value is dropped exactly once: an `Ord` panic happens while the
 //! map is only being searched, so the interrupted `insert` or `remove`
 //! did not happen (the key and value given to `insert` are dropped).
