@@ -26,6 +26,7 @@ pub mod messaging;
 pub mod pool;
 pub mod ring;
 pub mod sched;
+pub mod skip_list;
 pub mod sync;
 pub mod topology;
 

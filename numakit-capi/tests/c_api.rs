@@ -283,6 +283,7 @@ fn headers_compile_as_c_and_cpp_host_only() {
         "numakit/structs/ring_buffer.h",
         "numakit/structs/hash_table.h",
         "numakit/structs/deque.h",
+        "numakit/structs/skip_list.h",
         "numakit/ext.h",
     ];
     let dir = profile_dir().join("c-tests/headers");

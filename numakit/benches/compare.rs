@@ -9,8 +9,8 @@
 //! ```
 //!
 //! The workloads are the ones the criterion benches run (`arena`, `heap`,
-//! `locks`, `rings`, `maps`, `pool`; the region and deque rows have no
-//! criterion twin), from the shared modules in
+//! `locks`, `rings`, `maps`, `pool`; the region, deque and skip map rows
+//! have no criterion twin), from the shared modules in
 //! `benches/support/`, so the figures stay comparable with theirs.
 //! The `galloc` rows (`support/global.rs`) compare numakit's `NodeLocal`
 //! with the system allocator, mimalloc and jemalloc, each called as a
@@ -1229,6 +1229,147 @@ fn map_iter(report: &mut Report) {
     report.run(c);
 }
 
+// ---------------------------------------------------------------------------
+// Ordered maps: numakit's SkipMap (a skip list under one RwLock, nodes on
+// node 0) against crossbeam-skiplist's lock-free SkipMap.
+
+impl Map for numakit::collections::SkipMap<u64, u64> {
+    #[inline]
+    fn get(&self, k: u64) -> Option<u64> {
+        self.get_cloned(&k)
+    }
+    #[inline]
+    fn insert(&self, k: u64, v: u64) {
+        numakit::collections::SkipMap::insert(self, k, v);
+    }
+    #[inline]
+    fn remove(&self, k: u64) {
+        numakit::collections::SkipMap::remove(self, &k);
+    }
+    #[inline]
+    fn update(&self, k: u64) {
+        if let Some(v) = self.get_cloned(&k) {
+            numakit::collections::SkipMap::insert(self, k, v + 1);
+        }
+    }
+}
+
+impl Map for crossbeam_skiplist::SkipMap<u64, u64> {
+    #[inline]
+    fn get(&self, k: u64) -> Option<u64> {
+        crossbeam_skiplist::SkipMap::get(self, &k).map(|e| *e.value())
+    }
+    #[inline]
+    fn insert(&self, k: u64, v: u64) {
+        crossbeam_skiplist::SkipMap::insert(self, k, v);
+    }
+    #[inline]
+    fn remove(&self, k: u64) {
+        crossbeam_skiplist::SkipMap::remove(self, &k);
+    }
+    #[inline]
+    fn update(&self, k: u64) {
+        if let Some(v) = Map::get(self, k) {
+            crossbeam_skiplist::SkipMap::insert(self, k, v + 1);
+        }
+    }
+}
+
+fn nk_skip() -> numakit::collections::SkipMap<u64, u64> {
+    numakit::collections::SkipMap::new(0).expect("node 0")
+}
+
+fn cb_skip() -> crossbeam_skiplist::SkipMap<u64, u64> {
+    crossbeam_skiplist::SkipMap::new()
+}
+
+/// Keys inserted per pass of the insert rows.
+const SKIP_INSERTS: u64 = 1 << 14;
+
+/// `SKIP_INSERTS` keys in a fixed pseudo-random order (distinct).
+fn skip_keys() -> Vec<u64> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut keys: Vec<u64> = (0..SKIP_INSERTS).collect();
+    for i in (1..keys.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        keys.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    keys
+}
+
+/// Single-threaded: inserts of distinct keys in random order into an
+/// empty map (made and dropped outside the timed part), per insert; then
+/// lookups in a map holding every even key of `0..KEYS` (half hit), per
+/// lookup; then on two threads the read-mostly mix (98% get, 1% insert,
+/// 1% remove) and the write-heavy exchange mix.
+fn skip_maps(report: &mut Report) {
+    fn inserts<M: Map>(c: &mut Comparison, name: &str, make: fn() -> M) -> usize {
+        c.entry(name, move || {
+            let keys = skip_keys();
+            custom(SKIP_INSERTS, move |iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let map = make();
+                    let t0 = Instant::now();
+                    for &k in &keys {
+                        map.insert(k, k);
+                    }
+                    timed += t0.elapsed();
+                    drop(map);
+                }
+                timed
+            })
+        })
+    }
+    let mut c = Comparison::new("skipmap", "insert", 1, Unit::Latency("/insert"));
+    let nk = inserts(&mut c, "numakit SkipMap", nk_skip);
+    let cb = inserts(&mut c, "crossbeam SkipMap", cb_skip);
+    c.pair(nk, cb, format!("insert, {SKIP_INSERTS} random keys"));
+    report.run(c);
+
+    fn gets<M: Map>(c: &mut Comparison, name: &str, make: fn() -> M) -> usize {
+        c.entry(name, move || {
+            let map = make();
+            prefill(&map);
+            let mut rng = 0x5eedu64;
+            custom(1024, move |iters| {
+                time_passes(iters, || {
+                    for _ in 0..1024 {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        black_box(map.get(rng & (maps_support::KEYS - 1)));
+                    }
+                })
+            })
+        })
+    }
+    let mut c = Comparison::new("skipmap", "get", 1, Unit::Latency("/get"));
+    let nk = gets(&mut c, "numakit SkipMap", nk_skip);
+    let cb = gets(&mut c, "crossbeam SkipMap", cb_skip);
+    c.pair(nk, cb, format!("get, {} entries", maps_support::PREFILLED));
+    report.run(c);
+
+    // The read-mostly mix, and the write-heavy one where the lock
+    // serialises writers (update = a lookup, then an insert, for both).
+    let threads = 2;
+    for (mix, case) in [
+        (Mix::ReadHeavy, "read_heavy 98/1/1 ops/s"),
+        (Mix::Exchange, "exchange 10/40/40/10 ops/s"),
+    ] {
+        let label = format!("{} ×{threads}", mix.name());
+        let mut c = Comparison::new("skipmap", label, threads, Unit::Throughput);
+        let nk = c.entry("numakit SkipMap", move || map_runner(nk_skip, mix, threads));
+        let cb = c.entry("crossbeam SkipMap", move || {
+            map_runner(cb_skip, mix, threads)
+        });
+        c.pair(nk, cb, case);
+        report.run(c);
+    }
+}
+
 fn pool(report: &mut Report) {
     let workers = pool_support::threads();
     let unit = Unit::Latency("/job");
@@ -1591,6 +1732,7 @@ fn main() {
         }
     }
     map_iter(&mut report);
+    skip_maps(&mut report);
     pool(&mut report);
     #[cfg(feature = "rayon")]
     node_sum(&mut report);

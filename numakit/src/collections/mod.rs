@@ -8,6 +8,8 @@
 //! - [`deque`]: a bounded Chase–Lev work-stealing deque with an owner's
 //!   [`Worker`](deque::Worker) and cloneable [`Stealer`](deque::Stealer)s,
 //!   its buffer on a chosen node.
+//! - [`SkipMap`]: an ordered map (a skip list under one reader-writer
+//!   lock) whose lock, head and nodes all come from a node-bound heap.
 //!
 //! The rings keep their slots in a node-bound mapping (bound with
 //! `mbind(MPOL_BIND, STRICT)`, populated with the node's memory checked),
@@ -37,6 +39,7 @@ pub mod deque;
 pub mod hash_map;
 mod mpmc;
 pub(crate) mod primitive;
+pub mod skip_map;
 pub mod spsc;
 mod wait;
 
@@ -44,6 +47,7 @@ pub use hash_map::{ConcurrentHashMap, ConcurrentHashSet};
 pub use mpmc::{IntoIter as MpmcIntoIter, MpmcRing};
 #[cfg(feature = "async")]
 pub use mpmc::{MpmcPopFuture, MpmcPushFuture};
+pub use skip_map::SkipMap;
 
 /// The largest capacity a ring accepts: 2^62 slots on 64-bit targets. Any
 /// power of two from 1 up to it is accepted (memory permitting: the slots

@@ -1,4 +1,5 @@
-//! Which shards the calling thread holds, and how: the record that lets a
+//! Which shards the calling thread holds, and how (a [`SkipMap`](crate::collections::SkipMap)
+//! is recorded as shard 0 of its own id): the record that lets a
 //! second read of a shard the thread already reads skip writer preference,
 //! and turns an acquisition that would wait for the thread itself into a
 //! panic instead of a hang.
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A shard of one map: `map id << 16 | shard index` (at most
 /// [`MAX_SHARDS`](super::MAX_SHARDS) = 2¹⁶ shards).
-pub(super) type ShardKey = u64;
+pub(in crate::collections) type ShardKey = u64;
 
 /// Records kept without allocating.
 const INLINE: usize = 8;
@@ -34,7 +35,7 @@ const WRITE: usize = usize::MAX;
 
 /// How the calling thread holds a shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Hold {
+pub(in crate::collections) enum Hold {
     /// This many read guards.
     Read(usize),
     /// The write guard.
@@ -45,13 +46,13 @@ pub(super) enum Hold {
 /// one map per nanosecond that lasts three days of maps — past that, ids
 /// wrap and only a thread holding a guard of a map that old could see a
 /// false match (a spurious panic or a recursive read, never unsoundness).
-pub(super) fn next_map_id() -> u64 {
+pub(in crate::collections) fn next_map_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed) & ((1 << 48) - 1)
 }
 
 #[inline]
-pub(super) fn key(map_id: u64, index: usize) -> ShardKey {
+pub(in crate::collections) fn key(map_id: u64, index: usize) -> ShardKey {
     map_id << 16 | index as u64
 }
 
@@ -90,7 +91,7 @@ fn hold_of(count: usize) -> Hold {
 /// holds it for writing (then nothing changes: the caller must not wait),
 /// one more read guard is recorded.
 #[inline]
-pub(super) fn note_read(key: ShardKey) -> Option<Hold> {
+pub(in crate::collections) fn note_read(key: ShardKey) -> Option<Hold> {
     HELD.with(|t| {
         if t.len.get() == 0 {
             t.slots[0].set((key, 1));
@@ -106,7 +107,7 @@ pub(super) fn note_read(key: ShardKey) -> Option<Hold> {
 /// it at all nothing changes (the caller must not wait); otherwise the
 /// write guard is recorded.
 #[inline]
-pub(super) fn note_write(key: ShardKey) -> Option<Hold> {
+pub(in crate::collections) fn note_write(key: ShardKey) -> Option<Hold> {
     HELD.with(|t| {
         if t.len.get() == 0 {
             t.slots[0].set((key, WRITE));
@@ -120,7 +121,7 @@ pub(super) fn note_write(key: ShardKey) -> Option<Hold> {
 
 /// A read guard on `key` was released.
 #[inline]
-pub(super) fn release_read(key: ShardKey) {
+pub(in crate::collections) fn release_read(key: ShardKey) {
     HELD.with(|t| {
         if t.len.get() == 1 && t.slots[0].get() == (key, 1) {
             t.len.set(0);
@@ -132,7 +133,7 @@ pub(super) fn release_read(key: ShardKey) {
 
 /// The write guard on `key` was released.
 #[inline]
-pub(super) fn release_write(key: ShardKey) {
+pub(in crate::collections) fn release_write(key: ShardKey) {
     HELD.with(|t| {
         if t.len.get() == 1 && t.slots[0].get() == (key, WRITE) {
             t.len.set(0);

@@ -148,7 +148,7 @@
 mod entry;
 mod error;
 mod guard;
-mod held;
+pub(super) mod held;
 mod iter;
 mod read_only;
 mod set;
