@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,7 +66,26 @@ static inline int nkm_read(const char *path, char *buf, size_t len) {
 
 #define NKM_MAX_NODES 64
 
-/* The online nodes: ids, first CPU (-1: none) and MemTotal in kB. */
+/* The first CPU of a kernel list ("0-3,8") that the process may run on,
+ * or -1. */
+static inline int nkm_first_allowed(const char *list) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
+    const char *s = list;
+    while (*s >= '0' && *s <= '9') {
+        char *end;
+        long lo = strtol(s, &end, 10), hi = lo;
+        if (*end == '-') hi = strtol(end + 1, &end, 10);
+        for (long c = lo; c <= hi && c < CPU_SETSIZE; c++)
+            if (CPU_ISSET((int)c, &allowed)) return (int)c;
+        s = end;
+        if (*s == ',') s++;
+    }
+    return -1;
+}
+
+/* The online nodes: ids, first CPU the process may use (-1: none) and
+ * MemTotal in kB. */
 struct nkm_node {
     int id;
     int cpu;
@@ -89,8 +109,7 @@ static inline int nkm_nodes(struct nkm_node *out) {
             out[n].cpu = -1;
             out[n].mem_kb = 0;
             snprintf(path, sizeof path, "/sys/devices/system/node/node%ld/cpulist", id);
-            if (nkm_read(path, text, sizeof text) > 0 && text[0] >= '0' && text[0] <= '9')
-                out[n].cpu = atoi(text);
+            if (nkm_read(path, text, sizeof text) > 0) out[n].cpu = nkm_first_allowed(text);
             snprintf(path, sizeof path, "/sys/devices/system/node/node%ld/meminfo", id);
             if (nkm_read(path, text, sizeof text) > 0) {
                 char *m = strstr(text, "MemTotal:");
@@ -102,6 +121,23 @@ static inline int nkm_nodes(struct nkm_node *out) {
         while (*s == ',' || *s == '\n') s++;
     }
     return n;
+}
+
+/* Pin the calling thread to the first CPU it may use of a node with
+ * memory (threads it starts inherit this): under the strict policy a
+ * thread on a memoryless node gets no memory at all. Returns the node, or
+ * -1 when there is no such CPU. */
+static inline int nkm_pin_to_memory(void) {
+    struct nkm_node nodes[NKM_MAX_NODES];
+    int n = nkm_nodes(nodes);
+    for (int i = 0; i < n; i++) {
+        if (nodes[i].cpu < 0 || nodes[i].mem_kb == 0) continue;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(nodes[i].cpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set) == 0) return nodes[i].id;
+    }
+    return -1;
 }
 
 /* The node of the page holding p (faulted in by the caller), or a

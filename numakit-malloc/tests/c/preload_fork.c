@@ -57,6 +57,9 @@ static int child(int round) {
 
 int main(void) {
     alarm(120);
+    /* The parent, its threads and its children on a node with memory
+     * (under the strict policy a memoryless node has none to give). */
+    CHECK(nkm_pin_to_memory() >= 0);
     pthread_t t[WORKERS];
     for (int i = 0; i < WORKERS; i++)
         CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);

@@ -4,7 +4,12 @@
  * Every block's first and last page must be on the thread's node (checked
  * with move_pages), or, for a thread on a memoryless node: null with
  * ENOMEM under the strict policy, another node under nearest.
- * NUMAKIT_EXPECT_NODES, when set, is the number of nodes there must be. */
+ * NUMAKIT_EXPECT_NODES, when set, is the number of nodes there must be.
+ * Only the CPUs the process may use are used (so it runs under
+ * `numakit run --node N` too). With NKM_HOLD_FILE=PATH the program
+ * creates PATH once the threads have exited, with their kept blocks
+ * alive, and waits (up to 60 s) until PATH is removed before freeing
+ * them: `numakit verify PID` looks at it meanwhile. */
 #include "check.h"
 #include <pthread.h>
 #include <sched.h>
@@ -126,7 +131,10 @@ static void *work(void *arg) {
 
 int main(void) {
     struct nkm_node nodes[NKM_MAX_NODES];
-    int n = nkm_nodes(nodes);
+    int n = nkm_nodes(nodes); /* the CPUs allowed before main pins itself */
+    /* main itself allocates (thread stacks' TLS, the probe): a node with
+     * memory. The workers pin themselves. */
+    CHECK(nkm_pin_to_memory() >= 0);
     CHECK(n >= 1);
     const char *expect = getenv("NUMAKIT_EXPECT_NODES");
     if (expect) CHECK(n == atoi(expect));
@@ -147,6 +155,14 @@ int main(void) {
     for (int i = 0; i < nworkers; i++)
         CHECK(pthread_create(&workers[i].thread, NULL, work, &workers[i]) == 0);
     for (int i = 0; i < nworkers; i++) pthread_join(workers[i].thread, NULL);
+    const char *hold = getenv("NKM_HOLD_FILE");
+    if (hold) {
+        FILE *f = fopen(hold, "w");
+        CHECK(f != NULL);
+        if (f) fclose(f);
+        for (int i = 0; i < 6000 && access(hold, F_OK) == 0; i++) usleep(10000);
+        CHECK(access(hold, F_OK) != 0);
+    }
     /* Blocks of exited threads: intact, freed here. */
     long kept = 0;
     for (int i = 0; i < nworkers; i++) {
