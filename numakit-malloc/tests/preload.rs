@@ -113,6 +113,12 @@ fn programs() -> &'static Path {
             run_checked(&mut cmd, &format!("compiling {name}.c"));
         }
         let mut cmd = gcc();
+        cmd.arg("-O2")
+            .arg(src.join("bench_alloc.c"))
+            .arg("-o")
+            .arg(out.join("bench_alloc"));
+        run_checked(&mut cmd, "compiling bench_alloc.c");
+        let mut cmd = gcc();
         cmd.args(["-fPIC", "-shared"])
             .arg(src.join("preload_early.c"))
             .arg("-o")
@@ -315,6 +321,22 @@ fn statistics_at_exit_host_only() {
         "{stderr}"
     );
     assert!(!stderr.contains("per-node figures"), "{stderr}");
+}
+
+/// The allocator workloads run to the end preloaded (briefly: `bench.sh`
+/// takes the figures).
+#[test]
+fn workloads_run_preloaded_host_only() {
+    let mut cmd = preloaded("bench_alloc", &[]);
+    cmd.arg("quick");
+    let out = run_limited(cmd, RUN_LIMIT, "bench_alloc quick");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        9,
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 /// Everyday programs give the same output with and without the library.
