@@ -37,11 +37,12 @@
 //! return null with `errno = ENOMEM`; an overflowing `calloc` or
 //! `reallocarray` count × size, too, as do sizes or alignments no mapping
 //! can hold. `posix_memalign` returns `EINVAL` for an alignment that is not
-//! a power of two multiple of `sizeof(void *)`, `aligned_alloc` sets
-//! `EINVAL` for one that is not a power of two (0 included), `memalign`
-//! rounds one that is not up to the next power of two (`EINVAL` past
-//! 2^63), as glibc does. `free` keeps `errno`. `malloc_usable_size` is the
-//! size asked for.
+//! a power of two multiple of `sizeof(void *)`; `aligned_alloc` sets
+//! `EINVAL` for one that is not a power of two (0 included), as glibc
+//! does since 2.38 (older versions accept them); `memalign` rounds one
+//! that is not up to the next power of two (`EINVAL` past 2^63), as glibc
+//! does. `free` keeps `errno`. `malloc_usable_size` is the size asked for
+//! (the size the block was last resized to).
 //!
 //! # Survival
 //!
