@@ -71,6 +71,8 @@ pub struct Request {
     pub interleave: Option<String>,
     /// `--fallback nearest`.
     pub fallback_nearest: bool,
+    /// `--node-local-malloc`.
+    pub node_local_malloc: bool,
 }
 
 /// A request that cannot be honoured.
@@ -89,6 +91,13 @@ pub enum RunError {
     },
     /// Options that cannot go together.
     Conflict(String),
+    /// `--node-local-malloc`: the library cannot be preloaded.
+    MallocLibrary {
+        /// Where it was looked for.
+        looked_at: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The kernel refused the mask or the policy.
     Os {
         /// The call.
@@ -111,6 +120,13 @@ impl fmt::Display for RunError {
                 "{option} `{given}`: {reason}; write ids and ranges like 0,2-3"
             ),
             RunError::Conflict(s) => f.write_str(s),
+            RunError::MallocLibrary { looked_at, reason } => write!(
+                f,
+                "--node-local-malloc: {} {reason}; build it with `cargo build --release -p \
+                 numakit-malloc` and put target/release/{MALLOC_LIBRARY} next to the numakit \
+                 binary, or name it with {MALLOC_LIBRARY_ENV}=/path/to/{MALLOC_LIBRARY}",
+                looked_at.display()
+            ),
             RunError::Os { call, source } => write!(f, "{call} failed: {source}"),
         }
     }
@@ -158,6 +174,13 @@ pub fn plan(request: &Request) -> Result<Plan, RunError> {
         return Err(RunError::Conflict(
             "--fallback nearest applies to --node's memory; it cannot go with --membind \
              or --interleave, which name their nodes exactly"
+                .into(),
+        ));
+    }
+    if request.node_local_malloc && (request.membind.is_some() || request.interleave.is_some()) {
+        return Err(RunError::Conflict(
+            "--node-local-malloc puts each thread's blocks on the node it runs on; it cannot \
+             go with --membind or --interleave, which name other nodes for the memory"
                 .into(),
         ));
     }
@@ -240,9 +263,124 @@ pub fn apply(plan: &Plan) -> Result<(), RunError> {
     sysmem::set_mempolicy(mode, &mask).map_err(os)
 }
 
+/// The file name of the preloadable allocator (crate `numakit-malloc`).
+pub const MALLOC_LIBRARY: &str = "libnumakit_malloc.so";
+/// The variable that names the library's path instead.
+pub const MALLOC_LIBRARY_ENV: &str = "NUMAKIT_MALLOC_LIB";
+
+/// What `--node-local-malloc` adds to the command's environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preload {
+    /// The new `LD_PRELOAD`: the existing entries, then the library.
+    pub ld_preload: std::ffi::OsString,
+    /// `NUMAKIT_MALLOC_FALLBACK`: `strict`, or `nearest` with
+    /// `--fallback nearest`.
+    pub fallback: &'static str,
+}
+
+/// Work out `--node-local-malloc`'s environment: the library is
+/// `$NUMAKIT_MALLOC_LIB` when set, else [`MALLOC_LIBRARY`] in `exe_dir`
+/// (the directory of the numakit binary); it is appended to
+/// `ld_preload` (an existing `LD_PRELOAD`; a library listed there that
+/// defines `malloc` itself comes first and wins) unless already listed.
+/// `env_fallback` is an existing `NUMAKIT_MALLOC_FALLBACK`, which must
+/// agree with `--fallback`.
+///
+/// # Errors
+/// [`RunError::MallocLibrary`] when the library is not a file, or its
+/// path cannot be written in `LD_PRELOAD` (a space or a colon in it);
+/// [`RunError::Conflict`] when `NUMAKIT_MALLOC_FALLBACK` disagrees with
+/// `--fallback`.
+pub fn malloc_preload(
+    request: &Request,
+    exe_dir: Option<&std::path::Path>,
+    env_library: Option<&std::ffi::OsStr>,
+    ld_preload: Option<&std::ffi::OsStr>,
+    env_fallback: Option<&std::ffi::OsStr>,
+) -> Result<Preload, RunError> {
+    use std::os::unix::ffi::OsStrExt;
+    let fallback = if request.fallback_nearest {
+        "nearest"
+    } else {
+        "strict"
+    };
+    if let Some(v) = env_fallback {
+        if v.as_bytes() != fallback.as_bytes() {
+            return Err(RunError::Conflict(format!(
+                "NUMAKIT_MALLOC_FALLBACK={} is set, but the allocator's fallback follows \
+                 --fallback here ({fallback}); unset it, or give --fallback nearest for nearest",
+                v.to_string_lossy()
+            )));
+        }
+    }
+    let looked_at = match (env_library, exe_dir) {
+        (Some(p), _) if !p.is_empty() => std::path::PathBuf::from(p),
+        (_, Some(dir)) => dir.join(MALLOC_LIBRARY),
+        (_, None) => {
+            return Err(RunError::MallocLibrary {
+                looked_at: MALLOC_LIBRARY.into(),
+                reason: "cannot be looked for: the numakit binary's own path is unknown".into(),
+            })
+        }
+    };
+    let path = match std::fs::canonicalize(&looked_at) {
+        Ok(p) if p.is_file() => p,
+        Ok(_) => {
+            return Err(RunError::MallocLibrary {
+                looked_at,
+                reason: "is not a file".into(),
+            })
+        }
+        Err(e) => {
+            return Err(RunError::MallocLibrary {
+                looked_at,
+                reason: format!("cannot be used ({e})"),
+            })
+        }
+    };
+    if path
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .any(|&b| b == b' ' || b == b':' || b.is_ascii_whitespace())
+    {
+        return Err(RunError::MallocLibrary {
+            looked_at: path,
+            reason: "has a space or a colon in its path, which LD_PRELOAD uses to separate \
+                     entries; move it"
+                .into(),
+        });
+    }
+    let mut out = std::ffi::OsString::new();
+    let mut listed = false;
+    for entry in ld_preload
+        .map(|v| v.as_bytes())
+        .unwrap_or_default()
+        .split(|&b| b == b' ' || b == b':')
+        .filter(|e| !e.is_empty())
+    {
+        listed |= entry == path.as_os_str().as_bytes();
+        if !out.is_empty() {
+            out.push(" ");
+        }
+        out.push(std::ffi::OsStr::from_bytes(entry));
+    }
+    if !listed {
+        if !out.is_empty() {
+            out.push(" ");
+        }
+        out.push(path.as_os_str());
+    }
+    Ok(Preload {
+        ld_preload: out,
+        fallback,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn req(node: u32) -> Request {
         Request {
@@ -314,5 +452,88 @@ mod tests {
         .unwrap();
         assert_eq!(p.memory, MemoryPlan::PreferNearest(NodeId::new(0)));
         assert!(p.to_string().contains("--fallback nearest"), "{p}");
+    }
+
+    #[test]
+    fn node_local_malloc_is_found_appended_and_checked() {
+        let dir = std::env::temp_dir().join(format!("numakit-launch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lib = dir.join(MALLOC_LIBRARY);
+        std::fs::write(&lib, b"not really a library").unwrap();
+        let lib = std::fs::canonicalize(&lib).unwrap();
+        let r = Request {
+            node_local_malloc: true,
+            ..req(0)
+        };
+        let os = |s: &str| std::ffi::OsString::from(s);
+        // Next to the binary; alone, then appended (spaces or colons).
+        let p = malloc_preload(&r, Some(&dir), None, None, None).unwrap();
+        assert_eq!(p.ld_preload, lib.as_os_str());
+        assert_eq!(p.fallback, "strict");
+        let p = malloc_preload(&r, Some(&dir), None, Some(&os("/a.so:/b.so")), None).unwrap();
+        assert_eq!(p.ld_preload, os(&format!("/a.so /b.so {}", lib.display())));
+        // Already listed: not twice.
+        let twice = os(&format!("{} /x.so", lib.display()));
+        let p = malloc_preload(&r, Some(&dir), None, Some(&twice), None).unwrap();
+        assert_eq!(p.ld_preload, twice);
+        // The variable wins over the binary's directory.
+        let p = malloc_preload(
+            &r,
+            Some(Path::new("/nonexistent")),
+            Some(lib.as_os_str()),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.ld_preload, lib.as_os_str());
+        // Missing: typed, says where it looked and what to do.
+        let e = malloc_preload(&r, Some(Path::new("/nonexistent")), None, None, None).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, RunError::MallocLibrary { .. }), "{e:?}");
+        assert!(msg.contains("/nonexistent/libnumakit_malloc.so"), "{msg}");
+        assert!(msg.contains("NUMAKIT_MALLOC_LIB"), "{msg}");
+        assert!(
+            msg.contains("cargo build --release -p numakit-malloc"),
+            "{msg}"
+        );
+        let e = malloc_preload(&r, None, None, None, None).unwrap_err();
+        assert!(matches!(e, RunError::MallocLibrary { .. }), "{e:?}");
+        // A directory is not a library.
+        let e = malloc_preload(&r, None, Some(dir.as_os_str()), None, None).unwrap_err();
+        assert!(e.to_string().contains("is not a file"), "{e}");
+        // A path LD_PRELOAD cannot hold.
+        let spaced = dir.join("with space");
+        std::fs::create_dir_all(&spaced).unwrap();
+        std::fs::write(spaced.join(MALLOC_LIBRARY), b"x").unwrap();
+        let e = malloc_preload(&r, Some(&spaced), None, None, None).unwrap_err();
+        assert!(e.to_string().contains("space or a colon"), "{e}");
+        // The allocator's fallback follows --fallback, and an environment
+        // that says otherwise is a conflict.
+        let near = Request {
+            fallback_nearest: true,
+            ..r.clone()
+        };
+        let p = malloc_preload(&near, Some(&dir), None, None, Some(&os("nearest"))).unwrap();
+        assert_eq!(p.fallback, "nearest");
+        let e = malloc_preload(&r, Some(&dir), None, None, Some(&os("nearest"))).unwrap_err();
+        assert!(matches!(e, RunError::Conflict(_)), "{e:?}");
+        let e = malloc_preload(&near, Some(&dir), None, None, Some(&os("strict"))).unwrap_err();
+        assert!(matches!(e, RunError::Conflict(_)), "{e:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn node_local_malloc_does_not_go_with_named_memory_nodes() {
+        for (membind, interleave) in [(Some("0"), None), (None, Some("0"))] {
+            let r = Request {
+                node_local_malloc: true,
+                membind: membind.map(str::to_string),
+                interleave: interleave.map(str::to_string),
+                ..req(0)
+            };
+            let e = plan(&r).unwrap_err();
+            assert!(matches!(e, RunError::Conflict(_)), "{e:?}");
+            assert!(e.to_string().contains("--node-local-malloc"), "{e}");
+        }
     }
 }

@@ -53,7 +53,8 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         numakit run --node 1 -- ./server --port 8080\n  \
         numakit run --node 0 --interleave 0,1 -- ./bench\n  \
-        numakit run --node 1 --fallback nearest -- ./batch   # says it may fall back\n\n\
+        numakit run --node 1 --fallback nearest -- ./batch   # says it may fall back\n  \
+        numakit run --node 1 --node-local-malloc -- python3 app.py\n\n\
         Exit status: the command's; 2 when the request is refused (nothing runs); \
         126/127 when the command cannot be executed / is not found.")]
     Run {
@@ -74,6 +75,12 @@ enum Command {
         /// node when it is full (said on stderr); without it nothing falls back
         #[arg(long, value_name = "POLICY", value_parser = ["nearest"])]
         fallback: Option<String>,
+        /// Preload libnumakit_malloc.so (next to this binary, or
+        /// $NUMAKIT_MALLOC_LIB), appended to LD_PRELOAD: malloc gives each
+        /// thread memory on the node it runs on; strict unless --fallback
+        /// nearest; NUMAKIT_MALLOC_STATS=1 prints its per-node figures at exit
+        #[arg(long)]
+        node_local_malloc: bool,
         /// Print the placement applied to stderr before starting
         #[arg(short, long)]
         verbose: bool,
@@ -132,6 +139,7 @@ fn main() -> ExitCode {
             membind,
             interleave,
             fallback,
+            node_local_malloc,
             verbose,
             command,
         } => run(
@@ -141,6 +149,7 @@ fn main() -> ExitCode {
                 membind,
                 interleave,
                 fallback_nearest: fallback.is_some(),
+                node_local_malloc,
             },
             verbose,
             &command,
@@ -160,15 +169,41 @@ fn run(request: &Request, verbose: bool, command: &[String]) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&format!("numakit run: refused: {e}"), REFUSED),
     };
+    let preload = if request.node_local_malloc {
+        let exe = std::env::current_exe().ok();
+        match launch::malloc_preload(
+            request,
+            exe.as_deref().and_then(std::path::Path::parent),
+            std::env::var_os(launch::MALLOC_LIBRARY_ENV).as_deref(),
+            std::env::var_os("LD_PRELOAD").as_deref(),
+            std::env::var_os("NUMAKIT_MALLOC_FALLBACK").as_deref(),
+        ) {
+            Ok(p) => Some(p),
+            Err(e) => return fail(&format!("numakit run: refused: {e}"), REFUSED),
+        }
+    } else {
+        None
+    };
     if let Err(e) = launch::apply(&plan) {
         return fail(&format!("numakit run: refused: {e}"), REFUSED);
     }
     if verbose || matches!(plan.memory, launch::MemoryPlan::PreferNearest(_)) {
         eprintln!("numakit run: {plan}");
     }
-    let err = std::process::Command::new(&command[0])
-        .args(&command[1..])
-        .exec();
+    let mut cmd = std::process::Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    if let Some(p) = &preload {
+        if verbose {
+            eprintln!(
+                "numakit run: LD_PRELOAD={} NUMAKIT_MALLOC_FALLBACK={}",
+                p.ld_preload.to_string_lossy(),
+                p.fallback
+            );
+        }
+        cmd.env("LD_PRELOAD", &p.ld_preload)
+            .env("NUMAKIT_MALLOC_FALLBACK", p.fallback);
+    }
+    let err = cmd.exec();
     let code = if err.kind() == std::io::ErrorKind::NotFound {
         127
     } else {

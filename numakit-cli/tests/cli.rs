@@ -182,6 +182,97 @@ fn a_command_that_cannot_run_is_127_and_a_fallback_is_said() {
 }
 
 #[test]
+fn node_local_malloc_without_its_library_runs_nothing() {
+    let out = numakit()
+        .args([
+            "run",
+            "--node",
+            "0",
+            "--node-local-malloc",
+            "--",
+            "sh",
+            "-c",
+            "echo ran",
+        ])
+        .env("NUMAKIT_MALLOC_LIB", "/nonexistent/libnumakit_malloc.so")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(text(&out.stdout).is_empty(), "the command ran");
+    assert!(
+        stderr.contains("/nonexistent/libnumakit_malloc.so")
+            && stderr.contains("NUMAKIT_MALLOC_LIB")
+            && stderr.contains("cargo build --release -p numakit-malloc"),
+        "{stderr}"
+    );
+    // With --membind it is a conflict, refused before anything is looked up.
+    let out = run(&[
+        "run",
+        "--node",
+        "0",
+        "--membind",
+        "0",
+        "--node-local-malloc",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--node-local-malloc"));
+}
+
+/// The library cargo builds next to the numakit binary (a host-only test:
+/// it runs cargo).
+#[test]
+fn node_local_malloc_preloads_the_library_host_only() {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_numakit"));
+    let dir = exe.parent().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "-p", "numakit-malloc", "--lib"])
+        .env("CARGO_TARGET_DIR", dir.parent().unwrap());
+    if dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let built = build.output().unwrap();
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let lib = dir.join("libnumakit_malloc.so");
+    assert!(lib.is_file(), "{}", lib.display());
+    let out = numakit()
+        .args([
+            "run",
+            "--node",
+            "0",
+            "--node-local-malloc",
+            "--verbose",
+            "--",
+        ])
+        // dash leaves with _exit (no atexit handlers); cat exits normally.
+        .args([
+            "sh",
+            "-c",
+            "echo \"$LD_PRELOAD|$NUMAKIT_MALLOC_FALLBACK\"; exec cat /dev/null",
+        ])
+        .env("LD_PRELOAD", "")
+        .env("NUMAKIT_MALLOC_STATS", "1")
+        .env_remove("NUMAKIT_MALLOC_LIB")
+        .env_remove("NUMAKIT_MALLOC_FALLBACK")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let canonical = std::fs::canonicalize(&lib).unwrap();
+    assert_eq!(stdout.trim(), format!("{}|strict", canonical.display()));
+    // The shell ran on the library: its figures at exit.
+    assert!(
+        stderr.contains("numakit-malloc: per-node figures at exit"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("LD_PRELOAD="), "{stderr}");
+}
+
+#[test]
 fn help_shows_an_example_for_each_command() {
     for cmd in ["topology", "run", "stat", "verify"] {
         let out = run(&[cmd, "--help"]);

@@ -17,9 +17,13 @@ Tasks:
       guest with the chosen NUMA topology and run each one there with
       NUMAKIT_EXPECT_NODES=<n> NUMAKIT_IN_VM=1 and
       `--test-threads=1 --include-ignored --skip host_only [libtest args]`.
-  vm-run [options] [--libtest] PATH... [-- args]
+  vm-run [options] [--libtest] [--install FILE]... PATH... [-- args]
       Run the given executables in the guest instead, each with `args` only;
-      with --libtest, as test binaries are run by vm-test.
+      with --libtest, as test binaries are run by vm-test. Each --install
+      FILE (a program, a script or a shared library) is put in the guest's
+      /usr/bin/ under its own name, with the libraries ldd lists for it,
+      and not run: for the executables to use (the `numakit` command,
+      programs a script runs, a library to LD_PRELOAD).
   help
       Print this text.
 
@@ -119,6 +123,8 @@ pub struct VmOptions {
     pub accel: Accel,
     /// `vm-run --libtest`: run the executables as libtest harnesses.
     pub libtest: bool,
+    /// `vm-run --install`: files put in the guest's `/usr/bin/`, not run.
+    pub installs: Vec<PathBuf>,
     /// Arguments after `--`.
     pub extra: Vec<String>,
     /// `--cgroup-mems`: the guest runs the binaries in a cpuset cgroup
@@ -189,6 +195,7 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
         examples: Vec::new(),
         accel: Accel::Auto,
         libtest: false,
+        installs: Vec::new(),
         extra: Vec::new(),
         cgroup_mems: None,
         cgroup_cpus: None,
@@ -246,6 +253,7 @@ fn parse_vm(args: &[String], positionals: bool) -> Result<(VmOptions, Vec<PathBu
             "--features" | "-F" if !positionals => options.features.push(value(flag)?),
             "--example" if !positionals => options.examples.push(value(flag)?),
             "--libtest" if positionals => options.libtest = true,
+            "--install" if positionals => options.installs.push(PathBuf::from(value(flag)?)),
             _ if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
             _ if positionals => paths.push(PathBuf::from(arg)),
             _ => {
@@ -526,6 +534,8 @@ mod tests {
             "vm-test stray",
             "vm-test --nodes",
             "vm-run --nodes 2",
+            "vm-run a --install",
+            "vm-test --install a",
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad}");
         }
@@ -539,6 +549,17 @@ mod tests {
                 assert_eq!(o.nodes(), 3);
                 assert_eq!(paths, vec![PathBuf::from("a"), PathBuf::from("b")]);
                 assert_eq!(o.extra, vec!["x"]);
+                assert!(o.installs.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&args("vm-run --install lib.so a --install=t -- x")).unwrap() {
+            Command::VmRun(o, paths) => {
+                assert_eq!(
+                    o.installs,
+                    vec![PathBuf::from("lib.so"), PathBuf::from("t")]
+                );
+                assert_eq!(paths, vec![PathBuf::from("a")]);
             }
             other => panic!("{other:?}"),
         }

@@ -114,6 +114,23 @@ fn vm_run(options: &VmOptions, paths: &[PathBuf]) -> Result<bool> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let mut binaries = binaries;
+    for file in &options.installs {
+        let path = file
+            .canonicalize()
+            .map_err(|e| format!("--install {}: {e}", file.display()))?;
+        if !path.is_file() {
+            return Err(format!("--install {}: not a file", file.display()));
+        }
+        binaries.push(GuestBinary {
+            label: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "file".into()),
+            host_path: path,
+            kind: BinaryKind::Tool,
+        });
+    }
     boot_and_report(&metadata.target_directory, options, binaries, started)
 }
 

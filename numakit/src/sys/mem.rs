@@ -318,6 +318,35 @@ pub fn get_mempolicy(
     Ok(mode)
 }
 
+/// `process_vm_readv(2)` on the calling process — copy `out.len()` bytes
+/// from `addr` into `out`, with the kernel checking that the range is
+/// mapped and readable
+/// ([process_vm_readv(2)](https://man7.org/linux/man-pages/man2/process_vm_readv.2.html)).
+///
+/// Returns the bytes copied (fewer than asked when the range runs into an
+/// unreadable page); `EFAULT` when the first byte is not readable. Any
+/// address may be passed: nothing is dereferenced in this process. Costs
+/// two system calls (`getpid`, then the copy).
+pub fn read_own_memory(addr: *const u8, out: &mut [u8]) -> io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr().cast(),
+        iov_len: out.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr.cast_mut().cast(),
+        iov_len: out.len(),
+    };
+    // SAFETY: `local` describes `out`, valid for writes of its length; the
+    // kernel reads `remote` through the page tables (EFAULT when unmapped),
+    // never through a pointer of this process.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// `move_pages(2)` in query mode — report the node of each page in `pages`
 /// ([move_pages(2)](https://man7.org/linux/man-pages/man2/move_pages.2.html)).
 ///
@@ -436,6 +465,19 @@ pub fn mincore(addr: NonNull<u8>, len: usize, vec: &mut [u8]) -> io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_memory_reads_check_the_range() {
+        let x = 0x1234_5678_u64.to_ne_bytes();
+        let mut out = [0u8; 8];
+        assert_eq!(read_own_memory(x.as_ptr(), &mut out).unwrap(), 8);
+        assert_eq!(out, x);
+        assert_eq!(read_own_memory(x.as_ptr(), &mut []).unwrap(), 0);
+        for bad in [0usize, 1, usize::MAX - 7] {
+            let e = read_own_memory(bad as *const u8, &mut out).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EFAULT), "{bad:#x}");
+        }
+    }
 
     #[test]
     fn node_masks_are_capped() {

@@ -35,6 +35,8 @@ const SEG_HEADER: usize = 16 << 10;
 const MAX_CHUNKS: usize = (SEG_HEADER - 3 * std::mem::size_of::<usize>()) / 8;
 const _: () = assert!(SEG_HEADER.is_multiple_of(classes::CHUNK_ALIGN));
 const _: () = assert!(MAX_CHUNKS > SEG_MAX / (64 << 10));
+// Tracked segments are rounded up to whole grains: at most one grain more.
+const _: () = assert!(MAX_CHUNKS > (SEG_MAX + node_local::GRAIN) / (64 << 10));
 /// The first segment's payload; each next one doubles, up to [`SEG_MAX`].
 const SEG_FIRST: usize = 1 << 20;
 const SEG_MAX: usize = 64 << 20;
@@ -590,7 +592,14 @@ impl HeapCore {
             }
         }
         if s.end - s.cursor < min {
-            let payload = s.next_payload.max(want);
+            let mut payload = s.next_payload.max(want);
+            if self.tracked {
+                // Whole grains: the registry notes every grain the segment
+                // touches, and an address in a noted grain must be inside
+                // the segment (`NodeLocal::segment_node`), never in a
+                // mapping made later in the unused rest of the grain.
+                payload = round_up(payload + SEG_HEADER, node_local::GRAIN) - SEG_HEADER;
+            }
             let len = payload + SEG_HEADER;
             // Reserved and bound now, populated chunk by chunk as carved.
             let align = crate::sys::page_size().max(classes::CHUNK_ALIGN);

@@ -411,6 +411,26 @@ impl NodeLocal {
         });
     }
 
+    /// The node of the [`NodeLocal`] heap segment that contains `addr`, or
+    /// `None` when no segment does: addresses the allocator never mapped,
+    /// and large blocks (above [`NodeHeap::MAX_CLASS_SIZE`](super::NodeHeap::MAX_CLASS_SIZE)
+    /// or aligned past 4 KiB), which have mappings of their own. Two loads,
+    /// no system call, nothing dereferenced at `addr`: any address may be
+    /// asked about, so an allocator built on top (the preloadable C
+    /// `malloc`) can tell its own small blocks from foreign pointers.
+    ///
+    /// ```
+    /// use numakit::mem::NodeLocal;
+    /// let x = 5u32;
+    /// assert_eq!(NodeLocal::segment_node(&x as *const u32 as *const u8), None);
+    /// assert_eq!(NodeLocal::segment_node(std::ptr::null()), None);
+    /// assert_eq!(NodeLocal::segment_node(usize::MAX as *const u8), None);
+    /// ```
+    #[inline]
+    pub fn segment_node(addr: *const u8) -> Option<NodeId> {
+        registered_node(addr.cast_mut()).map(NodeId::new)
+    }
+
     /// Figures of every node that has a heap or a fallback or failure
     /// recorded, lowest id first. Shared by every `NodeLocal`: it
     /// describes the process's node heaps, whichever value made them.
@@ -943,6 +963,68 @@ mod tests {
         let table = s.to_string();
         assert!(table.lines().count() >= 2, "{table}");
         assert!(table.contains("remote frees"), "{table}");
+    }
+
+    #[test]
+    fn segment_node_names_small_blocks_only() {
+        let a = NodeLocal::nearest();
+        let small = Layout::from_size_align(48, 16).unwrap();
+        let large = Layout::from_size_align(2 << 20, 16).unwrap();
+        // SAFETY: non-zero sizes; freed below with the same layouts.
+        let (p, q) = unsafe { (a.alloc(small), a.alloc(large)) };
+        assert!(!p.is_null() && !q.is_null());
+        let node = owner_of(p, small).map(NodeId::new);
+        assert!(node.is_some());
+        assert_eq!(NodeLocal::segment_node(p), node);
+        assert_eq!(NodeLocal::segment_node(p.wrapping_add(47)), node);
+        assert_eq!(NodeLocal::segment_node(q), None);
+        // SAFETY: allocated above with these layouts.
+        unsafe {
+            a.dealloc(p, small);
+            a.dealloc(q, large);
+        }
+    }
+
+    #[test]
+    fn every_registered_grain_is_wholly_a_segment_of_its_node() {
+        // `segment_node` promises that an address in a registered grain is
+        // inside a segment: the whole grain must be mapped and bound to
+        // the node, never left to other mappings.
+        let a = NodeLocal::nearest();
+        let layout = Layout::from_size_align(2000, 16).unwrap();
+        // 6 MiB of small blocks: several segments.
+        let blocks: Vec<*mut u8> = (0..3000)
+            // SAFETY: non-zero size; freed below with the same layout.
+            .map(|_| unsafe { a.alloc(layout) })
+            .collect();
+        assert!(blocks.iter().all(|p| !p.is_null()));
+        let node = owner_of(blocks[0], layout).unwrap();
+        let mut grains: Vec<usize> = blocks.iter().map(|&p| p as usize >> GRAIN_SHIFT).collect();
+        grains.sort_unstable();
+        grains.dedup();
+        let (lo, hi) = (
+            grains[0].saturating_sub(256),
+            grains[grains.len() - 1] + 256,
+        );
+        let mut checked = 0;
+        for g in lo..=hi {
+            if registered_node((g << GRAIN_SHIFT) as *mut u8).is_none() {
+                continue;
+            }
+            for addr in [g << GRAIN_SHIFT, ((g + 1) << GRAIN_SHIFT) - 1] {
+                assert_eq!(
+                    bound_node(addr as *mut u8),
+                    Some(node),
+                    "grain {g:#x} is registered but {addr:#x} is not in a segment bound to node {node}"
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 3, "{checked}");
+        for p in blocks {
+            // SAFETY: allocated above with `layout`.
+            unsafe { a.dealloc(p, layout) };
+        }
     }
 
     #[test]

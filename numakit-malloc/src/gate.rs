@@ -1,0 +1,140 @@
+//! The fork gate: no thread is inside the allocator while the process
+//! forks, so the child never inherits a heap lock held by a thread it does
+//! not have.
+//!
+//! Every entry point goes through [`enter`], which counts the thread in
+//! one of [`STRIPES`] counters (picked by thread, so threads rarely share
+//! a cache line) and then looks at [`FORKING`]. The `pthread_atfork`
+//! prepare handler sets `FORKING` and waits until every counter is 0;
+//! threads that arrive meanwhile step back out and wait for the parent (or
+//! child) handler to clear it. Both sides use `SeqCst` (a store then a
+//! load on each side, Dekker-style): either the forking thread sees the
+//! entering thread's count, or the entering thread sees `FORKING`.
+//!
+//! | who | does | then |
+//! |---|---|---|
+//! | a thread entering | `count += 1`; reads `FORKING` | false: goes on; true: `count -= 1`, waits for false, retries |
+//! | `prepare` | `FORKING = true`; waits for every count to be 0 | `fork` |
+//! | `parent` / `child` | `FORKING = false` | — |
+//!
+//! The prepare handler is registered in the library's constructor, before
+//! the program's own handlers, so it runs last (prepare handlers run in
+//! reverse order): handlers of the program that allocate still can.
+//! Nothing inside the allocator enters the gate again, so a thread never
+//! waits on itself.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Counters; a power of two.
+const STRIPES: usize = 64;
+
+#[repr(align(128))]
+struct Stripe(AtomicUsize);
+
+static INSIDE: [Stripe; STRIPES] = [const { Stripe(AtomicUsize::new(0)) }; STRIPES];
+static FORKING: AtomicBool = AtomicBool::new(false);
+
+/// A thread inside the allocator; leaving on drop.
+pub(crate) struct Inside(&'static AtomicUsize);
+
+impl Drop for Inside {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+#[inline]
+fn stripe() -> &'static AtomicUsize {
+    // SAFETY: pthread_self has no preconditions; it reads the thread
+    // pointer, which the dynamic loader sets before any call can come.
+    let me = unsafe { libc::pthread_self() } as usize;
+    // Thread descriptors sit at stack-sized distances: mix the bits.
+    let i =
+        (me >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (usize::BITS - STRIPES.trailing_zeros());
+    &INSIDE[i & (STRIPES - 1)].0
+}
+
+/// Count the calling thread in; waits while a fork is being prepared.
+#[inline]
+pub(crate) fn enter() -> Inside {
+    let s = stripe();
+    loop {
+        s.fetch_add(1, Ordering::SeqCst);
+        if !FORKING.load(Ordering::SeqCst) {
+            return Inside(s);
+        }
+        s.fetch_sub(1, Ordering::SeqCst);
+        wait_for_fork();
+    }
+}
+
+#[cold]
+fn wait_for_fork() {
+    while FORKING.load(Ordering::Acquire) {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+/// `pthread_atfork` prepare: close the gate and wait for the threads
+/// inside to leave.
+pub(crate) extern "C" fn prepare() {
+    FORKING.store(true, Ordering::SeqCst);
+    for s in &INSIDE {
+        while s.0.load(Ordering::SeqCst) != 0 {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    }
+}
+
+/// `pthread_atfork` parent and child: open the gate again.
+pub(crate) extern "C" fn reopen() {
+    FORKING.store(false, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_waits_for_threads_inside_and_blocks_new_ones() {
+        use std::sync::atomic::AtomicU32;
+        use std::sync::Arc;
+        use std::time::Duration;
+        // Watchdog: a hang here fails the run instead of stalling it.
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(60));
+            eprintln!("the fork gate test hung for 60 s");
+            std::process::exit(101);
+        });
+        let inside = enter();
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let forker = std::thread::spawn(move || {
+            prepare();
+            d.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "prepare passed a thread inside"
+        );
+        let entered = Arc::new(AtomicU32::new(0));
+        let e = entered.clone();
+        drop(inside);
+        forker.join().unwrap();
+        assert!(done.load(Ordering::SeqCst));
+        let late = std::thread::spawn(move || {
+            let _g = enter();
+            e.store(1, Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(entered.load(Ordering::SeqCst), 0, "entered a closed gate");
+        reopen();
+        late.join().unwrap();
+        assert_eq!(entered.load(Ordering::SeqCst), 1);
+        assert!(INSIDE.iter().all(|s| s.0.load(Ordering::SeqCst) == 0));
+    }
+}

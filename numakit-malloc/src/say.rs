@@ -1,0 +1,116 @@
+//! Lines on stderr written from a stack buffer with `write(2)`: nothing
+//! is allocated and no lock is taken, so they can be written from inside
+//! `malloc`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+/// A line being composed (truncated at 512 bytes).
+pub(crate) struct Line {
+    buf: [u8; 512],
+    at: usize,
+}
+
+impl Line {
+    pub(crate) fn new() -> Self {
+        Line {
+            buf: [0; 512],
+            at: 0,
+        }
+    }
+
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        let n = b.len().min(self.buf.len() - self.at);
+        self.buf[self.at..self.at + n].copy_from_slice(&b[..n]);
+        self.at += n;
+        self
+    }
+
+    pub(crate) fn text(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+
+    /// `v` in hexadecimal with a `0x` prefix.
+    pub(crate) fn hex(&mut self, v: usize) -> &mut Self {
+        let _ = fmt::Write::write_fmt(self, format_args!("{v:#x}"));
+        self
+    }
+
+    pub(crate) fn num(&mut self, v: u64) -> &mut Self {
+        let _ = fmt::Write::write_fmt(self, format_args!("{v}"));
+        self
+    }
+
+    /// Write the line to fd 2 (a full buffer ends with a newline).
+    pub(crate) fn print(&mut self) {
+        if self.at == self.buf.len() {
+            self.buf[self.at - 1] = b'\n';
+        }
+        write_all(&self.buf[..self.at]);
+    }
+}
+
+impl fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.text(s);
+        Ok(())
+    }
+}
+
+/// `write(2)` all of `bytes` to fd 2; errors lose the text.
+pub(crate) fn write_all(bytes: &[u8]) {
+    write_fd(2, bytes);
+}
+
+/// A copy of the stderr the program started with (-1: none) and its
+/// device and inode: programs such as GNU `ls` and `sort` close stderr in
+/// their own `atexit` handler, which runs before ours.
+static STDERR_COPY: AtomicI32 = AtomicI32::new(-1);
+static STDERR_ID: AtomicU64 = AtomicU64::new(0);
+
+fn file_id(fd: i32) -> Option<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a `struct stat` into the buffer on success.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: initialised by the successful fstat.
+    let st = unsafe { st.assume_init() };
+    Some(st.st_dev ^ st.st_ino.rotate_left(32))
+}
+
+/// Keep a close-on-exec copy of fd 2 (numbered 100 or above) for
+/// [`write_stats`].
+pub(crate) fn keep_stderr() {
+    let Some(id) = file_id(2) else { return };
+    // SAFETY: F_DUPFD_CLOEXEC duplicates fd 2 if it is open.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+    if fd >= 0 {
+        STDERR_ID.store(id, Ordering::Relaxed);
+        STDERR_COPY.store(fd, Ordering::Relaxed);
+    }
+}
+
+/// Write `bytes` to fd 2 if it is open, else to the copy kept at start if
+/// it is still the same file (a program that closed it may have reused the
+/// number for a file of its own, which must not be written to).
+pub(crate) fn write_stats(bytes: &[u8]) {
+    if file_id(2).is_some() {
+        return write_fd(2, bytes);
+    }
+    let fd = STDERR_COPY.load(Ordering::Relaxed);
+    if fd >= 0 && file_id(fd) == Some(STDERR_ID.load(Ordering::Relaxed)) {
+        write_fd(fd, bytes);
+    }
+}
+
+fn write_fd(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writes initialised bytes of a live slice to `fd`.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
