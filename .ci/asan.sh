@@ -45,7 +45,7 @@ step "memory, rings and map integration tests, allocator fuzzing, poisoning proo
 cargo +nightly test --target "$target" \
     --test heap --test heap_props --test slab --test arena --test arena_props \
     --test node_box --test rings --test rings_fuzz --test hash_map \
-    --test hash_map_props --test hash_map_safety --test hostile_input \
+    --test hash_map_props --test hash_map_safety --test skip_map --test deque --test hostile_input \
     --test alloc_fuzz --test asan_poison --test node_local_global \
     --test local_alloc --test per_node --test heap_large --test rings_waits
 
