@@ -76,15 +76,25 @@ const MIB: usize = 1 << 20;
 ///     Err(MeasureError::InvalidOption { option: "repetitions", .. })
 /// ));
 /// ```
+///
+/// The fields are public to read (and to set, like the builder methods);
+/// [`measure`] validates them whichever way they were set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct MeasureOptions {
-    repetitions: usize,
-    latency_buffer: usize,
-    chase_loads: usize,
-    bandwidth_buffer: usize,
-    handoff_round_trips: usize,
-    hugepages: bool,
+    /// Runs per figure; the figure is their median.
+    pub repetitions: usize,
+    /// Bytes of the pointer-chase buffer on each memory node.
+    pub latency_buffer: usize,
+    /// Dependent loads timed per latency run.
+    pub chase_loads: usize,
+    /// Bytes of the streamed buffer on each memory node.
+    pub bandwidth_buffer: usize,
+    /// Cache-line round trips timed per handoff run.
+    pub handoff_round_trips: usize,
+    /// Whether 2 MiB hugetlb pages are used when a node's pool has them.
+    pub hugepages: bool,
 }
 
 /// The accepted range of [`MeasureOptions::repetitions`].
@@ -271,6 +281,8 @@ pub struct Buffer {
     pub hugetlb: bool,
     /// The page kind, in words.
     pub pages: String,
+    /// The page size the placement was checked with, in bytes.
+    pub page_size: usize,
     /// Pages the kernel reported on `node` before measuring (all of them:
     /// otherwise the measurement is refused).
     pub verified_pages: usize,
@@ -304,6 +316,10 @@ pub struct Measurement {
     /// One handoff per pair of CPU nodes (the same node when it has two
     /// CPUs this process may use).
     pub handoffs: Vec<Handoff>,
+    /// Whether the measuring code was compiled without optimisation (a
+    /// debug build): its loops then cost more than the memory does, and
+    /// the figures say little about the machine.
+    pub debug_build: bool,
 }
 
 impl Measurement {
@@ -493,6 +509,7 @@ mod tests {
             buffers: vec![],
             cells,
             handoffs: vec![],
+            debug_build: false,
         }
     }
 

@@ -98,6 +98,7 @@ pub fn measure(opts: &MeasureOptions) -> Result<Measurement, MeasureError> {
             bytes,
             hugetlb: *hugetlb,
             pages: page_words(arena.page_kind()),
+            page_size: proof.page_size(),
             verified_pages: proof.pages(),
         });
         places.push(place);
@@ -185,6 +186,7 @@ pub fn measure(opts: &MeasureOptions) -> Result<Measurement, MeasureError> {
         buffers,
         cells,
         handoffs,
+        debug_build: cfg!(debug_assertions),
     })
 }
 
