@@ -74,6 +74,21 @@ fn every_pair_with_cpus_and_memory_gets_a_cell_from_buffers_on_their_node() {
     for b in &m.buffers {
         assert!(b.verified_pages > 0, "{b:?}");
         assert!(b.bytes >= 8 << 20, "{b:?}");
+        // Every page holding a buffer was asked about.
+        let covered = b.verified_pages * b.page_size;
+        assert!(covered >= 8 << 20 && covered <= b.bytes, "{b:?}");
+        // Hugetlb pages when the node's pool has plenty free (the guest run
+        // with --hugepages-per-node), never without a pool.
+        let pool = topo
+            .node(b.node)
+            .unwrap()
+            .hugepage_pool(2 << 20)
+            .map_or((0, 0), |p| (p.free(), p.total()));
+        if pool.1 == 0 {
+            assert!(!b.hugetlb, "{b:?}");
+        } else if pool.0 * (2 << 20) >= 2 * b.bytes as u64 {
+            assert!(b.hugetlb, "{b:?} with {pool:?} free/total 2 MiB pages");
+        }
     }
     // Handoffs: every pair of CPU nodes, and a node with itself when it has
     // two CPUs.
