@@ -2,7 +2,7 @@
 //! read/write bandwidth for every pair of (CPU node, memory node), and the
 //! cost of handing a cache line between CPUs of two nodes.
 //!
-//! The firmware's distance table (SLIT, [`Topology::distance`]) is a
+//! The firmware's distance table (SLIT, [`Topology::distance`](crate::Topology::distance)) is a
 //! promise; these are figures. For every node with CPUs this process may
 //! use and every node it may place memory on:
 //!
@@ -28,13 +28,20 @@
 //! is the median of [`MeasureOptions::repetitions`] runs with its
 //! [`Spread`].
 //!
-//! [`Topology::with_measured`] orders nodes by the measured latency instead
+//! [`Topology::with_measured`](crate::Topology::with_measured) orders nodes by the measured latency instead
 //! of the SLIT.
 //!
 //! # Examples
-//! ```no_run
+//! ```
 //! use numakit::measure::{measure, MeasureOptions};
-//! let m = measure(&MeasureOptions::quick())?;
+//! // `MeasureOptions::quick()` (a few seconds) or `::full()` as they are;
+//! // smaller here so that the example runs in a moment.
+//! let opts = MeasureOptions::quick()
+//!     .latency_buffer(8 << 20)
+//!     .bandwidth_buffer(8 << 20)
+//!     .chase_loads(10_000)
+//!     .handoff_round_trips(1_000);
+//! let m = measure(&opts)?;
 //! for cell in &m.cells {
 //!     println!(
 //!         "CPU node {} -> memory node {}: {:.1} ns, read {} MB/s",
@@ -44,10 +51,12 @@
 //!         cell.read_mb_s.median,
 //!     );
 //! }
+//! // Every buffer was checked on its node before it was timed.
+//! assert!(m.buffers.iter().all(|b| b.verified_pages > 0));
 //! // Order nodes by what was measured, not by the firmware's table.
 //! let topo = numakit::Topology::detect()?.with_measured(&m)?;
-//! let nearest = topo.nodes_by_distance(numakit::NodeId::new(0))?;
-//! # let _ = nearest;
+//! let first = m.cpu_nodes[0];
+//! assert_eq!(topo.nodes_by_distance(first)?[0], first);
 //! # Ok::<(), numakit::Error>(())
 //! ```
 

@@ -47,6 +47,26 @@ struct PaddedCounter(AtomicU64);
 ///   could not be pinned or started;
 /// - [`MeasureError::Topology`]: the topology or the allowed sets could not
 ///   be read.
+///
+/// # Examples
+/// ```no_run
+/// use numakit::measure::{measure, MeasureOptions};
+/// let m = measure(&MeasureOptions::quick())?;
+/// for cell in &m.cells {
+///     if let Some(ratio) = m.latency_ratio(cell.cpu_node, cell.memory_node) {
+///         let slit = m.slit_distance(cell.cpu_node, cell.memory_node).unwrap_or(0);
+///         println!(
+///             "{} -> {}: measured {ratio:.2}, firmware {:.1}",
+///             cell.cpu_node,
+///             cell.memory_node,
+///             f64::from(slit) / 10.0
+///         );
+///     }
+/// }
+/// // With the `serde` feature it saves and loads as JSON:
+/// // serde_json::to_string(&m)? / serde_json::from_str::<Measurement>(&text)?
+/// # Ok::<(), numakit::Error>(())
+/// ```
 pub fn measure(opts: &MeasureOptions) -> Result<Measurement, MeasureError> {
     opts.validate()?;
     let topo = Topology::current()?;
