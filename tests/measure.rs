@@ -9,13 +9,14 @@ mod common;
 use numakit::measure::{measure, MeasureError, MeasureOptions, Measurement, BUFFER_BYTES};
 use numakit::{NodeId, Topology};
 
-/// Small enough for a few seconds in a TCG guest.
+/// Small enough for a few seconds in a TCG guest (where streaming runs at
+/// some 100 MB/s).
 fn small() -> MeasureOptions {
     MeasureOptions::quick()
-        .latency_buffer(4 << 20)
-        .bandwidth_buffer(4 << 20)
+        .latency_buffer(1 << 20)
+        .bandwidth_buffer(1 << 20)
         .chase_loads(20_000)
-        .handoff_round_trips(500)
+        .handoff_round_trips(50)
         .repetitions(2)
 }
 
@@ -73,10 +74,10 @@ fn every_pair_with_cpus_and_memory_gets_a_cell_from_buffers_on_their_node() {
     assert_eq!(m.buffers.iter().map(|b| b.node).collect::<Vec<_>>(), mems);
     for b in &m.buffers {
         assert!(b.verified_pages > 0, "{b:?}");
-        assert!(b.bytes >= 8 << 20, "{b:?}");
+        assert!(b.bytes >= 2 << 20, "{b:?}");
         // Every page holding a buffer was asked about.
         let covered = b.verified_pages * b.page_size;
-        assert!(covered >= 8 << 20 && covered <= b.bytes, "{b:?}");
+        assert!(covered >= 2 << 20 && covered <= b.bytes, "{b:?}");
         // Hugetlb pages when the node's pool has plenty free (the guest run
         // with --hugepages-per-node), never without a pool.
         let pool = topo

@@ -135,6 +135,12 @@ enum Command {
         /// Runs per figure (the median and spread are over them)
         #[arg(long, value_name = "N")]
         repetitions: Option<u64>,
+        /// Dependent loads timed per latency run
+        #[arg(long, value_name = "N")]
+        loads: Option<u64>,
+        /// Cache-line round trips timed per handoff run
+        #[arg(long, value_name = "N")]
+        round_trips: Option<u64>,
     },
 }
 
@@ -184,11 +190,15 @@ fn main() -> ExitCode {
             json,
             buffer_mib,
             repetitions,
+            loads,
+            round_trips,
         } => measure(
             &numakit_cli::measure::Request {
                 quick,
                 buffer_mib,
                 repetitions,
+                loads,
+                round_trips,
             },
             json,
         ),

@@ -17,6 +17,10 @@ pub struct Request {
     pub buffer_mib: Option<u64>,
     /// `--repetitions`.
     pub repetitions: Option<u64>,
+    /// `--loads`: dependent loads per latency run.
+    pub loads: Option<u64>,
+    /// `--round-trips`: cache-line round trips per handoff run.
+    pub round_trips: Option<u64>,
 }
 
 /// The options `request` stands for, checked.
@@ -41,6 +45,14 @@ pub fn options(request: &Request) -> Result<MeasureOptions, String> {
         let n = usize::try_from(n).map_err(|_| too_large("repetitions", n))?;
         opts = opts.repetitions(n);
     }
+    if let Some(n) = request.loads {
+        let n = usize::try_from(n).map_err(|_| too_large("loads", n))?;
+        opts = opts.chase_loads(n);
+    }
+    if let Some(n) = request.round_trips {
+        let n = usize::try_from(n).map_err(|_| too_large("round-trips", n))?;
+        opts = opts.handoff_round_trips(n);
+    }
     opts.validate().map_err(|e| {
         // Say it in the command's own units.
         match e {
@@ -63,6 +75,24 @@ pub fn options(request: &Request) -> Result<MeasureOptions, String> {
             } => format!(
                 "--repetitions {}: give {min} to {max}",
                 request.repetitions.unwrap_or(0)
+            ),
+            numakit::measure::MeasureError::InvalidOption {
+                option: "chase_loads",
+                min,
+                max,
+                ..
+            } => format!(
+                "--loads {}: give {min} to {max}",
+                request.loads.unwrap_or(0)
+            ),
+            numakit::measure::MeasureError::InvalidOption {
+                option: "handoff_round_trips",
+                min,
+                max,
+                ..
+            } => format!(
+                "--round-trips {}: give {min} to {max}",
+                request.round_trips.unwrap_or(0)
             ),
             e => e.to_string(),
         }
@@ -255,4 +285,69 @@ pub fn table(m: &Measurement) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(request: Request) -> String {
+        match options(&request) {
+            Err(e) => e,
+            Ok(o) => panic!("{request:?} accepted as {o:?}"),
+        }
+    }
+
+    #[test]
+    fn every_option_is_checked_at_its_boundaries() {
+        let quick = Request {
+            quick: true,
+            ..Request::default()
+        };
+        // Each option: 0, the smallest and largest valid, the smallest
+        // invalid above, u32::MAX and u64::MAX.
+        type Set = fn(&mut Request, u64);
+        let cases: [(&str, Set, u64, u64, &str); 4] = [
+            (
+                "--buffer-mib",
+                |r, v| r.buffer_mib = Some(v),
+                1,
+                65_536,
+                " MiB",
+            ),
+            ("--repetitions", |r, v| r.repetitions = Some(v), 1, 1000, ""),
+            ("--loads", |r, v| r.loads = Some(v), 1, 1 << 30, ""),
+            (
+                "--round-trips",
+                |r, v| r.round_trips = Some(v),
+                1,
+                1 << 24,
+                "",
+            ),
+        ];
+        for (flag, set, min, max, unit) in cases {
+            for ok in [min, min + 1, max] {
+                let mut r = quick.clone();
+                set(&mut r, ok);
+                assert!(options(&r).is_ok(), "{flag} {ok}");
+            }
+            for bad in [0, max + 1, u64::from(u32::MAX), u64::MAX] {
+                let mut r = quick.clone();
+                set(&mut r, bad);
+                let e = refused(r);
+                assert!(e.starts_with(&format!("{flag} {bad}:")), "{e}");
+                if flag == "--buffer-mib" && bad == u64::MAX {
+                    // u64::MAX MiB overflows the byte count on the way.
+                    assert!(e.contains("too large for this machine"), "{e}");
+                } else {
+                    assert!(e.contains(&format!("give {min} to {max}{unit}")), "{e}");
+                }
+            }
+        }
+        // Without --quick, the full measurement's defaults.
+        let full = options(&Request::default()).unwrap();
+        assert_eq!(full, MeasureOptions::full());
+        let quick = options(&quick).unwrap();
+        assert_eq!(quick, MeasureOptions::quick());
+    }
 }

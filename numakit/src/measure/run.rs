@@ -600,14 +600,16 @@ fn ping_pong(
     Ok(results.into_iter().next().unwrap_or_default())
 }
 
-/// Spin until `line` holds `value`; yield after a while, for machines (and
-/// emulators) with fewer cores than spinning threads.
+/// Spin until `line` holds `value`; yield every 1024 spins (tens of
+/// microseconds, far beyond a handoff on hardware whose CPUs are free),
+/// for machines and emulators with fewer cores than spinning threads,
+/// where the partner may be waiting for this CPU.
 #[inline]
 fn wait_for(line: &AtomicU64, value: u64) {
     let mut spins = 0u32;
     while line.load(Ordering::Acquire) != value {
         spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(1 << 16) {
+        if spins.is_multiple_of(1 << 10) {
             thread::yield_now();
         } else {
             std::hint::spin_loop();
