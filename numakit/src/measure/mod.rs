@@ -596,6 +596,11 @@ mod tests {
         let mut m = measurement();
         m.cells[0].memory_node = id(3);
         let msg = mismatch(&m);
-        assert!(msg.contains("node 3"), "{msg}");
+        assert!(msg.contains("node 3, which has none"), "{msg}");
+        // A cell measured from the CPU-less node.
+        let mut m = measurement();
+        m.cells[0].cpu_node = id(2);
+        let msg = mismatch(&m);
+        assert!(msg.contains("node 2, which has no CPUs"), "{msg}");
     }
 }

@@ -533,6 +533,12 @@ impl Topology {
                     cell.cpu_node, cell.memory_node
                 )));
             };
+            if self.nodes[i].cpus().is_empty() {
+                return Err(mismatch(format!(
+                    "a cell measures from node {}, which has no CPUs here",
+                    cell.cpu_node
+                )));
+            }
             if !self.nodes[j].has_memory() {
                 return Err(mismatch(format!(
                     "a cell measures memory of node {}, which has none here",
