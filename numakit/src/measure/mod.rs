@@ -241,7 +241,7 @@ impl Spread {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
-pub struct Cell {
+pub struct NodePair {
     /// The node whose CPUs ran the threads.
     pub cpu_node: NodeId,
     /// The node the buffer was on.
@@ -321,7 +321,7 @@ pub struct Measurement {
     /// One buffer per memory node.
     pub buffers: Vec<Buffer>,
     /// One cell per (CPU node, memory node), CPU node major.
-    pub cells: Vec<Cell>,
+    pub cells: Vec<NodePair>,
     /// One handoff per pair of CPU nodes (the same node when it has two
     /// CPUs this process may use).
     pub handoffs: Vec<Handoff>,
@@ -333,7 +333,7 @@ pub struct Measurement {
 
 impl Measurement {
     /// The cell of (`cpu_node`, `memory_node`), if measured.
-    pub fn cell(&self, cpu_node: NodeId, memory_node: NodeId) -> Option<&Cell> {
+    pub fn cell(&self, cpu_node: NodeId, memory_node: NodeId) -> Option<&NodePair> {
         self.cells
             .iter()
             .find(|c| c.cpu_node == cpu_node && c.memory_node == memory_node)
@@ -491,7 +491,7 @@ mod tests {
         let mut cells = Vec::new();
         for c in [0, 1, 3] {
             for m in [0, 1, 2] {
-                cells.push(Cell {
+                cells.push(NodePair {
                     cpu_node: id(c),
                     memory_node: id(m),
                     latency_ps: one(latency(c, m)),

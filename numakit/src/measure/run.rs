@@ -1,7 +1,7 @@
 //! The measurement itself: buffers, the pointer chase, the streams and the
 //! ping-pong, each on threads pinned to one CPU.
 
-use super::{Buffer, Cell, Handoff, MeasureError, MeasureOptions, Measurement, Spread};
+use super::{Buffer, Handoff, MeasureError, MeasureOptions, Measurement, NodePair, Spread};
 use crate::mem::{Arena, MemError, PageKind, Populate};
 use crate::sched::Pin;
 use crate::topology::{CpuId, NodeId, Topology};
@@ -146,7 +146,7 @@ pub fn measure(opts: &MeasureOptions) -> Result<Measurement, MeasureError> {
                     .collect::<Vec<u64>>()
             })?;
             let (read, read_write) = stream(*cpu_node, cpus, place.words, opts.repetitions)?;
-            cells.push(Cell {
+            cells.push(NodePair {
                 cpu_node: *cpu_node,
                 memory_node: place.node,
                 latency_ps: spread(&latency),
