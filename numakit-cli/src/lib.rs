@@ -6,8 +6,10 @@
 //! | [`topology`] | `numakit topology [--json \| --numactl]` |
 //! | [`launch`] | `numakit run --node N [--cpus LIST] [--membind LIST \| --interleave LIST] -- CMD` |
 //! | [`process`], [`maps`] | `numakit stat PID`, `numakit verify PID` |
+//! | [`measure`] | `numakit measure [--quick] [--json]` |
 
 pub mod launch;
 pub mod maps;
+pub mod measure;
 pub mod process;
 pub mod topology;

@@ -274,7 +274,7 @@ fn node_local_malloc_preloads_the_library_host_only() {
 
 #[test]
 fn help_shows_an_example_for_each_command() {
-    for cmd in ["topology", "run", "stat", "verify"] {
+    for cmd in ["topology", "run", "stat", "verify", "measure"] {
         let out = run(&[cmd, "--help"]);
         assert!(out.status.success());
         let help = text(&out.stdout);
@@ -455,4 +455,143 @@ fn stat_and_verify_of_absent_processes_are_errors() {
         let out = run(&["stat", &std::process::id().to_string(), "--watch", watch]);
         assert_eq!(out.status.code(), Some(2), "--watch {watch}");
     }
+}
+
+/// A measurement small enough for a few seconds in a TCG guest.
+const SMALL: [&str; 10] = [
+    "measure",
+    "--quick",
+    "--buffer-mib",
+    "1",
+    "--repetitions",
+    "1",
+    "--loads",
+    "10000",
+    "--round-trips",
+    "20",
+];
+
+#[test]
+fn measure_json_has_a_cell_for_every_pair_with_cpus_and_memory() {
+    let topo = common::topology();
+    let mut args = SMALL.to_vec();
+    args.push("--json");
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m: numakit::measure::Measurement =
+        serde_json::from_slice(&out.stdout).expect("the JSON reads back as a Measurement");
+    let cpus: Vec<NodeId> = topo
+        .nodes()
+        .iter()
+        .filter(|n| !n.cpus().is_empty())
+        .map(|n| n.id())
+        .collect();
+    let mems: Vec<NodeId> = topo
+        .nodes()
+        .iter()
+        .filter(|n| n.has_memory())
+        .map(|n| n.id())
+        .collect();
+    assert_eq!(m.cells.len(), cpus.len() * mems.len());
+    for &c in &cpus {
+        for &n in &mems {
+            let cell = m.cell(c, n).unwrap_or_else(|| panic!("no cell ({c}, {n})"));
+            assert!(cell.latency_ps.median > 0 && cell.read_mb_s.median > 0);
+            assert_eq!(cell.latency_ps.runs, 1);
+        }
+    }
+    assert_eq!(m.buffers.iter().map(|b| b.node).collect::<Vec<_>>(), mems);
+    assert!(m.buffers.iter().all(|b| b.verified_pages > 0));
+    assert_eq!(m.options.latency_buffer, 1 << 20);
+    assert_eq!(m.options.chase_loads, 10_000);
+    assert_eq!(m.options.handoff_round_trips, 20);
+    // Written out again, the same JSON.
+    let again: serde_json::Value = serde_json::to_value(&m).unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again, printed);
+    // And it orders this machine's nodes.
+    assert!(topo.with_measured(&m).is_ok());
+}
+
+#[test]
+fn measure_table_shows_the_slit_beside_the_measured_ratio() {
+    let topo = common::topology();
+    let out = run(&SMALL);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    for title in [
+        "Idle load-to-use latency",
+        "Latency ratio: measured",
+        "Read bandwidth",
+        "Read/write bandwidth",
+        "Cache-line handoff",
+    ] {
+        assert!(table.contains(title), "{title}: {table}");
+    }
+    // The ratio matrix: one row per node with CPUs, with its SLIT / 10 in
+    // each memory node's column.
+    let ratios: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("Latency ratio"))
+        .skip(2)
+        .take_while(|l| l.starts_with("node "))
+        .collect();
+    let cpu_nodes: Vec<&numakit::topology::Node> = topo
+        .nodes()
+        .iter()
+        .filter(|n| !n.cpus().is_empty())
+        .collect();
+    assert_eq!(ratios.len(), cpu_nodes.len(), "{table}");
+    for (row, node) in ratios.iter().zip(cpu_nodes) {
+        assert!(row.starts_with(&format!("node {} ", node.id())), "{row}");
+        for mem in topo.nodes().iter().filter(|n| n.has_memory()) {
+            let slit = topo.distance(node.id(), mem.id()).unwrap();
+            let want = format!("| {:.1}", f64::from(slit) / 10.0);
+            assert!(row.contains(&want), "{want} in {row}");
+        }
+    }
+    assert_eq!(
+        table.contains("One NUMA node"),
+        topo.num_nodes() == 1,
+        "{table}"
+    );
+}
+
+/// Every option's boundaries are checked in `numakit_cli::measure`'s unit
+/// tests; here, that the command refuses with status 2 and runs nothing.
+#[test]
+fn measure_refuses_options_out_of_range_and_runs_nothing() {
+    let max = u64::MAX.to_string();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--buffer-mib", "0"],
+            "--buffer-mib 0: give 1 to 65536 MiB",
+        ),
+        (&["--repetitions", &max], "--repetitions"),
+        (&["--buffer-mib", "-1"], "-1"),
+    ];
+    for (extra, said) in cases {
+        let mut args = vec!["measure", "--quick"];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    // The smallest of everything measures.
+    let out = run(&[
+        "measure",
+        "--quick",
+        "--buffer-mib",
+        "1",
+        "--repetitions",
+        "1",
+        "--loads",
+        "1",
+        "--round-trips",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("one run"));
 }

@@ -34,10 +34,17 @@
 //! lines), `locks.svg`, `rings.svg` and `maps.svg` to
 //! `<target dir>/numakit-report/` and prints their paths.
 //!
+//! The `numa` rows (`-- numa` runs only those) compare an arena on the
+//! node the thread runs on with one on the farthest node that has memory,
+//! streaming through it and chasing pointers through it in random order:
+//! `ratio` is then remote time / local time. On a one-node machine both
+//! arenas are on the one node and the rows say they are not meaningful.
+//!
 //! Flags: `--quick`, `--json`; any other `--flag` (such as the `--bench`
-//! cargo passes) is ignored; the first other word is a filter: only
-//! comparisons whose group, case or peer name contains it (ignoring case)
-//! run.
+//! cargo passes) is ignored; the first other word is a filter: a group's
+//! name (`numa`, `locks`, ...) runs that group only; any other word runs
+//! the comparisons whose group, case or peer name contains it (ignoring
+//! case).
 
 #[path = "support/alloc.rs"]
 mod alloc_support;
@@ -126,13 +133,25 @@ impl Config {
         }
     }
 
+    /// `texts[0]` is the group.
     fn wants(&self, texts: &[&str]) -> bool {
         match &self.filter {
             None => true,
+            // "numa" is in every "numakit ..." name: a group's name picks
+            // that group alone.
+            Some(f) if GROUPS.contains(&f.as_str()) => {
+                texts.first().is_some_and(|g| g.eq_ignore_ascii_case(f))
+            }
             Some(f) => texts.iter().any(|t| t.to_lowercase().contains(f)),
         }
     }
 }
+
+/// Every comparison group: a filter naming one runs that group alone.
+const GROUPS: &[&str] = &[
+    "arena", "nodebox", "region", "heap", "galloc", "locks", "condvar", "counter", "rings", "maps",
+    "pool", "numa",
+];
 
 // ---------------------------------------------------------------------------
 // Measurement
@@ -1428,6 +1447,158 @@ fn node_sum(report: &mut Report) {
     report.run(c);
 }
 
+/// The NUMA rows' node with CPUs and memory the thread runs on, and the
+/// memory node farthest from it by SLIT (the same node on a one-node
+/// machine); `None` when no node has both CPUs and memory this process may
+/// use.
+fn numa_nodes() -> Option<(NodeId, NodeId)> {
+    let topo = Topology::current().ok()?;
+    let mems = topo.mems_allowed().ok()?;
+    let local = topo
+        .nodes()
+        .iter()
+        .find(|n| mems.contains(&n.id()) && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))?
+        .id();
+    let remote = topo
+        .nodes_by_distance(local)
+        .ok()?
+        .into_iter()
+        .rev()
+        .find(|n| mems.contains(n))?;
+    Some((local, remote))
+}
+
+/// Bytes of each NUMA row's buffer: several times a server's last-level
+/// cache.
+fn numa_bytes(quick: bool) -> usize {
+    if quick {
+        64 << 20
+    } else {
+        256 << 20
+    }
+}
+
+/// An arena on `node` holding `bytes`, verified there, kept for the rest of
+/// the run (a runner owns its buffer for as long as the report lasts, and
+/// the typed slices borrow the arena).
+fn numa_arena(node: NodeId, bytes: usize) -> &'static Arena {
+    let arena = Arena::builder(node)
+        .capacity(bytes + (4 << 20))
+        .pages(numakit::mem::PageKind::TransparentHuge)
+        .build()
+        .unwrap_or_else(|e| panic!("numa rows: an arena on node {node}: {e}"));
+    Box::leak(Box::new(arena))
+}
+
+/// Pin the calling thread to `node`'s CPUs for one sample (memory policy
+/// untouched: the buffer is bound already).
+fn numa_pin(node: NodeId) -> numakit::sched::PinGuard {
+    numakit::sched::Pin::node(node)
+        .bind_memory(false)
+        .apply()
+        .unwrap_or_else(|e| panic!("numa rows: pinning to node {node}: {e}"))
+}
+
+/// Streaming reads of `bytes` on `memory` from a thread on `cpu`.
+fn numa_stream(cpu: NodeId, memory: NodeId, bytes: usize) -> Runner {
+    let arena = numa_arena(memory, bytes);
+    let words: &'static [u64] = arena.alloc_slice_fill_with(bytes / 8, |i| i as u64);
+    arena
+        .verify()
+        .unwrap_or_else(|e| panic!("numa rows: the buffer is not on node {memory}: {e}"));
+    custom((bytes / 64) as u64, move |iters| {
+        let _pin = numa_pin(cpu);
+        time_passes(iters, || {
+            black_box(words.iter().fold(0u64, |a, &w| a.wrapping_add(w)));
+        })
+    })
+}
+
+/// One cache line of the chase: the index of the next.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct ChaseLine(usize);
+
+/// Loads per pass of the random rows.
+const CHASE_PASS: usize = 1 << 16;
+
+/// Dependent loads in random order through `bytes` on `memory` from a
+/// thread on `cpu`: one cycle through every line (Sattolo's shuffle).
+fn numa_chase(cpu: NodeId, memory: NodeId, bytes: usize) -> Runner {
+    let arena = numa_arena(memory, bytes);
+    let n = bytes / 64;
+    let lines = arena.alloc_slice_fill_with(n, ChaseLine);
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = (x % i as u64) as usize;
+        let (a, b) = (lines[i].0, lines[j].0);
+        lines[i].0 = b;
+        lines[j].0 = a;
+    }
+    let lines: &'static [ChaseLine] = lines;
+    arena
+        .verify()
+        .unwrap_or_else(|e| panic!("numa rows: the buffer is not on node {memory}: {e}"));
+    let mut at = 0usize;
+    custom(CHASE_PASS as u64, move |iters| {
+        let _pin = numa_pin(cpu);
+        time_passes(iters, || {
+            for _ in 0..CHASE_PASS {
+                at = lines.get(at).map_or(0, |l| l.0);
+            }
+            at = black_box(at);
+        })
+    })
+}
+
+/// Arena on the thread's node against one on the farthest node:
+/// streaming reads and a random pointer chase.
+fn numa(report: &mut Report) {
+    // The words the rows' group, cases and contenders are made of.
+    if !report
+        .cfg
+        .wants(&["numa", "stream", "random", "arena", "local", "remote"])
+    {
+        return;
+    }
+    let Some((local, remote)) = numa_nodes() else {
+        report.say("numa        no node with both CPUs and memory this process may use: no rows");
+        return;
+    };
+    let bytes = numa_bytes(report.cfg.quick);
+    let one_node = local == remote;
+    if one_node {
+        report.say(
+            "numa        one NUMA node: the \"remote\" arena is on the local node too; \
+             these rows are NOT MEANINGFUL here (run them on a machine with several nodes)",
+        );
+    }
+    type Make = fn(NodeId, NodeId, usize) -> Runner;
+    let rows: [(&str, Unit, Make); 2] = [
+        ("stream", Unit::Latency("/64 B"), numa_stream),
+        ("random", Unit::Latency("/load"), numa_chase),
+    ];
+    for (what, unit, make) in rows {
+        let mut c = Comparison::new("numa", format!("{what} {} MiB", bytes >> 20), 1, unit);
+        let near = c.entry(format!("numakit Arena node {local} local"), move || {
+            make(local, local, bytes)
+        });
+        let far = c.entry(format!("Arena node {remote} remote"), move || {
+            make(local, remote, bytes)
+        });
+        let case = if one_node {
+            format!("{what}: ONE NODE, not meaningful")
+        } else {
+            format!("{what} {} MiB, CPU node {local}", bytes >> 20)
+        };
+        c.pair(near, far, case);
+        report.run(c);
+    }
+}
+
 /// glibc malloc raises its mmap and trim thresholds the first time it
 /// frees a block it got from `mmap`; before that, freeing the 1000 blocks
 /// of a 1 KiB pass returns the top of the heap to the kernel and the next
@@ -1736,6 +1907,7 @@ fn main() {
     pool(&mut report);
     #[cfg(feature = "rayon")]
     node_sum(&mut report);
+    numa(&mut report);
 
     if report.outcomes.is_empty() {
         let f = report.cfg.filter.clone().unwrap_or_default();

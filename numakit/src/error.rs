@@ -9,6 +9,7 @@
 
 use crate::collections::hash_map::InsertError;
 use crate::collections::{PopError, PushError};
+pub use crate::measure::MeasureError;
 pub use crate::mem::MemError;
 pub use crate::sched::SchedError;
 pub use crate::topology::TopologyError;
@@ -27,6 +28,9 @@ pub enum Error {
     /// From the scheduling layer (L2).
     #[error(transparent)]
     Sched(#[from] SchedError),
+    /// From measuring the machine ([`measure`](crate::measure)).
+    #[error(transparent)]
+    Measure(#[from] MeasureError),
     /// A CPU id too large for a [`CpuSet`](crate::CpuSet).
     #[error(transparent)]
     CpuId(#[from] CpuIdOutOfRange),

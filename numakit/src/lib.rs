@@ -4,6 +4,7 @@
 
 pub mod collections;
 pub mod error;
+pub mod measure;
 pub mod mem;
 #[cfg(feature = "rayon")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rayon")))]

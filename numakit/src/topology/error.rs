@@ -62,6 +62,22 @@ pub enum TopologyError {
         source: io::Error,
     },
 
+    /// A measured latency matrix does not fit this topology
+    /// ([`Topology::with_measured`](super::Topology::with_measured)).
+    #[error(
+        "the measurement does not fit this topology ({}; measured: {}): {detail}",
+        node_list(topology),
+        node_list(measured)
+    )]
+    MeasurementMismatch {
+        /// This topology's nodes.
+        topology: Vec<NodeId>,
+        /// The measurement's nodes.
+        measured: Vec<NodeId>,
+        /// What does not fit, and what to do.
+        detail: String,
+    },
+
     /// hwloc could not load or describe the topology.
     #[error("hwloc: {0}")]
     Hwloc(String),

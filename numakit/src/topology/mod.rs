@@ -49,6 +49,11 @@ use std::sync::Arc;
 ///
 /// Ids are not necessarily dense: check them against a [`Topology`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct NodeId(u32);
 
 impl NodeId {
@@ -264,6 +269,10 @@ pub struct Topology {
     distances: Vec<u32>,
     online_cpus: CpuSet,
     hardware: Option<Hardware>,
+    /// Measured load-to-use latency in picoseconds, row-major like
+    /// `distances`; `None` where not measured. Set by
+    /// [`Topology::with_measured`] only.
+    measured: Option<Vec<Option<u64>>>,
 }
 
 impl Topology {
@@ -391,6 +400,7 @@ impl Topology {
             distances: matrix,
             online_cpus,
             hardware,
+            measured: None,
         }
     }
 
@@ -443,16 +453,127 @@ impl Topology {
     /// All nodes ordered by distance from `from`, nearest first (`from`
     /// itself leads; ties by id).
     ///
+    /// The distance is the firmware's (SLIT), unless this topology carries
+    /// a measured latency matrix ([`with_measured`](Self::with_measured)):
+    /// then, from a node whose latencies were measured, the memory nodes
+    /// come by measured latency, and the nodes without a figure (no
+    /// memory) after them, by SLIT distance. A node without CPUs has no
+    /// measured row and keeps the SLIT order.
+    ///
     /// # Errors
     /// [`TopologyError::NoSuchNode`] when `from` does not exist.
     pub fn nodes_by_distance(&self, from: NodeId) -> Result<Vec<NodeId>, TopologyError> {
         let i = self.index_of(from)?;
         let n = self.nodes.len();
-        let mut ids: Vec<(u32, NodeId)> = (0..n)
-            .map(|j| (self.distances[i * n + j], self.nodes[j].id))
+        let measured = self
+            .measured
+            .as_ref()
+            .map(|m| &m[i * n..(i + 1) * n])
+            .filter(|row| row.iter().any(Option::is_some));
+        let mut ids: Vec<(u64, u32, NodeId)> = (0..n)
+            .map(|j| {
+                let slit = self.distances[i * n + j];
+                let latency = match measured {
+                    Some(row) => row[j].unwrap_or(u64::MAX),
+                    None => 0,
+                };
+                (latency, slit, self.nodes[j].id)
+            })
             .collect();
-        ids.sort_by_key(|&(d, id)| (id != from, d, id));
-        Ok(ids.into_iter().map(|(_, id)| id).collect())
+        ids.sort_by_key(|&(lat, d, id)| (id != from, lat, d, id));
+        Ok(ids.into_iter().map(|(_, _, id)| id).collect())
+    }
+
+    /// This topology, with `nodes_by_distance` ordering nodes by the
+    /// latency `measurement` found instead of the firmware's SLIT (which
+    /// often disagrees with it). [`distance`](Self::distance) stays the
+    /// SLIT. The measurement may come from [`measure`](crate::measure::measure)
+    /// or from a saved one (feature `serde`: `serde_json::from_str`).
+    ///
+    /// Each node with CPUs that has a measured row must have a cell for
+    /// every node with memory: the measurement must be of this machine.
+    ///
+    /// # Errors
+    /// [`TopologyError::MeasurementMismatch`] when the measurement's nodes
+    /// are not this topology's, or a (CPU node, memory node) pair of this
+    /// topology has no cell.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use numakit::measure::{measure, MeasureOptions};
+    /// let m = measure(&MeasureOptions::quick())?;
+    /// let topo = numakit::Topology::detect()?.with_measured(&m)?;
+    /// println!("{:?}", topo.nodes_by_distance(numakit::NodeId::new(0))?);
+    /// # Ok::<(), numakit::Error>(())
+    /// ```
+    pub fn with_measured(
+        &self,
+        measurement: &crate::measure::Measurement,
+    ) -> Result<Topology, TopologyError> {
+        let mine: Vec<NodeId> = self.node_ids().collect();
+        let mismatch = |detail: String| TopologyError::MeasurementMismatch {
+            topology: mine.clone(),
+            measured: measurement.nodes.clone(),
+            detail,
+        };
+        if measurement.nodes != mine {
+            return Err(mismatch(
+                "the measurement is of other nodes; measure this machine again".into(),
+            ));
+        }
+        let n = mine.len();
+        let mut matrix = vec![None; n * n];
+        for cell in &measurement.cells {
+            let (Ok(i), Ok(j)) = (
+                self.index_of(cell.cpu_node),
+                self.index_of(cell.memory_node),
+            ) else {
+                return Err(mismatch(format!(
+                    "a cell names node pair ({}, {}), not both nodes of this machine",
+                    cell.cpu_node, cell.memory_node
+                )));
+            };
+            if self.nodes[i].cpus().is_empty() {
+                return Err(mismatch(format!(
+                    "a cell measures from node {}, which has no CPUs here",
+                    cell.cpu_node
+                )));
+            }
+            if !self.nodes[j].has_memory() {
+                return Err(mismatch(format!(
+                    "a cell measures memory of node {}, which has none here",
+                    cell.memory_node
+                )));
+            }
+            matrix[i * n + j] = Some(cell.latency_ps.median);
+        }
+        let mut missing = Vec::new();
+        for (i, cpu) in self.nodes.iter().enumerate() {
+            if cpu.cpus().is_empty() {
+                continue;
+            }
+            for (j, mem) in self.nodes.iter().enumerate() {
+                if mem.has_memory() && matrix[i * n + j].is_none() {
+                    missing.push(format!("({}, {})", cpu.id, mem.id));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(mismatch(format!(
+                "no latency for (CPU node, memory node) {}; measure every pair (a process \
+                 limited to some nodes by a cpuset cannot)",
+                missing.join(", ")
+            )));
+        }
+        let mut topo = self.clone();
+        topo.measured = Some(matrix);
+        Ok(topo)
+    }
+
+    /// Whether [`nodes_by_distance`](Self::nodes_by_distance) orders by a
+    /// measured latency matrix ([`with_measured`](Self::with_measured)).
+    pub fn is_measured(&self) -> bool {
+        self.measured.is_some()
     }
 
     /// The online CPUs of the machine.
