@@ -34,6 +34,33 @@ typedef enum {
 } nkit_advice_e;
 
 /**
+ * @brief Start counting the calling thread's hardware cache misses and
+ * instructions retired (counters already open on the thread restart).
+ * @return 0, or -1 with NKIT_ERR_UNSUPPORTED when the machine (or VM) has
+ * no such counters or perf_event_paranoid forbids them (the message says
+ * which and what to change), NKIT_ERR_OS otherwise. Never a software
+ * estimate instead.
+ */
+int nkit_balancer_start(void);
+
+/**
+ * @brief Stop counting, close the counters and advise.
+ * @return NKIT_ADVISE_MIGRATE when misses per thousand instructions exceed
+ * the threshold; NKIT_ADVISE_STAY otherwise, also when fewer than 1000
+ * instructions ran (too few to judge); NKIT_ADVISE_ERROR with the last
+ * error set when nkit_balancer_start has not succeeded on this thread
+ * since the last check, or a counter could not be read.
+ */
+nkit_advice_e nkit_balancer_check(void);
+
+/**
+ * @brief Set the process-wide threshold in misses per thousand
+ * instructions (default 50). A value that is not positive and finite is
+ * refused (NKIT_ERR_INVALID_ARGUMENT) and the threshold stays.
+ */
+void nkit_balancer_set_threshold(double mpki);
+
+/**
  * @brief Start a thread placed by `policy` that runs func(arg).
  * The thread is pinned (and its memory bound to the node) before func runs.
  * @return 0 once it is pinned, or -1 (NULL func, bad policy type, absent or

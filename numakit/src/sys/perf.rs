@@ -11,6 +11,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// `PERF_TYPE_HARDWARE`: a generalized hardware event.
 pub const PERF_TYPE_HARDWARE: u32 = 0;
+/// `PERF_COUNT_HW_INSTRUCTIONS`: instructions retired.
+pub const PERF_COUNT_HW_INSTRUCTIONS: u64 = 1;
 /// `PERF_COUNT_HW_CACHE_MISSES`: last-level cache misses.
 pub const PERF_COUNT_HW_CACHE_MISSES: u64 = 3;
 /// `PERF_FLAG_FD_CLOEXEC`: open the descriptor close-on-exec.
