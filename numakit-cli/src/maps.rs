@@ -111,6 +111,9 @@ pub struct Mapping {
     pub pages: BTreeMap<u32, u64>,
     /// Bytes per page (`kernelpagesize_kB`; 4 KiB when absent).
     pub page_size: u64,
+    /// Anonymous pages (`anon=`): in a file mapping, the process's own
+    /// private copies of file pages.
+    pub anon: u64,
 }
 
 impl Mapping {
@@ -119,12 +122,41 @@ impl Mapping {
         self.pages.values().sum()
     }
 
+    /// Resident pages of a file mapping that are the file's page cache
+    /// (all but its private copies, `anon=`); 0 for other kinds.
+    ///
+    /// A memory policy places the pages the process itself allocates. A
+    /// file's page-cache pages are shared: they were placed by whoever
+    /// read the file first (often before the process started) and a
+    /// policy does not move them, so the policy is not judged on them.
+    pub fn page_cache_pages(&self) -> u64 {
+        if self.kind == MappingKind::File {
+            self.resident_pages().saturating_sub(self.anon)
+        } else {
+            0
+        }
+    }
+
+    /// Whether the policy is judged on this mapping's pages: not for a
+    /// file mapping holding page-cache pages ([`page_cache_pages`]), whose
+    /// per-node counts cannot be split into the process's own pages and
+    /// the shared ones.
+    ///
+    /// [`page_cache_pages`]: Self::page_cache_pages
+    pub fn judged(&self) -> bool {
+        self.page_cache_pages() == 0
+    }
+
     /// Resident pages on nodes the policy does not allow, by node; empty
-    /// when the policy restricts nothing or every page obeys it.
+    /// when the policy restricts nothing, every page obeys it, or the
+    /// mapping is not [`judged`](Self::judged).
     pub fn misplaced(&self) -> BTreeMap<u32, u64> {
         let Some(allowed) = self.policy.allowed_nodes() else {
             return BTreeMap::new();
         };
+        if !self.judged() {
+            return BTreeMap::new();
+        }
         self.pages
             .iter()
             .filter(|(n, &p)| p > 0 && !allowed.contains(n))
@@ -164,6 +196,9 @@ impl Mapping {
             "pages_by_node": nodes(&self.pages),
             "misplaced_pages_by_node": nodes(&self.misplaced()),
             "fallen_back_pages": self.fallen_back(),
+            "anon_pages": self.anon,
+            "page_cache_pages": self.page_cache_pages(),
+            "judged": self.judged(),
         })
     }
 }
@@ -273,6 +308,7 @@ pub fn parse_line(line: &str) -> Result<Mapping, String> {
         file: None,
         pages: BTreeMap::new(),
         page_size: 4096,
+        anon: 0,
     };
     let mut huge = false;
     for field in fields.split(' ').filter(|f| !f.is_empty()) {
@@ -309,8 +345,13 @@ pub fn parse_line(line: &str) -> Result<Mapping, String> {
                 let slot = mapping.pages.entry(node).or_insert(0);
                 *slot = slot.saturating_add(pages);
             }
-            // anon=, dirty=, mapped=, mapmax=, swapcache=, active=,
-            // writeback=, and anything a newer kernel adds: not needed.
+            "anon" => {
+                mapping.anon = value
+                    .parse()
+                    .map_err(|_| format!("page count `{field}` is not a number"))?;
+            }
+            // dirty=, mapped=, mapmax=, swapcache=, active=, writeback=,
+            // and anything a newer kernel adds: not needed.
             _ => {}
         }
     }

@@ -277,6 +277,13 @@ impl Snapshot {
                         if misplaced.len() == 1 { "" } else { "s" },
                         maps::node_list(&misplaced.keys().copied().collect::<Vec<_>>())
                     )
+                } else if !m.judged() && m.policy.allowed_nodes().is_some() {
+                    format!(
+                        "not judged: {} page-cache page{} of the file (shared, placed when \
+                         the file was read; a policy does not move them)",
+                        m.page_cache_pages(),
+                        if m.page_cache_pages() == 1 { "" } else { "s" }
+                    )
                 } else if m.fallen_back() > 0 {
                     format!(
                         "{} pages fell back off the preferred node (allowed by `prefer`)",
@@ -328,14 +335,36 @@ impl Snapshot {
     /// What `numakit verify` prints and its exit status: 0 when every
     /// mapping with a strict policy has all its resident pages on the
     /// policy's nodes, 1 otherwise (each mapping that breaks it named).
+    ///
+    /// File mappings holding page-cache pages are not judged (see
+    /// [`Mapping::judged`](crate::maps::Mapping::judged)); the report
+    /// counts them.
     pub fn verify(&self) -> (String, u8) {
+        let is_strict = |m: &&Mapping| m.policy.allowed_nodes().is_some();
         let strict = self
             .maps
             .iter()
-            .filter(|m| m.policy.allowed_nodes().is_some())
+            .filter(is_strict)
+            .filter(|m| m.judged())
+            .count();
+        let unjudged = self
+            .maps
+            .iter()
+            .filter(is_strict)
+            .filter(|m| !m.judged())
             .count();
         let violations = self.violations();
         let mut out = String::new();
+        if unjudged > 0 {
+            let _ = writeln!(
+                out,
+                "not judged: {unjudged} file mapping{} with a strict policy hold{} page-cache \
+                 pages, which are shared and were placed when the file was read (a policy \
+                 does not move them)",
+                if unjudged == 1 { "" } else { "s" },
+                if unjudged == 1 { "s" } else { "" }
+            );
+        }
         if violations.is_empty() && self.bad_lines.is_empty() {
             let _ = writeln!(
                 out,
@@ -474,6 +503,65 @@ mod tests {
             "{table}"
         );
         assert!(snap.table(true).contains("\x1b[1;31m"));
+    }
+
+    /// Page-cache pages of a file mapping are not judged against the
+    /// process's policy (they were placed when the file was read: a
+    /// program started under `numakit run --node 1` maps libc pages that
+    /// sit on node 0); the file mapping's own private copies are.
+    #[test]
+    fn page_cache_pages_of_file_mappings_are_not_judged() {
+        let (maps, bad) = maps::parse(
+            "55d000000000 bind:1 file=/usr/lib/libc.so.6 mapped=40 mapmax=9 N0=40 \
+             kernelpagesize_kB=4\n\
+             55d100000000 bind:1 file=/usr/lib/libc.so.6 anon=2 dirty=2 mapped=5 N0=3 N1=2 \
+             kernelpagesize_kB=4\n\
+             55d200000000 bind:1 file=/usr/lib/libc.so.6 anon=3 dirty=3 N0=3 \
+             kernelpagesize_kB=4\n\
+             7f0000000000 bind:1 anon=4 dirty=4 N1=4 kernelpagesize_kB=4\n",
+        );
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(maps[0].page_cache_pages(), 40);
+        assert!(!maps[0].judged());
+        assert_eq!(maps[1].page_cache_pages(), 3);
+        assert!(!maps[1].judged());
+        // Only private copies, on the wrong node: judged, and broken.
+        assert_eq!(maps[2].page_cache_pages(), 0);
+        assert!(maps[2].judged());
+        assert_eq!(maps[2].misplaced().get(&0), Some(&3));
+        let mut snap = Snapshot {
+            pid: 7,
+            name: "t".into(),
+            maps,
+            bad_lines: Vec::new(),
+            threads: Vec::new(),
+        };
+        assert_eq!(snap.violations().len(), 1);
+        let (text, code) = snap.verify();
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("mapping 0x55d200000000"), "{text}");
+        assert!(text.contains("not judged: 2 file mappings"), "{text}");
+        let table = snap.table(false);
+        assert!(table.contains("not judged: 40 page-cache pages"), "{table}");
+        snap.maps.remove(2);
+        let (text, code) = snap.verify();
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.contains("its 1 mapping with a strict policy"),
+            "{text}"
+        );
+        assert!(text.contains("not judged: 2 file mappings"), "{text}");
+        // Hostile anon= fields are errors, and an anon= above the resident
+        // count leaves no page-cache pages.
+        for line in [
+            "12 default file=/x anon=x",
+            "12 default anon=99999999999999999999",
+        ] {
+            assert!(maps::parse_line(line).is_err(), "`{line}` parsed");
+        }
+        let m = maps::parse_line("12 bind:1 file=/x anon=18446744073709551615 N0=1").unwrap();
+        assert_eq!(m.page_cache_pages(), 0);
+        assert!(m.judged());
     }
 
     #[test]
