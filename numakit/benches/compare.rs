@@ -36,9 +36,14 @@
 //!
 //! The `numa` rows (`-- numa` runs only those) compare an arena on the
 //! node the thread runs on with one on the farthest node that has memory,
-//! streaming through it and chasing pointers through it in random order:
-//! `ratio` is then remote time / local time. On a one-node machine both
-//! arenas are on the one node and the rows say they are not meaningful.
+//! streaming through it and chasing pointers through it in random order
+//! (`ratio` is then remote time / local time); `CnaLock`, `McsLock` and
+//! parking_lot's mutex handed between two threads on each of two nodes;
+//! `NodeLocal` against glibc, mimalloc and jemalloc with a thread on every
+//! node allocating and touching 4 KiB blocks; and (feature `rayon`) a sum
+//! of node-placed data by per-node rayon pools and by a `NodePool` against
+//! one machine-wide rayon pool. On a one-node machine every row says it is
+//! not meaningful.
 //!
 //! Flags: `--quick`, `--json`; any other `--flag` (such as the `--bench`
 //! cargo passes) is ignored; the first other word is a filter: a group's
@@ -67,7 +72,8 @@ use alloc_support::{
     HEAP_OBJECTS, PC_BLOCKS, REGION_BYTES,
 };
 use locks_support::{
-    ping_pong, run_counter, run_lock, Contender, Counter, PingPong, Sample, Tas, PING_PONG_ROUNDS,
+    ping_pong, run_counter, run_lock, run_lock_placed, Contender, Counter, PingPong, Sample, Tas,
+    PING_PONG_ROUNDS,
 };
 use maps_support::{dash_map, numakit_map, prefill, std_map, Map, Mix, Pool};
 use numakit::mem::{Arena, NodeBox, NodeHeap, SlabBuilder};
@@ -1422,10 +1428,10 @@ fn pool(report: &mut Report) {
 /// per-node pinned rayon pools, each summing its own node's chunk, against
 /// one machine-wide rayon pool summing the same chunks.
 #[cfg(feature = "rayon")]
-fn node_sum(report: &mut Report) {
+fn node_sum(report: &mut Report, one_node: bool) {
     use pool_support::{NodeSum, SUM_ELEMS};
     let workers = pool_support::threads();
-    let mut c = Comparison::new("pool", "node_sum", workers, Unit::Latency("/elem"));
+    let mut c = Comparison::new("numa", "node_sum", workers, Unit::Latency("/elem"));
     let nk = c.entry("numakit::rayon pools_per_node", || {
         let data = NodeSum::new();
         custom(SUM_ELEMS as u64, move |iters| {
@@ -1443,7 +1449,28 @@ fn node_sum(report: &mut Report) {
             })
         })
     });
-    c.pair(nk, global, "sum of node-placed u64s");
+    let node_pool = c.entry("numakit NodePool", || {
+        let data = NodeSum::new();
+        let pool = NodePool::new().expect("pool");
+        let n = SUM_ELEMS as u64;
+        assert_eq!(data.node_pool(&pool), n * (n - 1) / 2);
+        custom(SUM_ELEMS as u64, move |iters| {
+            time_passes(iters, || {
+                black_box(data.node_pool(&pool));
+            })
+        })
+    });
+    let note = if one_node {
+        ": ONE NODE, not meaningful"
+    } else {
+        ""
+    };
+    c.pair(nk, global, format!("sum of node-placed u64s{note}"));
+    c.pair(
+        node_pool,
+        global,
+        format!("NodePool sum of node-placed u64s{note}"),
+    );
     report.run(c);
 }
 
@@ -1554,28 +1581,156 @@ fn numa_chase(cpu: NodeId, memory: NodeId, bytes: usize) -> Runner {
     })
 }
 
-/// Arena on the thread's node against one on the farthest node:
-/// streaming reads and a random pointer chase.
-fn numa(report: &mut Report) {
-    // The words the rows' group, cases and contenders are made of.
-    if !report
-        .cfg
-        .wants(&["numa", "stream", "random", "arena", "local", "remote"])
-    {
+/// The nodes with CPUs this process may use, in id order.
+fn numa_cpu_nodes() -> Vec<NodeId> {
+    let Ok(topo) = Topology::current() else {
+        return Vec::new();
+    };
+    topo.nodes()
+        .iter()
+        .filter(|n| n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
+        .map(|n| n.id())
+        .collect()
+}
+
+fn numa_lock_entry<L: Contender>(c: &mut Comparison, threads: usize, nodes: [NodeId; 2]) -> usize {
+    c.entry(L::NAME, move || {
+        Box::new(move |run| {
+            // Worker i on nodes[i % 2]; the pin lasts as long as the
+            // worker's thread.
+            let place = move |i: usize| std::mem::forget(numa_pin(nodes[i % 2]));
+            Measured::from_sample(run_lock_placed::<L>(threads, &place, 0, Some(run)))
+        })
+    })
+}
+
+/// Locks handed between threads on two nodes (the first node with CPUs
+/// and the farthest from it), two threads per node.
+fn numa_locks(report: &mut Report, cpu_nodes: &[NodeId]) {
+    let Some(&first) = cpu_nodes.first() else {
+        return;
+    };
+    let other = Topology::current()
+        .ok()
+        .and_then(|t| t.nodes_by_distance(first).ok())
+        .and_then(|order| order.into_iter().rev().find(|n| cpu_nodes.contains(n)))
+        .unwrap_or(first);
+    let nodes = [first, other];
+    let threads = 4;
+    let mut c = Comparison::new(
+        "numa",
+        format!("locks on nodes {first} and {other}"),
+        threads,
+        Unit::Throughput,
+    )
+    .time_boxed();
+    let mcs = numa_lock_entry::<McsLock<u64>>(&mut c, threads, nodes);
+    let cna = numa_lock_entry::<CnaLock<u64>>(&mut c, threads, nodes);
+    let pl = numa_lock_entry::<parking_lot::Mutex<u64>>(&mut c, threads, nodes);
+    let note = if first == other {
+        ": ONE NODE, not meaningful"
+    } else {
+        ""
+    };
+    c.pair(cna, pl, format!("CnaLock, 2 nodes{note}"));
+    c.pair(mcs, pl, format!("McsLock, 2 nodes{note}"));
+    c.pair(cna, mcs, format!("CnaLock vs McsLock, 2 nodes{note}"));
+    report.run(c);
+}
+
+/// Bytes of each block of the NUMA alloc-and-touch rows.
+const NUMA_TOUCH_BYTES: usize = 4096;
+
+/// The alloc-and-touch workload on one thread per node at once, each
+/// pinned to its node (memory policy left as it is: first touch); the
+/// wall time of them all.
+fn touch_on_nodes(a: global_support::Alloc, passes: u64, nodes: &[NodeId]) -> Duration {
+    let start = std::sync::Barrier::new(nodes.len() + 1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = nodes
+            .iter()
+            .map(|&node| {
+                let start = &start;
+                s.spawn(move || {
+                    let _pin = numa_pin(node);
+                    start.wait();
+                    global_support::touch(a, passes, NUMA_TOUCH_BYTES)
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        for w in workers {
+            w.join().expect("an alloc-and-touch thread");
+        }
+        t0.elapsed()
+    })
+}
+
+/// numakit's `NodeLocal` against glibc, mimalloc and jemalloc with a
+/// thread on every node allocating and touching.
+fn numa_alloc_touch(report: &mut Report, cpu_nodes: &[NodeId]) {
+    if cpu_nodes.is_empty() {
         return;
     }
-    let Some((local, remote)) = numa_nodes() else {
+    let nodes: &'static [NodeId] = Vec::leak(cpu_nodes.to_vec());
+    let threads = nodes.len();
+    let label = format!("alloc+touch 4 KiB, a thread on each of {threads} node(s)");
+    let mut c = Comparison::new("numa", label, threads, Unit::Throughput);
+    let ops = (global_support::TOUCH_OPS * threads) as u64;
+    let ids: Vec<usize> = global_support::contenders()
+        .into_iter()
+        .map(|(name, a)| {
+            c.entry(name, move || {
+                custom(ops, move |passes| touch_on_nodes(a, passes, nodes))
+            })
+        })
+        .collect();
+    let note = if threads < 2 {
+        ": ONE NODE, not meaningful"
+    } else {
+        ""
+    };
+    for &peer in &ids[1..] {
+        c.pair(
+            ids[0],
+            peer,
+            format!("NodeLocal alloc+touch on every node{note}"),
+        );
+    }
+    report.run(c);
+}
+
+/// Arena on the thread's node against one on the farthest node
+/// (streaming reads and a random pointer chase); locks handed between two
+/// nodes; allocators with a thread on every node; and (feature `rayon`)
+/// the node_sum rows.
+fn numa(report: &mut Report) {
+    // The words the rows' group, cases and contenders are made of.
+    if !report.cfg.wants(&[
+        "numa", "stream", "random", "arena", "local", "remote", "lock", "touch",
+    ]) {
+        return;
+    }
+    let cpu_nodes = numa_cpu_nodes();
+    let nodes = numa_nodes();
+    if cpu_nodes.len() < 2 {
+        report.say(
+            "numa        one NUMA node with CPUs: the \"remote\" arena is on the local node, \
+             the threads of the lock and allocator rows share it; these rows are NOT \
+             MEANINGFUL here (run them on a machine with several nodes)",
+        );
+    }
+    numa_locks(report, &cpu_nodes);
+    numa_alloc_touch(report, &cpu_nodes);
+    #[cfg(feature = "rayon")]
+    node_sum(report, cpu_nodes.len() < 2);
+    let Some((local, remote)) = nodes else {
         report.say("numa        no node with both CPUs and memory this process may use: no rows");
         return;
     };
     let bytes = numa_bytes(report.cfg.quick);
     let one_node = local == remote;
-    if one_node {
-        report.say(
-            "numa        one NUMA node: the \"remote\" arena is on the local node too; \
-             these rows are NOT MEANINGFUL here (run them on a machine with several nodes)",
-        );
-    }
     type Make = fn(NodeId, NodeId, usize) -> Runner;
     let rows: [(&str, Unit, Make); 2] = [
         ("stream", Unit::Latency("/64 B"), numa_stream),
@@ -1905,8 +2060,6 @@ fn main() {
     map_iter(&mut report);
     skip_maps(&mut report);
     pool(&mut report);
-    #[cfg(feature = "rayon")]
-    node_sum(&mut report);
     numa(&mut report);
 
     if report.outcomes.is_empty() {

@@ -175,11 +175,25 @@ fn contend<W: Fn() -> u64 + Sync>(
     duration: Option<Duration>,
     stop: impl FnOnce(),
 ) -> (Vec<u64>, f64) {
+    contend_placed(threads, &|_| {}, work, duration, stop)
+}
+
+/// As `contend`, with `place(i)` called first on worker `i` (to pin it).
+fn contend_placed<W: Fn() -> u64 + Sync>(
+    threads: usize,
+    place: &(dyn Fn(usize) + Sync),
+    work: W,
+    duration: Option<Duration>,
+    stop: impl FnOnce(),
+) -> (Vec<u64>, f64) {
     let start = Barrier::new(threads + 1);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
+            .map(|i| {
+                let work = &work;
+                let start = &start;
+                s.spawn(move || {
+                    place(i);
                     start.wait();
                     work()
                 })
@@ -200,6 +214,16 @@ fn contend<W: Fn() -> u64 + Sync>(
 /// times (`duration` is `None`: the `locks` bench), or for `duration` (the
 /// limit drops to zero when the time is up: the `compare` bench).
 pub fn run_lock<L: Contender>(threads: usize, total: u64, duration: Option<Duration>) -> Sample {
+    run_lock_placed::<L>(threads, &|_| {}, total, duration)
+}
+
+/// As `run_lock`, with `place(i)` called first on worker `i` (to pin it).
+pub fn run_lock_placed<L: Contender>(
+    threads: usize,
+    place: &(dyn Fn(usize) + Sync),
+    total: u64,
+    duration: Option<Duration>,
+) -> Sample {
     // The lock and the limit each in a heap block of its own, not on this
     // thread's stack next to each other.
     let lock = Box::new(L::new());
@@ -215,7 +239,7 @@ pub fn run_lock<L: Contender>(threads: usize, total: u64, duration: Option<Durat
         }
         mine
     };
-    let (counts, secs) = contend(threads, work, duration, || {
+    let (counts, secs) = contend_placed(threads, place, work, duration, || {
         limit.store(0, Ordering::Relaxed)
     });
     let ops = counts.iter().sum::<u64>();

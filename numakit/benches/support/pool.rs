@@ -62,7 +62,7 @@ pub const SUM_ELEMS: usize = 1 << 22;
 #[cfg(feature = "rayon")]
 pub struct NodeSum {
     pools: Vec<numakit::rayon::NodeRayonPool>,
-    chunks: Vec<Vec<u64>>,
+    chunks: Vec<std::sync::Arc<Vec<u64>>>,
 }
 
 #[cfg(feature = "rayon")]
@@ -71,13 +71,15 @@ impl NodeSum {
         use rayon::prelude::*;
         let pools = numakit::rayon::pools_per_node().expect("per-node rayon pools");
         let per = SUM_ELEMS.div_ceil(pools.len());
-        let chunks: Vec<Vec<u64>> = pools
+        let chunks: Vec<std::sync::Arc<Vec<u64>>> = pools
             .iter()
             .enumerate()
             .map(|(i, pool)| {
                 let start = (i * per).min(SUM_ELEMS);
                 let end = ((i + 1) * per).min(SUM_ELEMS);
-                pool.install(|| (start as u64..end as u64).into_par_iter().collect())
+                std::sync::Arc::new(
+                    pool.install(|| (start as u64..end as u64).into_par_iter().collect()),
+                )
             })
             .collect();
         let data = NodeSum { pools, chunks };
@@ -91,7 +93,7 @@ impl NodeSum {
     /// thread hands the first node's pool its job.
     pub fn per_node(&self) -> u64 {
         use rayon::prelude::*;
-        let sum = |(pool, chunk): (&numakit::rayon::NodeRayonPool, &Vec<u64>)| {
+        let sum = |(pool, chunk): (&numakit::rayon::NodeRayonPool, &std::sync::Arc<Vec<u64>>)| {
             pool.install(|| chunk.par_iter().sum::<u64>())
         };
         let mut jobs = self.pools.iter().zip(&self.chunks);
@@ -100,6 +102,29 @@ impl NodeSum {
             let others: Vec<_> = jobs.map(|job| s.spawn(move || sum(job))).collect();
             sum(first) + others.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
         })
+    }
+
+    /// A `NodePool` sums each node's chunk on that node's workers: the
+    /// chunk cut into one piece per worker, each piece a job bound to the
+    /// node.
+    pub fn node_pool(&self, pool: &numakit::sched::NodePool) -> u64 {
+        let mut jobs = Vec::new();
+        for (p, chunk) in self.pools.iter().zip(&self.chunks) {
+            let node = p.node();
+            let pieces = pool.workers_on(node).max(1);
+            let per = chunk.len().div_ceil(pieces).max(1);
+            for start in (0..chunk.len()).step_by(per) {
+                let chunk = std::sync::Arc::clone(chunk);
+                let end = (start + per).min(chunk.len());
+                jobs.push(
+                    pool.submit_to(node, move || chunk[start..end].iter().sum::<u64>())
+                        .expect("a job on a node of the pool"),
+                );
+            }
+        }
+        jobs.into_iter()
+            .map(|j| j.join().expect("a summing job"))
+            .sum()
     }
 
     /// One machine-wide rayon pool sums every chunk: its workers take
