@@ -189,3 +189,44 @@ fn a_buffer_larger_than_the_node_is_a_typed_error() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A node pool ordered by a measurement of this machine builds and runs
+/// jobs on every node; a measurement of other nodes (one node more, or one
+/// fewer) is refused by `build` with the mismatch named, and no worker
+/// starts.
+#[test]
+fn a_pool_orders_its_nodes_by_a_measurement_of_this_machine_only() {
+    use numakit::sched::{NodePool, SchedError};
+    use numakit::topology::TopologyError;
+    let m = measure(&small()).expect("measure");
+    let pool = NodePool::builder()
+        .workers_per_node(1)
+        .order_by_measured(m.clone())
+        .build()
+        .expect("a pool ordered by this machine's measurement");
+    let nodes: Vec<NodeId> = pool.nodes().collect();
+    for &node in &nodes {
+        let ran = pool
+            .submit_to(node, || numakit::current_node().unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(ran, node);
+    }
+    let unbound = pool.submit(|| 7).unwrap().join().unwrap();
+    assert_eq!(unbound, 7);
+    drop(pool);
+
+    let mut more = m.clone();
+    more.nodes.push(NodeId::new(u32::MAX));
+    let mut fewer = m;
+    fewer.nodes.clear();
+    for bad in [more, fewer] {
+        match NodePool::builder().order_by_measured(bad).build() {
+            Err(SchedError::Topology(e @ TopologyError::MeasurementMismatch { .. })) => {
+                assert!(e.to_string().contains("measure"), "{e}");
+            }
+            other => panic!("expected MeasurementMismatch, got {:?}", other.map(|_| ())),
+        }
+    }
+}

@@ -127,6 +127,7 @@ pub struct PoolBuilder {
     nodes: Option<Vec<NodeId>>,
     name: String,
     stack_size: Option<usize>,
+    measured: Option<Box<crate::measure::Measurement>>,
 }
 
 impl PoolBuilder {
@@ -169,6 +170,17 @@ impl PoolBuilder {
         self
     }
 
+    /// Order nodes by measured latency (a [`measure`](crate::measure)
+    /// of this machine, or one loaded from its JSON) instead of the
+    /// firmware's SLIT: the order idle workers steal unbound jobs in, and
+    /// the nearest node an unbound job submitted from a node without
+    /// workers goes to. Checked against this machine's topology by
+    /// [`build`](Self::build) ([`Topology::with_measured`]).
+    pub fn order_by_measured(mut self, measurement: crate::measure::Measurement) -> Self {
+        self.measured = Some(Box::new(measurement));
+        self
+    }
+
     /// Start the workers, each pinned before it takes a job; all or none.
     ///
     /// # Errors
@@ -179,9 +191,17 @@ impl PoolBuilder {
     /// - [`SchedError::NoCpus`] / [`SchedError::NodeNotAllowed`]: a node
     ///   in `nodes` has no CPUs, or none the process may use;
     /// - [`SchedError::Os`] / [`SchedError::Spawn`]: pinning or starting a
-    ///   worker failed (no worker is left running).
+    ///   worker failed (no worker is left running);
+    /// - [`SchedError::Topology`] with
+    ///   [`TopologyError::MeasurementMismatch`](crate::topology::TopologyError::MeasurementMismatch):
+    ///   the measurement given to [`order_by_measured`](Self::order_by_measured)
+    ///   is not of this machine's nodes.
     pub fn build(self) -> Result<NodePool, SchedError> {
-        let topo = Topology::current()?;
+        let current = Topology::current()?;
+        let topo = match &self.measured {
+            Some(m) => std::sync::Arc::new(current.with_measured(m)?),
+            None => current,
+        };
         let allowed = allowed_cpus()?;
         let plan = self.plan(&topo, &allowed)?;
         start(self, &topo, plan)
@@ -418,6 +438,7 @@ impl NodePool {
             nodes: None,
             name: "numakit-pool".into(),
             stack_size: None,
+            measured: None,
         }
     }
 
