@@ -22,6 +22,7 @@ pub mod sys;
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 pub mod topology;
+mod trace;
 
 pub use error::{Error, Result};
 pub use sync::{CnaLock, McsLock, PartitionedCounter};

@@ -186,6 +186,12 @@ pub(crate) fn locate_with_step(
 ///   afterwards (node full, page pinned or shared), with the placement found;
 /// - [`MemError::Os`] if `move_pages` fails.
 pub fn migrate(ptr: *const u8, len: usize, node: NodeId) -> Result<PageMap, MemError> {
+    let r = migrate_untraced(ptr, len, node);
+    crate::trace::migrated(ptr as usize, len, node, &r);
+    r
+}
+
+fn migrate_untraced(ptr: *const u8, len: usize, node: NodeId) -> Result<PageMap, MemError> {
     let topo = Topology::current()?;
     super::region::check_node(&topo, node)?;
     let step = crate::sys::page_size();

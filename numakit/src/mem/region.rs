@@ -76,7 +76,9 @@ impl Region {
     /// Map `len` bytes (rounded up to the page size) bound to `node`,
     /// without touching them.
     pub(crate) fn map(node: NodeId, len: usize, kind: PageKind) -> Result<Region, MemError> {
-        Self::map_policy(&[node], false, len, kind)
+        let r = Self::map_policy(&[node], false, len, kind);
+        crate::trace::placed(&[node], len, kind, &r);
+        r
     }
 
     /// Map `len` bytes of normal pages interleaved page by page over
@@ -87,7 +89,9 @@ impl Region {
                 "interleaving needs at least one node".into(),
             ));
         }
-        Self::map_policy(nodes, true, len, PageKind::Normal)
+        let r = Self::map_policy(nodes, true, len, PageKind::Normal);
+        crate::trace::placed(nodes, len, PageKind::Normal, &r);
+        r
     }
 
     fn map_policy(

@@ -959,6 +959,9 @@ impl Inner {
             );
         }
         drop(state);
+        for e in &events {
+            crate::trace::balancer_event(e);
+        }
         self.log_events(&events);
         if let Some(cb) = &self.on_event {
             let mut failed = Vec::new();

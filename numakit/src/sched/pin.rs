@@ -108,8 +108,13 @@ impl Pin {
     ///   outside the process's memory nodes (`Mems_allowed`);
     /// - [`SchedError::Os`]: the kernel refused (nothing is left changed).
     pub fn apply(&self) -> Result<PinGuard, SchedError> {
-        let topo = Topology::current()?;
-        let (cpus, mem_node) = self.resolve(&topo)?;
+        let r = Topology::current()
+            .map_err(SchedError::from)
+            .and_then(|topo| self.resolve(&topo));
+        if let Err(e) = &r {
+            crate::trace::pin_refused(&format!("{self:?}"), e);
+        }
+        let (cpus, mem_node) = r?;
         pin_current(&cpus, mem_node)
     }
 }
@@ -181,6 +186,12 @@ const NODE_MASK_WORDS: usize = 1024 / libc::c_ulong::BITS as usize;
 /// Set the calling thread's mask to `cpus` and, with `mem_node`, its memory
 /// policy to `MPOL_BIND` on it; all or nothing.
 pub(crate) fn pin_current(cpus: &CpuSet, mem_node: Option<NodeId>) -> Result<PinGuard, SchedError> {
+    let r = pin_current_untraced(cpus, mem_node);
+    crate::trace::pinned(cpus, mem_node, &r);
+    r
+}
+
+fn pin_current_untraced(cpus: &CpuSet, mem_node: Option<NodeId>) -> Result<PinGuard, SchedError> {
     let os = |call, source| SchedError::Os { call, source };
     let old_cpus = syssched::sched_getaffinity(0).map_err(|e| os("sched_getaffinity", e))?;
     let old_policy = match mem_node {
