@@ -421,3 +421,140 @@ fn guards_and_auto_traits() {
     assert_eq!(format!("{map:?}"), r#"{1: "one!"}"#);
     assert!(map.capacity() >= 1);
 }
+
+// ---- Clone, try_clone_to, Extend, try_extend ----------------------------
+
+/// A value that counts its live copies and can be told to panic when
+/// cloned.
+struct Copies {
+    v: u64,
+    live: Arc<std::sync::atomic::AtomicIsize>,
+    panic_on_clone: bool,
+}
+
+impl Copies {
+    fn new(v: u64, live: &Arc<std::sync::atomic::AtomicIsize>, panic_on_clone: bool) -> Self {
+        live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Copies {
+            v,
+            live: Arc::clone(live),
+            panic_on_clone,
+        }
+    }
+}
+
+impl Clone for Copies {
+    fn clone(&self) -> Self {
+        assert!(!self.panic_on_clone, "clone of {} panics", self.v);
+        Copies::new(self.v, &self.live, false)
+    }
+}
+
+impl Drop for Copies {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn clones_are_whole_independent_copies_on_the_node_asked() {
+    let topo = common::topology();
+    let live = Arc::new(std::sync::atomic::AtomicIsize::new(0));
+    for shards in [1, 2, 64] {
+        for n in [0u64, 1, 1000] {
+            let map = ConcurrentHashMap::<u64, Copies>::builder(0)
+                .shards(shards)
+                .build()
+                .unwrap();
+            for k in 0..n {
+                map.insert(k, Copies::new(k * 3, &live, false));
+            }
+            let copy = map.clone();
+            assert_eq!(copy.len(), map.len());
+            assert_eq!(copy.shard_count(), shards);
+            for k in 0..n {
+                assert_eq!(copy.get(&k).unwrap().v, k * 3);
+            }
+            // Independent: changing one leaves the other alone.
+            copy.insert(n + 1, Copies::new(7, &live, false));
+            map.remove(&0);
+            assert_eq!(copy.len() as u64, n + 1);
+            assert_eq!(map.len() as u64, n.saturating_sub(1));
+            // On every node with memory, placed there; refused elsewhere.
+            for node in topo.node_ids() {
+                let has_memory = topo.node(node).unwrap().has_memory();
+                match map.try_clone_to(node) {
+                    Ok(there) => {
+                        assert!(has_memory, "node {node}");
+                        assert_eq!(there.node(), node);
+                        assert_eq!(there.len(), map.len());
+                        assert!(there.verify().unwrap().is_all_on(node));
+                    }
+                    Err(e) => assert!(!has_memory, "node {node}: {e}"),
+                }
+            }
+            for node in [common::absent_node(&topo).get(), u32::MAX] {
+                assert!(map.try_clone_to(node).is_err());
+            }
+        }
+    }
+    assert_eq!(
+        live.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a copy leaked or dropped twice"
+    );
+}
+
+#[test]
+fn a_clone_that_panics_leaves_the_map_usable_and_leaks_nothing() {
+    let live = Arc::new(std::sync::atomic::AtomicIsize::new(0));
+    let map = ConcurrentHashMap::<u64, Copies>::builder(0)
+        .shards(4)
+        .build()
+        .unwrap();
+    for k in 0..100 {
+        map.insert(k, Copies::new(k, &live, k == 57));
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.try_clone()));
+    assert!(r.is_err(), "the clone of 57 panics");
+    assert_eq!(live.load(std::sync::atomic::Ordering::SeqCst), 100);
+    // The map's shards are not left locked.
+    map.insert(1000, Copies::new(1000, &live, false));
+    assert_eq!(map.len(), 101);
+    map.remove(&57);
+    let copy = map.try_clone().unwrap();
+    assert_eq!(copy.len(), 100);
+    drop(copy);
+    drop(map);
+    assert_eq!(live.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn extend_and_try_extend_insert_every_pair() {
+    let mut map = ConcurrentHashMap::<u32, u32>::new(0).unwrap();
+    map.extend((0..500).map(|k| (k, k + 1)));
+    map.extend(std::iter::empty());
+    assert_eq!(map.len(), 500);
+    map.try_extend((250..750).map(|k| (k, k * 2))).unwrap();
+    assert_eq!(map.len(), 750);
+    assert_eq!(map.get_cloned(&10), Some(11));
+    assert_eq!(map.get_cloned(&300), Some(600));
+    // A pair of the iterator whose key hashing panics stops the extend;
+    // the map keeps what was inserted and stays usable.
+    #[derive(PartialEq, Eq)]
+    struct Bad(u32);
+    impl std::hash::Hash for Bad {
+        fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+            assert!(self.0 != 3, "hash of 3 panics");
+            self.0.hash(h);
+        }
+    }
+    let bad = ConcurrentHashMap::<Bad, u32>::new(0).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bad.try_extend((0..6).map(|k| (Bad(k), k)))
+    }));
+    assert!(r.is_err());
+    assert_eq!(bad.len(), 3);
+    bad.insert(Bad(10), 10);
+    assert_eq!(bad.len(), 4);
+}

@@ -1187,6 +1187,101 @@ impl<K: Hash + Eq, V, S: BuildHasher> ConcurrentHashMap<K, V, S> {
             }
         }
     }
+
+    /// A copy of the map on `node`: the same shard count, a clone of the
+    /// hasher, every entry cloned. Each shard is copied under its read
+    /// lock, so the copy holds each shard as it was at one moment (not the
+    /// whole map, while other threads write).
+    ///
+    /// # Errors
+    /// The errors of [`Builder::build`] for `node` (absent, memoryless,
+    /// out of memory); nothing is left allocated.
+    ///
+    /// # Panics
+    /// When a key's or value's `Clone` panics (the copy made so far is
+    /// dropped, the map is unchanged), and when the calling thread holds a
+    /// shard of this map for writing (see
+    /// [one thread, several guards](Self#one-thread-several-guards)).
+    pub fn try_clone_to(&self, node: impl Into<NodeId>) -> Result<Self, MemError>
+    where
+        K: Clone,
+        V: Clone,
+        S: Clone,
+    {
+        let copy = Builder {
+            node: node.into(),
+            capacity: self.len(),
+            shards: Some(self.shard_count()),
+            hasher: self.hasher.clone(),
+            _map: PhantomData,
+        }
+        .build()?;
+        for index in 0..self.shard_count() {
+            let table = self.read_at(index, "try_clone_to");
+            for (k, v) in table.iter() {
+                copy.try_insert(k.clone(), v.clone())
+                    .map_err(|e| e.into_parts().1)?;
+            }
+        }
+        Ok(copy)
+    }
+
+    /// A copy of the map on its own node ([`try_clone_to`](Self::try_clone_to)).
+    ///
+    /// # Errors
+    /// As [`try_clone_to`](Self::try_clone_to).
+    pub fn try_clone(&self) -> Result<Self, MemError>
+    where
+        K: Clone,
+        V: Clone,
+        S: Clone,
+    {
+        self.try_clone_to(self.node())
+    }
+
+    /// Insert every `(key, value)` of `iter`, in order; stops at the first
+    /// that the node cannot take memory for and returns it with the error
+    /// (the pairs before it are in the map, those after it are not taken
+    /// from the iterator).
+    ///
+    /// # Errors
+    /// [`InsertError`] holding the pair that could not be inserted.
+    ///
+    /// # Panics
+    /// When the calling thread holds a guard on a shard a key falls in (see
+    /// [one thread, several guards](Self#one-thread-several-guards)).
+    pub fn try_extend(
+        &self,
+        iter: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), InsertError<(K, V)>> {
+        for (k, v) in iter {
+            self.insert_as(k, v, "try_extend")?;
+        }
+        Ok(())
+    }
+}
+
+/// A copy on the same node ([`ConcurrentHashMap::try_clone`]), the
+/// documented panicking twin: panics when the node cannot give the memory.
+impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> Clone for ConcurrentHashMap<K, V, S> {
+    fn clone(&self) -> Self {
+        match self.try_clone() {
+            Ok(copy) => copy,
+            Err(e) => panic!("ConcurrentHashMap::clone: {e}"),
+        }
+    }
+}
+
+/// Inserts every pair ([`ConcurrentHashMap::insert`]); panics when the
+/// node cannot give the memory ([`try_extend`](ConcurrentHashMap::try_extend)
+/// returns that as an error). There is no `FromIterator`: a map is told
+/// its node ([`ConcurrentHashMap::new`], then `extend`).
+impl<K: Hash + Eq, V, S: BuildHasher> Extend<(K, V)> for ConcurrentHashMap<K, V, S> {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
 }
 
 impl<K, V, S> ConcurrentHashMap<K, V, S> {
