@@ -71,6 +71,18 @@ impl<T> From<InsertError<T>> for Error {
 /// `Result<T, numakit::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The message of a caught panic: its payload when that is a string, a
+/// note saying it is not otherwise.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(the panic payload is not a string)".to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

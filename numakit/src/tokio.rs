@@ -256,7 +256,7 @@ impl RuntimeOn {
             catch_unwind(AssertUnwindSafe(|| f(&mut builder))).map_err(|p| {
                 TokioError::ConfigurePanicked {
                     node,
-                    message: panic_message(p.as_ref()),
+                    message: crate::error::panic_message(p.as_ref()),
                 }
             })?;
         }
@@ -281,7 +281,10 @@ impl RuntimeOn {
             Err(p) => {
                 return Err(TokioError::Build {
                     node,
-                    reason: format!("tokio panicked: {}", panic_message(p.as_ref())),
+                    reason: format!(
+                        "tokio panicked: {}",
+                        crate::error::panic_message(p.as_ref())
+                    ),
                 })
             }
         };
@@ -323,16 +326,6 @@ fn check_count(node: NodeId, what: &str, n: usize, max: usize) -> Result<(), Sch
         threads: n,
         reason,
     })
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(the panic payload is not a string)".to_string()
-    }
 }
 
 thread_local! {

@@ -670,13 +670,7 @@ struct ThreadEntry {
 
 /// The message of a caught panic (or a note that it was not a string).
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    let message = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic payload that is not a string)".to_string()
-    };
+    let message = crate::error::panic_message(payload.as_ref());
     // Dropping the payload runs user code too; a panic there is dropped.
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
     message

@@ -266,14 +266,10 @@ where
 
 /// The error for a caught panic, with its message when it is a string.
 fn panicked(node: Option<NodeId>, payload: &(dyn Any + Send)) -> SchedError {
-    let message = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(the panic payload is not a string)".to_string()
-    };
-    SchedError::JobPanicked { node, message }
+    SchedError::JobPanicked {
+        node,
+        message: crate::error::panic_message(payload),
+    }
 }
 
 /// The result of a submitted job, to [`join`](JobHandle::join), or to
