@@ -10,6 +10,9 @@
 //! Every test here needs cargo and gcc, so their names say `host_only` (the
 //! guest harness skips those).
 
+#[path = "support/cargo_lib.rs"]
+mod cargo_lib;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -35,43 +38,12 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>`: this test runs from `target/<profile>/deps/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps")
-        .to_path_buf()
-}
-
 /// Build `libnumakit.{a,so}` for this profile (a no-op when cargo already
 /// did) and return the directory they are in.
 fn library_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = profile_dir();
-        let target = dir.parent().expect("target dir").to_path_buf();
-        let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "numakit-capi", "--lib"])
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(crate_dir());
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let out = cmd.output().expect("running cargo build -p numakit-capi");
-        assert!(
-            out.status.success(),
-            "cargo build -p numakit-capi failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let dir = cargo_lib::build_library("numakit-capi", &crate_dir());
         for lib in ["libnumakit.a", "libnumakit.so"] {
             assert!(
                 dir.join(lib).is_file(),
@@ -168,7 +140,7 @@ fn built_c_tests() -> &'static [PathBuf] {
     static BINS: OnceLock<Vec<PathBuf>> = OnceLock::new();
     BINS.get_or_init(|| {
         let lib = library_dir();
-        let out_dir = profile_dir().join("c-tests");
+        let out_dir = cargo_lib::profile_dir().join("c-tests");
         std::fs::create_dir_all(&out_dir).unwrap();
         c_tests()
             .iter()
@@ -250,7 +222,7 @@ fn c_tests_under_valgrind_host_only() {
 #[test]
 fn shared_library_links_and_runs_host_only() {
     let lib = library_dir();
-    let out_dir = profile_dir().join("c-tests");
+    let out_dir = cargo_lib::profile_dir().join("c-tests");
     std::fs::create_dir_all(&out_dir).unwrap();
     for name in ["test_numakit", "test_topology"] {
         let bin = out_dir.join(format!("{name}_shared"));
@@ -286,7 +258,7 @@ fn headers_compile_as_c_and_cpp_host_only() {
         "numakit/structs/skip_list.h",
         "numakit/ext.h",
     ];
-    let dir = profile_dir().join("c-tests/headers");
+    let dir = cargo_lib::profile_dir().join("c-tests/headers");
     std::fs::create_dir_all(&dir).unwrap();
     for (i, h) in headers.iter().enumerate() {
         assert!(include.join(h).is_file(), "{h} is missing");
@@ -353,7 +325,7 @@ fn headers_compile_as_c_and_cpp_host_only() {
 fn placement_example_runs_host_only() {
     let lib = library_dir();
     let example = crate_dir().join("../examples/c/placement.c");
-    let bin = profile_dir().join("c-tests/placement");
+    let bin = cargo_lib::profile_dir().join("c-tests/placement");
     let mut cmd = gcc_c11();
     cmd.arg(&example)
         .arg("-L")
@@ -399,7 +371,7 @@ fn pkg_config_file_builds_a_program_host_only() {
         "pkg-config numakit.pc",
     );
     let flags = String::from_utf8_lossy(&out.stdout);
-    let bin = profile_dir().join("c-tests/test_version_pc");
+    let bin = cargo_lib::profile_dir().join("c-tests/test_version_pc");
     let mut cmd = Command::new("gcc");
     cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
         .arg(crate_dir().join("tests/c/test_version.c"))

@@ -8,6 +8,9 @@
 //!
 //! Every test here needs cargo and gcc, so their names say `host_only`.
 
+#[path = "../../numakit-capi/tests/support/cargo_lib.rs"]
+mod cargo_lib;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -31,38 +34,12 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>`: this test runs from `target/<profile>/deps/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps")
-        .to_path_buf()
-}
-
 /// Build the library for this profile (a no-op when cargo already did)
 /// and return its path.
 fn library() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let dir = profile_dir();
-        let target = dir.parent().expect("target dir").to_path_buf();
-        let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "numakit-malloc", "--lib"])
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(crate_dir());
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        run_checked(&mut cmd, "cargo build -p numakit-malloc");
+        let dir = cargo_lib::build_library("numakit-malloc", &crate_dir());
         let lib = dir.join("libnumakit_malloc.so");
         assert!(lib.is_file(), "{} was not built", lib.display());
         lib
@@ -88,7 +65,7 @@ fn run_checked(cmd: &mut Command, what: &str) -> Output {
 fn programs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let out = profile_dir().join("malloc-tests");
+        let out = cargo_lib::profile_dir().join("malloc-tests");
         std::fs::create_dir_all(&out).unwrap();
         let src = crate_dir().join("tests/c");
         let gcc = || {
