@@ -47,16 +47,17 @@ pub fn threshold() -> f64 {
     f64::from_bits(THRESHOLD.load(Ordering::Relaxed))
 }
 
+/// Misses per thousand instructions; `None` below [`MIN_INSTRUCTIONS`]
+/// (too few to judge).
+pub fn mpki(misses: u64, instructions: u64) -> Option<f64> {
+    (instructions >= MIN_INSTRUCTIONS).then(|| misses as f64 * 1000.0 / instructions as f64)
+}
+
 /// The advice for `misses` over `instructions` against `threshold`.
 pub fn advice(misses: u64, instructions: u64, threshold: f64) -> c_int {
-    if instructions < MIN_INSTRUCTIONS {
-        return NKIT_ADVISE_STAY;
-    }
-    let mpki = misses as f64 * 1000.0 / instructions as f64;
-    if mpki > threshold {
-        NKIT_ADVISE_MIGRATE
-    } else {
-        NKIT_ADVISE_STAY
+    match mpki(misses, instructions) {
+        Some(v) if v > threshold => NKIT_ADVISE_MIGRATE,
+        _ => NKIT_ADVISE_STAY,
     }
 }
 
@@ -67,9 +68,29 @@ fn paranoid() -> String {
     }
 }
 
-fn open(config: u64, what: &str) -> Result<OwnedFd, CError> {
+/// The cache-miss and instructions counters of thread `tid` (0: the
+/// caller), counting from now; the error names `function`.
+pub(crate) fn counter_pair(tid: libc::pid_t, function: &str) -> Result<(OwnedFd, OwnedFd), CError> {
+    Ok((
+        open_for(
+            tid,
+            perf::PERF_COUNT_HW_CACHE_MISSES,
+            "cache-miss",
+            function,
+        )?,
+        open_for(
+            tid,
+            perf::PERF_COUNT_HW_INSTRUCTIONS,
+            "instructions-retired",
+            function,
+        )?,
+    ))
+}
+
+/// Open the `config` counter of thread `tid` (0: the caller).
+fn open_for(tid: libc::pid_t, config: u64, what: &str, function: &str) -> Result<OwnedFd, CError> {
     let attr = perf::PerfEventAttr::hardware_counter(config);
-    perf::perf_event_open(&attr, 0, -1, -1, perf::PERF_FLAG_FD_CLOEXEC).map_err(|e| {
+    perf::perf_event_open(&attr, tid, -1, -1, perf::PERF_FLAG_FD_CLOEXEC).map_err(|e| {
         let (code, why) = match e.raw_os_error() {
             Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV) => (
                 NKIT_ERR_UNSUPPORTED,
@@ -90,8 +111,8 @@ fn open(config: u64, what: &str) -> Result<OwnedFd, CError> {
         CError::new(
             code,
             format!(
-                "nkit_balancer_start: perf_event_open of the {what} counter failed: {e} ({why}); \
-                 no advice can be given on this thread"
+                "{function}: perf_event_open of the {what} counter failed: {e} ({why}); \
+                 without counters there is nothing to advise on"
             ),
         )
     })
@@ -107,8 +128,7 @@ fn open(config: u64, what: &str) -> Result<OwnedFd, CError> {
 pub extern "C" fn nkit_balancer_start() -> c_int {
     ffi(-1, || {
         let _ = COUNTERS.try_with(|c| c.borrow_mut().take());
-        let misses = open(perf::PERF_COUNT_HW_CACHE_MISSES, "cache-miss")?;
-        let instructions = open(perf::PERF_COUNT_HW_INSTRUCTIONS, "instructions-retired")?;
+        let (misses, instructions) = counter_pair(0, "nkit_balancer_start")?;
         COUNTERS
             .try_with(|c| {
                 *c.borrow_mut() = Some(Counters {

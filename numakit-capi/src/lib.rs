@@ -17,6 +17,7 @@
 //! locks of this crate ([`sync`]); the ticket lock is numakit's
 //! `RawTicket`, placed in the caller's 128 bytes.
 
+pub mod auto_balancer;
 pub mod balancer;
 pub mod deque;
 pub mod error;

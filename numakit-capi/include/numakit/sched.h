@@ -2,6 +2,7 @@
 #define NKIT_SCHED_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include "error.h"
 
 #ifdef __cplusplus
@@ -158,6 +159,55 @@ int nkit_pool_submit_to_node(nkit_pool_t *pool, int target_node, void (*func)(vo
  * accepted and does nothing). Not from a task of the pool.
  */
 void nkit_pool_destroy(nkit_pool_t *pool);
+
+/* -------------------------------------------------------------------------
+ * Auto-balancer: a background thread samples the hardware counters (cache
+ * misses, instructions) of registered threads every interval. A thread
+ * whose misses per thousand instructions since the last sample exceed the
+ * threshold is moved to the other node, among those with CPUs this process
+ * may use, that has the most free memory at that moment (its CPU mask
+ * becomes that node's allowed CPUs; its memory stays where it is). Each
+ * move is counted and passed to the callback.
+ * ---------------------------------------------------------------------- */
+
+/** @brief Opaque handle for the auto-balancer. */
+typedef struct nkit_auto_balancer_s nkit_auto_balancer_t;
+
+/**
+ * @brief Called on the balancer's thread after each move. It must not
+ * destroy the balancer (destroy waits for that thread).
+ */
+typedef void (*nkit_migration_cb_t)(pthread_t tid, int from_node, int to_node, double mpki);
+
+/**
+ * @brief Create and start the auto-balancer.
+ * @param interval_ms 1 to 3600000 (one hour).
+ * @param mpki_thresh positive and finite.
+ * @param cb may be NULL.
+ * @return the handle, or NULL with the last error set: a bad argument
+ * (NKIT_ERR_INVALID_ARGUMENT), or no usable hardware counters
+ * (NKIT_ERR_UNSUPPORTED, the message says why), never a guess instead.
+ */
+nkit_auto_balancer_t *nkit_auto_balancer_create(unsigned interval_ms, double mpki_thresh,
+                                                nkit_migration_cb_t cb);
+
+/**
+ * @brief Register the calling thread, now on `node`: `tid` must be
+ * pthread_self() (another thread's kernel id cannot be known from its
+ * pthread_t).
+ * @return 0, or -1: NULL ab, another thread's tid, an absent node, already
+ * registered, or 1024 threads registered.
+ */
+int nkit_auto_balancer_register(nkit_auto_balancer_t *ab, pthread_t tid, int node);
+
+/** @brief Stop watching `tid`. @return 0, or -1 (NULL ab; NKIT_ERR_NOT_FOUND). */
+int nkit_auto_balancer_unregister(nkit_auto_balancer_t *ab, pthread_t tid);
+
+/** @brief The moves made so far (0 with the last error set for NULL ab). */
+size_t nkit_auto_balancer_migrations(nkit_auto_balancer_t *ab);
+
+/** @brief Stop the balancer's thread, wait for it and free the handle. */
+void nkit_auto_balancer_destroy(nkit_auto_balancer_t *ab);
 
 #ifdef __cplusplus
 }
