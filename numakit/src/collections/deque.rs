@@ -186,10 +186,24 @@ impl<T> Inner<T> {
         check_capacity(capacity)?;
         let slots = Slots::<Slot<T>>::new(node, capacity)?;
         for i in 0..capacity {
-            // SAFETY: `i < capacity`; the fresh slots are initialised here,
-            // before the deque is shared. Slot `i` is free for position `i`.
+            let slot = slots.slot(i);
+            // Only the stamp is written: the value stays uninitialised in
+            // place, which `UnsafeCell<MaybeUninit<T>>` allows. Writing a
+            // whole `Slot` would build it on the stack first, and a debug
+            // build overflows a thread's stack for a large `T`.
+            // SAFETY: `i < capacity`, so `slot` is in the fresh, writable
+            // mapping, aligned for `Slot<T>`; this runs before the deque is
+            // shared. Slot `i` is free for position `i`.
+            #[cfg(not(loom))]
             unsafe {
-                slots.slot(i).write(Slot {
+                std::ptr::addr_of_mut!((*slot).stamp).write(AtomicUsize::new(i))
+            };
+            // loom's cell keeps state of its own and must be constructed
+            // (its models use small elements).
+            // SAFETY: as above.
+            #[cfg(loom)]
+            unsafe {
+                slot.write(Slot {
                     stamp: AtomicUsize::new(i),
                     value: UnsafeCell::new(MaybeUninit::uninit()),
                 })
