@@ -541,13 +541,13 @@ fn workers_stealing_from_one_another_take_and_drop_each_element_once() {
                             finished_pushing = true;
                             pushing.fetch_sub(1, Ordering::SeqCst);
                         }
-                        if round % 3 == 0 {
+                        if round.is_multiple_of(3) {
                             if let Some(t) = w.pop() {
                                 record(t);
                             }
                         }
                         let victim = &stealers[(me + 1 + round % (WORKERS - 1)) % WORKERS];
-                        let r = if round % 2 == 0 {
+                        let r = if round.is_multiple_of(2) {
                             victim.steal_batch(&w)
                         } else {
                             match victim.steal() {
