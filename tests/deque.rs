@@ -476,3 +476,241 @@ fn steal_batch_into_its_own_worker_moves_nothing() {
     assert_eq!(w.stealer().steal_batch(&w), Steal::Empty);
     assert_eq!(w.len(), 1);
 }
+
+/// A pool of workers that steal from one another in batches (the way a
+/// scheduler uses the deque): every worker owns a deque of capacity 1 or
+/// 2 (so `steal_batch` constantly meets a full or smaller `dest`, and
+/// slots are reused at once), in both flavours, pushes its share, pops,
+/// and steals single elements or batches from the others. Every element
+/// is taken exactly once and dropped exactly once.
+#[test]
+fn workers_stealing_from_one_another_take_and_drop_each_element_once() {
+    const WORKERS: usize = 4;
+    let n = per_run() / 4;
+    let drops = Arc::new(Mutex::new(vec![0u32; n]));
+    let taken: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
+    let d = Arc::clone(&drops);
+    let tk = Arc::clone(&taken);
+    common::finishes(180, "workers stealing from one another", move || {
+        let workers: Vec<Worker<Tracked>> = (0..WORKERS)
+            .map(|i| {
+                let flavor = if i % 2 == 0 {
+                    Flavor::Lifo
+                } else {
+                    Flavor::Fifo
+                };
+                new_worker(flavor, 0, 1 << (i % 2)).unwrap()
+            })
+            .collect();
+        let stealers: Arc<Vec<Stealer<Tracked>>> =
+            Arc::new(workers.iter().map(Worker::stealer).collect());
+        let pushing = Arc::new(AtomicUsize::new(WORKERS));
+        let handles: Vec<_> = workers
+            .into_iter()
+            .enumerate()
+            .map(|(me, w)| {
+                let stealers = Arc::clone(&stealers);
+                let pushing = Arc::clone(&pushing);
+                let taken = Arc::clone(&tk);
+                let drops = Arc::clone(&d);
+                std::thread::spawn(move || {
+                    let record = |t: Tracked| {
+                        taken[t.id].fetch_add(1, Ordering::SeqCst);
+                    };
+                    let mut next = me;
+                    // A value `Full` gave back, pushed again next round.
+                    let mut pending: Option<Tracked> = None;
+                    let mut round = 0usize;
+                    let mut finished_pushing = false;
+                    loop {
+                        round += 1;
+                        if next < n {
+                            let t = pending.take().unwrap_or_else(|| Tracked {
+                                id: next,
+                                drops: Arc::clone(&drops),
+                            });
+                            match w.push(t) {
+                                Ok(()) => next += WORKERS,
+                                // Full: the value comes back intact.
+                                Err(Full(back)) => {
+                                    assert_eq!(back.id, next);
+                                    pending = Some(back);
+                                }
+                            }
+                        } else if !finished_pushing {
+                            finished_pushing = true;
+                            pushing.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        if round.is_multiple_of(3) {
+                            if let Some(t) = w.pop() {
+                                record(t);
+                            }
+                        }
+                        let victim = &stealers[(me + 1 + round % (WORKERS - 1)) % WORKERS];
+                        let r = if round.is_multiple_of(2) {
+                            victim.steal_batch(&w)
+                        } else {
+                            match victim.steal() {
+                                Steal::Success(t) => {
+                                    record(t);
+                                    Steal::Success(())
+                                }
+                                Steal::Empty => Steal::Empty,
+                                Steal::Retry => Steal::Retry,
+                            }
+                        };
+                        if finished_pushing && pushing.load(Ordering::SeqCst) == 0 {
+                            // Drain: own deque, then the others until all
+                            // look empty.
+                            while let Some(t) = w.pop() {
+                                record(t);
+                            }
+                            if r.is_empty() && stealers.iter().all(Stealer::is_empty) {
+                                break;
+                            }
+                        }
+                        if !r.is_success() {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        // Whatever a worker pushed after another's last look is still in
+        // some deque: take it now.
+        for s in stealers.iter() {
+            loop {
+                match s.steal() {
+                    Steal::Success(t) => {
+                        tk[t.id].fetch_add(1, Ordering::SeqCst);
+                    }
+                    Steal::Empty => break,
+                    Steal::Retry => {}
+                }
+            }
+        }
+    });
+    for (id, c) in taken.iter().enumerate() {
+        assert_eq!(c.load(Ordering::SeqCst), 1, "element {id} taken wrongly");
+    }
+    for (id, &c) in drops.lock().unwrap().iter().enumerate() {
+        assert_eq!(c, 1, "element {id} dropped {c} times");
+    }
+}
+
+/// Elements of 1 MiB: pushed, handed back by `Full`, stolen, popped and
+/// dropped with the deque byte for byte (on a thread with room for them
+/// on its stack).
+#[test]
+fn huge_elements_move_intact() {
+    type Big = [u8; 1 << 20];
+    fn big(fill: u8) -> Box<Big> {
+        vec![fill; 1 << 20].into_boxed_slice().try_into().unwrap()
+    }
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            for cap in [1usize, 2] {
+                for flavor in [Flavor::Lifo, Flavor::Fifo] {
+                    let w = new_worker::<Big>(flavor, 0, cap).unwrap();
+                    let s = w.stealer();
+                    for i in 0..cap as u8 {
+                        assert!(w.push(*big(i + 1)).is_ok());
+                    }
+                    let back = w.push(*big(0xEE)).unwrap_err().into_inner();
+                    assert!(back.iter().all(|&b| b == 0xEE));
+                    let stolen = s.steal().success().unwrap();
+                    assert!(stolen.iter().all(|&b| b == 1));
+                    // The freed slot takes a new one.
+                    assert!(w.push(*big(0x55)).is_ok());
+                    let popped = w.pop().unwrap();
+                    let want = match flavor {
+                        Flavor::Lifo => 0x55,
+                        Flavor::Fifo if cap == 1 => 0x55,
+                        Flavor::Fifo => 2,
+                    };
+                    assert!(popped.iter().all(|&b| b == want), "{flavor:?} {cap}");
+                    // One left in the deque, dropped with it.
+                    assert_eq!(w.len(), cap - 1);
+                    drop(w);
+                    drop(s);
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// Making (and dropping) a deque of large elements takes no stack for an
+/// element: the slots are set up in place. (Pushing, popping and stealing
+/// move an element by value, through the caller's stack, as any `T` does.) (It once built each empty slot on the stack
+/// first, and a deque of 1 MiB elements overflowed the 2 MiB stack of a
+/// spawned thread in a debug build: an abort, whatever the capacity.) Run
+/// in a child process, so that an overflow fails this test alone.
+#[test]
+fn making_a_deque_of_large_elements_takes_no_stack_for_them() {
+    const CHILD: &str = "NUMAKIT_DEQUE_STACK_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        // 1 MiB elements on a 512 KiB stack.
+        let r = std::thread::Builder::new()
+            .stack_size(512 << 10)
+            .spawn(|| {
+                for cap in [1usize, 2, 4] {
+                    let w = Worker::<[u8; 1 << 20]>::new_lifo(0, cap).unwrap();
+                    assert_eq!((w.capacity(), w.len()), (cap, 0));
+                    let w = Worker::<[u8; 1 << 20]>::new_fifo(0, cap).unwrap();
+                    assert!(w.stealer().is_empty());
+                    assert!(w.verify().unwrap().is_all_on(NodeId::new(0)));
+                    // Refused capacities do not touch an element either.
+                    assert!(Worker::<[u8; 1 << 20]>::new_lifo(0, 3).is_err());
+                }
+            })
+            .unwrap()
+            .join();
+        assert!(r.is_ok());
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "making_a_deque_of_large_elements_takes_no_stack_for_them",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the child failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Element types the buffer cannot hold and capacities whose slots do not
+/// fit are typed errors, not panics or aborts.
+#[test]
+fn element_types_and_sizes_the_buffer_cannot_hold_are_errors() {
+    #[repr(align(131072))]
+    struct OverAligned(#[allow(dead_code)] u8);
+    match Worker::<OverAligned>::new_lifo(0, 4) {
+        Err(MemError::InvalidAlignment { align }) => assert_eq!(align, 131072),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    // Slots of 1 MiB elements at a capacity the address space holds but no
+    // node does.
+    match Worker::<[u8; 1 << 20]>::new_fifo(0, 1 << 30) {
+        Err(MemError::SizeOverflow { .. } | MemError::InvalidSize { .. })
+        | Err(MemError::OutOfNodeMemory { .. }) => {}
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    match Worker::<[u8; 1 << 20]>::new_fifo(0, 1 << 50) {
+        Err(MemError::SizeOverflow { count, .. }) => assert_eq!(count, 1 << 50),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}

@@ -79,6 +79,9 @@ thread_local! {
     /// While set, comparisons of [`Key`]s on this thread answer at random
     /// (not a total order).
     static ORD_LIES: Cell<u64> = const { Cell::new(0) };
+    /// While not 0, counts comparisons of [`Key`]s on this thread down;
+    /// the one that brings it to 0 panics.
+    static ORD_PANICS_AT: Cell<u32> = const { Cell::new(0) };
 }
 
 /// A key ordered by `k`, tracked; its `Ord` can be made to panic or to lie
@@ -111,6 +114,13 @@ impl PartialOrd for Key {
 }
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Cmp {
+        let at = ORD_PANICS_AT.with(Cell::get);
+        if at > 0 {
+            ORD_PANICS_AT.with(|c| c.set(at - 1));
+            if at == 1 {
+                panic!("Key::cmp panics at a chosen comparison");
+            }
+        }
         if ORD_PANICS.with(Cell::get) {
             panic!("Key::cmp panics ({} vs {})", self.k, other.k);
         }
@@ -794,4 +804,240 @@ fn map_on_node_1_is_on_node_1_or_refused() {
             assert!(matches!(err, MemError::Topology(_)), "{err}");
         }
     }
+}
+
+// ---------------------------------------------------------------------
+// User code that panics or comes back into the map.
+
+/// An `Ord` that panics at its 1st, 2nd, ... comparison of an `insert`
+/// (of a new key and of one already there, which compares once more),
+/// a `remove` or a `get`: each time nothing changed, the lock is free
+/// again (a write from another thread goes through), and in the end every
+/// key and value was dropped exactly once.
+#[test]
+fn an_ord_that_panics_at_any_comparison_changes_nothing() {
+    let t = Arc::new(Tracker::default());
+    let tracker = Arc::clone(&t);
+    common::finishes(120, "an Ord that panics at any comparison", move || {
+        let t = tracker;
+        let map = Arc::new(
+            SkipMap::<Key, Val>::builder(0)
+                .max_height(4)
+                .seed(3)
+                .build()
+                .unwrap(),
+        );
+        for k in (0..64u8).step_by(2) {
+            map.insert(Key::new(k, &t), Val::new(u32::from(k), &t));
+        }
+        let before = contents(&map);
+        let live = t.live();
+        // Existing keys (first, middle, last), new ones before, between
+        // and after them.
+        for k in [0u8, 30, 62, 1, 31, 63, 200] {
+            for op in 0..3 {
+                for n in 1.. {
+                    let probe = Key::new(k, &t);
+                    ORD_PANICS_AT.with(|c| c.set(n));
+                    let r = catch_unwind(AssertUnwindSafe(|| match op {
+                        0 => map.insert(Key::new(k, &t), Val::new(999, &t)).map(|v| v.v),
+                        1 => map.remove(&probe).map(|v| v.v),
+                        _ => map.get(&probe).map(|v| v.v),
+                    }));
+                    ORD_PANICS_AT.with(|c| c.set(0));
+                    match r {
+                        Err(p) => {
+                            let msg = common::panic_message(&*p);
+                            assert!(msg.contains("chosen comparison"), "{msg}");
+                            assert_eq!(contents(&map), before, "op {op} key {k} at {n}");
+                            assert_eq!(map.len(), before.len());
+                            drop(probe);
+                            assert_eq!(t.live(), live, "op {op} key {k} at {n}: leak");
+                            // The lock was let go: another thread writes.
+                            let m = Arc::clone(&map);
+                            let t2 = Arc::clone(&t);
+                            std::thread::spawn(move || {
+                                m.insert(Key::new(250, &t2), Val::new(1, &t2));
+                                assert!(m.remove(&Key::new(250, &t2)).is_some());
+                            })
+                            .join()
+                            .unwrap();
+                        }
+                        Ok(old) => {
+                            // Fewer than `n` comparisons: the operation
+                            // went through. Undo it.
+                            match (op, old) {
+                                (0, Some(v)) => {
+                                    map.insert(Key::new(k, &t), Val::new(v, &t));
+                                }
+                                (0, None) => assert!(map.remove(&probe).is_some()),
+                                (1, Some(v)) => {
+                                    map.insert(Key::new(k, &t), Val::new(v, &t));
+                                }
+                                _ => {}
+                            }
+                            drop(probe);
+                            assert_eq!(contents(&map), before);
+                            assert_eq!(t.live(), live);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        drop(map);
+    });
+    assert_eq!(t.bad_drops.load(Ordering::Relaxed), 0, "double drops");
+    assert_eq!(t.live(), 0, "leaked");
+}
+
+/// A key whose `Ord` comes back into the map it is compared in: under a
+/// write lock (an insert) that would wait for its own thread, so it
+/// panics instead of hanging, and the map stays usable; under a read
+/// lock (a get) a read goes through and a write panics.
+#[test]
+fn an_ord_that_comes_back_into_its_map_panics_instead_of_hanging() {
+    use std::sync::OnceLock;
+    static MAP: OnceLock<SkipMap<Reenter, u32>> = OnceLock::new();
+    thread_local! {
+        /// What the next comparison does to the map: 0 nothing, 1 read
+        /// it, 2 write it.
+        static REENTER: Cell<u8> = const { Cell::new(0) };
+    }
+    #[derive(PartialEq, Eq, Debug)]
+    struct Reenter(u32);
+    impl PartialOrd for Reenter {
+        fn partial_cmp(&self, other: &Self) -> Option<Cmp> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Reenter {
+        fn cmp(&self, other: &Self) -> Cmp {
+            let what = REENTER.with(|r| r.replace(0));
+            let map = MAP.get().unwrap();
+            match what {
+                1 => drop(map.iter().count()),
+                2 => drop(map.insert(Reenter(1000), 0)),
+                _ => {}
+            }
+            self.0.cmp(&other.0)
+        }
+    }
+    common::finishes(60, "an Ord that comes back into its map", || {
+        let map = MAP.get_or_init(|| SkipMap::new(0).unwrap());
+        for i in 0..16 {
+            map.insert(Reenter(i * 2), i);
+        }
+        // Under insert's write lock: a read, then a write, from Ord.
+        for what in [1u8, 2] {
+            REENTER.with(|r| r.set(what));
+            let err = catch_unwind(AssertUnwindSafe(|| map.insert(Reenter(7), 7))).unwrap_err();
+            let msg = common::panic_message(&*err);
+            assert!(msg.contains("write lock"), "{msg}");
+            assert_eq!(map.len(), 16);
+            assert!(map.get(&Reenter(7)).is_none());
+        }
+        // Under get's read lock: a read goes through, a write panics.
+        REENTER.with(|r| r.set(1));
+        assert_eq!(map.get(&Reenter(4)).map(|v| *v), Some(2));
+        REENTER.with(|r| r.set(2));
+        let err = catch_unwind(AssertUnwindSafe(|| map.get_cloned(&Reenter(4)))).unwrap_err();
+        let msg = common::panic_message(&*err);
+        assert!(msg.contains("read guard"), "{msg}");
+        // Usable from this thread and others.
+        map.insert(Reenter(7), 7);
+        std::thread::spawn(|| MAP.get().unwrap().insert(Reenter(9), 9))
+            .join()
+            .unwrap();
+        assert_eq!(map.len(), 18);
+    });
+}
+
+/// An iterator and a `Ref` held on one thread while other threads write:
+/// the writers wait (the snapshot does not change under the iterator) and
+/// go through once the guards are dropped; reads from other threads are
+/// not held up meanwhile.
+#[test]
+fn writers_wait_for_a_held_iterator_and_then_go_through() {
+    common::finishes(60, "writers and a held iterator", || {
+        let map = Arc::new(SkipMap::<u32, u32>::new(0).unwrap());
+        for i in 0..100 {
+            map.insert(i, i);
+        }
+        let mut it = map.range(10..20);
+        let first = it.next().unwrap();
+        let r = map.get(&50).unwrap();
+        let wrote = Arc::new(AtomicUsize::new(0));
+        let writers: Vec<_> = (0..3u32)
+            .map(|w| {
+                let map = Arc::clone(&map);
+                let wrote = Arc::clone(&wrote);
+                std::thread::spawn(move || {
+                    map.insert(15, 1000 + w);
+                    map.remove(&50);
+                    wrote.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        // A reader on another thread is not held up.
+        let m = Arc::clone(&map);
+        assert_eq!(
+            std::thread::spawn(move || m.get_cloned(&15))
+                .join()
+                .unwrap(),
+            Some(15)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            wrote.load(Ordering::SeqCst),
+            0,
+            "a writer went past the guards"
+        );
+        let seen: Vec<(u32, u32)> = std::iter::once(first)
+            .chain(it)
+            .map(|e| (*e.key(), *e.value()))
+            .collect();
+        assert_eq!(seen, (10..20).map(|i| (i, i)).collect::<Vec<_>>());
+        assert_eq!((*r.key(), *r.value()), (50, 50));
+        drop(r);
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(wrote.load(Ordering::SeqCst), 3);
+        assert!(map.get_cloned(&15).unwrap() >= 1000);
+        assert!(!map.contains_key(&50));
+        assert_eq!(map.len(), 99);
+    });
+}
+
+/// Ranges whose bounds meet on one key, present or not, and inverted ones.
+#[test]
+fn ranges_whose_bounds_meet_or_cross() {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let map = SkipMap::<u32, ()>::new(0).unwrap();
+    for k in [1, 3, 5] {
+        map.insert(k, ());
+    }
+    let keys = |lo: Bound<u32>, hi: Bound<u32>| -> Vec<u32> {
+        map.range::<u32, _>((lo, hi)).map(|e| *e.key()).collect()
+    };
+    for k in 0..7 {
+        let present = if [1, 3, 5].contains(&k) {
+            vec![k]
+        } else {
+            vec![]
+        };
+        assert_eq!(keys(Included(k), Included(k)), present);
+        assert!(keys(Included(k), Excluded(k)).is_empty());
+        assert!(keys(Excluded(k), Included(k)).is_empty());
+        assert!(keys(Excluded(k), Excluded(k)).is_empty());
+        for lo in [Included(k + 1), Excluded(k + 1)] {
+            for hi in [Included(k), Excluded(k)] {
+                assert!(keys(lo, hi).is_empty(), "{lo:?} {hi:?}");
+            }
+        }
+    }
+    assert_eq!(keys(Excluded(u32::MAX), Unbounded), Vec::<u32>::new());
+    assert_eq!(keys(Unbounded, Excluded(0)), Vec::<u32>::new());
+    assert_eq!(keys(Excluded(1), Excluded(5)), vec![3]);
 }

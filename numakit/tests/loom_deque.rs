@@ -222,3 +222,60 @@ fn pushes_race_steals() {
         assert_eq!(drops.load(Ordering::Relaxed), 2);
     });
 }
+
+/// The owner pops the newest element without a CAS and pushes a new one
+/// at the same position while a thief is between its read of `bottom` and
+/// its CAS: the thief takes a value exactly once and never reads a slot
+/// being rewritten (the value it copies is the one its `bottom` covered).
+#[test]
+fn a_position_popped_and_pushed_again_under_a_thief() {
+    model_with_branches(10_000, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::new_lifo(0, 2).unwrap();
+        assert!(w.push(counted(1, &drops)).is_ok());
+        assert!(w.push(counted(2, &drops)).is_ok());
+        let s = w.stealer();
+        let thief = thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                got.extend(steal_one(&s));
+            }
+            got
+        });
+        let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
+        if w.push(counted(3, &drops)).is_err() {
+            got.push(3);
+        }
+        got.extend(w.pop().map(|c| c.v));
+        got.extend(thief.join().unwrap());
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 3);
+    });
+}
+
+/// A batch steal publishes into a one-slot deque whose own thief steals
+/// from it at the same time: each value is taken once.
+#[test]
+fn steal_batch_into_a_deque_its_thief_steals_from() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::new_fifo(0, 2).unwrap();
+        assert!(w.push(counted(1, &drops)).is_ok());
+        assert!(w.push(counted(2, &drops)).is_ok());
+        let from = w.stealer();
+        let own = Worker::<Counted>::new_lifo(0, 1).unwrap();
+        let own_thief = own.stealer();
+        let other = thread::spawn(move || steal_one(&own_thief));
+        let _ = from.steal_batch(&own);
+        let mut got: Vec<u32> = std::iter::from_fn(|| own.pop().map(|c| c.v)).collect();
+        got.extend(other.join().unwrap());
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        drop((w, own));
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}

@@ -181,5 +181,33 @@ int main(void) {
         CHECK(nkit_deque_size(shared) == 0);
         nkit_deque_destroy(shared);
     }
+
+    /* Capacities 1 and 2: every push reuses a slot a thief may still be
+     * copying out of; every item is still taken exactly once. */
+    for (uint32_t cap = 1; cap <= 2; cap++) {
+        shared = nkit_deque_create(0, cap);
+        CHECK(shared != NULL);
+        if (!shared) continue;
+        owner_done = 0;
+        taken_sum = 0;
+        taken_count = 0;
+        pthread_t t[THIEVES];
+        for (int i = 0; i < THIEVES; i++) CHECK(pthread_create(&t[i], NULL, thief, NULL) == 0);
+        long n = ITEMS / 5;
+        for (long i = 1; i <= n; i++) {
+            while (!nkit_deque_push(shared, (void *)(intptr_t)i)) {
+                CHECK(nkit_last_error() == NKIT_ERR_FULL);
+                if (i % 2 && nkit_deque_pop(shared, &item)) take(item);
+                sched_yield();
+            }
+            CHECK(nkit_deque_size(shared) <= cap);
+        }
+        owner_done = 1;
+        for (int i = 0; i < THIEVES; i++) CHECK(pthread_join(t[i], NULL) == 0);
+        while (nkit_deque_pop(shared, &item)) take(item);
+        CHECK(taken_count == n);
+        CHECK(taken_sum == n * (n + 1) / 2);
+        nkit_deque_destroy(shared);
+    }
     return nk_done("test_deque");
 }

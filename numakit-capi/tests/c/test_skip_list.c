@@ -10,6 +10,31 @@
 
 static nkit_skip_t *shared;
 
+/* Every thread puts, reads and removes the same few keys: overwrites and
+ * removals race; a value read is always one some thread stored. */
+#define RACE_KEYS 8
+#define RACE_ROUNDS 4000
+static void *racer(void *arg) {
+    intptr_t t = (intptr_t)arg;
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        unsigned char key[3] = {'r', 0, (unsigned char)(i % RACE_KEYS)};
+        void *v = (void *)(intptr_t)((t + 1) * 100000 + i);
+        CHECK(nkit_skip_put(shared, key, sizeof key, v) == 0);
+        void *got = nkit_skip_get(shared, key, sizeof key);
+        if (got == NULL) {
+            /* Another thread removed it meanwhile. */
+            CHECK(nkit_last_error() == NKIT_ERR_NOT_FOUND);
+        } else {
+            intptr_t g = (intptr_t)got;
+            CHECK(g / 100000 >= 1 && g / 100000 <= THREADS && (g % 100000) % RACE_KEYS == i % RACE_KEYS);
+        }
+        if (i % 3 == 0 && nkit_skip_remove(shared, key, sizeof key) != 0) {
+            CHECK(nkit_last_error() == NKIT_ERR_NOT_FOUND);
+        }
+    }
+    return NULL;
+}
+
 static void *worker(void *arg) {
     int t = (int)(intptr_t)arg;
     for (int i = 0; i < KEYS; i++) {
@@ -118,6 +143,54 @@ int main(void) {
     CHECK(nkit_skip_remove(sl, big, sizeof big) == 0);
     CHECK(nkit_skip_count(sl) == 4);
 
+    /* Keys are all their bytes, NUL bytes included: "n", "n\0", "n\0a",
+     * "n\0b" and "\0" are five keys. */
+    {
+        int vals[5];
+        const char *keys[5] = {"n", "n\0", "n\0a", "n\0b", "\0"};
+        size_t lens[5] = {1, 2, 3, 3, 1};
+        size_t count = nkit_skip_count(sl);
+        for (int i = 0; i < 5; i++) CHECK(nkit_skip_put(sl, keys[i], lens[i], &vals[i]) == 0);
+        CHECK(nkit_skip_count(sl) == count + 5);
+        for (int i = 0; i < 5; i++) CHECK(nkit_skip_get(sl, keys[i], lens[i]) == &vals[i]);
+        CHECK(nkit_skip_get(sl, "n\0c", 3) == NULL);
+        CHECK_ERR(NKIT_ERR_NOT_FOUND);
+        CHECK(nkit_skip_get(sl, "\0\0", 2) == NULL);
+        CHECK_ERR(NKIT_ERR_NOT_FOUND);
+        for (int i = 0; i < 5; i++) CHECK(nkit_skip_remove(sl, keys[i], lens[i]) == 0);
+        CHECK(nkit_skip_count(sl) == count);
+    }
+    /* The longest length refused is one past PTRDIFF_MAX (no object is
+     * larger), for every function. */
+    CHECK(nkit_skip_put(sl, "k", (size_t)PTRDIFF_MAX + 1, &a) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    CHECK(nkit_skip_get(sl, "k", (size_t)PTRDIFF_MAX + 1) == NULL);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    CHECK(nkit_skip_remove(sl, "k", (size_t)PTRDIFF_MAX + 1) == -1);
+    CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+    /* A 1 MiB key (larger than the shard heap's size classes). */
+    {
+        size_t n = (size_t)1 << 20;
+        unsigned char *huge = malloc(n);
+        CHECK(huge != NULL);
+        if (huge) {
+            memset(huge, 0, n);
+            huge[n - 1] = 7;
+            CHECK(nkit_skip_put(sl, huge, n, &a) == 0);
+            CHECK(nkit_skip_get(sl, huge, n) == &a);
+            CHECK(nkit_skip_get(sl, huge, n - 1) == NULL); /* a prefix is another key */
+            CHECK_ERR(NKIT_ERR_NOT_FOUND);
+            free(huge); /* the list keeps its own copy */
+            unsigned char *again = calloc(n, 1);
+            CHECK(again != NULL);
+            if (again) {
+                again[n - 1] = 7;
+                CHECK(nkit_skip_remove(sl, again, n) == 0);
+                free(again);
+            }
+        }
+    }
+
     /* NULL lists. */
     CHECK(nkit_skip_put(NULL, "k", 1, &a) == -1);
     CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
@@ -142,6 +215,24 @@ int main(void) {
         for (int i = 0; i < THREADS; i++) CHECK(pthread_join(t[i], NULL) == 0);
         CHECK(nkit_skip_count(shared) == (size_t)THREADS * (KEYS / 2));
         /* Entries left in the list are freed by destroy (valgrind checks). */
+        nkit_skip_destroy(shared);
+        CHECK_OK();
+    }
+
+    /* Several threads on the same keys at once. */
+    shared = nkit_skip_create(4);
+    CHECK(shared != NULL);
+    if (shared) {
+        pthread_t t[THREADS];
+        for (int i = 0; i < THREADS; i++) CHECK(pthread_create(&t[i], NULL, racer, (void *)(intptr_t)i) == 0);
+        for (int i = 0; i < THREADS; i++) CHECK(pthread_join(t[i], NULL) == 0);
+        CHECK(nkit_skip_count(shared) <= RACE_KEYS);
+        size_t left = 0;
+        for (int k = 0; k < RACE_KEYS; k++) {
+            unsigned char key[3] = {'r', 0, (unsigned char)k};
+            if (nkit_skip_get(shared, key, sizeof key) != NULL) left++;
+        }
+        CHECK(nkit_skip_count(shared) == left);
         nkit_skip_destroy(shared);
         CHECK_OK();
     }

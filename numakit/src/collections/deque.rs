@@ -186,10 +186,24 @@ impl<T> Inner<T> {
         check_capacity(capacity)?;
         let slots = Slots::<Slot<T>>::new(node, capacity)?;
         for i in 0..capacity {
-            // SAFETY: `i < capacity`; the fresh slots are initialised here,
-            // before the deque is shared. Slot `i` is free for position `i`.
+            let slot = slots.slot(i);
+            // Only the stamp is written: the value stays uninitialised in
+            // place, which `UnsafeCell<MaybeUninit<T>>` allows. Writing a
+            // whole `Slot` would build it on the stack first, and a debug
+            // build overflows a thread's stack for a large `T`.
+            // SAFETY: `i < capacity`, so `slot` is in the fresh, writable
+            // mapping, aligned for `Slot<T>`; this runs before the deque is
+            // shared. Slot `i` is free for position `i`.
+            #[cfg(not(loom))]
             unsafe {
-                slots.slot(i).write(Slot {
+                std::ptr::addr_of_mut!((*slot).stamp).write(AtomicUsize::new(i))
+            };
+            // loom's cell keeps state of its own and must be constructed
+            // (its models use small elements).
+            // SAFETY: as above.
+            #[cfg(loom)]
+            unsafe {
+                slot.write(Slot {
                     stamp: AtomicUsize::new(i),
                     value: UnsafeCell::new(MaybeUninit::uninit()),
                 })
@@ -333,7 +347,11 @@ impl<T> Drop for Inner<T> {
         // `top..bottom` are exactly the elements still in the deque.
         let t = self.top.load(Ordering::Relaxed);
         let b = self.bottom.load(Ordering::Relaxed);
-        drop_positions(t..b, |pos| {
+        // Positions wrap around `usize::MAX` as everywhere else: count the
+        // elements from `top` rather than ranging over `top..bottom`.
+        let len = distance(b, t).max(0) as usize;
+        drop_positions(0..len, |i| {
+            let pos = t.wrapping_add(i);
             // SAFETY: positions `top..bottom` hold pushed, untaken values;
             // each is visited once.
             self.slot(pos)
@@ -679,5 +697,72 @@ mod tests {
         assert_eq!(unsafe { inner.take_claimed(0) }, 7);
         w.push(8).unwrap();
         assert_eq!(w.pop(), Some(8));
+    }
+
+    /// Move a fresh deque's positions to `start`, as if `start` elements
+    /// had gone through it.
+    fn start_at<T>(w: &Worker<T>, start: usize) {
+        let inner = &w.inner;
+        assert!(w.is_empty());
+        for p in 0..inner.mask + 1 {
+            let pos = start.wrapping_add(p);
+            inner.slot(pos).stamp.store(pos, Ordering::Relaxed);
+        }
+        inner.top.store(start, Ordering::Relaxed);
+        inner.bottom.store(start, Ordering::Relaxed);
+    }
+
+    /// Positions wrap around `usize::MAX` (after 2^64 pushes, so only
+    /// reachable here by starting near it): pushes, pops, steals and the
+    /// deque's drop work across the wrap, and every element is dropped
+    /// once.
+    #[test]
+    fn positions_wrap_around_usize_max() {
+        use std::sync::atomic::AtomicUsize as Count;
+        static DROPS: Count = Count::new(0);
+        #[derive(Debug, PartialEq)]
+        struct D(u32);
+        impl Drop for D {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        for cap in [1usize, 2, 4, 8] {
+            for flavor in [Flavor::Lifo, Flavor::Fifo] {
+                DROPS.store(0, Ordering::SeqCst);
+                let w = Worker::<D>::new(NodeId::new(0), cap, flavor).unwrap();
+                let s = w.stealer();
+                start_at(&w, usize::MAX - 7);
+                let mut made = 0u32;
+                for round in 0..6 {
+                    while w.len() < cap {
+                        w.push(D(made)).unwrap();
+                        made += 1;
+                    }
+                    assert!(w.push(D(u32::MAX)).is_err());
+                    assert_eq!(w.len(), cap);
+                    if round % 2 == 0 {
+                        assert!(s.steal().is_success());
+                    } else {
+                        assert!(w.pop().is_some());
+                    }
+                    assert_eq!(w.len(), cap - 1);
+                }
+                // The full-deque refusals dropped the values handed back.
+                let refused = 6;
+                let taken = 6;
+                assert_eq!(DROPS.load(Ordering::SeqCst), refused + taken);
+                // Elements left straddle the wrap (for cap > 1); the deque's
+                // drop drops each once.
+                let left = w.len();
+                drop((w, s));
+                assert_eq!(
+                    DROPS.load(Ordering::SeqCst),
+                    refused + taken + left,
+                    "capacity {cap}, {flavor:?}"
+                );
+                assert_eq!(made as usize, taken + left);
+            }
+        }
     }
 }

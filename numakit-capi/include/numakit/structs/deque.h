@@ -28,13 +28,22 @@ typedef struct nkit_deque_s nkit_deque_t;
 /**
  * @param node_id The node the buffer is on; no fallback to another node.
  * @param initial_capacity The number of elements: a power of two.
- * @return The deque, or NULL (capacity 0 or not a power of two,
+ * @return The deque, or NULL (capacity 0, not a power of two, or more
+ *         slots (16 bytes each) than the node has memory in all,
  *         NKIT_ERR_INVALID_ARGUMENT; absent node, NKIT_ERR_NO_SUCH_NODE;
- *         the node cannot give the memory, NKIT_ERR_OUT_OF_MEMORY).
+ *         the node has not that much free now, NKIT_ERR_OUT_OF_MEMORY).
  */
 nkit_deque_t *nkit_deque_create(int node_id, uint32_t initial_capacity);
 
-/** @brief Free the deque (NULL is accepted and does nothing). */
+/**
+ * @brief Free the deque (NULL is accepted and does nothing). The pointers
+ * still in it are not freed: they are only values to the deque.
+ *
+ * Preconditions numakit cannot check: dq is NULL or a live deque (destroying
+ * it twice is undefined behaviour), and no other thread is calling a
+ * function on it or will call one after (join or otherwise stop the owner
+ * and the thieves first).
+ */
 void nkit_deque_destroy(nkit_deque_t *dq);
 
 /**

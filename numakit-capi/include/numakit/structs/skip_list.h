@@ -33,7 +33,15 @@ typedef struct nkit_skip_s nkit_skip_t;
  */
 nkit_skip_t *nkit_skip_create(uint32_t max_level);
 
-/** @brief Free the list (NULL is accepted and does nothing). */
+/**
+ * @brief Free the list and its copies of the keys (NULL is accepted and does
+ * nothing); the values are only pointers to the list and are not freed.
+ *
+ * Preconditions numakit cannot check: sl is NULL or a live list (destroying
+ * it twice is undefined behaviour), and no other thread is calling a
+ * function on it or will call one after. Every other function may be called
+ * from any number of threads at once.
+ */
 void nkit_skip_destroy(nkit_skip_t *sl);
 
 /**
