@@ -131,10 +131,24 @@ impl<T> MpmcRing<T> {
             room: Signal::new(),
         };
         for pos in 0..capacity {
-            // SAFETY: `index(pos) < capacity`; the fresh slots are
-            // initialised here, before the ring is shared.
+            let slot = ring.slots.slot(ring.index(pos));
+            // Only the stamp is written: the value is valid uninitialised
+            // (`UnsafeCell<MaybeUninit<T>>`), and building a whole slot on
+            // the stack first would overflow a thread's stack for a large
+            // `T`.
+            // SAFETY: `index(pos) < capacity`, so `slot` is in the fresh,
+            // writable mapping, aligned for `Slot<T>`; this runs before the
+            // ring is shared.
+            #[cfg(not(loom))]
             unsafe {
-                ring.slots.slot(ring.index(pos)).write(Slot {
+                std::ptr::addr_of_mut!((*slot).stamp).write(AtomicUsize::new(free_for(pos)))
+            };
+            // loom's cell keeps state of its own and must be constructed
+            // (its models use small elements).
+            // SAFETY: as above.
+            #[cfg(loom)]
+            unsafe {
+                slot.write(Slot {
                     stamp: AtomicUsize::new(free_for(pos)),
                     value: UnsafeCell::new(MaybeUninit::uninit()),
                 })

@@ -58,6 +58,9 @@ pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
 
 #[cfg(not(loom))]
 impl<T> UnsafeCell<T> {
+    // The rings and the deque write their slots' cells in place outside
+    // loom (a `MaybeUninit` needs no set-up); loom's cells are constructed.
+    #[allow(dead_code)]
     #[inline]
     pub(crate) const fn new(value: T) -> Self {
         UnsafeCell(std::cell::UnsafeCell::new(value))
