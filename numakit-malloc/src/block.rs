@@ -191,7 +191,8 @@ pub(crate) unsafe fn free(b: Block) {
 }
 
 /// Resize `b` to `size` usable bytes; null and `ENOMEM` (with `b` still
-/// valid) when that cannot be done.
+/// valid) when that cannot be done. When the block moves, the old pointer
+/// is foreign from then on, as after [`free`].
 ///
 /// # Safety
 /// `b` came from [`lookup`]; on success it is not used again.
@@ -201,10 +202,21 @@ pub(crate) unsafe fn realloc(b: Block, size: usize) -> *mut u8 {
         set_errno(libc::ENOMEM);
         return ptr::null_mut();
     };
+    // Clear the tag first: when the block moves, the allocator frees the
+    // old one, and its pointer must then be foreign like any freed block's
+    // (a stale `free` of it would otherwise give the block back twice).
+    // Only blocks aligned past 16 need it (a free list's link overwrites
+    // the first word of the others), but it costs one store.
+    let tag = b.user().wrapping_sub(HEADER).cast::<usize>();
+    // SAFETY: the header of a live block of ours (tag checked by lookup).
+    let saved = unsafe { tag.replace(0) };
     // SAFETY: the block came from the allocator for `b.layout`; `total`
     // is non-zero and, rounded to `offset`, far below isize::MAX.
     let base = unsafe { allocator().realloc(b.base, b.layout, total) };
     if base.is_null() {
+        // The block is as it was: ours again.
+        // SAFETY: a failed realloc leaves the block live and unmoved.
+        unsafe { tag.write(saved) };
         set_errno(libc::ENOMEM);
         return base;
     }
