@@ -15,7 +15,8 @@
 //! |---|---|---|
 //! | a thread entering | `count += 1`; reads `FORKING` | false: goes on; true: `count -= 1`, waits for false, retries |
 //! | `prepare` | `FORKING = true`; waits for every count to be 0 | `fork` |
-//! | `parent` / `child` | `FORKING = false` | — |
+//! | `parent` | `FORKING = false` | — |
+//! | `child` | every count = 0 (stale: see [`reopen_in_child`]); `FORKING = false` | — |
 //!
 //! The prepare handler is registered in the library's constructor, before
 //! the program's own handlers, so it runs last (prepare handlers run in
@@ -89,20 +90,75 @@ pub(crate) extern "C" fn prepare() {
     }
 }
 
-/// `pthread_atfork` parent and child: open the gate again.
+/// `pthread_atfork` parent: open the gate again.
 pub(crate) extern "C" fn reopen() {
     FORKING.store(false, Ordering::SeqCst);
 }
 
+/// `pthread_atfork` child: forget every count, then open the gate again.
+///
+/// `prepare` saw every counter at 0, but a thread arriving after it
+/// looked at that thread's counter counts itself in before it sees
+/// `FORKING` and steps back out. When `fork` copies the memory in that
+/// window, the child inherits the count of a thread it does not have,
+/// which nobody would ever take back: the child's own next `fork` would
+/// wait for it forever. The child has one thread, the forking one, and it
+/// is not inside the allocator (it is in `fork`): every count is stale.
+pub(crate) extern "C" fn reopen_in_child() {
+    for s in &INSIDE {
+        s.0.store(0, Ordering::SeqCst);
+    }
+    FORKING.store(false, Ordering::SeqCst);
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Tests that close the gate or change its counters run one at a time.
+    pub(crate) static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[test]
+    fn the_child_forgets_counts_of_threads_it_does_not_have() {
+        use std::time::Duration;
+        let _serial = serial();
+        // What a fork can leave in the child: the gate closed by `prepare`,
+        // and the count of a parent thread caught between counting itself
+        // in and stepping back out when the memory was copied.
+        prepare();
+        let stripe = &INSIDE[STRIPES / 2].0;
+        stripe.fetch_add(1, Ordering::SeqCst);
+        reopen_in_child();
+        // The child forks again: `prepare` must not wait for that thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            prepare();
+            let _ = tx.send(());
+        });
+        let passed = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+        if !passed {
+            // Let the stuck `prepare` finish, so the other tests can run.
+            stripe.fetch_sub(1, Ordering::SeqCst);
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+        reopen();
+        assert!(
+            passed,
+            "a fork in the child waited for a thread that exists only in the parent"
+        );
+        assert!(INSIDE.iter().all(|s| s.0.load(Ordering::SeqCst) == 0));
+    }
 
     #[test]
     fn prepare_waits_for_threads_inside_and_blocks_new_ones() {
         use std::sync::atomic::AtomicU32;
         use std::sync::Arc;
         use std::time::Duration;
+        let _serial = serial();
         // Watchdog: a hang here fails the run instead of stalling it.
         std::thread::spawn(|| {
             std::thread::sleep(Duration::from_secs(60));

@@ -369,7 +369,11 @@ extern "C" fn init() {
     let cfg = config::get();
     // SAFETY: the handlers are plain functions without preconditions.
     let rc = unsafe {
-        libc::pthread_atfork(Some(gate::prepare), Some(gate::reopen), Some(gate::reopen))
+        libc::pthread_atfork(
+            Some(gate::prepare),
+            Some(gate::reopen),
+            Some(gate::reopen_in_child),
+        )
     };
     if rc != 0 {
         say::Line::new()
@@ -429,6 +433,7 @@ mod tests {
 
     #[test]
     fn c_entry_points_follow_glibc() {
+        let _serial = gate::tests::serial();
         // SAFETY: the C contracts, kept below.
         unsafe {
             assert!(calloc(usize::MAX, 2).is_null());
