@@ -23,11 +23,13 @@
 //!   node that can give it, and the statistics count it as a fallback.
 //! - `NUMAKIT_MALLOC_STATS=1`: at exit (`atexit`), per node: bytes in use
 //!   and resident, allocations, remote frees, fallbacks and failures, and
-//!   the number of foreign pointers met, on stderr. Programs that leave
-//!   with `_exit` (dash does) print nothing; for programs that close
-//!   stderr in their own `atexit` handler (GNU `ls`, `sort`), the table
-//!   goes to a close-on-exec copy of the original stderr made at start
-//!   (fd 100 or above), if it is still the same file.
+//!   the number of foreign pointers met, on the stderr the program
+//!   started with. Programs that leave with `_exit` (dash does) print
+//!   nothing; for programs that close stderr in their own `atexit` handler
+//!   (GNU `ls`, `sort`), the table goes to a close-on-exec copy of the
+//!   original stderr made at start (fd 100 or above), if it is still the
+//!   same file. A file the program opened as fd 2 after closing stderr is
+//!   never written to; a program started without stderr gets no table.
 //!
 //! # C semantics
 //!

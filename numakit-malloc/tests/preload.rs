@@ -27,6 +27,9 @@ const PROGRAMS: &[&str] = &[
     "preload_limits",
 ];
 
+/// Programs the tests below run with arguments of their own.
+const HELPERS: &[&str] = &["preload_stderr"];
+
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -104,7 +107,7 @@ fn programs() -> &'static Path {
             ]);
             cmd
         };
-        for name in PROGRAMS {
+        for name in PROGRAMS.iter().chain(HELPERS) {
             let mut cmd = gcc();
             cmd.arg(src.join(format!("{name}.c")))
                 .arg("-o")
@@ -322,6 +325,50 @@ fn statistics_at_exit_host_only() {
         "{stderr}"
     );
     assert!(!stderr.contains("per-node figures"), "{stderr}");
+}
+
+/// A program that closed stderr may have opened a file of its own as
+/// fd 2: the statistics go to the stderr the program started with (the
+/// copy kept at start), or nowhere when it had none, never into that file.
+#[test]
+fn statistics_never_go_into_a_file_that_took_fd_2_host_only() {
+    use std::os::unix::process::CommandExt;
+    for closed_at_start in [true, false] {
+        let file = profile_dir().join("malloc-tests").join(format!(
+            "stderr-{}-{closed_at_start}.txt",
+            std::process::id()
+        ));
+        let mut cmd = preloaded("preload_stderr", &[]);
+        cmd.arg(&file).env("NUMAKIT_MALLOC_STATS", "1");
+        if closed_at_start {
+            // SAFETY: only close(2), async-signal-safe, between fork and
+            // exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::close(2);
+                    Ok(())
+                });
+            }
+        } else {
+            cmd.arg("close");
+        }
+        let what = format!("preload_stderr (stderr closed at start: {closed_at_start})");
+        let out = run_limited(cmd, RUN_LIMIT, &what);
+        check_passed(&out, &what);
+        let data = std::fs::read_to_string(&file).unwrap();
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(
+            data, "data\n",
+            "{what}: the program's own file was written to"
+        );
+        if !closed_at_start {
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains("per-node figures at exit"),
+                "{what}: {stderr}"
+            );
+        }
+    }
 }
 
 /// The allocator workloads run to the end preloaded (briefly: `bench.sh`
