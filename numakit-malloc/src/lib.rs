@@ -35,7 +35,9 @@
 //!
 //! As glibc documents them: `malloc(0)` returns a unique pointer;
 //! `realloc(p, 0)` frees `p` and returns null; `realloc(NULL, n)` is
-//! `malloc(n)`; a failed `realloc` leaves the block as it was. Failures
+//! `malloc(n)`; a failed `realloc` leaves the block as it was, and a
+//! block from the aligned functions keeps its alignment through `realloc`
+//! (C does not ask for it; glibc does not do it). Failures
 //! return null with `errno = ENOMEM`; an overflowing `calloc` or
 //! `reallocarray` count × size, too, as do sizes or alignments no mapping
 //! can hold. `posix_memalign` returns `EINVAL` for an alignment that is not

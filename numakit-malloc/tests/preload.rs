@@ -25,6 +25,7 @@ const PROGRAMS: &[&str] = &[
     "preload_exit",
     "preload_foreign",
     "preload_limits",
+    "preload_edges",
 ];
 
 /// Programs the tests below run with arguments of their own.
