@@ -1087,3 +1087,73 @@ fn many_handles_awaited_while_their_jobs_finish() {
         .sum();
     assert_eq!(total, want);
 }
+
+/// A handle polled (its waker kept by the job) and then dropped: the job
+/// still runs, and its end gives the waker back (woken at most once), as
+/// does a cancellation; nothing keeps it alive afterwards.
+#[test]
+fn a_dropped_polled_handle_gives_its_waker_back() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    let poll_once = |h: &mut numakit::sched::JobHandle<u32>, w: &Arc<ThreadWaker>| {
+        let waker = std::task::Waker::from(Arc::clone(w));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(std::pin::Pin::new(h).poll(&mut cx).is_pending());
+    };
+    let new_waker = || {
+        Arc::new(ThreadWaker {
+            thread: std::thread::current(),
+            wakes: AtomicUsize::new(0),
+        })
+    };
+    // Run to the end after the handle is gone.
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = Arc::clone(&ran);
+    let mut h = pool
+        .submit_to(node, move || {
+            g.wait();
+            r.store(true, Ordering::SeqCst);
+            5
+        })
+        .unwrap();
+    let w = new_waker();
+    poll_once(&mut h, &w);
+    assert_eq!(Arc::strong_count(&w), 2, "the job keeps the waker");
+    drop(h);
+    gate.wait();
+    wait_until("the job to give its waker back", || {
+        Arc::strong_count(&w) == 1
+    });
+    assert!(ran.load(Ordering::SeqCst));
+    assert!(w.wakes.load(Ordering::SeqCst) <= 1);
+
+    // Cancelled (queued behind a blocker when the pool shuts down now).
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let started = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&started);
+    let blocker = pool
+        .submit_to(node, move || {
+            s.store(true, Ordering::SeqCst);
+            g.wait();
+        })
+        .unwrap();
+    let mut queued = pool.submit_to(node, || 1).unwrap();
+    let w = new_waker();
+    poll_once(&mut queued, &w);
+    drop(queued);
+    wait_until("the blocker to start", || started.load(Ordering::SeqCst));
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        gate.wait();
+    });
+    pool.shutdown_now();
+    opener.join().unwrap();
+    let _ = blocker.join();
+    wait_until("the cancelled job to give its waker back", || {
+        Arc::strong_count(&w) == 1
+    });
+    assert!(w.wakes.load(Ordering::SeqCst) <= 1);
+}
