@@ -23,7 +23,10 @@
 //! - otherwise (large blocks, which have mappings of their own, and
 //!   pointers from elsewhere) with `process_vm_readv` on the process
 //!   itself, which fails with `EFAULT` instead of faulting when the address
-//!   is not mapped.
+//!   is not mapped (through a pipe where a seccomp filter refuses it:
+//!   [`read_own_memory`](numakit::sys::mem::read_own_memory)). A filter
+//!   that kills the process on `process_vm_readv` instead of refusing it
+//!   kills it on the first large block freed.
 //!
 //! A pointer that fails either check is *foreign*: the caller reports it
 //! and leaves it alone. A freed block's tag is cleared, so a second free of

@@ -26,6 +26,7 @@ const PROGRAMS: &[&str] = &[
     "preload_foreign",
     "preload_limits",
     "preload_edges",
+    "preload_sandbox",
 ];
 
 /// Programs the tests below run with arguments of their own.
