@@ -30,6 +30,9 @@
 //!   original stderr made at start (fd 100 or above), if it is still the
 //!   same file. A file the program opened as fd 2 after closing stderr is
 //!   never written to; a program started without stderr gets no table.
+//!   The library's lines never raise `SIGPIPE`: on a stderr nobody reads
+//!   any more (`prog 2>&1 | head -1`) they are lost, and the program exits
+//!   as it would without them.
 //!
 //! # C semantics
 //!

@@ -115,13 +115,47 @@ pub(crate) fn write_stats(bytes: &[u8]) {
     }
 }
 
+/// `write(2)` all of `bytes` to `fd`; errors lose the text. Never raises
+/// `SIGPIPE`: a pipe without reader (`prog 2>&1 | head -1`) must not kill
+/// a program for a line the library adds. The signal is blocked in the
+/// calling thread while writing, and one the write raised is taken back
+/// (one that was pending before stays).
 fn write_fd(fd: i32, mut bytes: &[u8]) {
+    let mut pipe = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: the sets are initialised by sigemptyset / pthread_sigmask /
+    // sigpending before they are read; all are async-signal-safe calls
+    // that allocate nothing.
+    let (blocked, was_pending) = unsafe {
+        libc::sigemptyset(pipe.as_mut_ptr());
+        libc::sigaddset(pipe.as_mut_ptr(), libc::SIGPIPE);
+        let blocked = libc::pthread_sigmask(libc::SIG_BLOCK, pipe.as_ptr(), old.as_mut_ptr()) == 0;
+        let was_pending = libc::sigpending(pending.as_mut_ptr()) == 0
+            && libc::sigismember(pending.as_ptr(), libc::SIGPIPE) == 1;
+        (blocked, was_pending)
+    };
+    let mut broken = false;
     while !bytes.is_empty() {
         // SAFETY: writes initialised bytes of a live slice to `fd`.
         let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
         if n <= 0 {
-            return;
+            broken = n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPIPE);
+            break;
         }
         bytes = &bytes[n as usize..];
+    }
+    if blocked {
+        // SAFETY: as above; a zero timeout never waits.
+        unsafe {
+            if broken && !was_pending {
+                let zero = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                libc::sigtimedwait(pipe.as_ptr(), std::ptr::null_mut(), &zero);
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut());
+        }
     }
 }

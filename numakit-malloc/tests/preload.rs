@@ -373,6 +373,36 @@ fn statistics_never_go_into_a_file_that_took_fd_2_host_only() {
     }
 }
 
+/// A stderr nobody reads any more (a pipe whose reader has gone, as in
+/// `prog 2>&1 | head -1`): the library's own lines there are lost, and
+/// never make the program die of `SIGPIPE` (it exits as it would
+/// without them).
+#[test]
+fn lines_to_a_stderr_without_reader_do_not_kill_the_program_host_only() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // Programs that write nothing to stderr themselves.
+    for program in ["preload_limits", "preload_edges"] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two new descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are new and owned here only.
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(reader);
+        let mut cmd = preloaded(program, &[]);
+        cmd.env("NUMAKIT_MALLOC_STATS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(writer));
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success() && text(&out.stdout).contains("checks passed"),
+            "{program} with a stderr nobody reads: {} (SIGPIPE is signal 13)\n{}",
+            out.status,
+            text(&out.stdout)
+        );
+    }
+}
+
 /// The allocator workloads run to the end preloaded (briefly: `bench.sh`
 /// takes the figures).
 #[test]
