@@ -226,8 +226,9 @@ fn programs_see_a_missing_preload_host_only() {
 
 /// A constructor of a library preloaded after ours runs before our
 /// constructor (the loader initialises the last one first), and its
-/// allocations work; so do those of thread-local destructors, key
-/// destructors and atexit handlers.
+/// allocations work, as do those of the fork handlers it registers (which
+/// run while the fork gate is closed); so do those of thread-local
+/// destructors, key destructors and atexit handlers.
 #[test]
 fn allocation_before_init_and_at_exit_host_only() {
     let early = programs().join("libpreload_early.so");
@@ -240,6 +241,10 @@ fn allocation_before_init_and_at_exit_host_only() {
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("a library constructor before the allocator's: ok"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fork handlers of that library allocate: ok"),
         "{stdout}"
     );
     assert!(stdout.trim_end().ends_with("atexit ok"), "{stdout}");
