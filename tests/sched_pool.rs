@@ -1157,3 +1157,80 @@ fn a_dropped_polled_handle_gives_its_waker_back() {
     });
     assert!(w.wakes.load(Ordering::SeqCst) <= 1);
 }
+
+/// A value whose `Drop` panics.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("a value that panics when dropped");
+    }
+}
+
+/// A job's value whose `Drop` panics, dropped by the worker because the
+/// handle was dropped first (the job detached): the panic stays in the
+/// job, and the node's only worker goes on with the next ones.
+#[test]
+fn a_detached_value_that_panics_when_dropped_does_not_kill_the_worker() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    for _ in 0..3 {
+        let gate = Arc::new(Barrier::new(2));
+        let g = Arc::clone(&gate);
+        let h = pool
+            .submit_to(node, move || {
+                g.wait();
+                Bomb
+            })
+            .unwrap();
+        drop(h);
+        gate.wait();
+        let next = pool.submit_to(node, || 5).unwrap();
+        assert!(
+            next.wait_timeout(Duration::from_secs(20)),
+            "the node's only worker died dropping a detached job's value"
+        );
+        assert_eq!(next.join().unwrap(), 5);
+    }
+}
+
+/// A cancelled job drops its closure, and with it a value whose `Drop`
+/// panics: the handle still gets its answer, and `shutdown_now` returns.
+#[test]
+fn a_cancelled_closure_that_panics_when_dropped_still_answers() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let started = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&started);
+    let blocker = pool
+        .submit_to(node, move || {
+            s.store(true, Ordering::SeqCst);
+            g.wait();
+        })
+        .unwrap();
+    let bomb = Bomb;
+    let queued = pool
+        .submit_to(node, move || {
+            let _keep = &bomb;
+            1
+        })
+        .unwrap();
+    wait_until("the blocker to start", || started.load(Ordering::SeqCst));
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        gate.wait();
+    });
+    pool.shutdown_now();
+    opener.join().unwrap();
+    assert!(
+        queued.wait_timeout(Duration::from_secs(20)),
+        "a cancelled job whose closure panicked when dropped never answered"
+    );
+    assert!(matches!(
+        queued.join(),
+        Err(SchedError::JobCancelled { .. })
+    ));
+    let _ = blocker.join();
+}

@@ -51,12 +51,18 @@ impl Job {
     pub(super) fn run(self) -> bool {
         match self {
             Job::Fn(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err(),
-            Job::Task(mut t) => {
-                if let Some(task) = t.0.take() {
+            Job::Task(mut t) => match t.0.take() {
+                // The queue's reference may be the task's last (its handle
+                // was dropped): dropping it drops the job's value, whose
+                // `Drop` is user code that may panic, and which must not
+                // take the worker with it.
+                Some(task) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                     task.run();
-                }
-                false
-            }
+                    drop(task);
+                }))
+                .is_err(),
+                None => false,
+            },
         }
     }
 }
@@ -137,14 +143,22 @@ where
     }
 
     fn cancel(&self) {
-        {
+        let f = {
             let mut cell = self.cell.lock().unwrap_or_else(|p| p.into_inner());
-            if !matches!(*cell, Cell::Ready(_)) {
-                return;
+            match std::mem::replace(&mut *cell, Cell::Running) {
+                Cell::Ready(f) => f,
+                other => {
+                    *cell = other;
+                    return;
+                }
             }
-            *cell = Cell::Running; // drops the closure
-        }
+        };
+        // The handle gets its answer first; then the closure is dropped,
+        // outside the lock: its captures are user values whose `Drop` may
+        // panic, which must neither leave the handle unanswered nor unwind
+        // into the queue's drop (`shutdown_now`, the pool's drop).
         self.finish(Err(SchedError::JobCancelled { node: self.node }));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(f)));
     }
 }
 
