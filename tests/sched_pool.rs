@@ -1234,3 +1234,49 @@ fn a_cancelled_closure_that_panics_when_dropped_still_answers() {
     ));
     let _ = blocker.join();
 }
+
+/// Fire-and-forget jobs (`execute_to`) cancelled by `shutdown_now` drop
+/// their closures unrun: captures whose `Drop` panics neither panic the
+/// caller of `shutdown_now` nor kill the worker that drains its queue, and
+/// every job is accounted for.
+#[test]
+fn cancelled_fire_and_forget_closures_that_panic_when_dropped() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let started = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&started);
+    pool.execute_to(node, move || {
+        s.store(true, Ordering::SeqCst);
+        g.wait();
+    })
+    .unwrap();
+    wait_until("the blocker to start", || started.load(Ordering::SeqCst));
+    for _ in 0..4 {
+        let bomb = Bomb;
+        pool.execute_to(node, move || {
+            let _keep = &bomb;
+        })
+        .unwrap();
+    }
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        gate.wait();
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stopper = std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || pool.shutdown_now()));
+        let _ = tx.send(r.is_ok());
+        r.ok()
+    });
+    let returned = rx.recv_timeout(Duration::from_secs(30));
+    opener.join().unwrap();
+    assert_eq!(
+        returned,
+        Ok(true),
+        "shutdown_now panicked or hung on closures that panic when dropped"
+    );
+    let stats = stopper.join().unwrap().unwrap();
+    assert_eq!(stats.cancelled() + stats.jobs_run(), 5, "{stats}");
+}
