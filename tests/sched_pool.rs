@@ -1087,3 +1087,196 @@ fn many_handles_awaited_while_their_jobs_finish() {
         .sum();
     assert_eq!(total, want);
 }
+
+/// A handle polled (its waker kept by the job) and then dropped: the job
+/// still runs, and its end gives the waker back (woken at most once), as
+/// does a cancellation; nothing keeps it alive afterwards.
+#[test]
+fn a_dropped_polled_handle_gives_its_waker_back() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    let poll_once = |h: &mut numakit::sched::JobHandle<u32>, w: &Arc<ThreadWaker>| {
+        let waker = std::task::Waker::from(Arc::clone(w));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(std::pin::Pin::new(h).poll(&mut cx).is_pending());
+    };
+    let new_waker = || {
+        Arc::new(ThreadWaker {
+            thread: std::thread::current(),
+            wakes: AtomicUsize::new(0),
+        })
+    };
+    // Run to the end after the handle is gone.
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = Arc::clone(&ran);
+    let mut h = pool
+        .submit_to(node, move || {
+            g.wait();
+            r.store(true, Ordering::SeqCst);
+            5
+        })
+        .unwrap();
+    let w = new_waker();
+    poll_once(&mut h, &w);
+    assert_eq!(Arc::strong_count(&w), 2, "the job keeps the waker");
+    drop(h);
+    gate.wait();
+    wait_until("the job to give its waker back", || {
+        Arc::strong_count(&w) == 1
+    });
+    assert!(ran.load(Ordering::SeqCst));
+    assert!(w.wakes.load(Ordering::SeqCst) <= 1);
+
+    // Cancelled (queued behind a blocker when the pool shuts down now).
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let started = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&started);
+    let blocker = pool
+        .submit_to(node, move || {
+            s.store(true, Ordering::SeqCst);
+            g.wait();
+        })
+        .unwrap();
+    let mut queued = pool.submit_to(node, || 1).unwrap();
+    let w = new_waker();
+    poll_once(&mut queued, &w);
+    drop(queued);
+    wait_until("the blocker to start", || started.load(Ordering::SeqCst));
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        gate.wait();
+    });
+    pool.shutdown_now();
+    opener.join().unwrap();
+    let _ = blocker.join();
+    wait_until("the cancelled job to give its waker back", || {
+        Arc::strong_count(&w) == 1
+    });
+    assert!(w.wakes.load(Ordering::SeqCst) <= 1);
+}
+
+/// A value whose `Drop` panics.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("a value that panics when dropped");
+    }
+}
+
+/// A job's value whose `Drop` panics, dropped by the worker because the
+/// handle was dropped first (the job detached): the panic stays in the
+/// job, and the node's only worker goes on with the next ones.
+#[test]
+fn a_detached_value_that_panics_when_dropped_does_not_kill_the_worker() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    for _ in 0..3 {
+        let gate = Arc::new(Barrier::new(2));
+        let g = Arc::clone(&gate);
+        let h = pool
+            .submit_to(node, move || {
+                g.wait();
+                Bomb
+            })
+            .unwrap();
+        drop(h);
+        gate.wait();
+        let next = pool.submit_to(node, || 5).unwrap();
+        assert!(
+            next.wait_timeout(Duration::from_secs(20)),
+            "the node's only worker died dropping a detached job's value"
+        );
+        assert_eq!(next.join().unwrap(), 5);
+    }
+}
+
+/// A cancelled job drops its closure, and with it a value whose `Drop`
+/// panics: the handle still gets its answer, and `shutdown_now` returns.
+#[test]
+fn a_cancelled_closure_that_panics_when_dropped_still_answers() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let started = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&started);
+    let blocker = pool
+        .submit_to(node, move || {
+            s.store(true, Ordering::SeqCst);
+            g.wait();
+        })
+        .unwrap();
+    let bomb = Bomb;
+    let queued = pool
+        .submit_to(node, move || {
+            let _keep = &bomb;
+            1
+        })
+        .unwrap();
+    wait_until("the blocker to start", || started.load(Ordering::SeqCst));
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        gate.wait();
+    });
+    pool.shutdown_now();
+    opener.join().unwrap();
+    assert!(
+        queued.wait_timeout(Duration::from_secs(20)),
+        "a cancelled job whose closure panicked when dropped never answered"
+    );
+    assert!(matches!(
+        queued.join(),
+        Err(SchedError::JobCancelled { .. })
+    ));
+    let _ = blocker.join();
+}
+
+/// Fire-and-forget jobs (`execute_to`) cancelled by `shutdown_now` drop
+/// their closures unrun: captures whose `Drop` panics neither panic the
+/// caller of `shutdown_now` nor kill the worker that drains its queue, and
+/// every job is accounted for.
+#[test]
+fn cancelled_fire_and_forget_closures_that_panic_when_dropped() {
+    let pool = NodePool::builder().workers_per_node(1).build().unwrap();
+    let node = pool.nodes().next().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let g = Arc::clone(&gate);
+    let started = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&started);
+    pool.execute_to(node, move || {
+        s.store(true, Ordering::SeqCst);
+        g.wait();
+    })
+    .unwrap();
+    wait_until("the blocker to start", || started.load(Ordering::SeqCst));
+    for _ in 0..4 {
+        let bomb = Bomb;
+        pool.execute_to(node, move || {
+            let _keep = &bomb;
+        })
+        .unwrap();
+    }
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        gate.wait();
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stopper = std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || pool.shutdown_now()));
+        let _ = tx.send(r.is_ok());
+        r.ok()
+    });
+    let returned = rx.recv_timeout(Duration::from_secs(30));
+    opener.join().unwrap();
+    assert_eq!(
+        returned,
+        Ok(true),
+        "shutdown_now panicked or hung on closures that panic when dropped"
+    );
+    let stats = stopper.join().unwrap().unwrap();
+    assert_eq!(stats.cancelled() + stats.jobs_run(), 5, "{stats}");
+}

@@ -23,7 +23,10 @@
 //! - otherwise (large blocks, which have mappings of their own, and
 //!   pointers from elsewhere) with `process_vm_readv` on the process
 //!   itself, which fails with `EFAULT` instead of faulting when the address
-//!   is not mapped.
+//!   is not mapped (through a pipe where a seccomp filter refuses it:
+//!   [`read_own_memory`](numakit::sys::mem::read_own_memory)). A filter
+//!   that kills the process on `process_vm_readv` instead of refusing it
+//!   kills it on the first large block freed.
 //!
 //! A pointer that fails either check is *foreign*: the caller reports it
 //! and leaves it alone. A freed block's tag is cleared, so a second free of
@@ -191,7 +194,8 @@ pub(crate) unsafe fn free(b: Block) {
 }
 
 /// Resize `b` to `size` usable bytes; null and `ENOMEM` (with `b` still
-/// valid) when that cannot be done.
+/// valid) when that cannot be done. When the block moves, the old pointer
+/// is foreign from then on, as after [`free`].
 ///
 /// # Safety
 /// `b` came from [`lookup`]; on success it is not used again.
@@ -201,10 +205,21 @@ pub(crate) unsafe fn realloc(b: Block, size: usize) -> *mut u8 {
         set_errno(libc::ENOMEM);
         return ptr::null_mut();
     };
+    // Clear the tag first: when the block moves, the allocator frees the
+    // old one, and its pointer must then be foreign like any freed block's
+    // (a stale `free` of it would otherwise give the block back twice).
+    // Only blocks aligned past 16 need it (a free list's link overwrites
+    // the first word of the others), but it costs one store.
+    let tag = b.user().wrapping_sub(HEADER).cast::<usize>();
+    // SAFETY: the header of a live block of ours (tag checked by lookup).
+    let saved = unsafe { tag.replace(0) };
     // SAFETY: the block came from the allocator for `b.layout`; `total`
     // is non-zero and, rounded to `offset`, far below isize::MAX.
     let base = unsafe { allocator().realloc(b.base, b.layout, total) };
     if base.is_null() {
+        // The block is as it was: ours again.
+        // SAFETY: a failed realloc leaves the block live and unmoved.
+        unsafe { tag.write(saved) };
         set_errno(libc::ENOMEM);
         return base;
     }

@@ -7,7 +7,9 @@
 //! | `NUMAKIT_MALLOC_FALLBACK` | `strict`, `nearest` | `strict` |
 //! | `NUMAKIT_MALLOC_STATS` | `1`, `0` | `0` |
 //!
-//! A value outside these is named on stderr and the default is used.
+//! A value outside these is named on stderr and the default is used. A
+//! variable that appears twice in the environment counts by its first
+//! entry, the one `getenv` returns.
 //! Changes the program makes to its environment later are not seen.
 
 use crate::say::Line;
@@ -19,6 +21,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 const READ: u8 = 1;
 const NEAREST: u8 = 2;
 const STATS: u8 = 4;
+
+/// The variables read, in the order of `parse`'s complaints.
+const NAMES: [&str; 2] = ["NUMAKIT_MALLOC_FALLBACK", "NUMAKIT_MALLOC_STATS"];
 
 /// 0 until the environment has been read.
 static CONFIG: AtomicU8 = AtomicU8::new(0);
@@ -68,20 +73,14 @@ fn read() -> Config {
     if env.is_null() {
         return Config(0);
     }
-    let mut bits = READ;
-    let mut complaints: [Option<(&'static str, &[u8])>; 2] = [None, None];
-    let mut i = 0;
-    loop {
-        // SAFETY: `environ` is a null-terminated array of C strings.
-        let entry = unsafe { *env.add(i) };
-        if entry.is_null() {
-            break;
-        }
+    let entries = (0..)
+        // SAFETY: `environ` is a null-terminated array of C strings; the
+        // walk stops at the null.
+        .map(|i| unsafe { *env.add(i) })
+        .take_while(|e| !e.is_null())
         // SAFETY: each entry is a NUL-terminated string owned by libc.
-        let entry = unsafe { CStr::from_ptr(entry) }.to_bytes();
-        bits |= parse(entry, &mut complaints);
-        i += 1;
-    }
+        .map(|e| unsafe { CStr::from_ptr(e) }.to_bytes());
+    let (bits, complaints) = parse_all(entries);
     if CONFIG
         .compare_exchange(0, bits, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
@@ -105,9 +104,34 @@ fn read() -> Config {
     Config(CONFIG.load(Ordering::Acquire))
 }
 
+/// Values not understood, by variable: its name and the value.
+type Complaints<'a> = [Option<(&'static str, &'a [u8])>; 2];
+
+/// The bits of an environment (`READ` included) and the values not
+/// understood. A variable set twice counts once, by its first entry, as
+/// `getenv` finds it.
+fn parse_all<'a>(entries: impl Iterator<Item = &'a [u8]>) -> (u8, Complaints<'a>) {
+    let mut bits = READ;
+    let mut complaints = [None, None];
+    let mut seen = [false; 2];
+    for entry in entries {
+        let Some(which) = NAMES.iter().position(|n| {
+            entry
+                .strip_prefix(n.as_bytes())
+                .is_some_and(|rest| rest.first() == Some(&b'='))
+        }) else {
+            continue;
+        };
+        if !std::mem::replace(&mut seen[which], true) {
+            bits |= parse(entry, &mut complaints);
+        }
+    }
+    (bits, complaints)
+}
+
 /// The bits one `NAME=value` entry sets; a value that is not understood
 /// goes to `complaints`.
-fn parse<'a>(entry: &'a [u8], complaints: &mut [Option<(&'static str, &'a [u8])>; 2]) -> u8 {
+fn parse<'a>(entry: &'a [u8], complaints: &mut Complaints<'a>) -> u8 {
     if let Some(v) = entry.strip_prefix(b"NUMAKIT_MALLOC_FALLBACK=") {
         return match v {
             b"strict" => 0,
@@ -158,5 +182,60 @@ mod tests {
         assert_eq!(Config(READ | NEAREST).policy(), OnExhausted::Nearest);
         assert_eq!(Config(READ).policy(), OnExhausted::Strict);
         assert!(Config(STATS).stats());
+    }
+
+    #[test]
+    fn the_first_entry_of_a_variable_set_twice_counts_as_getenv_says() {
+        let env = |list: &[&'static str]| parse_all(list.iter().map(|e| e.as_bytes()));
+        let f = "NUMAKIT_MALLOC_FALLBACK";
+        let s = "NUMAKIT_MALLOC_STATS";
+        for (list, bits, complaints) in [
+            (
+                &[
+                    "NUMAKIT_MALLOC_FALLBACK=strict",
+                    "NUMAKIT_MALLOC_FALLBACK=nearest",
+                ][..],
+                READ,
+                [None, None],
+            ),
+            (
+                &[
+                    "NUMAKIT_MALLOC_FALLBACK=nearest",
+                    "NUMAKIT_MALLOC_FALLBACK=x",
+                ],
+                READ | NEAREST,
+                [None, None],
+            ),
+            (
+                &[
+                    "NUMAKIT_MALLOC_FALLBACK=x",
+                    "NUMAKIT_MALLOC_FALLBACK=nearest",
+                ],
+                READ,
+                [Some((f, &b"x"[..])), None],
+            ),
+            (
+                &[
+                    "NUMAKIT_MALLOC_STATS=0",
+                    "PATH=/bin",
+                    "NUMAKIT_MALLOC_STATS=1",
+                ],
+                READ,
+                [None, None],
+            ),
+            (
+                &["NUMAKIT_MALLOC_STATS=", "NUMAKIT_MALLOC_STATS=1"],
+                READ,
+                [None, Some((s, &b""[..]))],
+            ),
+            (
+                &["NUMAKIT_MALLOC_STATS=1", "NUMAKIT_MALLOC_FALLBACK=nearest"],
+                READ | STATS | NEAREST,
+                [None, None],
+            ),
+            (&[], READ, [None, None]),
+        ] {
+            assert_eq!(env(list), (bits, complaints), "{list:?}");
+        }
     }
 }

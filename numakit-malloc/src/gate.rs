@@ -13,13 +13,17 @@
 //!
 //! | who | does | then |
 //! |---|---|---|
-//! | a thread entering | `count += 1`; reads `FORKING` | false: goes on; true: `count -= 1`, waits for false, retries |
-//! | `prepare` | `FORKING = true`; waits for every count to be 0 | `fork` |
-//! | `parent` / `child` | `FORKING = false` | — |
+//! | a thread entering | `count += 1`; reads `FORKING` | false, or the thread is `FORKER`: goes on; true: `count -= 1`, waits for false, retries |
+//! | `prepare` | `FORKER = self`; `FORKING = true`; waits for every count to be 0 | `fork` |
+//! | `parent` | `FORKING = false`; `FORKER = none` | — |
+//! | `child` | every count = 0 (stale: see [`reopen_in_child`]); `FORKING = false`; `FORKER = none` | — |
 //!
-//! The prepare handler is registered in the library's constructor, before
-//! the program's own handlers, so it runs last (prepare handlers run in
-//! reverse order): handlers of the program that allocate still can.
+//! The forking thread itself passes the gate while it is closed
+//! ([`FORKER`]): fork handlers registered before the library's own (by a
+//! library whose constructor ran first, such as one preloaded after it)
+//! run after `prepare` and before `reopen`, and may allocate. The other
+//! threads are held, so it cannot meet a lock they hold, and it leaves
+//! the allocator before `fork` proper.
 //! Nothing inside the allocator enters the gate again, so a thread never
 //! waits on itself.
 
@@ -33,6 +37,8 @@ struct Stripe(AtomicUsize);
 
 static INSIDE: [Stripe; STRIPES] = [const { Stripe(AtomicUsize::new(0)) }; STRIPES];
 static FORKING: AtomicBool = AtomicBool::new(false);
+/// The thread (`pthread_self`) whose fork closed the gate; 0: none.
+static FORKER: AtomicUsize = AtomicUsize::new(0);
 
 /// A thread inside the allocator; leaving on drop.
 pub(crate) struct Inside(&'static AtomicUsize);
@@ -44,11 +50,16 @@ impl Drop for Inside {
     }
 }
 
+/// The calling thread's id (`pthread_self`, never 0).
 #[inline]
-fn stripe() -> &'static AtomicUsize {
+fn me() -> usize {
     // SAFETY: pthread_self has no preconditions; it reads the thread
     // pointer, which the dynamic loader sets before any call can come.
-    let me = unsafe { libc::pthread_self() } as usize;
+    unsafe { libc::pthread_self() as usize }
+}
+
+#[inline]
+fn stripe(me: usize) -> &'static AtomicUsize {
     // Thread descriptors sit at stack-sized distances: mix the bits.
     let i =
         (me >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (usize::BITS - STRIPES.trailing_zeros());
@@ -58,10 +69,11 @@ fn stripe() -> &'static AtomicUsize {
 /// Count the calling thread in; waits while a fork is being prepared.
 #[inline]
 pub(crate) fn enter() -> Inside {
-    let s = stripe();
+    let me = me();
+    let s = stripe(me);
     loop {
         s.fetch_add(1, Ordering::SeqCst);
-        if !FORKING.load(Ordering::SeqCst) {
+        if !FORKING.load(Ordering::SeqCst) || FORKER.load(Ordering::Acquire) == me {
             return Inside(s);
         }
         s.fetch_sub(1, Ordering::SeqCst);
@@ -80,6 +92,7 @@ fn wait_for_fork() {
 /// `pthread_atfork` prepare: close the gate and wait for the threads
 /// inside to leave.
 pub(crate) extern "C" fn prepare() {
+    FORKER.store(me(), Ordering::Release);
     FORKING.store(true, Ordering::SeqCst);
     for s in &INSIDE {
         while s.0.load(Ordering::SeqCst) != 0 {
@@ -89,44 +102,104 @@ pub(crate) extern "C" fn prepare() {
     }
 }
 
-/// `pthread_atfork` parent and child: open the gate again.
+/// `pthread_atfork` parent: open the gate again.
 pub(crate) extern "C" fn reopen() {
     FORKING.store(false, Ordering::SeqCst);
+    FORKER.store(0, Ordering::Release);
+}
+
+/// `pthread_atfork` child: forget every count, then open the gate again.
+///
+/// `prepare` saw every counter at 0, but a thread arriving after it
+/// looked at that thread's counter counts itself in before it sees
+/// `FORKING` and steps back out. When `fork` copies the memory in that
+/// window, the child inherits the count of a thread it does not have,
+/// which nobody would ever take back: the child's own next `fork` would
+/// wait for it forever. The child has one thread, the forking one, and it
+/// is not inside the allocator (it is in `fork`): every count is stale.
+pub(crate) extern "C" fn reopen_in_child() {
+    for s in &INSIDE {
+        s.0.store(0, Ordering::SeqCst);
+    }
+    FORKING.store(false, Ordering::SeqCst);
+    FORKER.store(0, Ordering::Release);
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Run in a child process of its own (`--exact`, one test thread): in
-    /// this test binary the library's `malloc` serves every allocation,
-    /// so other tests running at the same time enter the gate too, and
-    /// the counters could not be expected back at 0.
+    /// Run test `name` of this module in a child process of its own
+    /// (`--exact`, one test thread) and return `true` there: in this test
+    /// binary the library's `malloc` serves every allocation, so other
+    /// tests running at the same time would enter the gate the test closes
+    /// and see the counters it resets. Returns `false` in the parent, once
+    /// the child passed.
+    fn in_child(name: &str) -> bool {
+        const CHILD: &str = "NUMAKIT_MALLOC_GATE_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            return true;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                &format!("gate::tests::{name}"),
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the child failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "the child ran no test: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        false
+    }
+
+    #[test]
+    fn the_child_forgets_counts_of_threads_it_does_not_have() {
+        use std::time::Duration;
+        if !in_child("the_child_forgets_counts_of_threads_it_does_not_have") {
+            return;
+        }
+        // What a fork can leave in the child: the gate closed by `prepare`,
+        // and the count of a parent thread caught between counting itself
+        // in and stepping back out when the memory was copied.
+        prepare();
+        let stripe = &INSIDE[STRIPES / 2].0;
+        stripe.fetch_add(1, Ordering::SeqCst);
+        reopen_in_child();
+        // The child forks again: `prepare` must not wait for that thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            prepare();
+            let _ = tx.send(());
+        });
+        let passed = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+        if !passed {
+            // Let the stuck `prepare` finish, so the other tests can run.
+            stripe.fetch_sub(1, Ordering::SeqCst);
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+        reopen();
+        assert!(
+            passed,
+            "a fork in the child waited for a thread that exists only in the parent"
+        );
+        assert!(INSIDE.iter().all(|s| s.0.load(Ordering::SeqCst) == 0));
+    }
+
     #[test]
     fn prepare_waits_for_threads_inside_and_blocks_new_ones() {
-        const CHILD: &str = "NUMAKIT_MALLOC_GATE_CHILD";
-        if std::env::var_os(CHILD).is_none() {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "gate::tests::prepare_waits_for_threads_inside_and_blocks_new_ones",
-                    "--test-threads=1",
-                ])
-                .env(CHILD, "1")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "the child failed ({}): {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-                "the child ran no test: {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
+        if !in_child("prepare_waits_for_threads_inside_and_blocks_new_ones") {
             return;
         }
         use std::sync::atomic::AtomicU32;
@@ -141,9 +214,16 @@ mod tests {
         let inside = enter();
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
+        let (release, released) = std::sync::mpsc::channel::<()>();
         let forker = std::thread::spawn(move || {
             prepare();
+            // The forking thread passes its own closed gate: fork handlers
+            // that run after `prepare` may allocate.
+            drop(enter());
             d.store(true, Ordering::SeqCst);
+            // Alive until the gate opens (a thread that exited could leave
+            // its id to the late thread below).
+            let _ = released.recv();
         });
         std::thread::sleep(Duration::from_millis(50));
         assert!(
@@ -153,8 +233,9 @@ mod tests {
         let entered = Arc::new(AtomicU32::new(0));
         let e = entered.clone();
         drop(inside);
-        forker.join().unwrap();
-        assert!(done.load(Ordering::SeqCst));
+        while !done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let late = std::thread::spawn(move || {
             let _g = enter();
             e.store(1, Ordering::SeqCst);
@@ -162,6 +243,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(entered.load(Ordering::SeqCst), 0, "entered a closed gate");
         reopen();
+        release.send(()).unwrap();
+        forker.join().unwrap();
         late.join().unwrap();
         assert_eq!(entered.load(Ordering::SeqCst), 1);
         assert!(INSIDE.iter().all(|s| s.0.load(Ordering::SeqCst) == 0));

@@ -23,17 +23,24 @@
 //!   node that can give it, and the statistics count it as a fallback.
 //! - `NUMAKIT_MALLOC_STATS=1`: at exit (`atexit`), per node: bytes in use
 //!   and resident, allocations, remote frees, fallbacks and failures, and
-//!   the number of foreign pointers met, on stderr. Programs that leave
-//!   with `_exit` (dash does) print nothing; for programs that close
-//!   stderr in their own `atexit` handler (GNU `ls`, `sort`), the table
-//!   goes to a close-on-exec copy of the original stderr made at start
-//!   (fd 100 or above), if it is still the same file.
+//!   the number of foreign pointers met, on the stderr the program
+//!   started with. Programs that leave with `_exit` (dash does) print
+//!   nothing; for programs that close stderr in their own `atexit` handler
+//!   (GNU `ls`, `sort`), the table goes to a close-on-exec copy of the
+//!   original stderr made at start (fd 100 or above), if it is still the
+//!   same file. A file the program opened as fd 2 after closing stderr is
+//!   never written to; a program started without stderr gets no table.
+//!   The library's lines never raise `SIGPIPE`: on a stderr nobody reads
+//!   any more (`prog 2>&1 | head -1`) they are lost, and the program exits
+//!   as it would without them.
 //!
 //! # C semantics
 //!
 //! As glibc documents them: `malloc(0)` returns a unique pointer;
 //! `realloc(p, 0)` frees `p` and returns null; `realloc(NULL, n)` is
-//! `malloc(n)`; a failed `realloc` leaves the block as it was. Failures
+//! `malloc(n)`; a failed `realloc` leaves the block as it was, and a
+//! block from the aligned functions keeps its alignment through `realloc`
+//! (C does not ask for it; glibc does not do it). Failures
 //! return null with `errno = ENOMEM`; an overflowing `calloc` or
 //! `reallocarray` count × size, too, as do sizes or alignments no mapping
 //! can hold. `posix_memalign` returns `EINVAL` for an alignment that is not
@@ -369,7 +376,11 @@ extern "C" fn init() {
     let cfg = config::get();
     // SAFETY: the handlers are plain functions without preconditions.
     let rc = unsafe {
-        libc::pthread_atfork(Some(gate::prepare), Some(gate::reopen), Some(gate::reopen))
+        libc::pthread_atfork(
+            Some(gate::prepare),
+            Some(gate::reopen),
+            Some(gate::reopen_in_child),
+        )
     };
     if rc != 0 {
         say::Line::new()

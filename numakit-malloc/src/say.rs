@@ -3,7 +3,7 @@
 //! `malloc`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 /// A line being composed (truncated at 512 bytes).
 pub(crate) struct Line {
@@ -62,11 +62,14 @@ pub(crate) fn write_all(bytes: &[u8]) {
     write_fd(2, bytes);
 }
 
-/// A copy of the stderr the program started with (-1: none) and its
-/// device and inode: programs such as GNU `ls` and `sort` close stderr in
-/// their own `atexit` handler, which runs before ours.
+/// The stderr the program started with: a copy of it (-1: none) and its
+/// device and inode (valid once `STDERR_KEPT`). Programs such as GNU `ls`
+/// and `sort` close stderr in their own `atexit` handler, which runs
+/// before ours; others close it and open a file of their own, which then
+/// gets number 2.
 static STDERR_COPY: AtomicI32 = AtomicI32::new(-1);
 static STDERR_ID: AtomicU64 = AtomicU64::new(0);
+static STDERR_KEPT: AtomicBool = AtomicBool::new(false);
 
 fn file_id(fd: i32) -> Option<u64> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
@@ -79,38 +82,80 @@ fn file_id(fd: i32) -> Option<u64> {
     Some(st.st_dev ^ st.st_ino.rotate_left(32))
 }
 
-/// Keep a close-on-exec copy of fd 2 (numbered 100 or above) for
-/// [`write_stats`].
+/// Remember which file fd 2 is, and keep a close-on-exec copy of it
+/// (numbered 100 or above), for [`write_stats`]. Nothing when fd 2 is
+/// closed.
 pub(crate) fn keep_stderr() {
     let Some(id) = file_id(2) else { return };
-    // SAFETY: F_DUPFD_CLOEXEC duplicates fd 2 if it is open.
+    STDERR_ID.store(id, Ordering::Relaxed);
+    STDERR_KEPT.store(true, Ordering::Release);
+    // SAFETY: F_DUPFD_CLOEXEC duplicates fd 2, open (fstat said so).
     let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
     if fd >= 0 {
-        STDERR_ID.store(id, Ordering::Relaxed);
         STDERR_COPY.store(fd, Ordering::Relaxed);
     }
 }
 
-/// Write `bytes` to fd 2 if it is open, else to the copy kept at start if
-/// it is still the same file (a program that closed it may have reused the
-/// number for a file of its own, which must not be written to).
+/// Write `bytes` to the stderr the program started with: fd 2 if it is
+/// still that file, else the copy kept at start if it is; else nowhere. A
+/// program that closed stderr (or started without one) may have opened a
+/// file of its own as fd 2 (or as the copy's number), which must not be
+/// written to.
 pub(crate) fn write_stats(bytes: &[u8]) {
-    if file_id(2).is_some() {
+    if !STDERR_KEPT.load(Ordering::Acquire) {
+        return;
+    }
+    let id = STDERR_ID.load(Ordering::Relaxed);
+    if file_id(2) == Some(id) {
         return write_fd(2, bytes);
     }
     let fd = STDERR_COPY.load(Ordering::Relaxed);
-    if fd >= 0 && file_id(fd) == Some(STDERR_ID.load(Ordering::Relaxed)) {
+    if fd >= 0 && file_id(fd) == Some(id) {
         write_fd(fd, bytes);
     }
 }
 
+/// `write(2)` all of `bytes` to `fd`; errors lose the text. Never raises
+/// `SIGPIPE`: a pipe without reader (`prog 2>&1 | head -1`) must not kill
+/// a program for a line the library adds. The signal is blocked in the
+/// calling thread while writing, and one the write raised is taken back
+/// (one that was pending before stays).
 fn write_fd(fd: i32, mut bytes: &[u8]) {
+    let mut pipe = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: the sets are initialised by sigemptyset / pthread_sigmask /
+    // sigpending before they are read; all are async-signal-safe calls
+    // that allocate nothing.
+    let (blocked, was_pending) = unsafe {
+        libc::sigemptyset(pipe.as_mut_ptr());
+        libc::sigaddset(pipe.as_mut_ptr(), libc::SIGPIPE);
+        let blocked = libc::pthread_sigmask(libc::SIG_BLOCK, pipe.as_ptr(), old.as_mut_ptr()) == 0;
+        let was_pending = libc::sigpending(pending.as_mut_ptr()) == 0
+            && libc::sigismember(pending.as_ptr(), libc::SIGPIPE) == 1;
+        (blocked, was_pending)
+    };
+    let mut broken = false;
     while !bytes.is_empty() {
         // SAFETY: writes initialised bytes of a live slice to `fd`.
         let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
         if n <= 0 {
-            return;
+            broken = n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPIPE);
+            break;
         }
         bytes = &bytes[n as usize..];
+    }
+    if blocked {
+        // SAFETY: as above; a zero timeout never waits.
+        unsafe {
+            if broken && !was_pending {
+                let zero = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                libc::sigtimedwait(pipe.as_ptr(), std::ptr::null_mut(), &zero);
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut());
+        }
     }
 }

@@ -48,6 +48,7 @@ check "preload_exit (with a constructor before the allocator's)" \
     $PIN env LD_PRELOAD="$L /usr/bin/libpreload_early.so" /usr/bin/preload_exit
 check preload_foreign $PIN env LD_PRELOAD=$L /usr/bin/preload_foreign
 check preload_limits $PIN env LD_PRELOAD=$L /usr/bin/preload_limits
+check preload_edges $PIN env LD_PRELOAD=$L /usr/bin/preload_edges
 
 # numakit verify on the program while its threads' blocks are alive, on
 # every node: without `numakit run` the only mappings with a strict policy

@@ -28,7 +28,12 @@ const PROGRAMS: &[&str] = &[
     "preload_exit",
     "preload_foreign",
     "preload_limits",
+    "preload_edges",
+    "preload_sandbox",
 ];
+
+/// Programs the tests below run with arguments of their own.
+const HELPERS: &[&str] = &["preload_stderr"];
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -81,7 +86,7 @@ fn programs() -> &'static Path {
             ]);
             cmd
         };
-        for name in PROGRAMS {
+        for name in PROGRAMS.iter().chain(HELPERS) {
             let mut cmd = gcc();
             cmd.arg(src.join(format!("{name}.c")))
                 .arg("-o")
@@ -198,8 +203,9 @@ fn programs_see_a_missing_preload_host_only() {
 
 /// A constructor of a library preloaded after ours runs before our
 /// constructor (the loader initialises the last one first), and its
-/// allocations work; so do those of thread-local destructors, key
-/// destructors and atexit handlers.
+/// allocations work, as do those of the fork handlers it registers (which
+/// run while the fork gate is closed); so do those of thread-local
+/// destructors, key destructors and atexit handlers.
 #[test]
 fn allocation_before_init_and_at_exit_host_only() {
     let early = programs().join("libpreload_early.so");
@@ -212,6 +218,10 @@ fn allocation_before_init_and_at_exit_host_only() {
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("a library constructor before the allocator's: ok"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fork handlers of that library allocate: ok"),
         "{stdout}"
     );
     assert!(stdout.trim_end().ends_with("atexit ok"), "{stdout}");
@@ -248,8 +258,9 @@ fn foreign_pointers_are_reported_and_left_alone_host_only() {
         stderr.contains("(further ones are only counted)"),
         "{stderr}"
     );
-    // 9 mmap + 3 stack + 3 glibc + 6 inside a block + 2 double frees.
-    assert!(stderr.contains("foreign pointers met: 23)"), "{stderr}");
+    // 9 mmap + 3 stack + 3 glibc + 6 inside a block + 2 double frees
+    // + 8 stale pointers of moved blocks.
+    assert!(stderr.contains("foreign pointers met: 31)"), "{stderr}");
 }
 
 /// `NUMAKIT_MALLOC_STATS=1`: the per-node table at exit, with the fallback
@@ -298,6 +309,80 @@ fn statistics_at_exit_host_only() {
         "{stderr}"
     );
     assert!(!stderr.contains("per-node figures"), "{stderr}");
+}
+
+/// A program that closed stderr may have opened a file of its own as
+/// fd 2: the statistics go to the stderr the program started with (the
+/// copy kept at start), or nowhere when it had none, never into that file.
+#[test]
+fn statistics_never_go_into_a_file_that_took_fd_2_host_only() {
+    use std::os::unix::process::CommandExt;
+    for closed_at_start in [true, false] {
+        let file = cargo_lib::profile_dir().join("malloc-tests").join(format!(
+            "stderr-{}-{closed_at_start}.txt",
+            std::process::id()
+        ));
+        let mut cmd = preloaded("preload_stderr", &[]);
+        cmd.arg(&file).env("NUMAKIT_MALLOC_STATS", "1");
+        if closed_at_start {
+            // SAFETY: only close(2), async-signal-safe, between fork and
+            // exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::close(2);
+                    Ok(())
+                });
+            }
+        } else {
+            cmd.arg("close");
+        }
+        let what = format!("preload_stderr (stderr closed at start: {closed_at_start})");
+        let out = run_limited(cmd, RUN_LIMIT, &what);
+        check_passed(&out, &what);
+        let data = std::fs::read_to_string(&file).unwrap();
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(
+            data, "data\n",
+            "{what}: the program's own file was written to"
+        );
+        if !closed_at_start {
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains("per-node figures at exit"),
+                "{what}: {stderr}"
+            );
+        }
+    }
+}
+
+/// A stderr nobody reads any more (a pipe whose reader has gone, as in
+/// `prog 2>&1 | head -1`): the library's own lines there are lost, and
+/// never make the program die of `SIGPIPE` (it exits as it would
+/// without them).
+#[test]
+fn lines_to_a_stderr_without_reader_do_not_kill_the_program_host_only() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // Programs that write nothing to stderr themselves.
+    for program in ["preload_limits", "preload_edges"] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two new descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are new and owned here only.
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(reader);
+        let mut cmd = preloaded(program, &[]);
+        cmd.env("NUMAKIT_MALLOC_STATS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(writer));
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success() && text(&out.stdout).contains("checks passed"),
+            "{program} with a stderr nobody reads: {} (SIGPIPE is signal 13)\n{}",
+            out.status,
+            text(&out.stdout)
+        );
+    }
 }
 
 /// The allocator workloads run to the end preloaded (briefly: `bench.sh`

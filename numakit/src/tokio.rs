@@ -394,6 +394,17 @@ impl Shared {
 /// A tokio runtime whose threads are pinned to one node: the runtime
 /// (through `Deref`, or [`into_inner`](Self::into_inner)) and where its
 /// threads are.
+///
+/// # Dropping
+///
+/// Dropping it drops the tokio [`Runtime`](::tokio::runtime::Runtime):
+/// the runtime shuts down and waits for its blocking tasks. Like tokio's
+/// `Runtime`, it therefore **panics when dropped in an async context** (a
+/// task of another runtime, or inside `block_on`), with tokio's message
+/// "Cannot drop a runtime in a context where blocking is not allowed".
+/// There, shut it down without waiting,
+/// `rt.into_inner().shutdown_background()` (or `shutdown_timeout`), or
+/// drop it in `spawn_blocking`. The same holds for [`NodeRuntimes`].
 pub struct NodeRuntime {
     node: NodeId,
     cpus: CpuSet,

@@ -412,3 +412,121 @@ fn pool_jobs_are_awaited_from_tasks() {
         assert!(matches!(panicked, Err(SchedError::JobPanicked { .. })));
     });
 }
+
+/// A handle polled by one task (its waker registered) and then awaited by
+/// another: the job's end wakes the task that polled last, not the one
+/// that has finished. The job is held until the second task has polled, so
+/// the result can only arrive by a wake (a lost one hangs: the watchdog).
+#[test]
+fn a_handle_moved_to_another_task_wakes_that_task() {
+    use std::future::Future;
+    use std::sync::{Arc, Barrier};
+    use std::task::Poll;
+    watchdog("a handle moved between tasks", || {
+        let pool = NodePool::new().unwrap();
+        let rt = RuntimeOn::node(0).worker_threads(2).build().unwrap();
+        for round in 0..20u32 {
+            let gate = Arc::new(Barrier::new(2));
+            let g = Arc::clone(&gate);
+            let h = pool
+                .submit(move || {
+                    g.wait();
+                    round
+                })
+                .unwrap();
+            // Task A: one poll, pending, and hands the handle on.
+            let h = rt
+                .block_on(rt.spawn(async move {
+                    let mut h = h;
+                    let pending = std::future::poll_fn(|cx| {
+                        Poll::Ready(std::pin::Pin::new(&mut h).poll(cx).is_pending())
+                    })
+                    .await;
+                    assert!(pending);
+                    // In an Option: the task hands the handle on, it does
+                    // not await it.
+                    Some(h)
+                }))
+                .unwrap()
+                .unwrap();
+            // Task B awaits it; the job is let go once B has polled.
+            let b = rt.spawn(async move {
+                let mut h = h;
+                let mut polled = false;
+                std::future::poll_fn(move |cx| {
+                    let r = std::pin::Pin::new(&mut h).poll(cx);
+                    if r.is_pending() && !polled {
+                        polled = true;
+                        let gate = Arc::clone(&gate);
+                        std::thread::spawn(move || gate.wait());
+                    }
+                    r
+                })
+                .await
+            });
+            assert_eq!(rt.block_on(b).unwrap().unwrap(), round);
+        }
+    });
+}
+
+/// `spawn_on` a node with a future that panics: the panic is the task's
+/// `JoinError`, and the node's runtime goes on with other tasks.
+#[test]
+fn spawn_on_with_a_panicking_future() {
+    // Every node of the guest must be there (and get its runtime).
+    let _ = common::topology();
+    watchdog("spawn_on with panics", move || {
+        let rts = runtimes_per_node().unwrap();
+        let first = rts.nodes().next().unwrap();
+        let bad = rts
+            .spawn_on(first, async { panic!("the future panics on its node") })
+            .unwrap();
+        let good = rts
+            .spawn_on(first, async { current_node().unwrap() })
+            .unwrap();
+        let rt = rts.get(first).unwrap();
+        let err = rt.block_on(bad).unwrap_err();
+        assert!(err.is_panic());
+        assert_eq!(rt.block_on(good).unwrap(), first);
+        for node in rts.nodes() {
+            let again = rts
+                .spawn_on(node, async { current_node().unwrap() })
+                .unwrap();
+            assert_eq!(rts.get(node).unwrap().block_on(again).unwrap(), node);
+        }
+    });
+}
+
+/// A `NodeRuntime` dropped inside another runtime's task: tokio panics
+/// (dropping a runtime waits for its blocking tasks, which an async
+/// context must not), as its `Runtime` documents; dropping it with
+/// `into_inner().shutdown_background()`, or in `spawn_blocking`, works.
+#[test]
+fn a_runtime_dropped_inside_another_runtime() {
+    watchdog("a runtime dropped inside another", || {
+        let outer = RuntimeOn::node(0).worker_threads(1).build().unwrap();
+        let inner = RuntimeOn::node(0).worker_threads(1).build().unwrap();
+        let dropped = outer.block_on(outer.spawn(async move { drop(inner) }));
+        let err = dropped.unwrap_err();
+        assert!(err.is_panic());
+        let msg = err.into_panic();
+        let msg = msg
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| msg.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(msg.contains("Cannot drop a runtime"), "{msg}");
+
+        let inner = RuntimeOn::node(0).worker_threads(1).build().unwrap();
+        outer
+            .block_on(outer.spawn(async move { inner.into_inner().shutdown_background() }))
+            .unwrap();
+        let inner = RuntimeOn::node(0).worker_threads(1).build().unwrap();
+        outer
+            .block_on(
+                outer.spawn(async move { tokio::task::spawn_blocking(move || drop(inner)).await }),
+            )
+            .unwrap()
+            .unwrap();
+    });
+}

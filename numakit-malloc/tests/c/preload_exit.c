@@ -6,9 +6,11 @@
  * thread. Prints "atexit ok" from the last handler. */
 #include "check.h"
 #include <pthread.h>
+#include <sys/wait.h>
 
 extern void *nkm_early_block __attribute__((weak));
 extern int nkm_early_ok __attribute__((weak));
+extern int nkm_early_forks[3] __attribute__((weak));
 extern int __cxa_thread_atexit_impl(void (*)(void *), void *, void *);
 extern void *__dso_handle;
 
@@ -85,6 +87,18 @@ int main(void) {
         CHECK(e && e[0] == 'a' && e[99] == 'a');
         free(e);
         printf("a library constructor before the allocator's: ok\n");
+        /* Its fork handlers allocate while the gate is closed for the
+         * fork (a hang dies of SIGALRM). */
+        alarm(30);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) _exit(nkm_early_forks[0] == 1 && nkm_early_forks[2] == 1 ? 0 : 1);
+        int status = -1;
+        CHECK(waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(nkm_early_forks[0] == 1 && nkm_early_forks[1] == 1);
+        alarm(0);
+        printf("fork handlers of that library allocate: ok\n");
     }
     CHECK(pthread_key_create(&key, key_dtor) == 0);
     void *survivors[8];

@@ -1,6 +1,7 @@
 /* Pointers the allocator never handed out, or handed out and freed: from
  * mmap, the stack, glibc's own malloc (reached with dlsym(RTLD_NEXT)),
- * inside or misaligned into a live block, freed twice (small and large).
+ * inside or misaligned into a live block, freed twice (small and large),
+ * left behind by a realloc that moved the block.
  * free must leave them alone, realloc must return NULL with EINVAL and
  * malloc_usable_size 0; nothing they point at may change, and the
  * allocator must go on working. Each is named on stderr (the test driver
@@ -82,6 +83,38 @@ int main(void) {
     free(l);
     free(l);
     fprintf(stderr, "(above: large double free)\n");
+
+    /* Stale pointers of blocks that realloc moved: freed by the move, so
+     * foreign like any freed block. Aligned blocks keep their header
+     * clear of the free list's link, so only a cleared tag tells. */
+    struct {
+        size_t align, size, grown;
+    } moved[] = {
+        {64, 100, 5000},     /* small to another class */
+        {256, 100, 3 << 20}, /* small to large */
+        {64, 2 << 20, 100},  /* large to small */
+        {16, 100, 5000},     /* malloc's own alignment */
+    };
+    for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++) {
+        void *old = NULL;
+        CHECK(posix_memalign(&old, moved[i].align, moved[i].size) == 0);
+        memset(old, 0x44, moved[i].size);
+        unsigned char *now = realloc(old, moved[i].grown);
+        CHECK(now != NULL && now != old && now[0] == 0x44);
+        CHECK(malloc_usable_size(old) == 0);
+        free(old);
+        fprintf(stderr, "(above: stale pointer of a moved block %zu)\n", i);
+        /* The old block went back once: two new blocks of its kind are
+         * distinct, and the moved one is untouched. */
+        void *c = NULL, *d = NULL;
+        CHECK(posix_memalign(&c, moved[i].align, moved[i].size) == 0);
+        CHECK(posix_memalign(&d, moved[i].align, moved[i].size) == 0);
+        CHECK(c != d && c != now && d != now);
+        CHECK(now[0] == 0x44 && malloc_usable_size(now) >= moved[i].grown);
+        free(c);
+        free(d);
+        free(now);
+    }
 
     /* Still working, and the freed small block comes back once. */
     void *x = malloc(48), *y = malloc(48);

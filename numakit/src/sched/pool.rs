@@ -517,7 +517,7 @@ impl NodePool {
         F: FnOnce() + Send + 'static,
     {
         let idx = self.shared.index_of(&self.topo, node.into())?;
-        self.shared.push(true, idx, Job::Fn(Box::new(f)))
+        self.shared.push(true, idx, Job::func(f))
     }
 
     /// Run `f` on any worker without a handle (as [`submit`](Self::submit)).
@@ -528,7 +528,7 @@ impl NodePool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.push(false, self.home(), Job::Fn(Box::new(f)))
+        self.shared.push(false, self.home(), Job::func(f))
     }
 
     /// A cloneable handle that runs closures on `node` (the seed's

@@ -327,7 +327,35 @@ pub fn get_mempolicy(
 /// unreadable page); `EFAULT` when the first byte is not readable. Any
 /// address may be passed: nothing is dereferenced in this process. Costs
 /// two system calls (`getpid`, then the copy).
+///
+/// Where `process_vm_readv` is refused (`EPERM`, `ENOSYS` or `EACCES`: a
+/// seccomp filter, as sandboxes and hardened services install, or a
+/// kernel without it), the bytes are copied through a pipe instead
+/// (`write(2)` from `addr`, which the kernel checks the same way, then
+/// `read(2)`, a page at a time), with the same results; the refusal is
+/// remembered, so the pipe is used from then on (five system calls for a
+/// read within one page).
 pub fn read_own_memory(addr: *const u8, out: &mut [u8]) -> io::Result<usize> {
+    if !VM_READV_REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
+        match read_own_memory_vm(addr, out) {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EPERM | libc::ENOSYS | libc::EACCES)
+                ) =>
+            {
+                VM_READV_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            other => return other,
+        }
+    }
+    read_own_memory_piped(addr, out)
+}
+
+/// Set once `process_vm_readv` was refused.
+static VM_READV_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn read_own_memory_vm(addr: *const u8, out: &mut [u8]) -> io::Result<usize> {
     let local = libc::iovec {
         iov_base: out.as_mut_ptr().cast(),
         iov_len: out.len(),
@@ -345,6 +373,71 @@ pub fn read_own_memory(addr: *const u8, out: &mut [u8]) -> io::Result<usize> {
     } else {
         Ok(n as usize)
     }
+}
+
+/// [`read_own_memory`] through a pipe of its own (made and closed here,
+/// so that threads and forked children never share one).
+fn read_own_memory_piped(addr: *const u8, out: &mut [u8]) -> io::Result<usize> {
+    if out.is_empty() {
+        return Ok(0);
+    }
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }.into())?;
+    let [rd, wr] = fds;
+    let page = crate::sys::page_size();
+    let retry = |f: &mut dyn FnMut() -> isize| loop {
+        let n = f();
+        if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return n;
+        }
+    };
+    let mut done = 0;
+    let mut result = Ok(());
+    while done < out.len() {
+        // Up to the end of the page: a write that runs into an unreadable
+        // page fails whole, so each stops at a page boundary (and stays
+        // below the pipe's capacity: neither end ever blocks).
+        let from = addr.wrapping_add(done);
+        let to_boundary = page - (from as usize & (page - 1));
+        let chunk = (out.len() - done).min(to_boundary);
+        // SAFETY: the kernel copies from `from` with its own checks
+        // (EFAULT, or a short count, for unreadable bytes); nothing is
+        // dereferenced in this process.
+        let w = retry(&mut || unsafe { libc::write(wr, from.cast(), chunk) });
+        if w < 0 {
+            if done == 0 {
+                result = Err(io::Error::last_os_error());
+            }
+            break;
+        }
+        let w = w as usize;
+        let mut got = 0;
+        while got < w {
+            let to = out[done + got..done + w].as_mut_ptr();
+            // SAFETY: `to` is valid for writes of `w - got` bytes of `out`.
+            let r = retry(&mut || unsafe { libc::read(rd, to.cast(), w - got) });
+            if r <= 0 {
+                result = Err(if r == 0 {
+                    io::Error::from_raw_os_error(libc::EIO)
+                } else {
+                    io::Error::last_os_error()
+                });
+                break;
+            }
+            got += r as usize;
+        }
+        done += got;
+        if result.is_err() || w < chunk {
+            break;
+        }
+    }
+    // SAFETY: the two descriptors made above, closed once.
+    unsafe {
+        libc::close(rd);
+        libc::close(wr);
+    }
+    result.map(|()| done)
 }
 
 /// `move_pages(2)` in query mode — report the node of each page in `pages`
@@ -477,6 +570,43 @@ mod tests {
             let e = read_own_memory(bad as *const u8, &mut out).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::EFAULT), "{bad:#x}");
         }
+    }
+
+    #[test]
+    fn own_memory_reads_through_a_pipe_check_the_range_the_same_way() {
+        let x = 0x1234_5678_u64.to_ne_bytes();
+        let mut out = [0u8; 8];
+        assert_eq!(read_own_memory_piped(x.as_ptr(), &mut out).unwrap(), 8);
+        assert_eq!(out, x);
+        assert_eq!(read_own_memory_piped(x.as_ptr(), &mut []).unwrap(), 0);
+        for bad in [0usize, 1, usize::MAX - 7] {
+            let e = read_own_memory_piped(bad as *const u8, &mut out).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EFAULT), "{bad:#x}");
+        }
+        // Longer than one chunk, and running into an unreadable page.
+        let page = crate::sys::page_size();
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let m = mmap_anonymous(3 * page, rw, 0).unwrap();
+        let base = m.as_ptr().cast::<u8>();
+        // SAFETY: the first two pages of the fresh mapping.
+        let src = unsafe { std::slice::from_raw_parts_mut(base, 2 * page) };
+        for (i, b) in src.iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        let guard = base.wrapping_add(2 * page);
+        // SAFETY: the third page of our mapping, which nothing references.
+        let rc = unsafe { libc::mprotect(guard.cast(), page, libc::PROT_NONE) };
+        assert_eq!(rc, 0);
+        let mut long = vec![0u8; 2 * page];
+        assert_eq!(read_own_memory_piped(base, &mut long).unwrap(), 2 * page);
+        assert!(long.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        let mut across = [0u8; 32];
+        // SAFETY: 16 bytes before the unreadable page.
+        let near = unsafe { base.add(2 * page - 16) };
+        assert_eq!(read_own_memory_piped(near, &mut across).unwrap(), 16);
+        assert_eq!(read_own_memory(near, &mut across).unwrap(), 16);
+        // SAFETY: the mapping made above, unmapped once.
+        unsafe { libc::munmap(base.cast(), 3 * page) };
     }
 
     #[test]

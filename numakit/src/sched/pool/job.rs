@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 /// A queued unit of work.
 pub(super) enum Job {
     /// Fire and forget.
-    Fn(Box<dyn FnOnce() + Send + 'static>),
+    Fn(FnJob),
     /// With a handle; cancels the task when dropped unrun.
     Task(TaskRef),
 }
@@ -50,13 +50,43 @@ impl Job {
     #[inline]
     pub(super) fn run(self) -> bool {
         match self {
-            Job::Fn(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err(),
-            Job::Task(mut t) => {
-                if let Some(task) = t.0.take() {
+            Job::Fn(mut f) => match f.0.take() {
+                Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err(),
+                None => false,
+            },
+            Job::Task(mut t) => match t.0.take() {
+                // The queue's reference may be the task's last (its handle
+                // was dropped): dropping it drops the job's value, whose
+                // `Drop` is user code that may panic, and which must not
+                // take the worker with it.
+                Some(task) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                     task.run();
-                }
-                false
-            }
+                    drop(task);
+                }))
+                .is_err(),
+                None => false,
+            },
+        }
+    }
+}
+
+impl Job {
+    /// A fire-and-forget job running `f`.
+    pub(super) fn func(f: impl FnOnce() + Send + 'static) -> Job {
+        Job::Fn(FnJob(Some(Box::new(f))))
+    }
+}
+
+/// A fire-and-forget closure. Dropped unrun (cancelled), its captures are
+/// dropped under `catch_unwind`, as they would be by running it: a `Drop`
+/// that panics must not unwind into the queue's drop (`shutdown_now`, the
+/// pool's drop, a worker draining its deque), where a second one aborts.
+pub(super) struct FnJob(Option<Box<dyn FnOnce() + Send + 'static>>);
+
+impl Drop for FnJob {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(f)));
         }
     }
 }
@@ -137,14 +167,22 @@ where
     }
 
     fn cancel(&self) {
-        {
+        let f = {
             let mut cell = self.cell.lock().unwrap_or_else(|p| p.into_inner());
-            if !matches!(*cell, Cell::Ready(_)) {
-                return;
+            match std::mem::replace(&mut *cell, Cell::Running) {
+                Cell::Ready(f) => f,
+                other => {
+                    *cell = other;
+                    return;
+                }
             }
-            *cell = Cell::Running; // drops the closure
-        }
+        };
+        // The handle gets its answer first; then the closure is dropped,
+        // outside the lock: its captures are user values whose `Drop` may
+        // panic, which must neither leave the handle unanswered nor unwind
+        // into the queue's drop (`shutdown_now`, the pool's drop).
         self.finish(Err(SchedError::JobCancelled { node: self.node }));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(f)));
     }
 }
 

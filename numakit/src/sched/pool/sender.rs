@@ -49,7 +49,7 @@ impl NodeSender {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.push(true, self.idx, job::Job::Fn(Box::new(f)))
+        self.shared.push(true, self.idx, job::Job::func(f))
     }
 
     /// Run `f` on the node and get its result through a handle.
