@@ -440,6 +440,20 @@ mod tests {
 
     #[test]
     fn c_entry_points_follow_glibc() {
+        // Under the strict default a thread on a memoryless node's CPUs
+        // gets no memory at all (the 8-node guest has two such nodes):
+        // run on the first node with CPUs and memory.
+        let topo = numakit::Topology::current().unwrap();
+        let home = topo
+            .nodes()
+            .iter()
+            .find(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
+            .map(|n| n.id())
+            .unwrap();
+        let _pin = numakit::sched::Pin::node(home)
+            .bind_memory(false)
+            .apply()
+            .unwrap();
         // SAFETY: the C contracts, kept below.
         unsafe {
             assert!(calloc(usize::MAX, 2).is_null());
