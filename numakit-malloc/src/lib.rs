@@ -405,8 +405,26 @@ static INIT: extern "C" fn() = init;
 mod tests {
     use super::*;
 
+    /// Pin the calling thread to the first node with CPUs and memory:
+    /// under the strict default a thread on a memoryless node's CPUs gets
+    /// no memory at all (the 8-node guest has two such nodes).
+    fn on_a_node_with_memory() -> numakit::sched::PinGuard {
+        let topo = numakit::Topology::current().unwrap();
+        let home = topo
+            .nodes()
+            .iter()
+            .find(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
+            .map(|n| n.id())
+            .unwrap();
+        numakit::sched::Pin::node(home)
+            .bind_memory(false)
+            .apply()
+            .unwrap()
+    }
+
     #[test]
     fn blocks_round_trip_through_the_header() {
+        let _pin = on_a_node_with_memory();
         for (size, align) in [
             (0, 16),
             (1, 16),
@@ -440,20 +458,7 @@ mod tests {
 
     #[test]
     fn c_entry_points_follow_glibc() {
-        // Under the strict default a thread on a memoryless node's CPUs
-        // gets no memory at all (the 8-node guest has two such nodes):
-        // run on the first node with CPUs and memory.
-        let topo = numakit::Topology::current().unwrap();
-        let home = topo
-            .nodes()
-            .iter()
-            .find(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
-            .map(|n| n.id())
-            .unwrap();
-        let _pin = numakit::sched::Pin::node(home)
-            .bind_memory(false)
-            .apply()
-            .unwrap();
+        let _pin = on_a_node_with_memory();
         // SAFETY: the C contracts, kept below.
         unsafe {
             assert!(calloc(usize::MAX, 2).is_null());
