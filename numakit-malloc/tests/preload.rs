@@ -11,10 +11,12 @@
 #[path = "../../numakit-capi/tests/support/cargo_lib.rs"]
 mod cargo_lib;
 
+use cargo_lib::{run_checked, run_limited};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one program may run before it counts as hung.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -49,20 +51,6 @@ fn library() -> &'static Path {
         assert!(lib.is_file(), "{} was not built", lib.display());
         lib
     })
-}
-
-fn run_checked(cmd: &mut Command, what: &str) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// Compile the programs (and the early-constructor library) into
@@ -108,44 +96,6 @@ fn programs() -> &'static Path {
         run_checked(&mut cmd, "compiling preload_early.c");
         out
     })
-}
-
-/// Run `cmd` with a time limit; a hung program fails instead of hanging CI.
-fn run_limited(mut cmd: Command, limit: Duration, what: &str) -> Output {
-    use std::io::Read;
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for a program") {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?} (hung?)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
 }
 
 fn text(b: &[u8]) -> String {

@@ -1,9 +1,11 @@
 //! Shared by the test drivers that build a workspace library and run C
-//! programs against it (`numakit-capi/tests/c_api.rs`,
+//! programs against it (build it, run a command checked, run one with a
+//! time limit) (`numakit-capi/tests/c_api.rs`,
 //! `numakit-malloc/tests/preload.rs`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// `target/<profile>`: the test runs from `target/<profile>/deps/`.
 pub fn profile_dir() -> PathBuf {
@@ -44,4 +46,57 @@ pub fn build_library(package: &str, crate_dir: &Path) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     dir
+}
+
+pub fn run_checked(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Run `cmd` with a time limit; a hung program fails instead of hanging CI.
+pub fn run_limited(mut cmd: Command, limit: Duration, what: &str) -> Output {
+    use std::io::Read;
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for a program") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?} (hung?)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
 }
