@@ -656,43 +656,26 @@ fn huge_elements_move_intact() {
 /// in a child process, so that an overflow fails this test alone.
 #[test]
 fn making_a_deque_of_large_elements_takes_no_stack_for_them() {
-    const CHILD: &str = "NUMAKIT_DEQUE_STACK_CHILD";
-    if std::env::var_os(CHILD).is_some() {
-        // 1 MiB elements on a 512 KiB stack.
-        let r = std::thread::Builder::new()
-            .stack_size(512 << 10)
-            .spawn(|| {
-                for cap in [1usize, 2, 4] {
-                    let w = Worker::<[u8; 1 << 20]>::new_lifo(0, cap).unwrap();
-                    assert_eq!((w.capacity(), w.len()), (cap, 0));
-                    let w = Worker::<[u8; 1 << 20]>::new_fifo(0, cap).unwrap();
-                    assert!(w.stealer().is_empty());
-                    assert!(w.verify().unwrap().is_all_on(NodeId::new(0)));
-                    // Refused capacities do not touch an element either.
-                    assert!(Worker::<[u8; 1 << 20]>::new_lifo(0, 3).is_err());
-                }
-            })
-            .unwrap()
-            .join();
-        assert!(r.is_ok());
+    if !common::in_child("making_a_deque_of_large_elements_takes_no_stack_for_them") {
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "making_a_deque_of_large_elements_takes_no_stack_for_them",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the child failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // 1 MiB elements on a 512 KiB stack.
+    let r = std::thread::Builder::new()
+        .stack_size(512 << 10)
+        .spawn(|| {
+            for cap in [1usize, 2, 4] {
+                let w = Worker::<[u8; 1 << 20]>::new_lifo(0, cap).unwrap();
+                assert_eq!((w.capacity(), w.len()), (cap, 0));
+                let w = Worker::<[u8; 1 << 20]>::new_fifo(0, cap).unwrap();
+                assert!(w.stealer().is_empty());
+                assert!(w.verify().unwrap().is_all_on(NodeId::new(0)));
+                // Refused capacities do not touch an element either.
+                assert!(Worker::<[u8; 1 << 20]>::new_lifo(0, 3).is_err());
+            }
+        })
+        .unwrap()
+        .join();
+    assert!(r.is_ok());
 }
 
 /// Element types the buffer cannot hold and capacities whose slots do not

@@ -393,38 +393,21 @@ fn ring_on_absent_node_does_not_fall_back() {
 /// process, since a stack overflow aborts the process.
 #[test]
 fn rings_of_large_elements_take_no_stack_for_them() {
-    const CHILD: &str = "NUMAKIT_RING_STACK_CHILD";
-    if std::env::var_os(CHILD).is_some() {
-        let r = std::thread::Builder::new()
-            .stack_size(512 << 10)
-            .spawn(|| {
-                for cap in [1usize, 2, 4] {
-                    let ring = MpmcRing::<[u8; 1 << 20]>::new(0, cap).unwrap();
-                    assert_eq!((ring.capacity(), ring.len()), (cap, 0));
-                    let (tx, rx) = spsc::ring::<[u8; 1 << 20]>(0, cap).unwrap();
-                    assert!(rx.is_empty());
-                    drop(tx);
-                }
-            })
-            .unwrap()
-            .join();
-        assert!(r.is_ok());
+    if !common::in_child("rings_of_large_elements_take_no_stack_for_them") {
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "rings_of_large_elements_take_no_stack_for_them",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the child failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let r = std::thread::Builder::new()
+        .stack_size(512 << 10)
+        .spawn(|| {
+            for cap in [1usize, 2, 4] {
+                let ring = MpmcRing::<[u8; 1 << 20]>::new(0, cap).unwrap();
+                assert_eq!((ring.capacity(), ring.len()), (cap, 0));
+                let (tx, rx) = spsc::ring::<[u8; 1 << 20]>(0, cap).unwrap();
+                assert!(rx.is_empty());
+                drop(tx);
+            }
+        })
+        .unwrap()
+        .join();
+    assert!(r.is_ok());
 }

@@ -215,3 +215,28 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "<a panic without a message>".into())
 }
+
+/// Run test `name` of this binary in a child process of its own (`--exact`,
+/// one test thread) and return `true` there; in the parent, wait for the
+/// child, fail with its output unless it passed, and return `false`. For a
+/// test whose failure would end the whole process (a stack overflow
+/// aborts it).
+pub fn in_child(name: &str) -> bool {
+    const CHILD: &str = "NUMAKIT_TEST_CHILD";
+    if std::env::var_os(CHILD).is_some_and(|v| v == name) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env(CHILD, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child running {name} failed ({}): {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
