@@ -59,7 +59,7 @@ pub struct AutoBalancer {
 /// The node a thread on `from` moves to: among the other nodes with CPUs
 /// this process may use, the one with the most free memory (ties: the
 /// lowest id); `None` when there is no other.
-pub fn target_node(topo: &Topology, from: NodeId) -> Option<NodeId> {
+pub(crate) fn target_node(topo: &Topology, from: NodeId) -> Option<NodeId> {
     topo.nodes()
         .iter()
         .filter(|n| n.id() != from)

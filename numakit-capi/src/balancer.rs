@@ -43,18 +43,18 @@ thread_local! {
 }
 
 /// The current threshold.
-pub fn threshold() -> f64 {
+pub(crate) fn threshold() -> f64 {
     f64::from_bits(THRESHOLD.load(Ordering::Relaxed))
 }
 
 /// Misses per thousand instructions; `None` below [`MIN_INSTRUCTIONS`]
 /// (too few to judge).
-pub fn mpki(misses: u64, instructions: u64) -> Option<f64> {
+pub(crate) fn mpki(misses: u64, instructions: u64) -> Option<f64> {
     (instructions >= MIN_INSTRUCTIONS).then(|| misses as f64 * 1000.0 / instructions as f64)
 }
 
 /// The advice for `misses` over `instructions` against `threshold`.
-pub fn advice(misses: u64, instructions: u64, threshold: f64) -> c_int {
+pub(crate) fn advice(misses: u64, instructions: u64, threshold: f64) -> c_int {
     match mpki(misses, instructions) {
         Some(v) if v > threshold => NKIT_ADVISE_MIGRATE,
         _ => NKIT_ADVISE_STAY,
