@@ -15,6 +15,9 @@ use crate::Result;
 /// (the firmware can leave the cursor mid-line).
 pub const MARKER: &str = "@@numakit-vm:";
 
+/// What init prints (after [`MARKER`]) as soon as it runs.
+pub const GUEST_UP: &str = "guest up";
+
 /// Where the binaries live in the guest.
 const GUEST_BIN_DIR: &str = "/numakit/bin";
 
@@ -301,7 +304,7 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root RUST_BACKTRACE=1
 exec </dev/console >/dev/console 2>&1
 M='{MARKER}'
 echo
-echo "$M guest up: kernel $(uname -r)"
+echo "$M {GUEST_UP}: kernel $(uname -r)"
 
 # Hugepages on every node that has memory, then the topology, on one line.
 HP={hugepages}

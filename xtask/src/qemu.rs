@@ -6,15 +6,27 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cli::{Accel, VmOptions};
+use crate::initramfs::GUEST_UP;
 use crate::Result;
 
 /// The kernel command line: serial console, reboot (= qemu exits, with
 /// `-no-reboot`) on panic, quiet boot.
 const APPEND: &str = "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off tsc=reliable";
+
+/// How long the guest's init may take to say it is up. A guest boots in a few
+/// seconds under TCG; once in a while the emulated kernel stalls before init
+/// (seen: `watchdog: BUG: soft lockup` in a kworker) and would sit there until
+/// the whole run's limit. Such a guest is killed and booted again.
+const BOOT_LIMIT: Duration = Duration::from_secs(120);
+
+/// Boots tried before a guest that never reaches init is reported as such.
+const BOOT_ATTEMPTS: u32 = 3;
 
 /// What happened in one guest run.
 #[derive(Debug)]
@@ -238,65 +250,133 @@ pub fn run(options: &VmOptions, kernel: &Path, initrd: &Path, log: &Path) -> Res
             options.mem_mib[node]
         );
     }
+    let mut attempt = 1;
+    loop {
+        let mut boot = boot_once(program, &args, options, log)?;
+        if !boot.never_up || attempt == BOOT_ATTEMPTS {
+            if boot.never_up {
+                eprintln!(
+                    "\nxtask: TIMEOUT: the guest did not reach init within {} s in any of \
+                     {BOOT_ATTEMPTS} boots",
+                    BOOT_LIMIT.as_secs()
+                );
+            }
+            boot.run.accel = accel;
+            return Ok(boot.run);
+        }
+        eprintln!(
+            "\nxtask: the guest did not reach init within {} s (a TCG boot stall); \
+             qemu killed, booting again ({} of {BOOT_ATTEMPTS})",
+            BOOT_LIMIT.as_secs(),
+            attempt + 1
+        );
+        attempt += 1;
+    }
+}
+
+/// One boot, and whether it was abandoned because init never said it was up.
+struct Boot {
+    run: GuestRun,
+    never_up: bool,
+}
+
+fn boot_once(program: &str, args: &[String], options: &VmOptions, log: &Path) -> Result<Boot> {
     let log_file = File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
 
     let start = Instant::now();
     let mut child = Command::new(program)
-        .args(&args)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("running {program} (install qemu-system-x86): {e}"))?;
     let stdout = child.stdout.take().ok_or("qemu stdout not captured")?;
-    let reader = thread::spawn(move || stream_console(stdout, std::io::stdout(), log_file, start));
+    let up = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let up = Arc::clone(&up);
+        thread::spawn(move || stream_console(stdout, std::io::stdout(), log_file, start, &up))
+    };
 
-    let (status, timed_out) = wait_with_deadline(&mut child, start + options.timeout)?;
+    let deadline = start + options.timeout;
+    let boot_deadline = start + BOOT_LIMIT.min(options.timeout);
+    let ended = wait_with_deadline(&mut child, deadline, boot_deadline, &up)?;
     let wall = start.elapsed();
     let lines = reader
         .join()
         .map_err(|_| "the console reader panicked".to_string())?;
-    if timed_out {
+    let (status, timed_out, never_up) = match ended {
+        Ended::Exited(status) => (Some(status), false, false),
+        Ended::TimedOut => (None, true, false),
+        Ended::NeverUp => (None, true, true),
+    };
+    if timed_out && !never_up {
         eprintln!(
             "\nxtask: TIMEOUT: the guest did not power off within {} s; qemu killed",
             options.timeout.as_secs()
         );
     }
-    Ok(GuestRun {
-        lines,
-        status,
-        timed_out,
-        wall,
-        accel,
+    Ok(Boot {
+        run: GuestRun {
+            lines,
+            status,
+            timed_out,
+            wall,
+            accel: String::new(),
+        },
+        never_up,
     })
 }
 
-/// Waits for qemu until `deadline`, then kills it. Returns its status (none
-/// when killed) and whether it timed out.
-fn wait_with_deadline(child: &mut Child, deadline: Instant) -> Result<(Option<ExitStatus>, bool)> {
+/// How waiting for qemu ended.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    Exited(ExitStatus),
+    /// Killed at the run's limit.
+    TimedOut,
+    /// Killed at the boot limit: init never said the guest was up.
+    NeverUp,
+}
+
+/// Waits for qemu until `deadline`, or until `boot_deadline` if `up` is
+/// still false then, and kills it at either.
+fn wait_with_deadline(
+    child: &mut Child,
+    deadline: Instant,
+    boot_deadline: Instant,
+    up: &AtomicBool,
+) -> Result<Ended> {
     loop {
         if let Some(status) = child
             .try_wait()
             .map_err(|e| format!("waiting for qemu: {e}"))?
         {
-            return Ok((Some(status), false));
+            return Ok(Ended::Exited(status));
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        let never_up = now >= boot_deadline && !up.load(Ordering::Acquire);
+        if now >= deadline || never_up {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok((None, true));
+            return Ok(if never_up {
+                Ended::NeverUp
+            } else {
+                Ended::TimedOut
+            });
         }
         thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// Copies the console to our stdout and the log as it arrives, and splits it
-/// into timestamped lines. Ends when qemu closes its stdout.
+/// into timestamped lines; sets `up` at init's "guest up" line. Ends when
+/// qemu closes its stdout.
 fn stream_console(
     mut console: impl Read,
     mut echo: impl Write,
     mut log: File,
     start: Instant,
+    up: &AtomicBool,
 ) -> Vec<(Duration, String)> {
     let mut lines = Vec::new();
     let mut partial: Vec<u8> = Vec::new();
@@ -314,7 +394,11 @@ fn stream_console(
         let _ = log.write_all(chunk);
         for &byte in chunk {
             if byte == b'\n' {
-                lines.push((start.elapsed(), clean_line(&partial)));
+                let line = clean_line(&partial);
+                if line.contains(GUEST_UP) {
+                    up.store(true, Ordering::Release);
+                }
+                lines.push((start.elapsed(), line));
                 partial.clear();
             } else {
                 partial.push(byte);
@@ -336,6 +420,7 @@ fn clean_line(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::cli::{parse, Command as Cli};
+    use crate::initramfs::MARKER;
 
     fn options(s: &str) -> VmOptions {
         let args: Vec<String> = s.split_whitespace().map(String::from).collect();
@@ -395,11 +480,65 @@ mod tests {
         let path = std::env::temp_dir().join(format!("xtask-console-{}", std::process::id()));
         let log = File::create(&path).unwrap();
         let console = b"\x1b[2J@@x\r\nab\r\ncd".as_slice();
-        let lines: Vec<String> = stream_console(console, std::io::sink(), log, Instant::now())
+        let up = AtomicBool::new(false);
+        let lines: Vec<String> = stream_console(console, std::io::sink(), log, Instant::now(), &up)
             .into_iter()
             .map(|(_, l)| l)
             .collect();
         let _ = std::fs::remove_file(&path);
         assert_eq!(lines, vec!["\x1b[2J@@x", "ab", "cd"]);
+        assert!(!up.load(Ordering::Relaxed));
+
+        let log = File::create(&path).unwrap();
+        let console = format!("boot noise\r\n{MARKER} {GUEST_UP}: kernel 6.1\r\n");
+        let lines = stream_console(
+            console.as_bytes(),
+            std::io::sink(),
+            log,
+            Instant::now(),
+            &up,
+        );
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(lines.len(), 2);
+        assert!(up.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_guest_that_never_reaches_init_is_killed_at_the_boot_limit() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let now = Instant::now();
+        let up = AtomicBool::new(false);
+        let ended = wait_with_deadline(
+            &mut child,
+            now + Duration::from_secs(60),
+            now + Duration::from_millis(100),
+            &up,
+        )
+        .unwrap();
+        assert_eq!(ended, Ended::NeverUp);
+        assert!(now.elapsed() < Duration::from_secs(10));
+
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let now = Instant::now();
+        up.store(true, Ordering::Relaxed);
+        let ended = wait_with_deadline(
+            &mut child,
+            now + Duration::from_millis(300),
+            now + Duration::from_millis(100),
+            &up,
+        )
+        .unwrap();
+        assert_eq!(ended, Ended::TimedOut);
+
+        let mut child = Command::new("true").spawn().unwrap();
+        let now = Instant::now();
+        let ended = wait_with_deadline(
+            &mut child,
+            now + Duration::from_secs(60),
+            now + Duration::from_secs(60),
+            &up,
+        )
+        .unwrap();
+        assert!(matches!(ended, Ended::Exited(s) if s.success()));
     }
 }
