@@ -111,6 +111,38 @@ fn heap_use_after_free_is_reported() {
     unsafe { heap.dealloc(p, layout) };
 }
 
+/// `NodeLocal`'s fast paths (a pop from and a push to the thread's home
+/// cache, after a first allocation set that cache up) poison and unpoison
+/// like the heap's own paths.
+#[test]
+fn node_local_fast_path_use_after_free_is_reported() {
+    use numakit::mem::NodeLocal;
+    use std::alloc::GlobalAlloc;
+    fn cycle() -> *mut u8 {
+        let a = NodeLocal::nearest();
+        let layout = Layout::from_size_align(48, 8).unwrap();
+        // SAFETY: a non-zero layout; each block freed once with it. The
+        // first allocation takes the general path and makes the thread's
+        // home cache; the second comes from it.
+        unsafe {
+            let first = a.alloc(layout);
+            assert!(!first.is_null());
+            let p = a.alloc(layout);
+            assert!(!p.is_null());
+            p.write_bytes(5, 48);
+            assert_eq!(read(p.wrapping_add(24)), 5);
+            a.dealloc(first, layout);
+            a.dealloc(p, layout);
+            p
+        }
+    }
+    run_case("node_local_fast_path_use_after_free_is_reported", || {
+        let p = cycle();
+        read(p.wrapping_add(24));
+    });
+    cycle();
+}
+
 #[test]
 fn heap_block_cached_after_a_free_reads_as_poisoned_even_at_its_link() {
     run_case(

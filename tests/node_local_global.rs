@@ -814,3 +814,88 @@ fn stats_lookups_take_any_node_id() {
     assert_eq!(NodeLocal::default(), NodeLocal::strict());
     drop(v);
 }
+
+/// A `fork` while other threads allocate and free (refills and flushes
+/// take heap locks) gives a child that can allocate on every path: the
+/// heaps' fork handlers keep any heap lock from being inherited held, so
+/// the child never deadlocks on one its parent's other threads held.
+#[test]
+fn a_child_forked_while_threads_allocate_can_allocate() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut kept: Vec<Vec<u8>> = Vec::new();
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    // Past a thread cache's limit, so refills and flushes
+                    // (locked) happen all the time; a large block now and
+                    // then (the segments' lock).
+                    let blocks: Vec<Vec<u8>> = (0..600)
+                        .map(|k| vec![1u8; 16 + (k + i) % 48 * 16])
+                        .collect();
+                    kept.extend(blocks.into_iter().step_by(7));
+                    if kept.len() > 5000 {
+                        kept.clear();
+                        kept.push(vec![0u8; 2 << 20]);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let mut hung = None;
+    // Fewer rounds in the guest, where each fork is slow under emulation
+    // (the threads still take heap locks all the time).
+    let rounds = if common::in_vm() { 30 } else { 150 };
+    for round in 0..rounds {
+        // SAFETY: the child only allocates, frees and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let blocks: Vec<Vec<u8>> = (0..3000).map(|k| vec![2u8; 16 + k % 60 * 16]).collect();
+            let big = vec![3u8; 3 << 20];
+            let ok = blocks.iter().all(|b| b[0] == 2) && big[big.len() - 1] == 3;
+            drop(blocks);
+            drop(big);
+            // SAFETY: ends the child without running the parent's exit code.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let start = std::time::Instant::now();
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child; `status` is a valid out-pointer.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                // SAFETY: our own child, still running.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                // SAFETY: reaps it.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                hung = Some(round);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if hung.is_some() {
+            break;
+        }
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "round {round}: the child failed (status {status:#x})"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(
+        hung, None,
+        "a forked child hung in the allocator (round shown)"
+    );
+}

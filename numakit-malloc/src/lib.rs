@@ -63,10 +63,11 @@
 //! - **Thread-local destructors and `atexit` handlers** may allocate and
 //!   free: once a thread's exit hook has run, its allocations bypass the
 //!   (detached) thread cache and go to the heap's shared lists.
-//! - **`fork`**: a `pthread_atfork` gate (see `gate.rs`) makes the forking
-//!   thread wait until no thread is inside the allocator, so the child
-//!   never inherits a held heap lock, even from a threaded parent. Blocks
-//!   cached by the parent's other threads stay unused in the child.
+//! - **`fork`**: the heaps' `pthread_atfork` gate (registered by numakit
+//!   when the first heap is made) makes the forking thread wait until no
+//!   thread holds a heap lock, so the child never inherits one, even from
+//!   a threaded parent. Blocks cached by the parent's other threads stay
+//!   unused in the child.
 //! - **Threads that exit with blocks alive**: the blocks stay valid; any
 //!   thread may free them later (they go back to their node's heap).
 //! - **Foreign pointers** (never handed out by this library — from the
@@ -89,7 +90,6 @@
 
 mod block;
 mod config;
-mod gate;
 mod say;
 
 use numakit::mem::NodeLocal;
@@ -128,7 +128,6 @@ fn foreign(what: &str, p: *mut c_void) {
 /// None beyond C's: the result is freed with this library's `free`.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    let _in = gate::enter();
     block::alloc(size, block::MIN_ALIGN, false).cast()
 }
 
@@ -143,7 +142,6 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
         block::set_errno(libc::ENOMEM);
         return ptr::null_mut();
     };
-    let _in = gate::enter();
     block::alloc(bytes, block::MIN_ALIGN, true).cast()
 }
 
@@ -158,7 +156,6 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     }
     let saved = block::errno();
     {
-        let _in = gate::enter();
         match block::lookup(p.cast()) {
             // SAFETY: a live block of ours (tag checked), given up by C.
             Some(b) => unsafe { block::free(b) },
@@ -193,7 +190,6 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         unsafe { free(p) };
         return ptr::null_mut();
     }
-    let _in = gate::enter();
     match block::lookup(p.cast()) {
         // SAFETY: a live block of ours, resized as C asked.
         Some(b) => unsafe { block::realloc(b, size) }.cast(),
@@ -224,7 +220,6 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
 
 /// `aligned`-family core: `size` bytes at `align` (a power of two).
 fn aligned(align: usize, size: usize) -> *mut c_void {
-    let _in = gate::enter();
     block::alloc(size, align, false).cast()
 }
 
@@ -315,7 +310,6 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if p.is_null() {
         return 0;
     }
-    let _in = gate::enter();
     match block::lookup(p.cast()) {
         Some(b) => b.usable(),
         None => {
@@ -329,23 +323,19 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
 /// node-local allocator directly, never through `malloc`.
 struct Internal;
 
-// SAFETY: forwards to NodeLocal, a GlobalAlloc, with the same arguments;
-// the gate only delays.
+// SAFETY: forwards to NodeLocal, a GlobalAlloc, with the same arguments.
 unsafe impl GlobalAlloc for Internal {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _in = gate::enter();
         // SAFETY: forwarded contract.
         unsafe { block::allocator().alloc(layout) }
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        let _in = gate::enter();
         // SAFETY: forwarded contract: `p` came from `alloc` above.
         unsafe { block::allocator().dealloc(p, layout) }
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _in = gate::enter();
         // SAFETY: forwarded contract.
         unsafe { block::allocator().realloc(p, layout, new_size) }
     }
@@ -370,25 +360,10 @@ extern "C" fn print_stats() {
     say::write_stats(text.as_bytes());
 }
 
-/// The library's constructor: read the settings, close the fork gate
-/// around `fork`, and ask for the figures at exit.
+/// The library's constructor: read the settings and ask for the figures
+/// at exit.
 extern "C" fn init() {
     let cfg = config::get();
-    // SAFETY: the handlers are plain functions without preconditions.
-    let rc = unsafe {
-        libc::pthread_atfork(
-            Some(gate::prepare),
-            Some(gate::reopen),
-            Some(gate::reopen_in_child),
-        )
-    };
-    if rc != 0 {
-        say::Line::new()
-            .text("numakit-malloc: pthread_atfork failed (errno ")
-            .num(rc as u64)
-            .text("): a fork while another thread allocates can leave the child stuck\n")
-            .print();
-    }
     if cfg.stats() {
         say::keep_stderr();
         // SAFETY: registers a plain function.

@@ -36,11 +36,6 @@ impl Line {
         self
     }
 
-    pub(crate) fn num(&mut self, v: u64) -> &mut Self {
-        let _ = fmt::Write::write_fmt(self, format_args!("{v}"));
-        self
-    }
-
     /// Write the line to fd 2 (a full buffer ends with a newline).
     pub(crate) fn print(&mut self) {
         if self.at == self.buf.len() {

@@ -142,8 +142,9 @@ const FRESH: u8 = 0;
 const LIVE: u8 = 1;
 const DEAD: u8 = 2;
 
-/// The calling thread's caches, keyed by heap id (0: empty slot).
-struct ThreadSlots {
+/// The calling thread's caches, keyed by heap id (0: empty slot), and
+/// where the node-local allocator last saw the thread run.
+pub(crate) struct ThreadSlots {
     uid: [Cell<u64>; SLOTS],
     cache: [Cell<*mut Cache>; SLOTS],
     /// [`FRESH`] until the exit hook is registered, then [`LIVE`]; [`DEAD`]
@@ -151,6 +152,28 @@ struct ThreadSlots {
     state: Cell<u8>,
     /// The slot the next eviction takes.
     victim: Cell<u8>,
+    /// The node-local allocator's view of the thread (see `node_local`).
+    pub(crate) here: Here,
+    /// The thread's cache of the node-local heap of `home_node`, which its
+    /// allocations go to while `here.left` lasts and no detour is in
+    /// force: the fast path needs no heap look-up. Null when unknown;
+    /// cleared before the cache is detached and when the thread moves.
+    home: Cell<*mut Cache>,
+    home_node: Cell<u32>,
+}
+
+/// Where the calling thread runs, as the node-local allocator last read
+/// it (kept beside the caches so that its fast path reads one
+/// thread-local).
+pub(crate) struct Here {
+    /// The node last read with `getcpu` (`u32::MAX`: never read).
+    pub(crate) node: Cell<u32>,
+    /// Allocations before the node is read again.
+    pub(crate) left: Cell<u32>,
+    /// The node allocations go to while `node` is exhausted (nearest).
+    pub(crate) detour: Cell<u32>,
+    /// Allocations left on the detour.
+    pub(crate) detour_left: Cell<u32>,
 }
 
 impl ThreadSlots {
@@ -160,6 +183,60 @@ impl ThreadSlots {
             cache: [const { Cell::new(ptr::null_mut()) }; SLOTS],
             state: Cell::new(FRESH),
             victim: Cell::new(0),
+            here: Here {
+                node: Cell::new(u32::MAX),
+                left: Cell::new(0),
+                detour: Cell::new(0),
+                detour_left: Cell::new(0),
+            },
+            home: Cell::new(ptr::null_mut()),
+            home_node: Cell::new(u32::MAX),
+        }
+    }
+
+    /// The home cache, if the thread's allocation may take the fast path
+    /// (its node is not due to be read again and no detour is in force).
+    #[inline(always)]
+    pub(crate) fn home_for_alloc(&self) -> Option<&Cache> {
+        let cache = self.home.get();
+        if self.here.left.get() == 0 || self.here.detour_left.get() != 0 || cache.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null home is one of this thread's attached caches
+        // (it is cleared before that cache is detached) of a node-local
+        // heap, which is never destroyed: mapped, and its owner-only cells
+        // are this thread's.
+        Some(unsafe { &*cache })
+    }
+
+    /// The home cache, if it is the cache of `node`'s node-local heap.
+    #[inline(always)]
+    pub(crate) fn home_of(&self, node: u32) -> Option<&Cache> {
+        let cache = self.home.get();
+        if cache.is_null() || self.home_node.get() != node {
+            return None;
+        }
+        // SAFETY: as in `home_for_alloc`.
+        Some(unsafe { &*cache })
+    }
+
+    /// Forget the home cache.
+    #[inline]
+    pub(crate) fn clear_home(&self) {
+        self.home.set(ptr::null_mut());
+        self.home_node.set(u32::MAX);
+    }
+
+    /// Make the thread's cache of heap `uid` (the node-local heap of
+    /// `node`) the home cache, if it is in the first slot (where an
+    /// allocation from that heap just left it); else forget the home.
+    #[inline]
+    pub(crate) fn set_home(&self, uid: u64, node: u32) {
+        if self.uid[0].get() == uid && self.state.get() == LIVE {
+            self.home.set(self.cache[0].get());
+            self.home_node.set(node);
+        } else {
+            self.clear_home();
         }
     }
 }
@@ -168,6 +245,13 @@ thread_local! {
     // `const` and without Drop: a plain `#[thread_local]` static, never
     // registered with a destructor, never allocating.
     static THREAD: ThreadSlots = const { ThreadSlots::new() };
+}
+
+/// Run `f` on the calling thread's table (`None` if the thread-local were
+/// gone, which a `const` one without destructor never is).
+#[inline(always)]
+pub(crate) fn with_thread<R>(f: impl FnOnce(&ThreadSlots) -> R) -> Option<R> {
+    THREAD.try_with(f).ok()
 }
 
 /// The calling thread's cache for heap `uid`, or null. The heap used last
@@ -224,6 +308,9 @@ pub(crate) fn attach(uid: u64, acquire: impl FnOnce() -> *mut Cache) -> *mut Cac
                     let i = t.victim.get() as usize % SLOTS;
                     t.victim.set(((i + 1) % SLOTS) as u8);
                     if let Some(old) = NonNull::new(t.cache[i].get()) {
+                        if t.home.get() == old.as_ptr() {
+                            t.clear_home();
+                        }
                         // SAFETY: the slot held this thread's attached cache,
                         // and the slot is overwritten right below.
                         unsafe { detach(old) };
@@ -243,6 +330,12 @@ pub(crate) fn attach(uid: u64, acquire: impl FnOnce() -> *mut Cache) -> *mut Cac
 
 /// Key states: 0 not made, 1 being made, 2 failed, k + 3 made (key k).
 static EXIT_KEY: AtomicU64 = AtomicU64::new(0);
+
+/// In a child after `fork`: a key another thread of the parent was making
+/// will never be made; the child makes its own when it needs one.
+pub(crate) fn forget_key_in_creation() {
+    let _ = EXIT_KEY.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed);
+}
 
 fn exit_key() -> Option<crate::sys::thread::Key> {
     loop {
@@ -282,6 +375,7 @@ unsafe extern "C" fn thread_exit(arg: *mut c_void) {
     // `register_exit_hook` on this thread), still valid during key
     // destructors.
     let t = unsafe { &*(arg as *const ThreadSlots) };
+    t.clear_home();
     for i in 0..SLOTS {
         if let Some(cache) = NonNull::new(t.cache[i].replace(ptr::null_mut())) {
             // SAFETY: the slot held this thread's attached cache; it is
@@ -299,6 +393,8 @@ unsafe extern "C" fn thread_exit(arg: *mut c_void) {
 /// cache's next slow path looks at the node again.
 pub(crate) fn thread_moved() {
     let _ = THREAD.try_with(|t| {
+        t.clear_home();
+
         for i in 0..SLOTS {
             // SAFETY: a non-null slot is this thread's attached cache, whose
             // owner-only cells only this thread touches.

@@ -18,10 +18,12 @@
 
 use super::cache::{self, bump, Cache, ALIVE, ATTACHED};
 use super::classes::{self, NUM_CLASSES};
+use super::fork;
 use super::node_local;
 use super::os::{self, Mapper, OsFail};
 use crate::mem::asan;
 use std::alloc::Layout;
+use std::ops::{Deref, DerefMut};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -88,10 +90,35 @@ unsafe fn set_next(p: *mut u8, next: *mut u8) {
     unsafe { asan::write_link(p, next) }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// A heap lock, held inside the fork gate (see `fork`).
+struct Locked<'a, T> {
+    // Dropped first: the lock is free before the thread leaves the gate.
+    guard: MutexGuard<'a, T>,
+    _inside: fork::Inside,
+}
+
+impl<T> Deref for Locked<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for Locked<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Locked<'_, T> {
+    let inside = fork::enter();
     // Nothing panics while a heap lock is held; a poisoned lock's data is
     // still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = m.lock().unwrap_or_else(|e| e.into_inner());
+    Locked {
+        guard,
+        _inside: inside,
+    }
 }
 
 /// A class's shared free blocks.
@@ -250,6 +277,7 @@ impl HeapCore {
     /// address registry (`tracked`), so that a block's heap can be found
     /// from its address.
     pub(crate) fn create_with(node: u32, tracked: bool) -> Result<NonNull<HeapCore>, OsFail> {
+        fork::ensure_handlers();
         let mapper = Mapper::new(node);
         let page = crate::sys::page_size();
         let len = round_up(std::mem::size_of::<HeapCore>(), page);
@@ -427,6 +455,57 @@ impl HeapCore {
             }
             _ => false,
         }
+    }
+
+    /// The node-local allocator's fast path: a block of class `c` from the
+    /// calling thread's home cache (see `cache::ThreadSlots`), or `None`
+    /// when there is no home cache, it is time to read the node again, a
+    /// detour is in force, or the class list is empty.
+    #[inline(always)]
+    pub(crate) fn pop_home(c: usize) -> Option<NonNull<u8>> {
+        cache::with_thread(|t| {
+            let cache = t.home_for_alloc()?;
+            let cc = &cache.classes[c];
+            let head = NonNull::new(cc.head.get())?;
+            t.here.left.set(t.here.left.get() - 1);
+            // SAFETY: a free block on the owner's list.
+            cc.head.set(unsafe { next_of(head.as_ptr()) });
+            cc.count.set(cc.count.get() - 1);
+            bump(&cc.allocs);
+            handed_out(head, c);
+            Some(head)
+        })
+        .flatten()
+    }
+
+    /// The node-local allocator's fast free: push `p` on the calling
+    /// thread's home cache if that is the cache of `node`'s heap, the
+    /// thread runs there and the class list has room; `false` (nothing
+    /// done) otherwise.
+    ///
+    /// # Safety
+    /// `p` is a block of class `c` of the node-local heap of `node`, given
+    /// up by the caller.
+    #[inline(always)]
+    pub(crate) unsafe fn push_home(node: u32, p: NonNull<u8>, c: usize) -> bool {
+        cache::with_thread(|t| {
+            let Some(cache) = t.home_of(node) else {
+                return false;
+            };
+            let cc = &cache.classes[c];
+            let n = cc.count.get();
+            if !cache.local.get() || n >= cc.limit {
+                return false;
+            }
+            asan::poison(p.as_ptr(), classes::size_of_class(c));
+            // SAFETY: the block is the caller's to give back.
+            unsafe { set_next(p.as_ptr(), cc.head.get()) };
+            cc.head.set(p.as_ptr());
+            cc.count.set(n + 1);
+            bump(&cc.frees);
+            true
+        })
+        .unwrap_or(false)
     }
 
     #[inline(always)]
@@ -691,7 +770,7 @@ impl HeapCore {
     pub(crate) fn trim(&self) -> Result<usize, OsFail> {
         // Class locks in index order, then the segments: `take` holds a
         // class lock while it takes the segments' one, never two classes.
-        let mut lists: [MutexGuard<'_, CentralList>; NUM_CLASSES] =
+        let mut lists: [Locked<'_, CentralList>; NUM_CLASSES] =
             std::array::from_fn(|c| lock(&self.classes[c].list));
         let mut segs = lock(&self.segs);
         // SAFETY: a non-null entry is this thread's cache for this heap.

@@ -7,6 +7,7 @@
 mod cache;
 mod classes;
 mod core;
+mod fork;
 mod global;
 mod node_local;
 mod os;

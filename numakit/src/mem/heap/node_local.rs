@@ -16,13 +16,18 @@
 //! - The calling thread's node, cached in a `const` thread-local without
 //!   destructor and read again with `getcpu(2)` every
 //!   [`NodeLocal::REFRESH_EVERY`] allocations.
+//! - A fast path: the thread-local (the heap caches' table) also holds the
+//!   thread's cache of its node's heap, so a small allocation is one
+//!   thread-local read and a pop, and a small free is the registry's two
+//!   loads, one thread-local read and a push, while the node is not due
+//!   to be read again. Everything else (refills, detours, other nodes'
+//!   blocks, large blocks) takes the general path.
 
 use super::core::HeapCore;
 use super::os::{self, OsFail};
-use super::{classes, stats_of, HeapStats};
+use super::{cache, classes, stats_of, HeapStats};
 use crate::topology::NodeId;
 use std::alloc::{GlobalAlloc, Layout};
-use std::cell::Cell;
 use std::fmt;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU64, Ordering};
@@ -77,15 +82,27 @@ pub(crate) fn note_segment(base: usize, len: usize, node: u32) {
     }
 }
 
+/// The registry entry of grain number `grain`, if its leaf is mapped.
+#[inline(always)]
+fn find_slot(grain: usize) -> Option<&'static AtomicU16> {
+    let leaf = TOP.get(grain >> LEAF_BITS)?.load(Ordering::Acquire);
+    if leaf.is_null() {
+        return None;
+    }
+    // SAFETY: a published leaf is a zeroed mapping of LEAF_LEN AtomicU16s
+    // (zero is a valid AtomicU16), never unmapped.
+    Some(unsafe { &*leaf.add(grain & (LEAF_LEN - 1)) })
+}
+
 /// The registry entry of grain number `grain`; with `create`, the leaf is
 /// mapped when missing.
 fn slot(grain: usize, create: bool) -> Option<&'static AtomicU16> {
+    if !create {
+        return find_slot(grain);
+    }
     let top = TOP.get(grain >> LEAF_BITS)?;
     let mut leaf = top.load(Ordering::Acquire);
     if leaf.is_null() {
-        if !create {
-            return None;
-        }
         let len = LEAF_LEN * std::mem::size_of::<AtomicU16>();
         let rw = libc::PROT_READ | libc::PROT_WRITE;
         let fresh = crate::sys::mem::mmap_anonymous(len, rw, 0).ok()?;
@@ -109,9 +126,9 @@ fn slot(grain: usize, create: bool) -> Option<&'static AtomicU16> {
 }
 
 /// The node of a small block's heap, from the registry.
-#[inline]
+#[inline(always)]
 fn registered_node(p: *mut u8) -> Option<u32> {
-    let tag = slot(p as usize >> GRAIN_SHIFT, false)?.load(Ordering::Acquire);
+    let tag = find_slot(p as usize >> GRAIN_SHIFT)?.load(Ordering::Acquire);
     (tag != 0).then(|| u32::from(tag) - 1)
 }
 
@@ -184,61 +201,44 @@ fn heap_slow(node: u32, slot: &'static AtomicPtr<HeapCore>) -> Result<&'static H
     Ok(HeapCore::publish(slot, fresh))
 }
 
-/// The calling thread's view of where it runs.
-#[derive(Clone, Copy)]
-struct Here {
-    /// The node last read with `getcpu` (`u32::MAX`: never read).
-    node: u32,
-    /// Allocations before the node is read again.
-    left: u32,
-    /// The node allocations go to while `node` is exhausted (nearest).
-    detour: u32,
-    detour_left: u32,
-}
-
-thread_local! {
-    // `const`, `Copy`, no destructor: no registration, usable while the
-    // thread is being torn down and from inside the allocator.
-    static HERE: Cell<Here> = const {
-        Cell::new(Here { node: u32::MAX, left: 0, detour: 0, detour_left: 0 })
-    };
-}
-
-/// The node the calling thread runs on (cached), and the node to serve
-/// from when a detour is in force.
+/// The node the calling thread runs on (cached, in the thread's table of
+/// heap caches: `const`, no destructor, so usable while the thread is
+/// torn down and from inside the allocator), and the node to serve from
+/// when a detour is in force.
 #[inline]
 fn here() -> (u32, Option<u32>) {
-    HERE.try_with(|cell| {
-        let mut h = cell.get();
-        if h.left == 0 {
-            let node = read_node(h.node);
-            if node != h.node {
-                // A detour was for the old node's exhaustion.
-                h.detour_left = 0;
+    cache::with_thread(|t| {
+        let h = &t.here;
+        if h.left.get() == 0 {
+            let old = h.node.get();
+            let node = read_node(old);
+            if node != old {
+                // A detour was for the old node's exhaustion, and the home
+                // cache is the old node's heap's.
+                h.detour_left.set(0);
+                t.clear_home();
             }
-            h.node = node;
-            h.left = REFRESH_EVERY;
+            h.node.set(node);
+            h.left.set(REFRESH_EVERY);
         }
-        h.left -= 1;
-        let detour = if h.detour_left > 0 {
-            h.detour_left -= 1;
-            Some(h.detour)
-        } else {
-            None
+        h.left.set(h.left.get() - 1);
+        let detour = match h.detour_left.get() {
+            0 => None,
+            n => {
+                h.detour_left.set(n - 1);
+                Some(h.detour.get())
+            }
         };
-        cell.set(h);
-        (h.node, detour)
+        (h.node.get(), detour)
     })
-    .unwrap_or_else(|_| (read_node(0), None))
+    .unwrap_or_else(|| (read_node(0), None))
 }
 
 /// Send the calling thread's next allocations to `to` for a while.
 fn set_detour(to: u32) {
-    let _ = HERE.try_with(|cell| {
-        let mut h = cell.get();
-        h.detour = to;
-        h.detour_left = DETOUR_FOR;
-        cell.set(h);
+    let _ = cache::with_thread(|t| {
+        t.here.detour.set(to);
+        t.here.detour_left.set(DETOUR_FOR);
     });
 }
 
@@ -382,8 +382,7 @@ impl NodeLocal {
     /// The node the calling thread's next allocation is for (its cached
     /// node; see "Where memory comes from").
     pub fn current_node() -> NodeId {
-        HERE.try_with(|c| c.get().node)
-            .ok()
+        cache::with_thread(|t| t.here.node.get())
             .filter(|&n| n != u32::MAX)
             .map_or_else(|| NodeId::new(read_node(0)), NodeId::new)
     }
@@ -396,18 +395,20 @@ impl NodeLocal {
     /// this itself. When the node changed, the thread's heap caches treat
     /// it as remote from then on: its frees go back to the owning heaps.
     pub fn refresh() {
-        let _ = HERE.try_with(|cell| {
-            let mut h = cell.get();
-            let node = read_node(h.node);
-            if node != h.node && h.node != u32::MAX {
-                // Blocks freed from now on are remote frees for the old
-                // node's heap, not kept in this thread's cache.
-                super::cache::thread_moved();
+        let _ = cache::with_thread(|t| {
+            let h = &t.here;
+            let node = read_node(h.node.get());
+            if node != h.node.get() {
+                t.clear_home();
+                if h.node.get() != u32::MAX {
+                    // Blocks freed from now on are remote frees for the
+                    // old node's heap, not kept in this thread's cache.
+                    cache::thread_moved();
+                }
             }
-            h.node = node;
-            h.left = REFRESH_EVERY;
-            h.detour_left = 0;
-            cell.set(h);
+            h.node.set(node);
+            h.left.set(REFRESH_EVERY);
+            h.detour_left.set(0);
         });
     }
 
@@ -457,6 +458,45 @@ impl NodeLocal {
             });
         }
         NodeLocalStats { nodes }
+    }
+
+    /// `alloc` past the fast path: the node read again when due, detours,
+    /// refills, large blocks; then the fast path's home cache is set.
+    #[inline(never)]
+    fn alloc_slow(&self, layout: Layout) -> *mut u8 {
+        let (home, detour) = here();
+        if let Some(to) = detour {
+            if let Ok(p) = heap(to).and_then(|h| h.alloc(layout)) {
+                count_fallback(home, layout.size());
+                return p.as_ptr();
+            }
+        }
+        match heap(home).and_then(|h| h.alloc(layout).map(|p| (h, p))) {
+            Ok((h, p)) => {
+                let _ = cache::with_thread(|t| t.set_home(h.uid, home));
+                p.as_ptr()
+            }
+            Err(fail) => self.exhausted(home, layout, fail),
+        }
+    }
+
+    /// `dealloc` past the fast path: blocks of other nodes, of a thread
+    /// without a home cache (or away from its node), large blocks.
+    ///
+    /// # Safety
+    /// The `GlobalAlloc::dealloc` contract.
+    #[inline(never)]
+    unsafe fn dealloc_slow(&self, p: NonNull<u8>, layout: Layout) {
+        let Some(node) = owner_of(p.as_ptr(), layout) else {
+            // Not a block of ours (a contract breach): leaking it is the
+            // only thing that cannot corrupt a heap.
+            return;
+        };
+        if let Some(core) = published(node) {
+            // SAFETY: the GlobalAlloc contract: `p` came from `alloc` (or
+            // `realloc`) of a NodeLocal with `layout`, so from this heap.
+            unsafe { core.dealloc(p, layout) }
+        }
     }
 
     #[inline]
@@ -713,29 +753,29 @@ fn report(policy: OnExhausted, node: u32, size: usize, fail: OsFail) {
 unsafe impl GlobalAlloc for NodeLocal {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (home, detour) = here();
-        if let Some(to) = detour {
-            if let Ok(p) = heap(to).and_then(|h| h.alloc(layout)) {
-                count_fallback(home, layout.size());
+        if let Some(c) = classes::class_for(layout.size(), layout.align()) {
+            if let Some(p) = HeapCore::pop_home(c) {
                 return p.as_ptr();
             }
         }
-        self.alloc_for(home, layout)
+        self.alloc_slow(layout)
     }
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         let Some(p) = NonNull::new(p) else { return };
-        let Some(node) = owner_of(p.as_ptr(), layout) else {
-            // Not a block of ours (a contract breach): leaking it is the
-            // only thing that cannot corrupt a heap.
-            return;
-        };
-        if let Some(core) = published(node) {
-            // SAFETY: the GlobalAlloc contract: `p` came from `alloc` (or
-            // `realloc`) of a NodeLocal with `layout`, so from this heap.
-            unsafe { core.dealloc(p, layout) }
+        if let Some(c) = classes::class_for(layout.size(), layout.align()) {
+            if let Some(node) = registered_node(p.as_ptr()) {
+                // SAFETY: the GlobalAlloc contract: `p` came from `alloc`
+                // with `layout`, so it is a block of class `c` of the heap
+                // of `node` (the registry says which).
+                if unsafe { HeapCore::push_home(node, p, c) } {
+                    return;
+                }
+            }
         }
+        // SAFETY: forwarded contract.
+        unsafe { self.dealloc_slow(p, layout) }
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {

@@ -1,33 +1,38 @@
-//! The fork gate: no thread is inside the allocator while the process
-//! forks, so the child never inherits a heap lock held by a thread it does
-//! not have.
+//! The fork gate: no thread holds a heap lock while the process forks, so
+//! a child never inherits a lock held by a thread it does not have (and
+//! never deadlocks on its first allocation that needs one).
 //!
-//! Every entry point goes through [`enter`], which counts the thread in
-//! one of [`STRIPES`] counters (picked by thread, so threads rarely share
-//! a cache line) and then looks at [`FORKING`]. The `pthread_atfork`
-//! prepare handler sets `FORKING` and waits until every counter is 0;
-//! threads that arrive meanwhile step back out and wait for the parent (or
-//! child) handler to clear it. Both sides use `SeqCst` (a store then a
-//! load on each side, Dekker-style): either the forking thread sees the
-//! entering thread's count, or the entering thread sees `FORKING`.
+//! Every heap lock is taken through [`enter`] (see `core::lock`), which
+//! counts the thread in one of [`STRIPES`] counters (picked by thread, so
+//! threads rarely share a cache line) and then looks at [`FORKING`]. The
+//! `pthread_atfork` prepare handler sets `FORKING` and waits until every
+//! counter is 0; threads that arrive meanwhile step back out and wait for
+//! the parent (or child) handler to clear it. Both sides use `SeqCst` (a
+//! store then a load on each side, Dekker-style): either the forking
+//! thread sees the entering thread's count, or the entering thread sees
+//! `FORKING`.
 //!
 //! | who | does | then |
 //! |---|---|---|
-//! | a thread entering | `count += 1`; reads `FORKING` | false, or the thread is `FORKER`: goes on; true: `count -= 1`, waits for false, retries |
+//! | a thread taking a lock | `count += 1`; reads `FORKING` | false, the thread is `FORKER`, or it holds a heap lock already: goes on; else `count -= 1`, waits for false, retries |
 //! | `prepare` | `FORKER = self`; `FORKING = true`; waits for every count to be 0 | `fork` |
 //! | `parent` | `FORKING = false`; `FORKER = none` | — |
 //! | `child` | every count = 0 (stale: see [`reopen_in_child`]); `FORKING = false`; `FORKER = none` | — |
 //!
+//! A thread that holds a heap lock and takes another one (a class list,
+//! then the segments) goes on without looking: it is counted already, so
+//! `prepare` waits for it, and stopping it would deadlock both.
 //! The forking thread itself passes the gate while it is closed
-//! ([`FORKER`]): fork handlers registered before the library's own (by a
-//! library whose constructor ran first, such as one preloaded after it)
-//! run after `prepare` and before `reopen`, and may allocate. The other
-//! threads are held, so it cannot meet a lock they hold, and it leaves
-//! the allocator before `fork` proper.
-//! Nothing inside the allocator enters the gate again, so a thread never
-//! waits on itself.
+//! ([`FORKER`]): fork handlers registered before the heaps' own run after
+//! `prepare` and before `reopen`, and may allocate. The other threads are
+//! held, so it cannot meet a lock they hold.
+//!
+//! The thread caches' fast paths take no lock and do not pass the gate: a
+//! thread that is inside one when another forks does not exist in the
+//! child, and neither does its use of its own cache.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 /// Counters; a power of two.
 const STRIPES: usize = 64;
@@ -37,43 +42,52 @@ struct Stripe(AtomicUsize);
 
 static INSIDE: [Stripe; STRIPES] = [const { Stripe(AtomicUsize::new(0)) }; STRIPES];
 static FORKING: AtomicBool = AtomicBool::new(false);
-/// The thread (`pthread_self`) whose fork closed the gate; 0: none.
+/// The thread (see [`me`]) whose fork closed the gate; 0: none.
 static FORKER: AtomicUsize = AtomicUsize::new(0);
 
-/// A thread inside the allocator; leaving on drop.
+thread_local! {
+    // `const`, no destructor: usable from inside the allocator and while
+    // the thread is torn down.
+    /// Heap locks (gate entries) the thread holds.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A thread inside the gate (holding a heap lock); leaves on drop.
 pub(crate) struct Inside(&'static AtomicUsize);
 
 impl Drop for Inside {
     #[inline]
     fn drop(&mut self) {
+        let _ = DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
         self.0.fetch_sub(1, Ordering::Release);
     }
 }
 
-/// The calling thread's id (`pthread_self`, never 0).
+/// The calling thread's identity: the address of its [`DEPTH`] (unique
+/// among live threads, never 0).
 #[inline]
 fn me() -> usize {
-    // SAFETY: pthread_self has no preconditions; it reads the thread
-    // pointer, which the dynamic loader sets before any call can come.
-    unsafe { libc::pthread_self() as usize }
+    DEPTH.with(|d| d as *const Cell<u32> as usize)
 }
 
 #[inline]
 fn stripe(me: usize) -> &'static AtomicUsize {
-    // Thread descriptors sit at stack-sized distances: mix the bits.
     let i =
-        (me >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (usize::BITS - STRIPES.trailing_zeros());
+        (me >> 6).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (usize::BITS - STRIPES.trailing_zeros());
     &INSIDE[i & (STRIPES - 1)].0
 }
 
-/// Count the calling thread in; waits while a fork is being prepared.
+/// Count the calling thread in; waits while a fork is being prepared,
+/// unless the thread holds a heap lock already or is the forking one.
 #[inline]
 pub(crate) fn enter() -> Inside {
     let me = me();
     let s = stripe(me);
+    let depth = DEPTH.with(Cell::get);
     loop {
         s.fetch_add(1, Ordering::SeqCst);
-        if !FORKING.load(Ordering::SeqCst) || FORKER.load(Ordering::Acquire) == me {
+        if depth > 0 || !FORKING.load(Ordering::SeqCst) || FORKER.load(Ordering::Acquire) == me {
+            DEPTH.with(|d| d.set(depth + 1));
             return Inside(s);
         }
         s.fetch_sub(1, Ordering::SeqCst);
@@ -84,8 +98,34 @@ pub(crate) fn enter() -> Inside {
 #[cold]
 fn wait_for_fork() {
     while FORKING.load(Ordering::Acquire) {
-        // SAFETY: sched_yield has no preconditions.
-        unsafe { libc::sched_yield() };
+        std::thread::yield_now();
+    }
+}
+
+/// 0: handlers not registered; 1: registered (or being registered, or
+/// `pthread_atfork` failed: it is tried once).
+static HANDLERS: AtomicU8 = AtomicU8::new(0);
+
+/// Register the fork handlers, once per process. `pthread_atfork` may
+/// allocate (through a preloaded `malloc` built on these heaps, too): the
+/// state is set before the call, so such an allocation does not come back
+/// here.
+#[inline]
+pub(crate) fn ensure_handlers() {
+    if HANDLERS.load(Ordering::Relaxed) == 0 {
+        register();
+    }
+}
+
+#[cold]
+fn register() {
+    if HANDLERS
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        // Without handlers (ENOMEM) a fork while another thread holds a
+        // heap lock can leave the child stuck, as with most allocators.
+        let _ = crate::sys::thread::atfork(prepare, reopen, reopen_in_child);
     }
 }
 
@@ -96,8 +136,7 @@ pub(crate) extern "C" fn prepare() {
     FORKING.store(true, Ordering::SeqCst);
     for s in &INSIDE {
         while s.0.load(Ordering::SeqCst) != 0 {
-            // SAFETY: sched_yield has no preconditions.
-            unsafe { libc::sched_yield() };
+            std::thread::yield_now();
         }
     }
 }
@@ -116,11 +155,13 @@ pub(crate) extern "C" fn reopen() {
 /// window, the child inherits the count of a thread it does not have,
 /// which nobody would ever take back: the child's own next `fork` would
 /// wait for it forever. The child has one thread, the forking one, and it
-/// is not inside the allocator (it is in `fork`): every count is stale.
+/// holds no heap lock (it is in `fork`): every count is stale. The same
+/// goes for a thread-exit key another thread was creating.
 pub(crate) extern "C" fn reopen_in_child() {
     for s in &INSIDE {
         s.0.store(0, Ordering::SeqCst);
     }
+    super::cache::forget_key_in_creation();
     FORKING.store(false, Ordering::SeqCst);
     FORKER.store(0, Ordering::Release);
 }
@@ -128,22 +169,22 @@ pub(crate) extern "C" fn reopen_in_child() {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// Run test `name` of this module in a child process of its own
-    /// (`--exact`, one test thread) and return `true` there: in this test
-    /// binary the library's `malloc` serves every allocation, so other
-    /// tests running at the same time would enter the gate the test closes
-    /// and see the counters it resets. Returns `false` in the parent, once
-    /// the child passed.
+    /// (`--exact`, one test thread) and return `true` there: other tests
+    /// of this binary use heaps at the same time, so they would enter the
+    /// gate the test closes and see the counters it resets. Returns
+    /// `false` in the parent, once the child passed.
     fn in_child(name: &str) -> bool {
-        const CHILD: &str = "NUMAKIT_MALLOC_GATE_CHILD";
+        const CHILD: &str = "NUMAKIT_FORK_GATE_CHILD";
         if std::env::var_os(CHILD).is_some() {
             return true;
         }
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                &format!("gate::tests::{name}"),
+                &format!("mem::heap::fork::tests::{name}"),
                 "--test-threads=1",
             ])
             .env(CHILD, "1")
@@ -247,6 +288,43 @@ pub(crate) mod tests {
         forker.join().unwrap();
         late.join().unwrap();
         assert_eq!(entered.load(Ordering::SeqCst), 1);
+        assert!(INSIDE.iter().all(|s| s.0.load(Ordering::SeqCst) == 0));
+    }
+
+    #[test]
+    fn a_thread_holding_a_heap_lock_takes_another_while_the_gate_closes() {
+        if !in_child("a_thread_holding_a_heap_lock_takes_another_while_the_gate_closes") {
+            return;
+        }
+        use std::time::Duration;
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(60));
+            eprintln!("the nested-lock gate test hung for 60 s");
+            std::process::exit(101);
+        });
+        let outer = enter();
+        let closed = Arc::new(AtomicBool::new(false));
+        let c = closed.clone();
+        let forker = std::thread::spawn(move || {
+            prepare();
+            c.store(true, Ordering::SeqCst);
+            reopen();
+        });
+        while !FORKING.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // The gate is closing and waits for this thread: a second lock (a
+        // class list, then the segments) must not wait for the gate.
+        let inner = enter();
+        assert!(
+            !closed.load(Ordering::SeqCst),
+            "prepare passed a lock holder"
+        );
+        drop(inner);
+        drop(outer);
+        forker.join().unwrap();
+        assert!(closed.load(Ordering::SeqCst));
+        assert_eq!(DEPTH.with(Cell::get), 0);
         assert!(INSIDE.iter().all(|s| s.0.load(Ordering::SeqCst) == 0));
     }
 }
