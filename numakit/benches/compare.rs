@@ -31,7 +31,7 @@
 //! add fairness: the slowest thread's acquisitions divided by the mean.
 //!
 //! Besides stdout, the run writes `report.txt`, `report.json` (the JSON
-//! lines), `locks.svg`, `rings.svg` and `maps.svg` to
+//! lines), `locks.svg`, `rings.svg`, `maps.svg` and `galloc.svg` to
 //! `<target dir>/numakit-report/` and prints their paths.
 //!
 //! The `numa` rows (`-- numa` runs only those) compare an arena on the
@@ -1938,6 +1938,57 @@ fn bar_chart(outcomes: &[Outcome], group: &str, title: &str, x_label: &str) -> O
         .then(|| svg::bar_chart(title, x_label, "million ops/s (median, min–max)", &groups))
 }
 
+/// The global allocators' rows as bars of throughput relative to the
+/// system allocator's median on the same workload (the rows span 0.1 to
+/// 100 M ops/s, too wide for one linear axis).
+fn galloc_chart(outcomes: &[Outcome]) -> Option<String> {
+    let groups: Vec<svg::BarGroup> = outcomes
+        .iter()
+        .filter(|o| o.group == "galloc")
+        .filter_map(|o| {
+            // Medians and extremes are ns per operation: throughput is
+            // their inverse, relative to glibc's median throughput.
+            let base = o
+                .stats
+                .iter()
+                .find(|s| s.name.starts_with("system"))?
+                .median;
+            // Short names: the axis has nine groups side by side.
+            let short = o
+                .label
+                .split(',')
+                .next()
+                .unwrap_or(&o.label)
+                .replace("mixed 8 B–", "mixed ≤")
+                .replace(" 16–256 B", "")
+                .replace(" producer/consumer 64 B", "")
+                .replace("alloc+touch", "touch");
+            Some(svg::BarGroup {
+                label: format!("{short} ×{}", o.threads),
+                bars: o
+                    .stats
+                    .iter()
+                    .map(|s| svg::Bar {
+                        name: s.name.clone(),
+                        highlight: s.numakit,
+                        value: base / s.median,
+                        low: base / s.max,
+                        high: base / s.min,
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    (!groups.is_empty()).then(|| {
+        svg::bar_chart(
+            "Global allocators: throughput relative to glibc (one node)",
+            "workload × threads",
+            "× glibc's median (median, min–max)",
+            &groups,
+        )
+    })
+}
+
 /// Writes the report files; returns their paths, or says why not.
 fn write_files(report: &Report) -> std::io::Result<Vec<PathBuf>> {
     let dir = target_dir().join("numakit-report");
@@ -1961,6 +2012,7 @@ fn write_files(report: &Report) -> std::io::Result<Vec<PathBuf>> {
     put("report.txt", Some(report.text.clone()))?;
     put("report.json", Some(report.json.clone()))?;
     put("locks.svg", lock_chart(&report.outcomes))?;
+    put("galloc.svg", galloc_chart(&report.outcomes))?;
     let bars = [
         (
             "rings",
