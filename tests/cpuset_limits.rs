@@ -183,6 +183,13 @@ fn cpuset_memory_nodes_outside_are_refused_by_every_api_with_the_reason() {
         // Through the crate-wide error too.
         let e: numakit::Error = Arena::new(node, 4096).unwrap_err().into();
         assert!(e.to_string().contains("outside the memory nodes"), "{e}");
+        // A counter whose shards cannot all be on their nodes: `try_new`
+        // says why, `new` is made in ordinary memory and says so.
+        match numakit::sync::PartitionedCounter::try_new() {
+            Err(e) => assert!(e.to_string().contains("outside the memory nodes"), "{e}"),
+            Ok(_) => panic!("PartitionedCounter::try_new placed shards outside the cpuset"),
+        }
+        assert!(!numakit::sync::PartitionedCounter::new().is_node_placed());
 
         // A pin that binds memory there is refused; one that does not is
         // fine where the node has CPUs the process may use.

@@ -235,6 +235,10 @@ fn the_counters_shards_are_on_their_nodes() {
         PartitionedCounter::new(),
         PartitionedCounter::with_shards(1),
         PartitionedCounter::with_shards(5),
+        PartitionedCounter::try_new().unwrap(),
+        PartitionedCounter::try_with_shards(0).unwrap(),
+        PartitionedCounter::try_with_shards(1).unwrap(),
+        PartitionedCounter::try_with_shards(5).unwrap(),
     ] {
         assert!(c.is_node_placed());
         let proof = c.verify().unwrap();
@@ -267,5 +271,8 @@ fn host_only_huge_shard_counts_are_clamped_not_a_panic() {
         assert_eq!(c.shards(), (1 << 16) * replicas);
         c.inc();
         assert_eq!(c.sum(), 1);
+        let c = PartitionedCounter::try_with_shards(s).unwrap();
+        assert!(c.is_node_placed());
+        assert_eq!(c.shards(), (1 << 16) * replicas);
     }
 }

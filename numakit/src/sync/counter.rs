@@ -100,7 +100,8 @@ fn cpu_slots() -> usize {
 /// one with memory). [`verify`](Self::verify) proves the placement. When
 /// the topology cannot be read or a node cannot give the memory, the
 /// counter is still made, with all shards in one ordinary allocation;
-/// [`is_node_placed`](Self::is_node_placed) and `verify` say so.
+/// [`is_node_placed`](Self::is_node_placed) and `verify` say so, and
+/// [`try_new`](Self::try_new) returns the error instead.
 ///
 /// # Examples
 /// ```
@@ -157,23 +158,33 @@ unsafe impl Send for ShardRef {}
 #[cfg(not(loom))]
 unsafe impl Sync for ShardRef {}
 
+/// The counter's topology could not say where shards belong.
+fn no_topology(detail: &str) -> crate::Error {
+    crate::topology::TopologyError::Parse {
+        path: "/sys/devices/system/node".into(),
+        content: String::new(),
+        detail: detail.to_string(),
+    }
+    .into()
+}
+
 impl Shards {
     fn flat(n: usize) -> Shards {
         Shards::Flat((0..n).map(|_| Padded(AtomicI64::new(0))).collect())
     }
 
     #[cfg(loom)]
-    fn on_nodes(_per_node: Option<usize>) -> Option<Shards> {
-        None
+    fn on_nodes(_per_node: Option<usize>) -> Result<Shards, crate::Error> {
+        Err(no_topology("loom models have no topology"))
     }
 
     /// Shards on every node: `per_node` each, or (`None`) as many as the
     /// most CPUs a replica serves, rounded up to a power of two.
     #[cfg(not(loom))]
-    fn on_nodes(per_node: Option<usize>) -> Option<Shards> {
+    fn on_nodes(per_node: Option<usize>) -> Result<Shards, crate::Error> {
         use crate::mem::{MemError, NodeHeap, PerNode};
         use crate::NodeId;
-        let topo = crate::Topology::current().ok()?;
+        let topo = crate::Topology::current()?;
         let with_memory: Vec<NodeId> = topo
             .nodes()
             .iter()
@@ -188,15 +199,21 @@ impl Shards {
                 .into_iter()
                 .find(|n| with_memory.contains(n))
         };
-        let max_cpu = topo.online_cpus().iter().map(|c| c.get()).max()?;
+        let max_cpu = topo
+            .online_cpus()
+            .iter()
+            .map(|c| c.get())
+            .max()
+            .ok_or_else(|| no_topology("no CPU is online"))?;
         let mut ranks = vec![(NodeId::new(0), 0u32); max_cpu as usize + 1];
         let mut served: Vec<(NodeId, u32)> = with_memory.iter().map(|&n| (n, 0)).collect();
         for node in topo.nodes() {
-            let home = serving(node.id())?;
-            let count = &mut served.iter_mut().find(|(n, _)| *n == home)?.1;
+            let (home, count) = serving(node.id())
+                .and_then(|home| served.iter_mut().find(|(n, _)| *n == home))
+                .ok_or_else(|| no_topology("no node with memory is reachable from every node"))?;
             for cpu in node.cpus().iter() {
                 if let Some(s) = ranks.get_mut(cpu.get() as usize) {
-                    *s = (home, *count);
+                    *s = (*home, *count);
                     *count += 1;
                 }
             }
@@ -232,8 +249,7 @@ impl Shards {
                     heap,
                 )
             })
-        })
-        .ok()?;
+        })?;
         let slot = ranks
             .iter()
             .map(|&(node, rank)| {
@@ -241,7 +257,7 @@ impl Shards {
                 ShardRef(std::ptr::NonNull::from(shard))
             })
             .collect();
-        Some(Shards::Nodes {
+        Ok(Shards::Nodes {
             replicas,
             slot,
             per_node,
@@ -303,25 +319,54 @@ impl Shards {
 impl PartitionedCounter {
     /// A zero counter with one shard per CPU: on each node with memory,
     /// as many shards as the CPUs it serves (rounded up to a power of two),
-    /// in memory bound to the node. Without a readable topology, one
-    /// shard per possible CPU of the machine
-    /// (`/sys/devices/system/cpu/possible`) in ordinary memory.
+    /// in memory bound to the node. Without a readable topology (or when a
+    /// node cannot give the memory), one shard per possible CPU of the
+    /// machine (`/sys/devices/system/cpu/possible`) in ordinary memory:
+    /// [`is_node_placed`](Self::is_node_placed) says which it got, and
+    /// [`try_new`](Self::try_new) gives the error instead.
     pub fn new() -> Self {
         Self {
-            shards: Shards::on_nodes(None).unwrap_or_else(|| Shards::flat(cpu_slots_pow2())),
+            shards: Shards::on_nodes(None).unwrap_or_else(|_| Shards::flat(cpu_slots_pow2())),
         }
     }
 
     /// A zero counter with `shards` shards on each node with memory,
     /// rounded up to a power of two (at least one, at most 65536). Fewer
     /// shards than a node has CPUs make its CPUs share shards (correct,
-    /// slower). Without a readable topology, `shards` shards in ordinary
-    /// memory.
+    /// slower). Without a readable topology (or when a node cannot give the
+    /// memory), `shards` shards in ordinary memory; see
+    /// [`try_with_shards`](Self::try_with_shards) for the error instead.
     pub fn with_shards(shards: usize) -> Self {
-        let n = shards.clamp(1, 1 << 16).next_power_of_two();
+        let n = Self::round_shards(shards);
         Self {
-            shards: Shards::on_nodes(Some(n)).unwrap_or_else(|| Shards::flat(n)),
+            shards: Shards::on_nodes(Some(n)).unwrap_or_else(|_| Shards::flat(n)),
         }
+    }
+
+    /// [`new`](Self::new) without its fallback: the shards are on their
+    /// nodes, or the error says why they cannot be.
+    ///
+    /// # Errors
+    /// The topology's when it cannot be read; [`MemError`](crate::mem::MemError)
+    /// when a node with memory cannot give its shards' memory.
+    pub fn try_new() -> Result<Self, crate::Error> {
+        Ok(Self {
+            shards: Shards::on_nodes(None)?,
+        })
+    }
+
+    /// [`with_shards`](Self::with_shards) without its fallback.
+    ///
+    /// # Errors
+    /// As [`try_new`](Self::try_new).
+    pub fn try_with_shards(shards: usize) -> Result<Self, crate::Error> {
+        Ok(Self {
+            shards: Shards::on_nodes(Some(Self::round_shards(shards)))?,
+        })
+    }
+
+    fn round_shards(shards: usize) -> usize {
+        shards.clamp(1, 1 << 16).next_power_of_two()
     }
 
     /// Number of shards, over all nodes.
