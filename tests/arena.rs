@@ -283,6 +283,13 @@ fn coalescing_returns_resident_memory() {
     );
     assert!(after * 10 <= full, "resident {after} of {full} after trim");
     assert!(released >= size - 2 * 4096);
+    assert!(released <= full, "released {released} of {full} resident");
+    // Pages given back already are not counted again.
+    assert_eq!(
+        arena.trim().unwrap(),
+        0,
+        "a second trim released memory again"
+    );
     // The arena is still usable and repopulates on its node.
     let again = arena.alloc_slice_fill_with(MIB, |i| i as u8);
     assert_eq!(again[MIB - 1], 255);

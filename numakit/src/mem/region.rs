@@ -304,7 +304,8 @@ impl Region {
 
     /// Give the pages of `[offset, offset + len)` back to the OS
     /// (`MADV_DONTNEED`); they read as zero and fault in again, on the same
-    /// node (the binding stays), when next written. Returns bytes released.
+    /// node (the binding stays), when next written. Returns the bytes that
+    /// were resident there (pages already given back count nothing).
     ///
     /// # Safety
     /// No live reference may point into the range.
@@ -319,6 +320,7 @@ impl Region {
         }
         // SAFETY: inside our mapping (end <= self.len), page-aligned.
         let ptr = unsafe { NonNull::new_unchecked(self.base.as_ptr().add(start)) };
+        let resident = self.resident_in(ptr, end - start)?;
         // SAFETY: the caller guarantees nothing references the range, so
         // zeroing it is not observable through any live reference.
         unsafe { sys::madvise(ptr, end - start, sys::MADV_DONTNEED) }.map_err(|source| {
@@ -328,14 +330,20 @@ impl Region {
                 source,
             }
         })?;
-        Ok(end - start)
+        Ok(resident)
     }
 
     /// Bytes of the region resident in memory now (`mincore(2)`).
     pub(crate) fn resident(&self) -> Result<usize, MemError> {
+        self.resident_in(self.base, self.len)
+    }
+
+    /// Bytes of `[ptr, ptr + len)`, a page-aligned part of the region,
+    /// resident in memory now (`mincore(2)`).
+    fn resident_in(&self, ptr: NonNull<u8>, len: usize) -> Result<usize, MemError> {
         let base_page = crate::sys::page_size();
-        let mut vec = vec![0u8; self.len.div_ceil(base_page)];
-        sys::mincore(self.base, self.len, &mut vec).map_err(|source| MemError::Os {
+        let mut vec = vec![0u8; len.div_ceil(base_page)];
+        sys::mincore(ptr, len, &mut vec).map_err(|source| MemError::Os {
             call: "mincore",
             node: self.node,
             source,
