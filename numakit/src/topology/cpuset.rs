@@ -186,11 +186,47 @@ impl CpuSet {
     }
 
     /// A set from kernel mask words, as `sched_getaffinity(2)` returns it.
+    ///
+    /// # Panics
+    /// If a bit at or above [`CpuSet::MAX_CPUS`] is set;
+    /// [`try_from_mask`](Self::try_from_mask) returns an error instead.
+    #[track_caller]
     pub fn from_mask(mask: &[libc::c_ulong]) -> Self {
-        CpuSet {
-            words: mask.to_vec(),
+        match Self::try_from_mask(mask) {
+            Ok(set) => set,
+            Err(e) => panic!("{e}"),
         }
-        .trimmed()
+    }
+
+    /// A set from kernel mask words (bit `c % 64` of word `c / 64` is CPU
+    /// `c`). Words past the last CPU a set can hold may be there, as long
+    /// as they are zero.
+    ///
+    /// # Errors
+    /// [`CpuIdOutOfRange`] naming the lowest set bit at or above
+    /// [`CpuSet::MAX_CPUS`] (saturated at `u32::MAX`).
+    ///
+    /// # Examples
+    /// ```
+    /// use numakit::CpuSet;
+    /// assert_eq!(CpuSet::try_from_mask(&[0b1010]).unwrap().to_string(), "1,3");
+    /// let mut mask = vec![0; 1025];
+    /// mask[1024] = 1;
+    /// assert!(CpuSet::try_from_mask(&mask).is_err());
+    /// ```
+    pub fn try_from_mask(mask: &[libc::c_ulong]) -> Result<Self, CpuIdOutOfRange> {
+        let held = (MAX_CPU_ID as usize).div_ceil(WORD);
+        if let Some((w, word)) = mask.iter().enumerate().skip(held).find(|(_, w)| **w != 0) {
+            let bit = (w as u64) * WORD as u64 + u64::from(word.trailing_zeros());
+            return Err(CpuIdOutOfRange {
+                requested: CpuId::new(u32::try_from(bit).unwrap_or(u32::MAX)),
+                limit: MAX_CPU_ID,
+            });
+        }
+        Ok(CpuSet {
+            words: mask[..mask.len().min(held)].to_vec(),
+        }
+        .trimmed())
     }
 
     /// Parse the kernel's list format: `0-3,8,10-11`, optionally with a
@@ -378,11 +414,43 @@ mod tests {
         assert!(!a.is_subset(&b));
         let mask = b.to_mask();
         assert_eq!(CpuSet::from_mask(&mask), b);
+        assert_eq!(CpuSet::from_mask(&[]), CpuSet::new());
         let mut c = CpuSet::new();
         assert!(c.insert(CpuId::new(200)));
         assert!(!c.insert(CpuId::new(200)));
         assert!(c.remove(CpuId::new(200)));
         assert!(c.is_empty());
         assert_eq!(c, CpuSet::new().union(&CpuSet::new()));
+    }
+
+    #[test]
+    fn masks_with_bits_past_the_largest_id_are_refused() {
+        let words = (CpuSet::MAX_CPUS as usize) / WORD;
+        // The largest id a set holds, with zero words after it.
+        let mut mask = vec![0 as libc::c_ulong; words + 3];
+        mask[words - 1] = 1 << (WORD - 1);
+        let set = CpuSet::try_from_mask(&mask).unwrap();
+        assert_eq!(set.first(), Some(CpuId::new(CpuSet::MAX_CPUS - 1)));
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.to_mask().len(), words);
+        // The smallest id it does not.
+        mask[words] = 1;
+        let e = CpuSet::try_from_mask(&mask).unwrap_err();
+        assert_eq!(e.requested, CpuId::new(CpuSet::MAX_CPUS));
+        assert_eq!(e.limit, CpuSet::MAX_CPUS);
+        mask[words] = 0;
+        mask[words + 2] = 1 << 5;
+        let e = CpuSet::try_from_mask(&mask).unwrap_err();
+        assert_eq!(
+            e.requested,
+            CpuId::new(CpuSet::MAX_CPUS + 2 * WORD as u32 + 5)
+        );
+        let panicked = std::panic::catch_unwind(|| CpuSet::from_mask(&mask)).unwrap_err();
+        let text = panicked.downcast_ref::<String>().unwrap();
+        assert!(text.contains("out of range"), "{text}");
+        assert_eq!(
+            CpuSet::try_from_mask(&[libc::c_ulong::MAX]).unwrap().len(),
+            WORD
+        );
     }
 }
