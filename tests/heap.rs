@@ -292,6 +292,66 @@ fn cross_thread_frees_from_many_threads() {
     assert_eq!(frees, (THREADS * per) as u64);
 }
 
+/// Producer/consumer: one thread allocates, another frees, round after
+/// round, so the consumer's cache flushes whole runs to the heap and the
+/// producer's refills take them back. Every block handed out is live
+/// once (no address twice among live blocks), keeps its contents, and
+/// the figures come back to where they started.
+#[test]
+fn runs_flushed_by_one_thread_are_refilled_by_another_intact() {
+    let heap = NodeHeap::new(0).unwrap();
+    let initial = heap.stats().bytes_in_use;
+    let rounds = if common::in_vm() { 5 } else { 20 };
+    const BLOCKS: usize = 5000;
+    for size in [16usize, 64, 1000] {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        let (tx, rx) = mpsc::sync_channel::<Vec<usize>>(2);
+        std::thread::scope(|s| {
+            let heap = &heap;
+            s.spawn(move || {
+                for r in 0..rounds {
+                    let mut live = BTreeSet::new();
+                    let mut batch = Vec::with_capacity(BLOCKS);
+                    for i in 0..BLOCKS {
+                        let p = heap.try_alloc_layout(layout).unwrap().as_ptr();
+                        assert!(live.insert(p as usize), "round {r}: {p:?} handed out twice");
+                        // SAFETY: `size` writable bytes.
+                        unsafe { p.write_bytes((i + r) as u8, size) };
+                        batch.push(p as usize);
+                    }
+                    tx.send(batch).unwrap();
+                }
+            });
+            s.spawn(move || {
+                for (r, batch) in rx.iter().enumerate() {
+                    for (i, &addr) in batch.iter().enumerate() {
+                        // SAFETY: a live block of `size` bytes, now ours.
+                        let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, size) };
+                        assert!(
+                            bytes.iter().all(|&b| b == (i + r) as u8),
+                            "round {r} block {i}"
+                        );
+                        // SAFETY: allocated by the heap with `layout`.
+                        unsafe {
+                            heap.dealloc(std::ptr::NonNull::new(addr as *mut u8).unwrap(), layout)
+                        };
+                    }
+                }
+            });
+        });
+    }
+    let stats = heap.stats();
+    assert_eq!(stats.bytes_in_use, initial, "{stats:?}");
+    assert!(stats.classes.iter().all(|c| c.in_use == 0), "{stats:?}");
+    // Everything is still there to be trimmed and taken again.
+    heap.trim().unwrap();
+    let p = heap
+        .try_alloc_layout(Layout::from_size_align(64, 8).unwrap())
+        .unwrap();
+    // SAFETY: allocated just above with this layout.
+    unsafe { heap.dealloc(p, Layout::from_size_align(64, 8).unwrap()) };
+}
+
 #[test]
 fn host_only_stress_8_threads_returns_to_the_initial_in_use_figure() {
     let heap = NodeHeap::new(0).unwrap();

@@ -121,13 +121,44 @@ fn lock<T>(m: &Mutex<T>) -> Locked<'_, T> {
     }
 }
 
+/// Runs of blocks a class keeps whole as thread caches flushed them.
+const BATCHES: usize = 8;
+
 /// A class's shared free blocks.
 struct CentralList {
     /// Free blocks, linked through their first word.
     free: *mut u8,
+    /// Runs given back by thread caches' flushes (`batches[..nbatches]`),
+    /// each linked and null-terminated, with its length: a refill takes
+    /// one in a single step instead of walking the list to split blocks
+    /// off it (a walk through blocks another thread wrote last, one cache
+    /// miss after another, under the lock). Flushes past `BATCHES` go onto
+    /// `free`.
+    batches: [(*mut u8, u32); BATCHES],
+    nbatches: usize,
     /// The never-used rest of the current chunk: `[cursor, end)`.
     cursor: usize,
     end: usize,
+}
+
+impl CentralList {
+    /// Take the newest whole run.
+    fn pop_batch(&mut self) -> Option<(NonNull<u8>, u32)> {
+        self.nbatches = self.nbatches.checked_sub(1)?;
+        let (head, n) = self.batches[self.nbatches];
+        NonNull::new(head).map(|h| (h, n))
+    }
+
+    /// Put every run onto `free` (for code that walks all free blocks).
+    ///
+    /// # Safety
+    /// The runs and `free` are linked lists of free blocks of the class.
+    unsafe fn merge_batches(&mut self) {
+        while let Some((head, _)) = self.pop_batch() {
+            // SAFETY: per the contract.
+            self.free = unsafe { splice(head.as_ptr(), self.free) };
+        }
+    }
 }
 
 // SAFETY: the pointers are into the heap's own segments; the list is only
@@ -291,6 +322,8 @@ impl HeapCore {
             classes: std::array::from_fn(|_| Central {
                 list: Mutex::new(CentralList {
                     free: ptr::null_mut(),
+                    batches: [(ptr::null_mut(), 0); BATCHES],
+                    nbatches: 0,
                     cursor: 0,
                     end: 0,
                 }),
@@ -572,13 +605,25 @@ impl HeapCore {
         crate::sys::sched::getcpu().map_or(true, |(_, node)| node == self.node)
     }
 
-    /// Up to `want` (>= 1) linked free blocks of class `c`, at least one.
+    /// Linked free blocks of class `c`, at least one: up to `want` (>= 1),
+    /// or, for a `want` above 1 (a thread cache's refill), a whole run a
+    /// flush gave back, however long (at most a cache's limit plus one).
     fn take(&self, c: usize, want: u32) -> Result<(NonNull<u8>, u32), OsFail> {
         let central = &self.classes[c];
         let size = classes::size_of_class(c);
         let mut g = lock(&central.list);
+        if want > 1 {
+            if let Some(run) = g.pop_batch() {
+                return Ok(run);
+            }
+        }
         if g.free.is_null() {
             g.free = central.remote.swap(ptr::null_mut(), Ordering::Acquire);
+        }
+        if g.free.is_null() {
+            if let Some((head, _)) = g.pop_batch() {
+                g.free = head.as_ptr();
+            }
         }
         if g.free.is_null() && g.end - g.cursor < size {
             g.free = self.sweep_abandoned(c);
@@ -791,6 +836,8 @@ impl HeapCore {
             // Caches no thread owns any more give their blocks up too.
             // SAFETY: lists of free blocks, ours now.
             extra = unsafe { splice(self.sweep_abandoned(c), extra) };
+            // SAFETY: the runs and the list are linked free blocks.
+            unsafe { g.merge_batches() };
             // SAFETY: `extra` and the central list are linked free blocks.
             g.free = unsafe { splice(extra, g.free) };
             let mut n = 0usize;
@@ -1079,9 +1126,17 @@ impl HeapCore {
         cc.count.set(count - give);
         let central = &self.classes[c];
         let mut g = lock(&central.list);
-        // SAFETY: the run head..=last is ours; splice it in front.
-        unsafe { set_next(last, g.free) };
-        g.free = head;
+        if g.nbatches < BATCHES {
+            // SAFETY: the run head..=last is ours; it ends at `last`.
+            unsafe { set_next(last, ptr::null_mut()) };
+            let i = g.nbatches;
+            g.batches[i] = (head, give);
+            g.nbatches += 1;
+        } else {
+            // SAFETY: the run head..=last is ours; splice it in front.
+            unsafe { set_next(last, g.free) };
+            g.free = head;
+        }
     }
 
     unsafe fn free_large(&self, p: NonNull<u8>, layout: Layout) {
