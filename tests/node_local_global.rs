@@ -899,3 +899,108 @@ fn a_child_forked_while_threads_allocate_can_allocate() {
         "a forked child hung in the allocator (round shown)"
     );
 }
+
+/// Two threads that fork at the same time, while others hold heap locks
+/// (a shared `NodeHeap` refilled, flushed and trimmed all the time): each
+/// child takes every lock of that heap (`trim`) and allocates. glibc runs
+/// the prepare handlers of two concurrent forks side by side, so the
+/// second fork's parent handler must not let the other threads back into
+/// the heaps while the first fork still copies the process, or that
+/// child inherits a lock held by a thread it does not have.
+#[test]
+fn children_of_two_threads_forking_at_once_can_take_every_heap_lock() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    if !common::in_child("children_of_two_threads_forking_at_once_can_take_every_heap_lock") {
+        return;
+    }
+    let node = NodeLocal::current_node();
+    let topo = numakit::Topology::detect().unwrap();
+    let node = if topo.node(node).is_ok_and(|n| n.has_memory()) {
+        node
+    } else {
+        nodes_with_memory_and_cpus(&topo)[0]
+    };
+    let heap = Arc::new(mem::NodeHeap::new(node).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|t| {
+            let (stop, heap) = (stop.clone(), heap.clone());
+            std::thread::spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    // Past the caches' limits in several classes (refills
+                    // and flushes lock), then every lock at once (trim).
+                    let layouts: Vec<Layout> = (0..400)
+                        .map(|k| Layout::from_size_align(16 + (k + i) % 64 * 32, 16).unwrap())
+                        .collect();
+                    let blocks: Vec<_> = layouts
+                        .iter()
+                        .map(|&l| heap.try_alloc_layout(l).unwrap())
+                        .collect();
+                    for (p, l) in blocks.into_iter().zip(layouts) {
+                        // SAFETY: allocated above with `l`, freed once.
+                        unsafe { heap.dealloc(p, l) };
+                    }
+                    let _ = heap.trim();
+                    let v: Vec<Vec<u8>> = (0..200).map(|k| vec![1u8; 16 + k * 24]).collect();
+                    drop(v);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let rounds = if common::in_vm() { 20 } else { 80 };
+    let forkers: Vec<_> = (0..2)
+        .map(|_| {
+            let heap = heap.clone();
+            std::thread::spawn(move || {
+                for round in 0..rounds {
+                    // SAFETY: the child only takes the heap's locks,
+                    // allocates, frees and leaves with `_exit`.
+                    let pid = unsafe { libc::fork() };
+                    assert!(pid >= 0, "fork failed");
+                    if pid == 0 {
+                        let trimmed = heap.trim().is_ok();
+                        let blocks: Vec<Vec<u8>> =
+                            (0..2000).map(|k| vec![2u8; 16 + k % 60 * 16]).collect();
+                        let ok = trimmed && blocks.iter().all(|b| b[0] == 2);
+                        drop(blocks);
+                        // SAFETY: ends the child without the parent's exit code.
+                        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+                    }
+                    let start = std::time::Instant::now();
+                    let mut status = 0;
+                    loop {
+                        // SAFETY: our own child; `status` is a valid out-pointer.
+                        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                        if r == pid {
+                            break;
+                        }
+                        if start.elapsed() > Duration::from_secs(20) {
+                            // SAFETY: our own child, still running; reaped after.
+                            unsafe {
+                                libc::kill(pid, libc::SIGKILL);
+                                libc::waitpid(pid, &mut status, 0);
+                            }
+                            return Err(format!("round {round}: the child hung"));
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+                        return Err(format!("round {round}: the child failed ({status:#x})"));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let results: Vec<Result<(), String>> = forkers.into_iter().map(|f| f.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    for r in results {
+        r.unwrap();
+    }
+}
