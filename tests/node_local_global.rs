@@ -1004,3 +1004,128 @@ fn children_of_two_threads_forking_at_once_can_take_every_heap_lock() {
         r.unwrap();
     }
 }
+
+/// The destructor of a `pthread` key made after the heaps' own exit hook
+/// runs after it, when the thread's caches (and its home cache) are gone:
+/// what it allocates and frees — its own blocks and blocks the thread made
+/// while it lived — takes the cache-less paths, intact.
+extern "C" fn key_destructor_allocates(arg: *mut libc::c_void) {
+    // SAFETY: the value set below: a leaked `Box<Vec<String>>`.
+    let kept = unsafe { Box::from_raw(arg.cast::<Vec<String>>()) };
+    let ok = kept
+        .iter()
+        .enumerate()
+        .all(|(i, s)| *s == format!("kept {i}"));
+    let fresh: Vec<Vec<u8>> = (0..300).map(|k| vec![k as u8; 16 + k % 40 * 8]).collect();
+    let fresh_ok = fresh
+        .iter()
+        .enumerate()
+        .all(|(k, v)| v.iter().all(|&b| b == k as u8));
+    drop(fresh);
+    drop(kept);
+    KEY_DESTRUCTOR_RESULT.store(if ok && fresh_ok { 1 } else { 2 }, Ordering::SeqCst);
+}
+
+static KEY_DESTRUCTOR_RESULT: AtomicU8 = AtomicU8::new(0);
+
+#[test]
+fn key_destructors_that_run_after_the_exit_hook_allocate_and_free() {
+    let ok = common::finishes(60, "a thread whose key destructor allocates", || {
+        std::thread::spawn(|| {
+            // The heaps' exit key exists by now (this thread allocated).
+            let kept: Vec<String> = (0..500).map(|i| format!("kept {i}")).collect();
+            let mut key: libc::pthread_key_t = 0;
+            // SAFETY: a plain destructor function; the key is made once.
+            assert_eq!(
+                unsafe { libc::pthread_key_create(&mut key, Some(key_destructor_allocates)) },
+                0
+            );
+            // SAFETY: a valid key; the value is freed by the destructor.
+            let set = unsafe {
+                libc::pthread_setspecific(key, Box::into_raw(Box::new(kept)).cast_const().cast())
+            };
+            assert_eq!(set, 0);
+            // Keep using the fast paths until the end.
+            let v: Vec<Box<u64>> = (0..2000).map(Box::new).collect();
+            assert!(v.iter().enumerate().all(|(i, b)| **b == i as u64));
+        })
+        .join()
+        .unwrap();
+        KEY_DESTRUCTOR_RESULT.load(Ordering::SeqCst)
+    });
+    assert_eq!(
+        ok, 1,
+        "the key destructor saw corrupt blocks (2) or did not run (0)"
+    );
+}
+
+/// Whatever path each allocation and free takes (the fast paths, refills
+/// and flushes, other threads' frees, threads that exit with blocks alive,
+/// a thread whose node is read again), the figures add up: once every
+/// block is freed, each node's bytes in use are back where they started.
+#[test]
+fn bytes_in_use_return_to_their_start_once_everything_is_freed() {
+    if !common::in_child("bytes_in_use_return_to_their_start_once_everything_is_freed") {
+        return;
+    }
+    // On the stack: a result kept on the heap would count itself.
+    fn in_use() -> [usize; 64] {
+        let mut out = [0; 64];
+        for n in NodeLocal::stats().nodes {
+            out[n.node.get() as usize] = n.bytes_in_use();
+        }
+        out
+    }
+    fn work() {
+        let (tx, rx) = mpsc::channel::<Vec<Box<[u8]>>>();
+        let threads: Vec<_> = (0..3usize)
+            .map(|t| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    let mut given = Vec::new();
+                    for k in 0..4000usize {
+                        let size = match k % 50 {
+                            0 => 40_000 + t * 1000,
+                            1 => (2 << 20) + k,
+                            n => 8 + n * 24 + t,
+                        };
+                        let b = vec![t as u8; size].into_boxed_slice();
+                        if k % 2 == 0 {
+                            mine.push(b);
+                        } else {
+                            given.push(b);
+                        }
+                        if k == 2000 {
+                            NodeLocal::refresh();
+                        }
+                        if k % 97 == 0 {
+                            mine.truncate(mine.len() / 2);
+                        }
+                    }
+                    // Freed by the main thread after this one exits.
+                    tx.send(given).unwrap();
+                    assert!(mine.iter().all(|b| b.iter().all(|&x| x == t as u8)));
+                })
+            })
+            .collect();
+        drop(tx);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let given: Vec<Vec<Box<[u8]>>> = rx.iter().collect();
+        assert_eq!(given.len(), 3);
+        drop(given);
+    }
+    // Once first: one-time set-ups (heaps, thread machinery) stay.
+    work();
+    let start = in_use();
+    for round in 0..3 {
+        work();
+        assert_eq!(
+            in_use(),
+            start,
+            "round {round}: bytes in use per node (by id) after everything was freed"
+        );
+    }
+}

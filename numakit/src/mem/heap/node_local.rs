@@ -1006,6 +1006,71 @@ mod tests {
     }
 
     #[test]
+    fn the_home_cache_is_always_a_cache_the_thread_holds() {
+        // A thread that uses more heaps than it keeps caches for evicts its
+        // node-local heap's cache (the home of the fast path) again and
+        // again, between node-local allocations, heaps dropped meanwhile;
+        // a home left pointing at a cache the thread let go of would be
+        // shared with the next thread that adopts it.
+        std::thread::spawn(|| {
+            let a = NodeLocal::nearest();
+            let l = Layout::from_size_align(48, 8).unwrap();
+            let topo = crate::Topology::detect().unwrap();
+            let here = NodeLocal::current_node();
+            let local = topo.node(here).is_ok_and(|n| n.has_memory());
+            let heap_node = topo
+                .nodes()
+                .iter()
+                .find(|n| n.has_memory())
+                .map(|n| n.id())
+                .unwrap();
+            let cycle = || {
+                // SAFETY: non-zero layout; each block freed once with it.
+                unsafe {
+                    let p = a.alloc(l);
+                    let q = a.alloc(l);
+                    assert!(!p.is_null() && !q.is_null() && p != q);
+                    p.write_bytes(1, 48);
+                    q.write_bytes(2, 48);
+                    a.dealloc(p, l);
+                    a.dealloc(q, l);
+                }
+                assert!(
+                    cache::home_is_held(),
+                    "the home is a cache the thread let go of"
+                );
+            };
+            cycle();
+            assert_eq!(cache::has_home(), local);
+            for round in 0..4 {
+                let heaps: Vec<super::super::NodeHeap> = (0..cache::SLOTS + 3)
+                    .map(|_| super::super::NodeHeap::new(heap_node).unwrap())
+                    .collect();
+                for (i, h) in heaps.iter().enumerate() {
+                    let b = h.try_alloc_layout(l).unwrap();
+                    assert!(cache::home_is_held(), "round {round}, heap {i}");
+                    // SAFETY: allocated above with `l`.
+                    unsafe { h.dealloc(b, l) };
+                    if (i + round) % 3 == 0 {
+                        cycle();
+                    }
+                }
+                drop(heaps);
+                cycle();
+                NodeLocal::refresh();
+                cycle();
+                cache::thread_moved();
+                assert!(!cache::has_home());
+                cycle();
+                cycle();
+                assert_eq!(cache::has_home(), local);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn segment_node_names_small_blocks_only() {
         let a = NodeLocal::nearest();
         let small = Layout::from_size_align(48, 16).unwrap();
