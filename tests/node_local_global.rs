@@ -1036,10 +1036,9 @@ fn key_destructors_that_run_after_the_exit_hook_allocate_and_free() {
             let kept: Vec<String> = (0..500).map(|i| format!("kept {i}")).collect();
             let mut key: libc::pthread_key_t = 0;
             // SAFETY: a plain destructor function; the key is made once.
-            assert_eq!(
-                unsafe { libc::pthread_key_create(&mut key, Some(key_destructor_allocates)) },
-                0
-            );
+            let made =
+                unsafe { libc::pthread_key_create(&mut key, Some(key_destructor_allocates)) };
+            assert_eq!(made, 0);
             // SAFETY: a valid key; the value is freed by the destructor.
             let set = unsafe {
                 libc::pthread_setspecific(key, Box::into_raw(Box::new(kept)).cast_const().cast())
