@@ -140,7 +140,9 @@ fn register() {
 /// a heap lock taken meanwhile by a thread it does not have. The thread
 /// that waits here holds no heap lock, and the one it waits for needs
 /// nothing of it to finish its `fork` (the handlers that ran before this
-/// one were run, in the same order, by both).
+/// one were run, in the same order, by both). Not covered: a thread that
+/// forks from a signal handler while it holds heap locks, at the same time
+/// as another thread forks (each would wait for the other).
 pub(crate) extern "C" fn prepare() {
     let me = me();
     loop {
