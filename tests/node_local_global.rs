@@ -899,3 +899,254 @@ fn a_child_forked_while_threads_allocate_can_allocate() {
         "a forked child hung in the allocator (round shown)"
     );
 }
+
+/// Two threads that fork at the same time, while others hold heap locks
+/// (a shared `NodeHeap` refilled, flushed and trimmed all the time): each
+/// child takes every lock of that heap (`trim`) and allocates. glibc runs
+/// the prepare handlers of two concurrent forks side by side, so the
+/// second fork's parent handler must not let the other threads back into
+/// the heaps while the first fork still copies the process, or that
+/// child inherits a lock held by a thread it does not have.
+#[test]
+fn children_of_two_threads_forking_at_once_can_take_every_heap_lock() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    if !common::in_child("children_of_two_threads_forking_at_once_can_take_every_heap_lock") {
+        return;
+    }
+    let node = NodeLocal::current_node();
+    let topo = numakit::Topology::detect().unwrap();
+    let node = if topo.node(node).is_ok_and(|n| n.has_memory()) {
+        node
+    } else {
+        nodes_with_memory_and_cpus(&topo)[0]
+    };
+    let heap = Arc::new(mem::NodeHeap::new(node).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|t| {
+            let (stop, heap) = (stop.clone(), heap.clone());
+            std::thread::spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    // Past the caches' limits in several classes (refills
+                    // and flushes lock), then every lock at once (trim).
+                    let layouts: Vec<Layout> = (0..400)
+                        .map(|k| Layout::from_size_align(16 + (k + i) % 64 * 32, 16).unwrap())
+                        .collect();
+                    let blocks: Vec<_> = layouts
+                        .iter()
+                        .map(|&l| heap.try_alloc_layout(l).unwrap())
+                        .collect();
+                    for (p, l) in blocks.into_iter().zip(layouts) {
+                        // SAFETY: allocated above with `l`, freed once.
+                        unsafe { heap.dealloc(p, l) };
+                    }
+                    let _ = heap.trim();
+                    let v: Vec<Vec<u8>> = (0..200).map(|k| vec![1u8; 16 + k * 24]).collect();
+                    drop(v);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let rounds = if common::in_vm() { 20 } else { 80 };
+    let forkers: Vec<_> = (0..2)
+        .map(|_| {
+            let heap = heap.clone();
+            std::thread::spawn(move || {
+                for round in 0..rounds {
+                    // SAFETY: the child only takes the heap's locks,
+                    // allocates, frees and leaves with `_exit`.
+                    let pid = unsafe { libc::fork() };
+                    assert!(pid >= 0, "fork failed");
+                    if pid == 0 {
+                        let trimmed = heap.trim().is_ok();
+                        let blocks: Vec<Vec<u8>> =
+                            (0..2000).map(|k| vec![2u8; 16 + k % 60 * 16]).collect();
+                        let ok = trimmed && blocks.iter().all(|b| b[0] == 2);
+                        drop(blocks);
+                        // SAFETY: ends the child without the parent's exit code.
+                        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+                    }
+                    let start = std::time::Instant::now();
+                    let mut status = 0;
+                    loop {
+                        // SAFETY: our own child; `status` is a valid out-pointer.
+                        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                        if r == pid {
+                            break;
+                        }
+                        if start.elapsed() > Duration::from_secs(20) {
+                            // SAFETY: our own child, still running; reaped after.
+                            unsafe {
+                                libc::kill(pid, libc::SIGKILL);
+                                libc::waitpid(pid, &mut status, 0);
+                            }
+                            return Err(format!("round {round}: the child hung"));
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+                        return Err(format!("round {round}: the child failed ({status:#x})"));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let results: Vec<Result<(), String>> = forkers.into_iter().map(|f| f.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    for r in results {
+        r.unwrap();
+    }
+}
+
+/// The destructor of a `pthread` key made after the heaps' own exit hook
+/// runs after it, when the thread's caches (and its home cache) are gone:
+/// what it allocates and frees — its own blocks and blocks the thread made
+/// while it lived — takes the cache-less paths, intact.
+extern "C" fn key_destructor_allocates(arg: *mut libc::c_void) {
+    // SAFETY: the value set below: a leaked `Box<Vec<String>>`.
+    let kept = unsafe { Box::from_raw(arg.cast::<Vec<String>>()) };
+    let ok = kept
+        .iter()
+        .enumerate()
+        .all(|(i, s)| *s == format!("kept {i}"));
+    let fresh: Vec<Vec<u8>> = (0..300).map(|k| vec![k as u8; 16 + k % 40 * 8]).collect();
+    let fresh_ok = fresh
+        .iter()
+        .enumerate()
+        .all(|(k, v)| v.iter().all(|&b| b == k as u8));
+    drop(fresh);
+    drop(kept);
+    KEY_DESTRUCTOR_RESULT.store(if ok && fresh_ok { 1 } else { 2 }, Ordering::SeqCst);
+}
+
+static KEY_DESTRUCTOR_RESULT: AtomicU8 = AtomicU8::new(0);
+
+#[test]
+fn key_destructors_that_run_after_the_exit_hook_allocate_and_free() {
+    let ok = common::finishes(60, "a thread whose key destructor allocates", || {
+        std::thread::spawn(|| {
+            // The heaps' exit key exists by now (this thread allocated).
+            let kept: Vec<String> = (0..500).map(|i| format!("kept {i}")).collect();
+            let mut key: libc::pthread_key_t = 0;
+            // SAFETY: a plain destructor function; the key is made once.
+            let made =
+                unsafe { libc::pthread_key_create(&mut key, Some(key_destructor_allocates)) };
+            assert_eq!(made, 0);
+            // SAFETY: a valid key; the value is freed by the destructor.
+            let set = unsafe {
+                libc::pthread_setspecific(key, Box::into_raw(Box::new(kept)).cast_const().cast())
+            };
+            assert_eq!(set, 0);
+            // Keep using the fast paths until the end.
+            let v: Vec<Box<u64>> = (0..2000).map(Box::new).collect();
+            assert!(v.iter().enumerate().all(|(i, b)| **b == i as u64));
+        })
+        .join()
+        .unwrap();
+        KEY_DESTRUCTOR_RESULT.load(Ordering::SeqCst)
+    });
+    assert_eq!(
+        ok, 1,
+        "the key destructor saw corrupt blocks (2) or did not run (0)"
+    );
+}
+
+/// Whatever path each allocation and free takes (the fast paths, refills
+/// and flushes, other threads' frees, threads that exit with blocks alive,
+/// a thread whose node is read again), the figures add up: once every
+/// block is freed, each node's bytes in use are back where they started.
+#[test]
+fn bytes_in_use_return_to_their_start_once_everything_is_freed() {
+    if !common::in_child("bytes_in_use_return_to_their_start_once_everything_is_freed") {
+        return;
+    }
+    // On the stack: a result kept on the heap would count itself.
+    fn in_use() -> [usize; 64] {
+        let mut out = [0; 64];
+        for n in NodeLocal::stats().nodes {
+            out[n.node.get() as usize] = n.bytes_in_use();
+        }
+        out
+    }
+    fn work() {
+        let (tx, rx) = mpsc::channel::<Vec<Box<[u8]>>>();
+        let threads: Vec<_> = (0..3usize)
+            .map(|t| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    let mut given = Vec::new();
+                    for k in 0..4000usize {
+                        let size = match (k % 50, k % 500) {
+                            (_, 1) => (2 << 20) + k,
+                            (0, _) => 40_000 + t * 1000,
+                            (n, _) => 8 + n * 24 + t,
+                        };
+                        let b = vec![t as u8; size].into_boxed_slice();
+                        if k % 2 == 0 {
+                            mine.push(b);
+                        } else {
+                            given.push(b);
+                        }
+                        if k == 2000 {
+                            NodeLocal::refresh();
+                        }
+                        if k % 97 == 0 {
+                            mine.truncate(mine.len() / 2);
+                        }
+                    }
+                    // Freed by the main thread after this one exits.
+                    tx.send(given).unwrap();
+                    assert!(mine.iter().all(|b| b.iter().all(|&x| x == t as u8)));
+                })
+            })
+            .collect();
+        drop(tx);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let given: Vec<Vec<Box<[u8]>>> = rx.iter().collect();
+        assert_eq!(given.len(), 3);
+        drop(given);
+    }
+    let detail = || {
+        let s = NodeLocal::stats();
+        let mut out = String::new();
+        for n in &s.nodes {
+            if let Some(h) = &n.heap {
+                out += &format!(
+                    "node {}: large {} in {} blocks; classes in use:",
+                    n.node.get(),
+                    h.large_bytes_in_use,
+                    h.large_in_use
+                );
+                for c in h.classes.iter().filter(|c| c.in_use != 0) {
+                    out += &format!(
+                        " {}x{} (a {} f {} r {})",
+                        c.in_use, c.block_size, c.allocations, c.frees, c.remote_frees
+                    );
+                }
+                out += "\n";
+            }
+        }
+        out
+    };
+    // Once first: one-time set-ups (heaps, thread machinery) stay.
+    work();
+    let before = detail();
+    let start = in_use();
+    for round in 0..3 {
+        work();
+        let now = in_use();
+        if now != start {
+            panic!("round {round}: bytes in use per node (by id) after everything was freed: {:?} then {:?}\nbefore:\n{before}\nafter:\n{}", &start[..4], &now[..4], detail());
+        }
+    }
+}

@@ -9,6 +9,7 @@
 
 #define WORKERS 4
 #define FORKS 100
+#define CONCURRENT_FORKS 50
 
 static atomic_int stop;
 
@@ -22,6 +23,14 @@ static void *churn(void *arg) {
         size_t size = (seed >> 16) % 5 == 0 ? (seed >> 4) % (2 << 20) : (seed >> 4) % 2000;
         keep[slot] = malloc(size + 1);
         if (keep[slot]) memset(keep[slot], 1, size + 1);
+        /* Past the thread cache now and then: refills and flushes take
+         * the class's lock. */
+        if (slot == 0) {
+            void *run[300];
+            size_t run_size = 16 + (seed >> 20) % 4000;
+            for (int i = 0; i < 300; i++) run[i] = malloc(run_size);
+            for (int i = 0; i < 300; i++) free(run[i]);
+        }
     }
     for (int i = 0; i < 64; i++) free(keep[i]);
     return NULL;
@@ -55,6 +64,24 @@ static int child(int round) {
     _exit(0);
 }
 
+/* CONCURRENT_FORKS forks, each child as above; the children stuck or
+ * failed in *arg. */
+static void *fork_many(void *arg) {
+    int *bad = arg;
+    for (int round = 0; round < CONCURRENT_FORKS; round++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            (*bad)++;
+            continue;
+        }
+        if (pid == 0) _exit(child(round * 2));
+        int status = 0;
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            (*bad)++;
+    }
+    return NULL;
+}
+
 int main(void) {
     alarm(120);
     /* The parent, its threads and its children on a node with memory
@@ -77,6 +104,18 @@ int main(void) {
     CHECK(failed == 0);
     printf("%d forks from a parent with %d allocating threads: %d stuck, %d failed\n", FORKS,
            WORKERS, stuck, failed);
+
+    /* Two threads that fork at the same time (glibc runs the prepare
+     * handlers of concurrent forks side by side): neither child may
+     * inherit a heap lock taken while the other fork was finishing. */
+    pthread_t forkers[2];
+    int results[2] = {0, 0};
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&forkers[i], NULL, fork_many, &results[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(forkers[i], NULL);
+    CHECK(results[0] == 0 && results[1] == 0);
+    printf("%d forks from each of 2 threads at once: %d, %d stuck or failed\n", CONCURRENT_FORKS,
+           results[0], results[1]);
 
     /* fork + exec: the new program starts with the library preloaded. */
     pid_t pid = fork();

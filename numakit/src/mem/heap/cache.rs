@@ -328,6 +328,24 @@ pub(crate) fn attach(uid: u64, acquire: impl FnOnce() -> *mut Cache) -> *mut Cac
         .unwrap_or(ptr::null_mut())
 }
 
+/// Whether the calling thread's home cache is unset, or one of the caches
+/// it holds (never one it let go of: evicted, or detached at exit).
+#[cfg(test)]
+pub(crate) fn home_is_held() -> bool {
+    THREAD.with(|t| {
+        let home = t.home.get();
+        home.is_null()
+            || (t.state.get() == LIVE
+                && (0..SLOTS).any(|i| t.uid[i].get() != 0 && t.cache[i].get() == home))
+    })
+}
+
+/// Whether the calling thread has a home cache.
+#[cfg(test)]
+pub(crate) fn has_home() -> bool {
+    THREAD.with(|t| !t.home.get().is_null())
+}
+
 /// Key states: 0 not made, 1 being made, 2 failed, k + 3 made (key k).
 static EXIT_KEY: AtomicU64 = AtomicU64::new(0);
 

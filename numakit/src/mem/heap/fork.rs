@@ -15,9 +15,9 @@
 //! | who | does | then |
 //! |---|---|---|
 //! | a thread taking a lock | `count += 1`; reads `FORKING` | false, the thread is `FORKER`, or it holds a heap lock already: goes on; else `count -= 1`, waits for false, retries |
-//! | `prepare` | `FORKER = self`; `FORKING = true`; waits for every count to be 0 | `fork` |
+//! | `prepare` | waits for `FORKER` to be none (another thread's fork: see [`prepare`]), then `FORKER = self`; `FORKING = true`; waits for every count to be 0 (but its own, if it forks while it holds heap locks) | `fork` |
 //! | `parent` | `FORKING = false`; `FORKER = none` | — |
-//! | `child` | every count = 0 (stale: see [`reopen_in_child`]); `FORKING = false`; `FORKER = none` | — |
+//! | `child` | every count = 0 (stale: see [`reopen_in_child`]) but its own thread's; `FORKING = false`; `FORKER = none` | — |
 //!
 //! A thread that holds a heap lock and takes another one (a class list,
 //! then the segments) goes on without looking: it is counted already, so
@@ -129,19 +129,51 @@ fn register() {
     }
 }
 
-/// `pthread_atfork` prepare: close the gate and wait for the threads
-/// inside to leave.
+/// `pthread_atfork` prepare: wait for the gate to be free of other forks,
+/// close it and wait for the threads inside to leave.
+///
+/// glibc (2.36 on) runs each prepare handler without holding its own fork
+/// lock, so two threads that fork at once can both be here; they go
+/// through one at a time. Were they to share the closed gate, the parent
+/// handler of the one whose `fork` is done first would open it while the
+/// other's `fork` still copies the process, and that child could inherit
+/// a heap lock taken meanwhile by a thread it does not have. The thread
+/// that waits here holds no heap lock, and the one it waits for needs
+/// nothing of it to finish its `fork` (the handlers that ran before this
+/// one were run, in the same order, by both). Not covered: a thread that
+/// forks from a signal handler while it holds heap locks, at the same time
+/// as another thread forks (each would wait for the other).
 pub(crate) extern "C" fn prepare() {
-    FORKER.store(me(), Ordering::Release);
+    let me = me();
+    loop {
+        match FORKER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            // A fork from inside one of this thread's own fork handlers.
+            Err(owner) if owner == me => break,
+            Err(_) => std::thread::yield_now(),
+        }
+    }
     FORKING.store(true, Ordering::SeqCst);
+    // A thread that forks while it holds heap locks itself (from a signal
+    // handler that interrupted it there) does not wait for its own counts:
+    // it goes on in the child as in the parent, and gives them back there.
+    let (own, held) = own_counts(me);
     for s in &INSIDE {
-        while s.0.load(Ordering::SeqCst) != 0 {
+        let mine = if std::ptr::eq(&s.0, own) { held } else { 0 };
+        while s.0.load(Ordering::SeqCst) != mine {
             std::thread::yield_now();
         }
     }
 }
 
-/// `pthread_atfork` parent: open the gate again.
+/// The calling thread's stripe and the heap locks it holds (its count
+/// there).
+fn own_counts(me: usize) -> (&'static AtomicUsize, usize) {
+    (stripe(me), DEPTH.with(Cell::get) as usize)
+}
+
+/// `pthread_atfork` parent: open the gate again (`FORKING` first: the
+/// next fork may close it as soon as `FORKER` is free).
 pub(crate) extern "C" fn reopen() {
     FORKING.store(false, Ordering::SeqCst);
     FORKER.store(0, Ordering::Release);
@@ -154,13 +186,17 @@ pub(crate) extern "C" fn reopen() {
 /// `FORKING` and steps back out. When `fork` copies the memory in that
 /// window, the child inherits the count of a thread it does not have,
 /// which nobody would ever take back: the child's own next `fork` would
-/// wait for it forever. The child has one thread, the forking one, and it
-/// holds no heap lock (it is in `fork`): every count is stale. The same
+/// wait for it forever. The child has one thread, the forking one: every
+/// count but that thread's own is stale. The same
 /// goes for a thread-exit key another thread was creating.
 pub(crate) extern "C" fn reopen_in_child() {
     for s in &INSIDE {
         s.0.store(0, Ordering::SeqCst);
     }
+    // Except the child's own thread's: the locks it holds if it forked
+    // from a signal handler (see `prepare`), given back as it leaves them.
+    let (own, held) = own_counts(me());
+    own.store(held, Ordering::SeqCst);
     super::cache::forget_key_in_creation();
     FORKING.store(false, Ordering::SeqCst);
     FORKER.store(0, Ordering::Release);
@@ -289,6 +325,107 @@ pub(crate) mod tests {
         late.join().unwrap();
         assert_eq!(entered.load(Ordering::SeqCst), 1);
         assert!(INSIDE.iter().all(|s| s.0.load(Ordering::SeqCst) == 0));
+    }
+
+    #[test]
+    fn a_second_fork_does_not_open_the_gate_while_the_first_is_under_way() {
+        if !in_child("a_second_fork_does_not_open_the_gate_while_the_first_is_under_way") {
+            return;
+        }
+        use std::sync::atomic::AtomicU32;
+        use std::time::Duration;
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(60));
+            eprintln!("the concurrent-fork gate test hung for 60 s");
+            std::process::exit(101);
+        });
+        // glibc (2.36 on) runs each prepare handler without its own fork
+        // lock held, so two threads that fork at once both run `prepare`,
+        // and the first one's `fork` may still be copying the process when
+        // the second one's parent handler runs. This thread is the first:
+        // its gate is closed, its `fork` under way.
+        prepare();
+        // 0: not yet, 1: the second fork's `prepare` returned, 2: its
+        // parent handler ran.
+        let second = Arc::new(AtomicU32::new(0));
+        let s = second.clone();
+        let other = std::thread::spawn(move || {
+            prepare();
+            s.store(1, Ordering::SeqCst);
+            reopen();
+            s.store(2, Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        // A thread taking a heap lock now would hand the first fork's child
+        // a lock held by a thread it does not have.
+        let entered = Arc::new(AtomicBool::new(false));
+        let e = entered.clone();
+        let late = std::thread::spawn(move || {
+            let _g = enter();
+            e.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let entered_early = entered.load(Ordering::SeqCst);
+        let second_early = second.load(Ordering::SeqCst);
+        // The first fork is done.
+        reopen();
+        other.join().unwrap();
+        late.join().unwrap();
+        assert!(
+            !entered_early,
+            "a thread took a heap lock while a fork was under way (the second fork's parent \
+             handler, {second_early}, opened the gate)"
+        );
+        assert_eq!(
+            second_early, 0,
+            "the second fork went on while the first one was under way"
+        );
+        assert!(entered.load(Ordering::SeqCst));
+        assert_eq!(second.load(Ordering::SeqCst), 2);
+        assert!(!FORKING.load(Ordering::SeqCst));
+        assert_eq!(FORKER.load(Ordering::SeqCst), 0);
+        assert!(INSIDE.iter().all(|s| s.0.load(Ordering::SeqCst) == 0));
+    }
+
+    #[test]
+    fn a_thread_that_forks_while_it_holds_a_heap_lock_does_not_wait_for_itself() {
+        if !in_child("a_thread_that_forks_while_it_holds_a_heap_lock_does_not_wait_for_itself") {
+            return;
+        }
+        use std::time::Duration;
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(60));
+            eprintln!("a fork by a lock holder waited for itself for 60 s");
+            std::process::exit(101);
+        });
+        // A signal handler that forks, run by a thread inside the heaps
+        // (two locks: a class list, then the segments).
+        let outer = enter();
+        let inner = enter();
+        prepare();
+        // Other threads are held while the gate is closed.
+        let entered = Arc::new(AtomicBool::new(false));
+        let e = entered.clone();
+        let late = std::thread::spawn(move || {
+            drop(enter());
+            e.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!entered.load(Ordering::SeqCst), "entered a closed gate");
+        // The parent's side.
+        reopen();
+        late.join().unwrap();
+        // The child's side: the thread still holds its locks there, and
+        // gives them back as it leaves them.
+        prepare();
+        reopen_in_child();
+        drop(inner);
+        drop(outer);
+        assert_eq!(DEPTH.with(Cell::get), 0);
+        assert!(INSIDE.iter().all(|s| s.0.load(Ordering::SeqCst) == 0));
+        // And it can fork again.
+        prepare();
+        reopen();
     }
 
     #[test]

@@ -1006,6 +1006,75 @@ mod tests {
     }
 
     #[test]
+    fn the_home_cache_is_always_a_cache_the_thread_holds() {
+        // A thread that uses more heaps than it keeps caches for evicts its
+        // node-local heap's cache (the home of the fast path) again and
+        // again, between node-local allocations, heaps dropped meanwhile;
+        // a home left pointing at a cache the thread let go of would be
+        // shared with the next thread that adopts it.
+        std::thread::spawn(|| {
+            let a = NodeLocal::nearest();
+            let l = Layout::from_size_align(48, 8).unwrap();
+            // On a node with memory (a thread on a memoryless node has no
+            // home: its allocations are detours), pinned there.
+            let topo = crate::Topology::current().unwrap();
+            let heap_node = topo
+                .nodes()
+                .iter()
+                .find(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
+                .map(|n| n.id())
+                .unwrap();
+            let _pin = crate::sched::Pin::node(heap_node)
+                .bind_memory(false)
+                .apply()
+                .unwrap();
+            let cycle = || {
+                // SAFETY: non-zero layout; each block freed once with it.
+                unsafe {
+                    let p = a.alloc(l);
+                    let q = a.alloc(l);
+                    assert!(!p.is_null() && !q.is_null() && p != q);
+                    p.write_bytes(1, 48);
+                    q.write_bytes(2, 48);
+                    a.dealloc(p, l);
+                    a.dealloc(q, l);
+                }
+                assert!(
+                    cache::home_is_held(),
+                    "the home is a cache the thread let go of"
+                );
+            };
+            cycle();
+            assert!(cache::has_home());
+            for round in 0..4 {
+                let heaps: Vec<super::super::NodeHeap> = (0..cache::SLOTS + 3)
+                    .map(|_| super::super::NodeHeap::new(heap_node).unwrap())
+                    .collect();
+                for (i, h) in heaps.iter().enumerate() {
+                    let b = h.try_alloc_layout(l).unwrap();
+                    assert!(cache::home_is_held(), "round {round}, heap {i}");
+                    // SAFETY: allocated above with `l`.
+                    unsafe { h.dealloc(b, l) };
+                    if (i + round) % 3 == 0 {
+                        cycle();
+                    }
+                }
+                drop(heaps);
+                cycle();
+                NodeLocal::refresh();
+                cycle();
+                cache::thread_moved();
+                assert!(!cache::has_home());
+                cycle();
+                cycle();
+                assert!(cache::has_home());
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn segment_node_names_small_blocks_only() {
         let a = NodeLocal::nearest();
         let small = Layout::from_size_align(48, 16).unwrap();
