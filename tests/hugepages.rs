@@ -83,6 +83,18 @@ fn huge_2m_arena_uses_the_nodes_pool_or_says_how_to_fill_it() {
             free - 2,
             "the arena took 2 pages from node 0's pool"
         );
+        // Whole hugepages above the bump pointer go back on `trim`, once.
+        let mut arena = arena;
+        arena.reset();
+        let released = arena.trim().unwrap();
+        assert_eq!(
+            released, HUGE as usize,
+            "the second hugepage was resident and is given back"
+        );
+        assert_eq!(arena.trim().unwrap(), 0, "nothing more to give back");
+        let again = arena.alloc_slice_fill_with(3 * MIB, |i| (i / 7) as u8);
+        assert_eq!(again[3 * MIB - 1], ((3 * MIB - 1) / 7) as u8);
+        arena.verify().unwrap();
         // Freed back to the pool when the arena goes.
         drop(arena);
         assert_eq!(free_2m(node0), free);
