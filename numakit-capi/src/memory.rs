@@ -159,8 +159,13 @@ pub unsafe extern "C" fn nkit_arena_coalesce(arena: *mut NkitArena) -> usize {
     ffi(0, || {
         // SAFETY: forwarded contract.
         let a = unsafe { arena_ref(arena, "nkit_arena_coalesce") }?;
-        let bytes = a.arena.trim()?;
-        Ok(bytes / a.arena.page_kind().page_size())
+        a.arena.trim()?;
+        // The C contract counts every whole page above the bump pointer
+        // (given back now, resident before or not), as libnumakit does;
+        // `trim` itself returns the resident bytes it gave back.
+        let page = a.arena.page_kind().page_size();
+        let above = a.arena.used().div_ceil(page).saturating_mul(page);
+        Ok(a.arena.capacity().saturating_sub(above) / page)
     })
 }
 
