@@ -847,57 +847,67 @@ fn a_child_forked_while_threads_allocate_can_allocate() {
             })
         })
         .collect();
-    let mut hung = None;
     // Fewer rounds in the guest, where each fork is slow under emulation
     // (the threads still take heap locks all the time).
     let rounds = if common::in_vm() { 30 } else { 150 };
-    for round in 0..rounds {
-        // SAFETY: the child only allocates, frees and leaves with `_exit`.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
+    let result = (0..rounds).try_for_each(|round| {
+        fork_child_within(round, Duration::from_secs(20), || {
             let blocks: Vec<Vec<u8>> = (0..3000).map(|k| vec![2u8; 16 + k % 60 * 16]).collect();
             let big = vec![3u8; 3 << 20];
-            let ok = blocks.iter().all(|b| b[0] == 2) && big[big.len() - 1] == 3;
-            drop(blocks);
-            drop(big);
-            // SAFETY: ends the child without running the parent's exit code.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        let start = std::time::Instant::now();
-        let mut status = 0;
-        loop {
-            // SAFETY: waits for our own child; `status` is a valid out-pointer.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if r == pid {
-                break;
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                // SAFETY: our own child, still running.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                // SAFETY: reaps it.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
-                hung = Some(round);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if hung.is_some() {
-            break;
-        }
-        assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "round {round}: the child failed (status {status:#x})"
-        );
-    }
+            blocks.iter().all(|b| b[0] == 2) && big[big.len() - 1] == 3
+        })
+    });
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
     }
-    assert_eq!(
-        hung, None,
-        "a forked child hung in the allocator (round shown)"
-    );
+    result.unwrap();
+}
+
+/// Fork; the child runs `child` and leaves with `_exit` (0 when it
+/// returned `true`); the parent waits for it at most `limit`. `Err` names
+/// the round when the child hung (it is killed) or failed.
+fn fork_child_within(
+    round: u32,
+    limit: Duration,
+    child: impl FnOnce() -> bool,
+) -> Result<(), String> {
+    // SAFETY: the child only runs `child` (allocations, frees, heap locks)
+    // and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = child();
+        // SAFETY: ends the child without running the parent's exit code.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let start = std::time::Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        if start.elapsed() > limit {
+            // SAFETY: our own child, still running; reaped after.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return Err(format!(
+                "round {round}: a forked child hung in the allocator"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "round {round}: the child failed (status {status:#x})"
+        ))
+    }
 }
 
 /// Two threads that fork at the same time, while others hold heap locks
@@ -955,43 +965,14 @@ fn children_of_two_threads_forking_at_once_can_take_every_heap_lock() {
         .map(|_| {
             let heap = heap.clone();
             std::thread::spawn(move || {
-                for round in 0..rounds {
-                    // SAFETY: the child only takes the heap's locks,
-                    // allocates, frees and leaves with `_exit`.
-                    let pid = unsafe { libc::fork() };
-                    assert!(pid >= 0, "fork failed");
-                    if pid == 0 {
+                (0..rounds).try_for_each(|round| {
+                    fork_child_within(round, Duration::from_secs(20), || {
                         let trimmed = heap.trim().is_ok();
                         let blocks: Vec<Vec<u8>> =
                             (0..2000).map(|k| vec![2u8; 16 + k % 60 * 16]).collect();
-                        let ok = trimmed && blocks.iter().all(|b| b[0] == 2);
-                        drop(blocks);
-                        // SAFETY: ends the child without the parent's exit code.
-                        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-                    }
-                    let start = std::time::Instant::now();
-                    let mut status = 0;
-                    loop {
-                        // SAFETY: our own child; `status` is a valid out-pointer.
-                        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-                        if r == pid {
-                            break;
-                        }
-                        if start.elapsed() > Duration::from_secs(20) {
-                            // SAFETY: our own child, still running; reaped after.
-                            unsafe {
-                                libc::kill(pid, libc::SIGKILL);
-                                libc::waitpid(pid, &mut status, 0);
-                            }
-                            return Err(format!("round {round}: the child hung"));
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-                        return Err(format!("round {round}: the child failed ({status:#x})"));
-                    }
-                }
-                Ok(())
+                        trimmed && blocks.iter().all(|b| b[0] == 2)
+                    })
+                })
             })
         })
         .collect();
