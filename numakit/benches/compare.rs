@@ -1915,23 +1915,28 @@ fn lock_chart(outcomes: &[Outcome]) -> Option<String> {
     ))
 }
 
+/// One bar per contender of `o`: `scale / time per operation` for the
+/// median, with the spread (1e3 gives million operations per second).
+fn bars(o: &Outcome, scale: f64) -> Vec<svg::Bar> {
+    o.stats
+        .iter()
+        .map(|s| svg::Bar {
+            name: s.name.clone(),
+            highlight: s.numakit,
+            value: scale / s.median,
+            low: scale / s.max,
+            high: scale / s.min,
+        })
+        .collect()
+}
+
 fn bar_chart(outcomes: &[Outcome], group: &str, title: &str, x_label: &str) -> Option<String> {
     let groups: Vec<svg::BarGroup> = outcomes
         .iter()
         .filter(|o| o.group == group)
         .map(|o| svg::BarGroup {
             label: o.label.clone(),
-            bars: o
-                .stats
-                .iter()
-                .map(|s| svg::Bar {
-                    name: s.name.clone(),
-                    highlight: s.numakit,
-                    value: 1e3 / s.median,
-                    low: 1e3 / s.max,
-                    high: 1e3 / s.min,
-                })
-                .collect(),
+            bars: bars(o, 1e3),
         })
         .collect();
     (!groups.is_empty())
@@ -1965,17 +1970,7 @@ fn galloc_chart(outcomes: &[Outcome]) -> Option<String> {
                 .replace("alloc+touch", "touch");
             Some(svg::BarGroup {
                 label: format!("{short} ×{}", o.threads),
-                bars: o
-                    .stats
-                    .iter()
-                    .map(|s| svg::Bar {
-                        name: s.name.clone(),
-                        highlight: s.numakit,
-                        value: base / s.median,
-                        low: base / s.max,
-                        high: base / s.min,
-                    })
-                    .collect(),
+                bars: bars(o, base),
             })
         })
         .collect();
