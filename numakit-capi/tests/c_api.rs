@@ -13,7 +13,7 @@
 #[path = "support/cargo_lib.rs"]
 mod cargo_lib;
 
-use cargo_lib::{run_checked, run_limited};
+use cargo_lib::{assert_success, run_checked, run_limited};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -109,13 +109,7 @@ fn built_c_tests() -> &'static [PathBuf] {
 }
 
 fn check_passed(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(out, what);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("checks passed"),

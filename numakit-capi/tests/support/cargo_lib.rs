@@ -52,6 +52,12 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Output {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
+    assert_success(&out, what);
+    out
+}
+
+/// Fail, showing both outputs, unless the program exited with status 0.
+pub fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
         "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
@@ -59,7 +65,6 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Output {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    out
 }
 
 /// Run `cmd` with a time limit; a hung program fails instead of hanging CI.
