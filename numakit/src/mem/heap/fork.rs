@@ -212,6 +212,16 @@ pub(crate) mod tests {
     /// of this binary use heaps at the same time, so they would enter the
     /// gate the test closes and see the counters it resets. Returns
     /// `false` in the parent, once the child passed.
+    /// Fail the child process (exit 101, naming `what`) if it is still
+    /// running 60 s from now: a hang fails the run instead of stalling it.
+    fn watchdog(what: &'static str) {
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            eprintln!("{what} for 60 s");
+            std::process::exit(101);
+        });
+    }
+
     fn in_child(name: &str) -> bool {
         const CHILD: &str = "NUMAKIT_FORK_GATE_CHILD";
         if std::env::var_os(CHILD).is_some() {
@@ -282,12 +292,7 @@ pub(crate) mod tests {
         use std::sync::atomic::AtomicU32;
         use std::sync::Arc;
         use std::time::Duration;
-        // Watchdog: a hang here fails the run instead of stalling it.
-        std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_secs(60));
-            eprintln!("the fork gate test hung for 60 s");
-            std::process::exit(101);
-        });
+        watchdog("the fork gate test hung");
         let inside = enter();
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
@@ -334,11 +339,7 @@ pub(crate) mod tests {
         }
         use std::sync::atomic::AtomicU32;
         use std::time::Duration;
-        std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_secs(60));
-            eprintln!("the concurrent-fork gate test hung for 60 s");
-            std::process::exit(101);
-        });
+        watchdog("the concurrent-fork gate test hung");
         // glibc (2.36 on) runs each prepare handler without its own fork
         // lock held, so two threads that fork at once both run `prepare`,
         // and the first one's `fork` may still be copying the process when
@@ -393,11 +394,7 @@ pub(crate) mod tests {
             return;
         }
         use std::time::Duration;
-        std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_secs(60));
-            eprintln!("a fork by a lock holder waited for itself for 60 s");
-            std::process::exit(101);
-        });
+        watchdog("a fork by a lock holder waited for itself");
         // A signal handler that forks, run by a thread inside the heaps
         // (two locks: a class list, then the segments).
         let outer = enter();
@@ -433,12 +430,7 @@ pub(crate) mod tests {
         if !in_child("a_thread_holding_a_heap_lock_takes_another_while_the_gate_closes") {
             return;
         }
-        use std::time::Duration;
-        std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_secs(60));
-            eprintln!("the nested-lock gate test hung for 60 s");
-            std::process::exit(101);
-        });
+        watchdog("the nested-lock gate test hung");
         let outer = enter();
         let closed = Arc::new(AtomicBool::new(false));
         let c = closed.clone();
