@@ -797,6 +797,17 @@ fn stats_lookups_take_any_node_id() {
     assert!(stats.node(NodeId::new(1024)).is_none());
     let node = NodeLocal::current_node();
     assert!(stats.node(node).is_some(), "{stats}");
+    // The allocation-free reading: every id answers, ids without a heap 0.
+    let holder = NodeLocal::segment_node(v.as_ptr()).expect("a 1000-byte block is in a segment");
+    assert!(NodeLocal::bytes_in_use(holder) >= 1000);
+    for id in [1023, 1024, 1025, u32::MAX - 1, u32::MAX] {
+        assert_eq!(NodeLocal::bytes_in_use(NodeId::new(id)), 0, "node {id}");
+    }
+    for n in 0..2u32 {
+        let id = NodeId::new(n);
+        let expect = stats.node(id).map_or(0, |s| s.bytes_in_use());
+        assert_eq!(NodeLocal::bytes_in_use(id) == 0, expect == 0, "node {n}");
+    }
     assert_eq!(
         stats.fallbacks(),
         stats.nodes.iter().map(|n| n.fallbacks).sum::<u64>()
@@ -1048,13 +1059,10 @@ fn bytes_in_use_return_to_their_start_once_everything_is_freed() {
     if !common::in_child("bytes_in_use_return_to_their_start_once_everything_is_freed") {
         return;
     }
-    // On the stack: a result kept on the heap would count itself.
+    // Read without allocating: a snapshot kept on the heap would count
+    // itself, and how much of it depends on how many heaps exist.
     fn in_use() -> [usize; 64] {
-        let mut out = [0; 64];
-        for n in NodeLocal::stats().nodes {
-            out[n.node.get() as usize] = n.bytes_in_use();
-        }
-        out
+        std::array::from_fn(|n| NodeLocal::bytes_in_use(NodeId::new(n as u32)))
     }
     fn work() {
         let (tx, rx) = mpsc::channel::<Vec<Box<[u8]>>>();

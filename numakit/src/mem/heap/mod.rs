@@ -318,14 +318,10 @@ impl NodeHeap {
 pub(crate) fn stats_of(core: &HeapCore) -> HeapStats {
     let mut classes = Vec::with_capacity(classes::NUM_CLASSES);
     let f = core.figures();
-    let mut bytes_in_use = f.large_bytes;
     for (c, cf) in f.classes.iter().enumerate() {
-        let block_size = classes::size_of_class(c);
-        let in_use = cf.allocs.saturating_sub(cf.frees);
-        bytes_in_use += in_use as usize * block_size;
         classes.push(SizeClassStats {
-            block_size,
-            in_use,
+            block_size: classes::size_of_class(c),
+            in_use: cf.allocs.saturating_sub(cf.frees),
             blocks: cf.blocks,
             allocations: cf.allocs,
             frees: cf.frees,
@@ -334,7 +330,7 @@ pub(crate) fn stats_of(core: &HeapCore) -> HeapStats {
     }
     HeapStats {
         node: NodeId::new(core.node),
-        bytes_in_use,
+        bytes_in_use: bytes_in_use_of(&f),
         bytes_mapped: f.segment_bytes + f.large_bytes + f.meta_bytes,
         bytes_released: f.released_bytes,
         large_bytes_in_use: f.large_bytes,
@@ -342,6 +338,16 @@ pub(crate) fn stats_of(core: &HeapCore) -> HeapStats {
         thread_caches: f.caches,
         classes,
     }
+}
+
+/// Small blocks in use at their class size plus large blocks' bytes.
+pub(crate) fn bytes_in_use_of(f: &self::core::Figures) -> usize {
+    f.classes
+        .iter()
+        .enumerate()
+        .fold(f.large_bytes, |sum, (c, cf)| {
+            sum + cf.allocs.saturating_sub(cf.frees) as usize * classes::size_of_class(c)
+        })
 }
 
 fn dangling(layout: Layout) -> NonNull<u8> {

@@ -432,6 +432,30 @@ impl NodeLocal {
         registered_node(addr.cast_mut()).map(NodeId::new)
     }
 
+    /// Bytes in use in `node`'s heap (small blocks at their class size,
+    /// large blocks at their mapped size): the figure
+    /// [`stats`](Self::stats) reports as
+    /// [`bytes_in_use`](NodeLocalNodeStats::bytes_in_use), read from the
+    /// heap's counters without allocating anything, so a program can watch
+    /// it without changing it. 0 for a node without a heap, including ids
+    /// no node has (any id may be asked about).
+    ///
+    /// ```
+    /// use numakit::mem::NodeLocal;
+    /// use numakit::NodeId;
+    /// assert_eq!(NodeLocal::bytes_in_use(NodeId::new(u32::MAX)), 0);
+    /// ```
+    pub fn bytes_in_use(node: NodeId) -> usize {
+        let Some(slot) = HEAPS.get(node.get() as usize) else {
+            return 0;
+        };
+        NonNull::new(slot.load(Ordering::Acquire)).map_or(0, |p| {
+            // SAFETY: published heaps are never destroyed.
+            let core = unsafe { p.as_ref() };
+            super::bytes_in_use_of(&core.figures())
+        })
+    }
+
     /// Figures of every node that has a heap or a fallback or failure
     /// recorded, lowest id first. Shared by every `NodeLocal`: it
     /// describes the process's node heaps, whichever value made them.
