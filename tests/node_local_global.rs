@@ -390,9 +390,10 @@ fn large_blocks_and_growing_vecs_are_on_the_threads_node() {
                     &format!("a {size}-byte block"),
                 );
             }
-            // A Vec grown through every class above 32 KiB, then by mremap.
+            // A Vec grown through every class above 32 KiB, then by mremap
+            // twice (past 1 MiB, a large block: 2 MiB, then 4 MiB).
             let mut v: Vec<u64> = Vec::new();
-            for i in 0..(2u64 << 20) {
+            for i in 0..(1u64 << 19) {
                 v.push(i);
             }
             assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64));
@@ -401,7 +402,7 @@ fn large_blocks_and_growing_vecs_are_on_the_threads_node() {
                     .step_by(PAGE / 8)
                     .map(|i| &v[i] as *const u64 as usize),
                 node,
-                "a 16 MiB Vec grown by pushes",
+                "a 4 MiB Vec grown by pushes",
             );
             assert_eq!(pages, (v.len() * 8).div_ceil(PAGE));
             // A large realloc keeps the owner's node.

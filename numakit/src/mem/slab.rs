@@ -736,7 +736,26 @@ mod tests {
     fn multiple_of_agrees_with_the_remainder() {
         for d in (8..2000).chain([4096, 5000, 24 << 20, (1 << 40) + 8]) {
             let m = MultipleOf::new(d);
-            for n in (0..50_000).chain([usize::MAX, usize::MAX - 7, d * 12345, d * 12345 + 8]) {
+            // Every remainder twice from 0 (the first 20 000 for the large
+            // divisors), then around multiples spread over the whole range
+            // up to the largest one.
+            let top = usize::MAX / d;
+            let far = (1..64).map(|k| top / 64 * k).chain([12345, top - 1, top]);
+            let around = far.flat_map(|k| {
+                let b = k * d;
+                [
+                    b.checked_sub(1),
+                    Some(b),
+                    b.checked_add(1),
+                    b.checked_add(d - 1),
+                ]
+                .into_iter()
+                .flatten()
+            });
+            for n in (0..(2 * d + 2).min(20_000))
+                .chain(around)
+                .chain([usize::MAX, usize::MAX - 7])
+            {
                 assert_eq!(m.of(n), n % d == 0, "n {n} d {d}");
             }
         }
