@@ -355,7 +355,8 @@ pub enum EventKind {
     /// is left alone from now on (do no harm).
     Stopped,
     /// The memory is elsewhere but nothing may be done (policy `Observe`,
-    /// a target without CPUs or memory, threads on several nodes for
+    /// a target without CPUs or memory or outside the process's memory
+    /// nodes (`Mems_allowed`), threads on several nodes for
     /// `MovePages`, too few cache misses); reported once per episode.
     Skipped,
     /// The interval's budget was spent; the group waits for the next one.

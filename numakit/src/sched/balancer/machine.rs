@@ -82,9 +82,11 @@ pub(crate) struct Rules {
 /// Why an action cannot be taken on a target (from the topology and the
 /// process's allowed CPUs), or `None` when it can.
 pub(crate) trait Targets {
-    /// Whether threads can be moved to `node` (it has allowed CPUs).
+    /// Whether threads can be moved to `node` (it has allowed CPUs, and its
+    /// memory, if any, is among the process's memory nodes).
     fn thread_target_problem(&self, node: NodeId) -> Option<String>;
-    /// Whether pages can be moved to `node` (it has memory).
+    /// Whether pages can be moved to `node` (it has memory the process may
+    /// use).
     fn page_target_problem(&self, node: NodeId) -> Option<String>;
 }
 

@@ -153,6 +153,25 @@ impl Machine<'_> {
             .unwrap_or_default()
     }
 
+    /// Why memory cannot be placed on `node`, a node with memory, when it
+    /// is outside the process's memory nodes (`Mems_allowed`); `None` when
+    /// it is inside, or the allowed list cannot be read (the kernel then
+    /// has the last word).
+    fn memory_not_allowed(&self, node: NodeId) -> Option<String> {
+        match super::super::pin::check_memory(self.topo, node) {
+            Err(super::super::SchedError::MemoryNotAllowed {
+                mems_allowed,
+                restriction,
+                ..
+            }) => Some(format!(
+                "node {node} is outside the memory nodes this process may use \
+                 (Mems_allowed: {}), a limit set by {restriction}",
+                crate::topology::error::node_list(&mems_allowed)
+            )),
+            _ => None,
+        }
+    }
+
     /// The nodes whose CPUs a mask touches.
     pub(super) fn nodes_of(&self, cpus: &CpuSet) -> Vec<NodeId> {
         self.topo
@@ -179,17 +198,26 @@ impl Targets for Machine<'_> {
                 self.allowed
             ))
         } else {
-            None
+            // A thread bound to its node rebinds at its checkpoint, which
+            // the kernel refuses for a node outside `Mems_allowed`.
+            self.memory_not_allowed(node).map(|why| {
+                format!(
+                    "{why}; threads moved there could not bind their memory to it, so \
+                     they are left where they are"
+                )
+            })
         }
     }
     fn page_target_problem(&self, node: NodeId) -> Option<String> {
         let n = self.topo.node(node).ok()?;
-        (!n.has_memory()).then(|| {
-            format!(
+        if !n.has_memory() {
+            return Some(format!(
                 "node {node} has no memory, so the pages cannot move there; use \
                  BalancePolicy::MoveThreads to bring the threads to the pages"
-            )
-        })
+            ));
+        }
+        self.memory_not_allowed(node)
+            .map(|why| format!("{why}; the pages cannot move there (move_pages would fail)"))
     }
 }
 
@@ -323,5 +351,73 @@ pub(super) fn move_thread(tid: libc::pid_t, cpus: &CpuSet) -> io::Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A sysfs tree with two nodes, both with CPUs and memory: `real`, a
+    /// node this process may use, and 1000, a node id no kernel's
+    /// `Mems_allowed` holds here.
+    fn tree(real: NodeId) -> std::path::PathBuf {
+        let root = std::env::temp_dir().join(format!(
+            "numakit-balancer-targets-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&root);
+        let w = |rel: &str, content: &str| {
+            let p = root.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        };
+        let r = real.get();
+        w("devices/system/cpu/online", "0-3\n");
+        w("devices/system/node/online", &format!("{r},1000\n"));
+        for (n, cpus, row) in [(r, "0-1", "10 20"), (1000, "2-3", "20 10")] {
+            w(
+                &format!("devices/system/node/node{n}/cpulist"),
+                &format!("{cpus}\n"),
+            );
+            w(
+                &format!("devices/system/node/node{n}/distance"),
+                &format!("{row}\n"),
+            );
+            w(
+                &format!("devices/system/node/node{n}/meminfo"),
+                &format!("Node {n} MemTotal: 4096 kB\nNode {n} MemFree: 2048 kB\n"),
+            );
+        }
+        root
+    }
+
+    #[test]
+    fn targets_outside_the_memory_nodes_are_refused_with_the_reason() {
+        let real = Topology::current().unwrap().mems_allowed().unwrap()[0];
+        let root = tree(real);
+        let topo = Topology::from_sysfs(&root).unwrap();
+        let allowed: CpuSet = "0-3".parse().unwrap();
+        let m = Machine {
+            topo: &topo,
+            allowed: &allowed,
+        };
+        let outside = NodeId::new(1000);
+        for why in [
+            m.page_target_problem(outside)
+                .expect("pages cannot move to node 1000"),
+            m.thread_target_problem(outside)
+                .expect("threads are not moved to node 1000"),
+        ] {
+            assert!(
+                why.contains("node 1000") && why.contains("Mems_allowed"),
+                "{why}"
+            );
+        }
+        assert_eq!(m.page_target_problem(real), None);
+        assert_eq!(m.thread_target_problem(real), None);
+        let _ = fs::remove_dir_all(root);
     }
 }
