@@ -1,15 +1,22 @@
 //! `structs/hash_table.h`: a concurrent byte-key → `void*` table on a
-//! node, on numakit's [`ConcurrentHashMap`].
+//! node, on numakit's [`ConcurrentHashMap`]. The copies of the keys are on
+//! the table's node too (a [`NodeHeap`] of the table), so a lookup reads
+//! no memory of another node.
 
-use crate::error::{ffi, node_arg, CError, NKIT_ERR_NOT_FOUND};
+use crate::error::{ffi, node_arg, CError};
+use crate::keys::{key_bytes, not_found, prefixed, NodeKey};
 use nk::collections::ConcurrentHashMap;
+use nk::mem::NodeHeap;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 
 /// `nkit_hash_t`. Values are kept as addresses (`usize`): the table
-/// stores and hands back the pointer value only.
+/// stores and hands back the pointer value only. Fields drop in order:
+/// the map (and the keys in it) before the heap the keys live in.
 pub struct NkitHash {
-    map: ConcurrentHashMap<Box<[u8]>, usize>,
+    map: ConcurrentHashMap<NodeKey, usize>,
+    /// The table's own heap on its node, where keys are copied.
+    keys: Box<NodeHeap>,
 }
 
 /// # Safety
@@ -18,38 +25,6 @@ unsafe fn hash_ref<'a>(ht: *const NkitHash, function: &str) -> Result<&'a NkitHa
     // SAFETY: a non-null handle came from `nkit_hash_create` and is not
     // destroyed (the C precondition); the map is Sync.
     unsafe { ht.as_ref() }.ok_or_else(|| CError::null("table", function))
-}
-
-/// The key bytes; `key` may be `NULL` only when `key_len` is 0.
-///
-/// # Safety
-/// A non-null `key` is valid for reading `key_len` bytes.
-unsafe fn key_bytes<'a>(
-    key: *const c_void,
-    key_len: usize,
-    function: &str,
-) -> Result<&'a [u8], CError> {
-    if key_len == 0 {
-        return Ok(&[]);
-    }
-    if key.is_null() {
-        return Err(CError::null("key", function));
-    }
-    if key_len > isize::MAX as usize {
-        return Err(CError::new(
-            crate::error::NKIT_ERR_INVALID_ARGUMENT,
-            format!("{function}: key_len {key_len} is larger than any object"),
-        ));
-    }
-    // SAFETY: non-null, `key_len` ≤ isize::MAX, readable per the contract.
-    Ok(unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) })
-}
-
-fn not_found(function: &str, key: &[u8]) -> CError {
-    CError::new(
-        NKIT_ERR_NOT_FOUND,
-        format!("{function}: no entry for the {}-byte key", key.len()),
-    )
 }
 
 /// A table on `node_id` with room for about `capacity` entries reserved
@@ -65,7 +40,8 @@ pub unsafe extern "C" fn nkit_hash_create(node_id: c_int, capacity: usize) -> *m
         let map = ConcurrentHashMap::builder(node)
             .capacity(capacity)
             .build()?;
-        Ok(Box::into_raw(Box::new(NkitHash { map })))
+        let keys = Box::new(NodeHeap::new(node).map_err(|e| prefixed("nkit_hash_create", e))?);
+        Ok(Box::into_raw(Box::new(NkitHash { map, keys })))
     })
 }
 
@@ -102,9 +78,12 @@ pub unsafe extern "C" fn nkit_hash_put(
         // SAFETY: forwarded contract.
         let h = unsafe { hash_ref(ht, "nkit_hash_put") }?;
         // SAFETY: forwarded contract.
-        let k = unsafe { key_bytes(key, key_len, "nkit_hash_put") }?;
+        let k = unsafe { key_bytes(key, key_len, "nkit_hash_put", None) }?;
         h.map
-            .try_insert(k.into(), value as usize)
+            .try_insert(
+                NodeKey::new(&h.keys, k).map_err(|e| prefixed("nkit_hash_put", e))?,
+                value as usize,
+            )
             .map_err(nk::Error::from)?;
         Ok(0)
     })
@@ -125,7 +104,7 @@ pub unsafe extern "C" fn nkit_hash_get(
         // SAFETY: forwarded contract.
         let h = unsafe { hash_ref(ht, "nkit_hash_get") }?;
         // SAFETY: forwarded contract.
-        let k = unsafe { key_bytes(key, key_len, "nkit_hash_get") }?;
+        let k = unsafe { key_bytes(key, key_len, "nkit_hash_get", None) }?;
         match h.map.get_cloned(k) {
             Some(v) => Ok(v as *mut c_void),
             None => Err(not_found("nkit_hash_get", k)),
@@ -147,7 +126,7 @@ pub unsafe extern "C" fn nkit_hash_remove(
         // SAFETY: forwarded contract.
         let h = unsafe { hash_ref(ht, "nkit_hash_remove") }?;
         // SAFETY: forwarded contract.
-        let k = unsafe { key_bytes(key, key_len, "nkit_hash_remove") }?;
+        let k = unsafe { key_bytes(key, key_len, "nkit_hash_remove", None) }?;
         match h.map.remove(k) {
             Some(_) => Ok(0),
             None => Err(not_found("nkit_hash_remove", k)),
@@ -166,4 +145,64 @@ pub unsafe extern "C" fn nkit_hash_count(ht: *const NkitHash) -> usize {
         // SAFETY: forwarded contract.
         Ok(unsafe { hash_ref(ht, "nkit_hash_count") }?.map.len())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every byte a table keeps is on its node, whichever thread made it
+    /// and put the keys: the map's pages, the small key copies (its key
+    /// heap) and a key large enough for a mapping of its own.
+    #[test]
+    fn tables_keep_their_keys_on_their_node() {
+        let topo = nk::Topology::current().unwrap();
+        let long = vec![7u8; 300 << 10];
+        for node in topo.mems_allowed().unwrap() {
+            // SAFETY: no pointer arguments.
+            let ht = unsafe { nkit_hash_create(node.get() as c_int, 0) };
+            assert!(!ht.is_null());
+            let put = |k: &[u8]| {
+                // SAFETY: a live handle and a key of `k.len()` bytes.
+                let rc = unsafe { nkit_hash_put(ht, k.as_ptr().cast(), k.len(), ptr::null_mut()) };
+                assert_eq!(rc, 0);
+            };
+            for i in 0u32..2000 {
+                let k: Vec<u8> = i
+                    .to_le_bytes()
+                    .iter()
+                    .cycle()
+                    .take(4 + (i % 61) as usize)
+                    .copied()
+                    .collect();
+                put(&k);
+            }
+            put(&[]);
+            put(&long);
+            // SAFETY: a live handle.
+            let h = unsafe { &*ht };
+            assert_eq!(h.map.len(), 2002);
+            assert!(h.map.verify().unwrap().is_all_on(node));
+            assert!(h.keys.verify().unwrap().is_all_on(node));
+            let mut keys = 0;
+            for e in h.map.iter() {
+                let b = e.key().as_bytes();
+                if !b.is_empty() {
+                    let placed = nk::mem::locate(b.as_ptr(), b.len()).unwrap();
+                    assert!(placed.is_all_on(node), "a {}-byte key: {placed}", b.len());
+                }
+                keys += 1;
+            }
+            assert_eq!(keys, 2002);
+            // Lookups by the bytes find the copies, the empty key included.
+            // SAFETY: a live handle; keys of the lengths given.
+            unsafe {
+                assert_eq!(nkit_hash_get(ht, ptr::null(), 0), ptr::null_mut());
+                assert_eq!(nkit_hash_remove(ht, long.as_ptr().cast(), long.len()), 0);
+                assert_eq!(nkit_hash_remove(ht, ptr::null(), 0), 0);
+                assert_eq!(nkit_hash_count(ht), 2000);
+                nkit_hash_destroy(ht);
+            }
+        }
+    }
 }

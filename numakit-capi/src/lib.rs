@@ -23,6 +23,7 @@ pub mod deque;
 pub mod error;
 pub mod ext;
 pub mod hash;
+mod keys;
 pub mod memory;
 pub mod messaging;
 pub mod pool;

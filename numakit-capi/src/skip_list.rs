@@ -13,86 +13,12 @@
 //! the caller's key pointer, numakit copies the key: the caller may free
 //! or reuse its buffer after the call.
 
-use crate::error::{ffi, CError, NKIT_ERR_INVALID_ARGUMENT, NKIT_ERR_NOT_FOUND};
+use crate::error::{ffi, CError};
+use crate::keys::{key_bytes, not_found, prefixed, NodeKey};
 use nk::collections::SkipMap;
-use nk::mem::{MemError, NodeHeap};
-use std::alloc::Layout;
-use std::borrow::Borrow;
-use std::cmp::Ordering;
+use nk::mem::NodeHeap;
 use std::ffi::{c_int, c_void};
-use std::ptr::{self, NonNull};
-
-/// A copy of a key's bytes in a shard's key heap.
-struct NodeKey {
-    bytes: NonNull<u8>,
-    len: usize,
-    /// The shard's key heap, which outlives every key (see [`Shard`]).
-    heap: NonNull<NodeHeap>,
-}
-
-// SAFETY: a key owns its bytes (immutable after the copy) and frees them
-// into a NodeHeap, which is Send + Sync; the heap outlives the key.
-unsafe impl Send for NodeKey {}
-// SAFETY: shared keys are only read.
-unsafe impl Sync for NodeKey {}
-
-impl NodeKey {
-    /// Copy `bytes` (not empty) into `heap`.
-    fn new(heap: &NodeHeap, bytes: &[u8]) -> Result<Self, MemError> {
-        debug_assert!(!bytes.is_empty());
-        let layout = Layout::for_value(bytes);
-        let p = heap.try_alloc_layout(layout)?;
-        // SAFETY: `p` is fresh, `bytes.len()` bytes long; the source is a
-        // slice of the same length.
-        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr(), bytes.len()) };
-        Ok(NodeKey {
-            bytes: p,
-            len: bytes.len(),
-            heap: NonNull::from(heap),
-        })
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        // SAFETY: `len` bytes copied in `new`, alive until `drop`.
-        unsafe { std::slice::from_raw_parts(self.bytes.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for NodeKey {
-    fn drop(&mut self) {
-        // SAFETY: the heap outlives every key (field order of `Shard`);
-        // the block came from it with this layout and is not used again.
-        unsafe {
-            self.heap
-                .as_ref()
-                .dealloc(self.bytes, Layout::for_value(self.as_bytes()))
-        };
-    }
-}
-
-impl Borrow<[u8]> for NodeKey {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-// Ordered as the bytes are, so that lookups by `&[u8]` agree (`Borrow`).
-impl PartialEq for NodeKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-impl Eq for NodeKey {}
-impl PartialOrd for NodeKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for NodeKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.as_bytes().cmp(other.as_bytes())
-    }
-}
+use std::ptr;
 
 /// One node's part of the list. Fields drop in order: the map (and the
 /// keys in it) before the heap the keys live in.
@@ -127,40 +53,8 @@ unsafe fn skip_ref<'a>(sl: *const NkitSkip, function: &str) -> Result<&'a NkitSk
     unsafe { sl.as_ref() }.ok_or_else(|| CError::null("skip list", function))
 }
 
-/// The key bytes: not `NULL`, not empty (the C library refuses both).
-///
-/// # Safety
-/// A non-null `key` is valid for reading `key_len` bytes.
-unsafe fn key_bytes<'a>(
-    key: *const c_void,
-    key_len: usize,
-    function: &str,
-) -> Result<&'a [u8], CError> {
-    if key.is_null() {
-        return Err(CError::null("key", function));
-    }
-    if key_len == 0 {
-        return Err(CError::new(
-            NKIT_ERR_INVALID_ARGUMENT,
-            format!("{function}: key_len is 0; a skip list key has at least one byte"),
-        ));
-    }
-    if key_len > isize::MAX as usize {
-        return Err(CError::new(
-            NKIT_ERR_INVALID_ARGUMENT,
-            format!("{function}: key_len {key_len} is larger than any object"),
-        ));
-    }
-    // SAFETY: non-null, `key_len` ≤ isize::MAX, readable per the contract.
-    Ok(unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) })
-}
-
-fn not_found(function: &str, key: &[u8]) -> CError {
-    CError::new(
-        NKIT_ERR_NOT_FOUND,
-        format!("{function}: no entry for the {}-byte key", key.len()),
-    )
-}
+/// Why an empty key is refused (the C library refuses it too).
+const SKIP_EMPTY: &str = "a skip list key has at least one byte";
 
 /// A list with one shard per node the process may allocate on, towers of
 /// at most `max_level` levels (1 to `nk::collections::skip_map::MAX_HEIGHT`,
@@ -190,12 +84,6 @@ pub extern "C" fn nkit_skip_create(max_level: u32) -> *mut NkitSkip {
         }
         Ok(Box::into_raw(Box::new(NkitSkip { shards })))
     })
-}
-
-/// The memory layer's error with the C function's name in front.
-fn prefixed(function: &str, e: MemError) -> CError {
-    let e = CError::from(e);
-    CError::new(e.code, format!("{function}: {}", e.message))
 }
 
 /// Free the list. `NULL` is accepted and does nothing.
@@ -232,7 +120,7 @@ pub unsafe extern "C" fn nkit_skip_put(
         // SAFETY: forwarded contract.
         let s = unsafe { skip_ref(sl, "nkit_skip_put") }?;
         // SAFETY: forwarded contract.
-        let k = unsafe { key_bytes(key, key_len, "nkit_skip_put") }?;
+        let k = unsafe { key_bytes(key, key_len, "nkit_skip_put", Some(SKIP_EMPTY)) }?;
         let shard = s.shard(k);
         let owned = NodeKey::new(&shard.keys, k).map_err(|e| prefixed("nkit_skip_put", e))?;
         shard
@@ -258,7 +146,7 @@ pub unsafe extern "C" fn nkit_skip_get(
         // SAFETY: forwarded contract.
         let s = unsafe { skip_ref(sl, "nkit_skip_get") }?;
         // SAFETY: forwarded contract.
-        let k = unsafe { key_bytes(key, key_len, "nkit_skip_get") }?;
+        let k = unsafe { key_bytes(key, key_len, "nkit_skip_get", Some(SKIP_EMPTY)) }?;
         match s.shard(k).map.get_cloned(k) {
             Some(v) => Ok(v as *mut c_void),
             None => Err(not_found("nkit_skip_get", k)),
@@ -281,7 +169,7 @@ pub unsafe extern "C" fn nkit_skip_remove(
         // SAFETY: forwarded contract.
         let s = unsafe { skip_ref(sl, "nkit_skip_remove") }?;
         // SAFETY: forwarded contract.
-        let k = unsafe { key_bytes(key, key_len, "nkit_skip_remove") }?;
+        let k = unsafe { key_bytes(key, key_len, "nkit_skip_remove", Some(SKIP_EMPTY)) }?;
         match s.shard(k).map.remove(k) {
             Some(_) => Ok(0),
             None => Err(not_found("nkit_skip_remove", k)),
