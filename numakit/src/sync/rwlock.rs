@@ -78,6 +78,17 @@ const UPGRADABLE_WAITING: u32 = 1 << 27;
 const UPGRADABLE: u32 = 1 << 28;
 const UPGRADING: u32 = 1 << 29;
 const READERS_WAITING: u32 = 1 << 30;
+
+/// The panic of a shared lock asked for at [`MAX_READERS`].
+#[cold]
+#[inline(never)]
+fn reader_limit() -> ! {
+    panic!(
+        "numakit RwLock: {MAX_READERS} read locks are held at once, the most one lock \
+         counts; read guards leaked with mem::forget (or raw shared locks never unlocked) \
+         are never released, so drop the guards instead"
+    )
+}
 const WRITERS_WAITING: u32 = 1 << 31;
 /// The bits that end with the upgradable read.
 const UPGRADE_BITS: u32 = UPGRADABLE | UPGRADABLE_WAITING | UPGRADING;
@@ -186,7 +197,7 @@ impl RawRwLock {
 
     /// Take a shared lock if no writer holds the lock, even while writers
     /// wait; `true` whenever the calling thread already holds a shared lock
-    /// (short of the 2³⁰ − 2 reader limit).
+    /// (short of the 2²⁷ − 2 reader limit).
     #[inline]
     pub fn try_read_recursive(&self) -> bool {
         self.try_read_if(is_recursive_read_lockable, READ_LOCKED)
@@ -625,12 +636,12 @@ impl RawRwLock {
                     }
                 }
             }
-            // At the reader limit (2³⁰ − 2 readers): wait like any reader;
-            // a reader leaving wakes nobody, so poll instead of sleeping.
+            // At the reader limit: only guards that were never released
+            // (leaked with `mem::forget`) get a program here, and they
+            // never leave, so waiting would hang; say so instead, as std's
+            // and parking_lot's locks do.
             if s & MASK == MAX_READERS {
-                spin_loop();
-                s = self.state.load(Relaxed);
-                continue;
+                reader_limit();
             }
             let bit = if add & UPGRADABLE != 0 && only_upgradable_blocks(s) {
                 UPGRADABLE_WAITING
@@ -956,6 +967,14 @@ unsafe impl lock_api::RawRwLockUpgradeDowngrade for RawRwLock {
 ///
 /// [`read`]: RwLock::read
 /// [`read_recursive`]: RwLock::read_recursive
+///
+/// # Panics
+/// The shared locks ([`read`], [`read_recursive`], `upgradable_read`,
+/// and the raw lock's) panic when 2²⁷ − 2 read locks are already held,
+/// the most one lock counts: only guards leaked with `mem::forget` get a
+/// program there, and as they are never released, waiting would hang
+/// (std's and parking_lot's locks panic there too). The `try_` forms
+/// return `false`/`None` instead.
 ///
 /// # Examples
 /// ```
@@ -1742,5 +1761,40 @@ impl<T: ?Sized> Drop for MappedRwLockWriteGuard<'_, T> {
 impl<T: ?Sized + fmt::Debug> fmt::Debug for MappedRwLockWriteGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// At the reader limit (what 2²⁷ − 2 leaked guards leave), every
+    /// waiting shared lock panics naming the cause instead of spinning
+    /// forever, the `try_` forms say no, and the lock stays usable.
+    #[test]
+    fn the_reader_limit_is_a_panic_not_a_hang() {
+        let lock = RawRwLock::new();
+        lock.state.store(MAX_READERS, Relaxed);
+        let waits: [(&str, &dyn Fn()); 3] = [
+            ("read", &|| lock.read()),
+            ("read_recursive", &|| lock.read_recursive()),
+            ("upgradable_read", &|| lock.upgradable_read()),
+        ];
+        for (name, take) in waits {
+            let e = catch_unwind(AssertUnwindSafe(take)).expect_err(name);
+            let msg = e.downcast_ref::<String>().expect("a formatted message");
+            assert!(
+                msg.contains("mem::forget") && msg.contains(&MAX_READERS.to_string()),
+                "{name}: {msg}"
+            );
+        }
+        assert!(!lock.try_read() && !lock.try_read_recursive() && !lock.try_upgradable_read());
+        assert!(!lock.try_read_for(Duration::from_millis(1)));
+        assert_eq!(lock.state.load(Relaxed), MAX_READERS);
+        // One fewer: a reader gets in again.
+        lock.state.store(MAX_READERS - 1, Relaxed);
+        lock.read();
+        assert_eq!(lock.state.load(Relaxed) & MASK, MAX_READERS);
     }
 }
