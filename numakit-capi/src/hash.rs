@@ -1,7 +1,7 @@
 //! `structs/hash_table.h`: a concurrent byte-key → `void*` table on a
 //! node, on numakit's [`ConcurrentHashMap`]. The copies of the keys are on
-//! the table's node too (a [`NodeHeap`] of the table), so a lookup reads
-//! no memory of another node.
+//! the table's node too (the node's shared [`NodeHeap`]), so a lookup
+//! reads no memory of another node.
 
 use crate::error::{ffi, node_arg, CError};
 use crate::keys::{key_bytes, not_found, prefixed, NodeKey};
@@ -11,12 +11,13 @@ use std::ffi::{c_int, c_void};
 use std::ptr;
 
 /// `nkit_hash_t`. Values are kept as addresses (`usize`): the table
-/// stores and hands back the pointer value only. Fields drop in order:
-/// the map (and the keys in it) before the heap the keys live in.
+/// stores and hands back the pointer value only.
 pub struct NkitHash {
     map: ConcurrentHashMap<NodeKey, usize>,
-    /// The table's own heap on its node, where keys are copied.
-    keys: Box<NodeHeap>,
+    /// The process-wide heap of the table's node ([`NodeHeap::of`]), where
+    /// keys are copied: tables share it, so a small table costs no heap
+    /// of its own, and it lives as long as the process.
+    keys: &'static NodeHeap,
 }
 
 /// # Safety
@@ -40,7 +41,7 @@ pub unsafe extern "C" fn nkit_hash_create(node_id: c_int, capacity: usize) -> *m
         let map = ConcurrentHashMap::builder(node)
             .capacity(capacity)
             .build()?;
-        let keys = Box::new(NodeHeap::new(node).map_err(|e| prefixed("nkit_hash_create", e))?);
+        let keys = NodeHeap::of(node).map_err(|e| prefixed("nkit_hash_create", e))?;
         Ok(Box::into_raw(Box::new(NkitHash { map, keys })))
     })
 }
@@ -81,7 +82,7 @@ pub unsafe extern "C" fn nkit_hash_put(
         let k = unsafe { key_bytes(key, key_len, "nkit_hash_put", None) }?;
         h.map
             .try_insert(
-                NodeKey::new(&h.keys, k).map_err(|e| prefixed("nkit_hash_put", e))?,
+                NodeKey::new(h.keys, k).map_err(|e| prefixed("nkit_hash_put", e))?,
                 value as usize,
             )
             .map_err(nk::Error::from)?;
