@@ -971,10 +971,12 @@ unsafe impl lock_api::RawRwLockUpgradeDowngrade for RawRwLock {
 /// # Panics
 /// The shared locks ([`read`], [`read_recursive`], `upgradable_read`,
 /// and the raw lock's) panic when 2²⁷ − 2 read locks are already held,
-/// the most one lock counts: only guards leaked with `mem::forget` get a
-/// program there, and as they are never released, waiting would hang
-/// (std's and parking_lot's locks panic there too). The `try_` forms
-/// return `false`/`None` instead.
+/// the most one lock counts, instead of waiting: in practice only guards
+/// leaked with `mem::forget` get a program there, and as they are never
+/// released, waiting would hang (std's and parking_lot's locks panic
+/// there too). The `try_` forms return `false`/`None` instead, and the
+/// timed ones do at their deadline; a timeout that overflows [`Instant`]
+/// waits like the untimed form, so it panics too.
 ///
 /// # Examples
 /// ```
@@ -1776,10 +1778,14 @@ mod tests {
     fn the_reader_limit_is_a_panic_not_a_hang() {
         let lock = RawRwLock::new();
         lock.state.store(MAX_READERS, Relaxed);
-        let waits: [(&str, &dyn Fn()); 3] = [
+        let waits: [(&str, &dyn Fn()); 4] = [
             ("read", &|| lock.read()),
             ("read_recursive", &|| lock.read_recursive()),
             ("upgradable_read", &|| lock.upgradable_read()),
+            // A timeout past `Instant`'s range waits like `read`.
+            ("try_read_for(MAX)", &|| {
+                lock.try_read_for(Duration::MAX);
+            }),
         ];
         for (name, take) in waits {
             let e = catch_unwind(AssertUnwindSafe(take)).expect_err(name);
