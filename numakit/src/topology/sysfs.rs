@@ -347,6 +347,31 @@ fn node_path(node: NodeId) -> PathBuf {
     PathBuf::from(format!("/sys/devices/system/node/node{}", node.get()))
 }
 
+/// A fake sysfs tree for unit tests, in a fresh directory named by a tag,
+/// the process and the thread.
+#[cfg(test)]
+pub(crate) struct FakeTree(pub(crate) PathBuf);
+
+#[cfg(test)]
+impl FakeTree {
+    pub(crate) fn new(tag: &str) -> Self {
+        let root = std::env::temp_dir().join(format!(
+            "numakit-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&root);
+        FakeTree(root)
+    }
+
+    /// Write `content` to `rel` under the root, making its directories.
+    pub(crate) fn write(&self, rel: &str, content: &str) {
+        let p = self.0.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,17 +379,8 @@ mod tests {
 
     /// A fake sysfs tree with nodes 0 and 2 only (sparse ids), node 2 CPU-less.
     fn fake_sysfs() -> PathBuf {
-        let root = std::env::temp_dir().join(format!(
-            "numakit-fake-sysfs-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&root);
-        let w = |rel: &str, content: &str| {
-            let p = root.join(rel);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(p, content).unwrap();
-        };
+        let tree = FakeTree::new("fake-sysfs");
+        let w = |rel: &str, content: &str| tree.write(rel, content);
         w("devices/system/cpu/online", "0-3\n");
         w("devices/system/node/online", "0,2\n");
         w("devices/system/node/node0/cpulist", "0-3\n");
@@ -389,7 +405,7 @@ mod tests {
                 &format!("{free}\n"),
             );
         }
-        root
+        tree.0
     }
 
     #[test]

@@ -158,8 +158,8 @@ impl Machine<'_> {
     /// it is inside, or the allowed list cannot be read (the kernel then
     /// has the last word).
     fn memory_not_allowed(&self, node: NodeId) -> Option<String> {
-        match super::super::pin::check_memory(self.topo, node) {
-            Err(super::super::SchedError::MemoryNotAllowed {
+        match crate::sched::pin::check_memory(self.topo, node) {
+            Err(crate::sched::SchedError::MemoryNotAllowed {
                 mems_allowed,
                 restriction,
                 ..
@@ -363,17 +363,8 @@ mod tests {
     /// node this process may use, and 1000, a node id no kernel's
     /// `Mems_allowed` holds here.
     fn tree(real: NodeId) -> std::path::PathBuf {
-        let root = std::env::temp_dir().join(format!(
-            "numakit-balancer-targets-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&root);
-        let w = |rel: &str, content: &str| {
-            let p = root.join(rel);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(p, content).unwrap();
-        };
+        let tree = crate::topology::sysfs::FakeTree::new("balancer-targets");
+        let w = |rel: &str, content: &str| tree.write(rel, content);
         let r = real.get();
         w("devices/system/cpu/online", "0-3\n");
         w("devices/system/node/online", &format!("{r},1000\n"));
@@ -391,7 +382,7 @@ mod tests {
                 &format!("Node {n} MemTotal: 4096 kB\nNode {n} MemFree: 2048 kB\n"),
             );
         }
-        root
+        tree.0
     }
 
     #[test]
