@@ -154,13 +154,22 @@ pub(crate) struct ThreadSlots {
     victim: Cell<u8>,
     /// The node-local allocator's view of the thread (see `node_local`).
     pub(crate) here: Here,
-    /// The thread's cache of the node-local heap of `home_node`, which its
-    /// allocations go to while `here.left` lasts and no detour is in
-    /// force: the fast path needs no heap look-up. Null when unknown;
-    /// cleared before the cache is detached and when the thread moves.
+    /// The thread's cache of the node-local heap of node `home_tag - 1`,
+    /// which its allocations go to while `here.left` lasts: the fast path
+    /// needs no heap look-up. Set only while no detour is in force and the
+    /// thread runs on that node (the cache is `local`); null otherwise,
+    /// cleared before the cache is detached, when the thread moves, when a
+    /// detour starts and when the cache stops being local.
     home: Cell<*mut Cache>,
-    home_node: Cell<u32>,
+    /// The registry tag (node + 1) of the home cache's node, [`NO_HOME`]
+    /// exactly when `home` is null: a free compares the block's registry
+    /// tag with it, and one compare says both "ours" and "home".
+    home_tag: Cell<u32>,
 }
+
+/// `ThreadSlots::home_tag` without a home cache: no registry tag (a
+/// `u16`) equals it.
+const NO_HOME: u32 = u32::MAX;
 
 /// Where the calling thread runs, as the node-local allocator last read
 /// it (kept beside the caches so that its fast path reads one
@@ -190,16 +199,16 @@ impl ThreadSlots {
                 detour_left: Cell::new(0),
             },
             home: Cell::new(ptr::null_mut()),
-            home_node: Cell::new(u32::MAX),
+            home_tag: Cell::new(NO_HOME),
         }
     }
 
     /// The home cache, if the thread's allocation may take the fast path
-    /// (its node is not due to be read again and no detour is in force).
+    /// (there is one, and the thread's node is not due to be read again).
     #[inline(always)]
     pub(crate) fn home_for_alloc(&self) -> Option<&Cache> {
         let cache = self.home.get();
-        if self.here.left.get() == 0 || self.here.detour_left.get() != 0 || cache.is_null() {
+        if self.here.left.get() == 0 || cache.is_null() {
             return None;
         }
         // SAFETY: a non-null home is one of this thread's attached caches
@@ -209,34 +218,57 @@ impl ThreadSlots {
         Some(unsafe { &*cache })
     }
 
-    /// The home cache, if it is the cache of `node`'s node-local heap.
+    /// The home cache, if it is the cache of the node-local heap whose
+    /// registry tag is `tag` (node + 1; 0, "not a segment", never is).
     #[inline(always)]
-    pub(crate) fn home_of(&self, node: u32) -> Option<&Cache> {
-        let cache = self.home.get();
-        if cache.is_null() || self.home_node.get() != node {
+    pub(crate) fn home_tagged(&self, tag: u32) -> Option<&Cache> {
+        if self.home_tag.get() != tag {
             return None;
         }
-        // SAFETY: as in `home_for_alloc`.
-        Some(unsafe { &*cache })
+        // SAFETY: `home_tag` is not NO_HOME (no `u16` tag equals it), so
+        // `home` is not null; then as in `home_for_alloc`.
+        Some(unsafe { &*self.home.get() })
     }
 
     /// Forget the home cache.
     #[inline]
     pub(crate) fn clear_home(&self) {
         self.home.set(ptr::null_mut());
-        self.home_node.set(u32::MAX);
+        self.home_tag.set(NO_HOME);
     }
 
     /// Make the thread's cache of heap `uid` (the node-local heap of
-    /// `node`) the home cache, if it is in the first slot (where an
-    /// allocation from that heap just left it); else forget the home.
+    /// `node`, the node the thread was last read to run on) the home
+    /// cache, if it is in the first slot (where an allocation from that
+    /// heap just left it) and no detour is in force; else forget the home.
+    /// The cache is marked local: the thread runs on its heap's node.
     #[inline]
     pub(crate) fn set_home(&self, uid: u64, node: u32) {
-        if self.uid[0].get() == uid && self.state.get() == LIVE {
-            self.home.set(self.cache[0].get());
-            self.home_node.set(node);
-        } else {
+        let cache = self.cache[0].get();
+        let tag = node.checked_add(1).filter(|&t| t != NO_HOME);
+        match (tag, NonNull::new(cache)) {
+            (Some(tag), Some(c))
+                if self.uid[0].get() == uid
+                    && self.state.get() == LIVE
+                    && self.here.detour_left.get() == 0 =>
+            {
+                // SAFETY: a non-null slot is this thread's attached cache,
+                // whose owner-only cells only this thread touches.
+                unsafe { c.as_ref() }.local.set(true);
+                self.home.set(cache);
+                self.home_tag.set(tag);
+            }
+            _ => self.clear_home(),
+        }
+    }
+
+    /// The home cache `cache` was found away from its node: forget it, and
+    /// have the next allocation read the thread's node again.
+    #[inline]
+    pub(crate) fn home_not_local(&self, cache: &Cache) {
+        if ptr::eq(self.home.get(), cache) {
             self.clear_home();
+            self.here.left.set(0);
         }
     }
 }
@@ -334,9 +366,25 @@ pub(crate) fn attach(uid: u64, acquire: impl FnOnce() -> *mut Cache) -> *mut Cac
 pub(crate) fn home_is_held() -> bool {
     THREAD.with(|t| {
         let home = t.home.get();
+        // The fast free's one compare relies on these.
+        assert_eq!(home.is_null(), t.home_tag.get() == NO_HOME);
+        // SAFETY: as in `home_for_alloc`.
+        assert!(unsafe { home.as_ref() }.is_none_or(|c| c.local.get()));
         home.is_null()
             || (t.state.get() == LIVE
                 && (0..SLOTS).any(|i| t.uid[i].get() != 0 && t.cache[i].get() == home))
+    })
+}
+
+/// What a slow path does when it finds the home cache away from its node.
+#[cfg(test)]
+pub(crate) fn home_found_away() {
+    THREAD.with(|t| {
+        // SAFETY: as in `home_for_alloc`.
+        if let Some(home) = unsafe { t.home.get().as_ref() } {
+            home.local.set(false);
+            t.home_not_local(home);
+        }
     })
 }
 

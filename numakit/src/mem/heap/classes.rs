@@ -66,6 +66,15 @@ const SMALL_TABLE_MAX: usize = 1024;
 /// first class).
 static SMALL_TABLE: [u8; SMALL_TABLE_MAX / 16 + 1] = small_table();
 
+const _: () = {
+    let t = small_table();
+    let mut i = 0;
+    while i < t.len() {
+        assert!((t[i] as usize) < NUM_CLASSES);
+        i += 1;
+    }
+};
+
 const fn small_table() -> [u8; SMALL_TABLE_MAX / 16 + 1] {
     let mut out = [0u8; SMALL_TABLE_MAX / 16 + 1];
     let mut i = 1;
@@ -89,8 +98,14 @@ pub(crate) fn size_of_class(c: usize) -> usize {
 
 /// The alignment every block of class `c` has.
 #[inline(always)]
+#[cfg(test)]
 pub(crate) fn align_of_class(c: usize) -> usize {
-    let s = size_of_class(c);
+    align_of_size(size_of_class(c))
+}
+
+/// The alignment every block of a class of block size `s` has.
+#[inline(always)]
+fn align_of_size(s: usize) -> usize {
     (s & s.wrapping_neg()).min(CHUNK_ALIGN)
 }
 
@@ -114,10 +129,17 @@ fn class_of_size(size: usize) -> usize {
 pub(crate) fn class_for(size: usize, align: usize) -> Option<usize> {
     // Common case: up to 1 KiB, alignment up to 16 (every class is a
     // multiple of 16, so any class qualifies): one table load.
-    if size <= SMALL_TABLE_MAX && align <= 16 {
-        return Some(SMALL_TABLE[(size + 15) >> 4] as usize);
-    }
-    class_for_general(size, align)
+    let c = if size <= SMALL_TABLE_MAX && align <= 16 {
+        SMALL_TABLE[(size + 15) >> 4] as usize
+    } else {
+        class_for_general(size, align)?
+    };
+    // SAFETY: every table entry is below NUM_CLASSES (checked when
+    // compiling, above), and `class_for_general` only returns indices of
+    // SIZES. Said here so that callers indexing per-class arrays with the
+    // result need no bounds check (nor a panic path) on their fast paths.
+    unsafe { std::hint::assert_unchecked(c < NUM_CLASSES) };
+    Some(c)
 }
 
 #[inline]
@@ -128,11 +150,14 @@ fn class_for_general(size: usize, align: usize) -> Option<usize> {
     }
     let mut c = class_of_size(need);
     // Only alignments above 16 can need a larger class; the power-of-two
-    // classes (256, 512, …, 1 MiB) always qualify, so this ends.
-    while align_of_class(c) < align {
+    // classes (256, 512, …, 1 MiB) always qualify, so this ends inside
+    // the table (read with `get`: no panic path on the allocator's).
+    loop {
+        if align_of_size(*SIZES.get(c)? as usize) >= align {
+            return Some(c);
+        }
         c += 1;
     }
-    Some(c)
 }
 
 /// Bytes a class takes from its node at a time: 64 KiB up to 4 KiB

@@ -498,7 +498,8 @@ impl HeapCore {
     pub(crate) fn pop_home(c: usize) -> Option<NonNull<u8>> {
         cache::with_thread(|t| {
             let cache = t.home_for_alloc()?;
-            let cc = &cache.classes[c];
+            // A class past the table is the slow path's to refuse.
+            let cc = cache.classes.get(c)?;
             let head = NonNull::new(cc.head.get())?;
             t.here.left.set(t.here.left.get() - 1);
             // SAFETY: a free block on the owner's list.
@@ -512,28 +513,32 @@ impl HeapCore {
     }
 
     /// The node-local allocator's fast free: push `p` on the calling
-    /// thread's home cache if that is the cache of `node`'s heap, the
-    /// thread runs there and the class list has room; `false` (nothing
-    /// done) otherwise.
+    /// thread's home cache if that is the cache of the heap whose registry
+    /// tag is `tag` (see [`ThreadSlots::home_tagged`](cache::ThreadSlots::home_tagged):
+    /// the thread runs on that node) and the class list has room; `false`
+    /// (nothing done) otherwise.
     ///
     /// # Safety
-    /// `p` is a block of class `c` of the node-local heap of `node`, given
-    /// up by the caller.
+    /// When `tag` is the registry tag of a node-local heap, `p` is a block
+    /// of class `c` of that heap, given up by the caller.
     #[inline(always)]
-    pub(crate) unsafe fn push_home(node: u32, p: NonNull<u8>, c: usize) -> bool {
+    pub(crate) unsafe fn push_home(tag: u32, p: *mut u8, c: usize) -> bool {
         cache::with_thread(|t| {
-            let Some(cache) = t.home_of(node) else {
+            let Some(cache) = t.home_tagged(tag) else {
                 return false;
             };
-            let cc = &cache.classes[c];
+            let Some(cc) = cache.classes.get(c) else {
+                return false;
+            };
             let n = cc.count.get();
-            if !cache.local.get() || n >= cc.limit {
+            if n >= cc.limit {
                 return false;
             }
-            asan::poison(p.as_ptr(), classes::size_of_class(c));
-            // SAFETY: the block is the caller's to give back.
-            unsafe { set_next(p.as_ptr(), cc.head.get()) };
-            cc.head.set(p.as_ptr());
+            asan::poison(p, classes::size_of_class(c));
+            // SAFETY: the block is the caller's to give back (a home tag
+            // is a node-local heap's, so the caller's contract holds).
+            unsafe { set_next(p, cc.head.get()) };
+            cc.head.set(p);
             cc.count.set(n + 1);
             bump(&cc.frees);
             true
@@ -592,7 +597,12 @@ impl HeapCore {
     fn recheck_node(&self, cache: &Cache) {
         let left = cache.recheck.get();
         if left == 0 {
-            cache.local.set(self.on_home_node());
+            let local = self.on_home_node();
+            cache.local.set(local);
+            if !local {
+                // The node-local fast free relies on its home being local.
+                let _ = cache::with_thread(|t| t.home_not_local(cache));
+            }
             cache.recheck.set(RECHECK_EVERY);
         } else {
             cache.recheck.set(left - 1);

@@ -128,8 +128,14 @@ fn slot(grain: usize, create: bool) -> Option<&'static AtomicU16> {
 /// The node of a small block's heap, from the registry.
 #[inline(always)]
 fn registered_node(p: *mut u8) -> Option<u32> {
-    let tag = find_slot(p as usize >> GRAIN_SHIFT)?.load(Ordering::Acquire);
-    (tag != 0).then(|| u32::from(tag) - 1)
+    registered_tag(p).checked_sub(1)
+}
+
+/// The registry tag of the grain holding `p`: its segment's node + 1, or
+/// 0 when no segment of ours holds it (any address, null included).
+#[inline(always)]
+fn registered_tag(p: *mut u8) -> u32 {
+    find_slot(p as usize >> GRAIN_SHIFT).map_or(0, |s| u32::from(s.load(Ordering::Acquire)))
 }
 
 /// The node a mapping of ours is bound to, from its memory policy.
@@ -237,6 +243,8 @@ fn here() -> (u32, Option<u32>) {
 /// Send the calling thread's next allocations to `to` for a while.
 fn set_detour(to: u32) {
     let _ = cache::with_thread(|t| {
+        // The fast path serves the home node: off while the detour lasts.
+        t.clear_home();
         t.here.detour.set(to);
         t.here.detour_left.set(DETOUR_FOR);
     });
@@ -787,17 +795,15 @@ unsafe impl GlobalAlloc for NodeLocal {
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        let Some(p) = NonNull::new(p) else { return };
         if let Some(c) = classes::class_for(layout.size(), layout.align()) {
-            if let Some(node) = registered_node(p.as_ptr()) {
-                // SAFETY: the GlobalAlloc contract: `p` came from `alloc`
-                // with `layout`, so it is a block of class `c` of the heap
-                // of `node` (the registry says which).
-                if unsafe { HeapCore::push_home(node, p, c) } {
-                    return;
-                }
+            // SAFETY: the GlobalAlloc contract: `p` came from `alloc` with
+            // `layout`, so a small block of class `c`; when its grain has
+            // a node-local heap's tag, it is that heap's. (Null has tag 0.)
+            if unsafe { HeapCore::push_home(registered_tag(p), p, c) } {
+                return;
             }
         }
+        let Some(p) = NonNull::new(p) else { return };
         // SAFETY: forwarded contract.
         unsafe { self.dealloc_slow(p, layout) }
     }
@@ -1068,6 +1074,19 @@ mod tests {
                     "the home is a cache the thread let go of"
                 );
             };
+            cycle();
+            assert!(cache::has_home());
+            // A detour turns the fast path off until it ends.
+            set_detour(heap_node.get());
+            assert!(!cache::has_home());
+            let _ = cache::with_thread(|t| t.here.detour_left.set(0));
+            cycle();
+            assert!(cache::has_home());
+            // A home found away from its node is dropped, and the node is
+            // read again by the next allocation.
+            cache::home_found_away();
+            assert!(!cache::has_home());
+            assert_eq!(cache::with_thread(|t| t.here.left.get()), Some(0));
             cycle();
             assert!(cache::has_home());
             for round in 0..4 {
