@@ -15,7 +15,9 @@
 //! The `galloc` rows (`support/global.rs`) compare numakit's `NodeLocal`
 //! with the system allocator, mimalloc and jemalloc, each called as a
 //! `GlobalAlloc` value, on mixed-size, larson, xmalloc and alloc-and-touch
-//! workloads (`-- --quick galloc` runs only those), then the peak resident
+//! workloads (`-- --quick galloc` runs only those), the 256 KiB
+//! alloc-and-touch workload against its bound (the same writes into blocks
+//! allocated once, no allocation at all), then the peak resident
 //! memory of each workload with each allocator, run once more in a child
 //! process of its own (`VmHWM` less the child's resident memory at start).
 //!
@@ -881,11 +883,39 @@ fn global_alloc(
     report.run(c);
 }
 
+/// The 256 KiB alloc-and-touch row against its bound: the same writes
+/// into blocks allocated once (from `NodeLocal`, and from glibc), with no
+/// allocation at all.
+fn touch_bound(report: &mut Report) {
+    const SIZE: usize = 256 << 10;
+    let label = "alloc+touch 256 KiB";
+    let mut c = Comparison::new("galloc", label, 1, Unit::Throughput);
+    let ops = global_support::TOUCH_OPS as u64;
+    let [(nk_name, nk), (sys_name, sys), ..] = global_support::contenders();
+    let ours = c.entry(nk_name, move || {
+        custom(ops, move |n| global_support::touch(nk, n, SIZE))
+    });
+    let bounds = [(nk_name, nk), (sys_name, sys)].map(|(name, a)| {
+        c.entry(format!("writes only, {name} blocks"), move || {
+            custom(ops, move |n| global_support::touch_writes_only(a, n, SIZE))
+        })
+    });
+    for bound in bounds {
+        c.pair(
+            ours,
+            bound,
+            format!("NodeLocal {label} vs the writes alone"),
+        );
+    }
+    report.run(c);
+}
+
 fn global_allocs(report: &mut Report) {
     let workloads = global_support::workloads();
     for w in &workloads {
         global_alloc(report, w.label, w.threads, w.ops, w.run);
     }
+    touch_bound(report);
     // Peak resident memory: each workload with each allocator in a child
     // process of its own (VmHWM less the child's resident memory at start).
     let names: Vec<&str> = global_support::contenders()

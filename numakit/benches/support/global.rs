@@ -263,6 +263,34 @@ pub fn touch(a: Alloc, passes: u64, size: usize) -> Duration {
     t
 }
 
+/// The alloc-and-touch workload's writes alone: `TOUCH_LIVE` blocks of
+/// `size` bytes taken from `a` once (and written once, so resident), then
+/// written whole in turn as `touch` writes them, with no allocation: the
+/// bound no allocator can beat on that workload with `a`'s memory.
+/// Returns the time of `passes * TOUCH_OPS` writes.
+pub fn touch_writes_only(a: Alloc, passes: u64, size: usize) -> Duration {
+    let ring: Vec<Block> = (0..TOUCH_LIVE).map(|_| take(a, size)).collect();
+    for b in &ring {
+        // SAFETY: the block has `size` writable bytes.
+        unsafe { std::ptr::write_bytes(b.p as *mut u8, 1, size) };
+    }
+    let start = Instant::now();
+    for _ in 0..passes {
+        for i in 0..TOUCH_OPS {
+            let b = ring[i % TOUCH_LIVE];
+            // SAFETY: the block has `size` writable bytes.
+            unsafe { std::ptr::write_bytes(b.p as *mut u8, i as u8, size) };
+        }
+    }
+    let t = start.elapsed();
+    black_box(&ring);
+    for b in ring {
+        // SAFETY: each block came from `take(a, size)`, freed once.
+        unsafe { give(a, b) };
+    }
+    t
+}
+
 /// One workload of the `galloc` rows.
 pub struct Workload {
     /// The row's label.
