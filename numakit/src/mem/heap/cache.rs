@@ -230,18 +230,35 @@ impl ThreadSlots {
         Some(unsafe { &*self.home.get() })
     }
 
-    /// Forget the home cache.
+    /// Forget the home cache. The tag goes first: a free that interrupts
+    /// this (from a signal handler) never sees the tag with a null home.
     #[inline]
     pub(crate) fn clear_home(&self) {
-        self.home.set(ptr::null_mut());
         self.home_tag.set(NO_HOME);
+        self.home.set(ptr::null_mut());
+    }
+
+    /// The thread now runs on another node: see [`thread_moved`].
+    pub(crate) fn moved(&self) {
+        self.clear_home();
+        for i in 0..SLOTS {
+            // SAFETY: a non-null slot is this thread's attached cache, whose
+            // owner-only cells only this thread touches.
+            if let Some(cache) = unsafe { self.cache[i].get().as_ref() } {
+                cache.local.set(false);
+                cache.recheck.set(0);
+            }
+        }
     }
 
     /// Make the thread's cache of heap `uid` (the node-local heap of
     /// `node`, the node the thread was last read to run on) the home
     /// cache, if it is in the first slot (where an allocation from that
-    /// heap just left it) and no detour is in force; else forget the home.
-    /// The cache is marked local: the thread runs on its heap's node.
+    /// heap just left it), no detour is in force and the node reading is
+    /// not due (`here.left` is 0 also when a slow path just found the
+    /// thread away from its node: see [`home_not_local`](Self::home_not_local));
+    /// else forget the home. The cache is marked local: the thread runs on
+    /// its heap's node.
     #[inline]
     pub(crate) fn set_home(&self, uid: u64, node: u32) {
         let cache = self.cache[0].get();
@@ -250,7 +267,8 @@ impl ThreadSlots {
             (Some(tag), Some(c))
                 if self.uid[0].get() == uid
                     && self.state.get() == LIVE
-                    && self.here.detour_left.get() == 0 =>
+                    && self.here.detour_left.get() == 0
+                    && self.here.left.get() != 0 =>
             {
                 // SAFETY: a non-null slot is this thread's attached cache,
                 // whose owner-only cells only this thread touches.
@@ -458,16 +476,5 @@ unsafe extern "C" fn thread_exit(arg: *mut c_void) {
 /// treats the thread as remote (frees go back to their heap) until the
 /// cache's next slow path looks at the node again.
 pub(crate) fn thread_moved() {
-    let _ = THREAD.try_with(|t| {
-        t.clear_home();
-
-        for i in 0..SLOTS {
-            // SAFETY: a non-null slot is this thread's attached cache, whose
-            // owner-only cells only this thread touches.
-            if let Some(cache) = unsafe { t.cache[i].get().as_ref() } {
-                cache.local.set(false);
-                cache.recheck.set(0);
-            }
-        }
-    });
+    let _ = THREAD.try_with(ThreadSlots::moved);
 }

@@ -219,10 +219,11 @@ fn here() -> (u32, Option<u32>) {
             let old = h.node.get();
             let node = read_node(old);
             if node != old {
-                // A detour was for the old node's exhaustion, and the home
-                // cache is the old node's heap's.
+                // A detour was for the old node's exhaustion, the home
+                // cache is the old node's heap's, and the thread's caches
+                // are away from their nodes now (frees go back).
                 h.detour_left.set(0);
-                t.clear_home();
+                t.moved();
             }
             h.node.set(node);
             h.left.set(REFRESH_EVERY);
@@ -1112,6 +1113,106 @@ mod tests {
                 cycle();
                 assert!(cache::has_home());
             }
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A thread moved off its home node behind numakit's back (a raw
+    /// `sched_setaffinity`), whose refill finds it away from the node,
+    /// keeps no home and has its cache treated as remote after that
+    /// allocation, and its next node reading drops the old node's caches
+    /// from the fast path too.
+    #[test]
+    #[ignore = "vm-only: needs two nodes with CPUs and memory"]
+    fn a_thread_found_away_from_its_node_loses_its_home() {
+        let topo = crate::Topology::current().unwrap();
+        let nodes: Vec<_> = topo
+            .nodes()
+            .iter()
+            .filter(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
+            .map(|n| (n.id(), n.allowed_cpus().unwrap()))
+            .collect();
+        assert!(
+            nodes.len() >= 2,
+            "needs two nodes with CPUs and memory: {nodes:?}"
+        );
+        let a = nodes[0].0;
+        let b_cpu = nodes[1].1.iter().next().unwrap();
+        std::thread::spawn(move || {
+            let al = NodeLocal::strict();
+            let l = Layout::from_size_align(48, 8).unwrap();
+            let pin = crate::sched::pin_to_node(a).unwrap();
+            // SAFETY: non-zero layout, each block freed once with it.
+            unsafe {
+                for _ in 0..2 {
+                    let p = al.alloc(l);
+                    assert!(!p.is_null());
+                    al.dealloc(p, l);
+                }
+            }
+            assert!(cache::has_home());
+            std::mem::forget(pin);
+            // Moved to the other node without telling numakit.
+            let mut set = crate::CpuSet::new();
+            set.insert(b_cpu);
+            crate::sys::sched::sched_setaffinity(0, &set.to_mask()).unwrap();
+            assert_ne!(crate::sys::sched::getcpu().unwrap().1, a.get());
+            let core = published(a.get()).unwrap();
+            // SAFETY: this thread's attached cache of heap `a`, which it
+            // keeps while it runs.
+            let c = unsafe { &*cache::lookup(core.uid) };
+            c.recheck.set(0);
+            // A class not used yet: the allocation refills, and the refill
+            // looks at the node.
+            let big = Layout::from_size_align(3000, 8).unwrap();
+            // SAFETY: non-zero layout, freed once with it.
+            unsafe {
+                let q = al.alloc(big);
+                assert!(!q.is_null());
+                let (local, home) = (c.local.get(), cache::has_home());
+                al.dealloc(q, big);
+                assert!(
+                    !local && !home,
+                    "on another node: cache local = {local}, home kept = {home}"
+                );
+            }
+            // The next allocation reads the node: now the other one.
+            // SAFETY: as above.
+            unsafe {
+                let p = al.alloc(l);
+                assert!(!p.is_null());
+                al.dealloc(p, l);
+            }
+            assert!(!c.local.get(), "the old node's cache is local again");
+            assert_eq!(NodeLocal::current_node(), nodes[1].0);
+
+            // Back home, then moved again; this time the periodic node
+            // reading (due now) is what finds the move, with no refill.
+            let pin = crate::sched::pin_to_node(a).unwrap();
+            // SAFETY: as above.
+            unsafe {
+                for _ in 0..2 {
+                    let p = al.alloc(l);
+                    assert!(!p.is_null());
+                    al.dealloc(p, l);
+                }
+            }
+            assert!(cache::has_home() && c.local.get());
+            std::mem::forget(pin);
+            crate::sys::sched::sched_setaffinity(0, &set.to_mask()).unwrap();
+            let _ = cache::with_thread(|t| t.here.left.set(0));
+            // SAFETY: as above.
+            unsafe {
+                let p = al.alloc(l);
+                assert!(!p.is_null());
+                al.dealloc(p, l);
+            }
+            assert_eq!(NodeLocal::current_node(), nodes[1].0);
+            assert!(
+                !c.local.get(),
+                "a node reading that found the move left the old node's cache local"
+            );
         })
         .join()
         .unwrap();
