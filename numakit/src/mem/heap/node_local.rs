@@ -1142,15 +1142,19 @@ mod tests {
         std::thread::spawn(move || {
             let al = NodeLocal::strict();
             let l = Layout::from_size_align(48, 8).unwrap();
-            let pin = crate::sched::pin_to_node(a).unwrap();
-            // SAFETY: non-zero layout, each block freed once with it.
-            unsafe {
-                for _ in 0..2 {
-                    let p = al.alloc(l);
-                    assert!(!p.is_null());
-                    al.dealloc(p, l);
+            // `n` small alloc+free pairs.
+            let pairs = |n| {
+                for _ in 0..n {
+                    // SAFETY: non-zero layout, the block freed once with it.
+                    unsafe {
+                        let p = al.alloc(l);
+                        assert!(!p.is_null());
+                        al.dealloc(p, l);
+                    }
                 }
-            }
+            };
+            let pin = crate::sched::pin_to_node(a).unwrap();
+            pairs(2);
             assert!(cache::has_home());
             std::mem::forget(pin);
             // Moved to the other node without telling numakit.
@@ -1178,36 +1182,19 @@ mod tests {
                 );
             }
             // The next allocation reads the node: now the other one.
-            // SAFETY: as above.
-            unsafe {
-                let p = al.alloc(l);
-                assert!(!p.is_null());
-                al.dealloc(p, l);
-            }
+            pairs(1);
             assert!(!c.local.get(), "the old node's cache is local again");
             assert_eq!(NodeLocal::current_node(), nodes[1].0);
 
             // Back home, then moved again; this time the periodic node
             // reading (due now) is what finds the move, with no refill.
             let pin = crate::sched::pin_to_node(a).unwrap();
-            // SAFETY: as above.
-            unsafe {
-                for _ in 0..2 {
-                    let p = al.alloc(l);
-                    assert!(!p.is_null());
-                    al.dealloc(p, l);
-                }
-            }
+            pairs(2);
             assert!(cache::has_home() && c.local.get());
             std::mem::forget(pin);
             crate::sys::sched::sched_setaffinity(0, &set.to_mask()).unwrap();
             let _ = cache::with_thread(|t| t.here.left.set(0));
-            // SAFETY: as above.
-            unsafe {
-                let p = al.alloc(l);
-                assert!(!p.is_null());
-                al.dealloc(p, l);
-            }
+            pairs(1);
             assert_eq!(NodeLocal::current_node(), nodes[1].0);
             assert!(
                 !c.local.get(),
