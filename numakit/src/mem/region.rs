@@ -176,14 +176,16 @@ impl Region {
                 *m |= o;
             }
         }
+        before_bind(base, len);
         sys::mbind(
             base,
             len,
             mode,
             &mask,
-            // The mapping is fresh: no page exists yet, so there is nothing
-            // to move. (`MPOL_MF_MOVE` would still make the kernel drain
-            // every CPU's page lists, ~300 µs per call.)
+            // The mapping is fresh and closed (`PROT_NONE`, see
+            // `map_aligned`): no page exists yet, so there is nothing to
+            // move. (`MPOL_MF_MOVE` would still make the kernel drain every
+            // CPU's page lists, ~300 µs per call.)
             sys::MPOL_MF_STRICT,
         )
         .map_err(|e| {
@@ -197,6 +199,9 @@ impl Region {
             }
             os(call, e)
         })?;
+        // SAFETY: our fresh mapping, bound; opening it changes no contents.
+        unsafe { sys::mprotect(base, len, libc::PROT_READ | libc::PROT_WRITE) }
+            .map_err(|e| os("mprotect(PROT_READ | PROT_WRITE)", e))?;
         Ok(region)
     }
 
@@ -375,9 +380,24 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
     n.checked_add(to - 1).map(|v| v / to * to)
 }
 
-/// mmap `len` bytes aligned to the kind's page size.
+/// Runs on every fresh mapping between its `mmap` and its `mbind`, where a
+/// test can play the neighbour whose faults must not reach the mapping.
+#[inline(always)]
+pub(crate) fn before_bind(base: NonNull<u8>, len: usize) {
+    #[cfg(test)]
+    tests::BEFORE_BIND.with(|hook| {
+        if let Some(f) = &*hook.borrow() {
+            f(base, len)
+        }
+    });
+    #[cfg(not(test))]
+    let _ = (base, len);
+}
+
+/// mmap `len` bytes aligned to the kind's page size, closed (`PROT_NONE`)
+/// until the caller has bound them (see [`sys::mprotect`] for why).
 fn map_aligned(node: NodeId, len: usize, kind: PageKind) -> Result<NonNull<u8>, MemError> {
-    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let rw = libc::PROT_NONE;
     let os = |call, source| MemError::Os { call, node, source };
     match kind {
         PageKind::Normal => sys::mmap_anonymous(len, rw, 0).map_err(|e| os("mmap", e)),
@@ -484,10 +504,154 @@ fn hugepages_error(node: NodeId, page_size: u64, needed: u64, free: u64) -> MemE
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::RefCell;
 
     const ALIGN: usize = 2 << 20;
+
+    /// The hook [`before_bind`] runs on this thread's fresh mappings.
+    pub(crate) type Hook = Box<dyn Fn(NonNull<u8>, usize)>;
+    thread_local! {
+        pub(crate) static BEFORE_BIND: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Map 4 MiB of default-policy memory right beside `[base, base + len)`
+    /// (below it when its start is not 2 MiB aligned and the space is free,
+    /// else above it when its end is not; one of the two is unaligned since
+    /// `len` is not a multiple of 2 MiB),
+    /// advise huge pages over both, and write the neighbour's byte next to
+    /// the range from a thread on `cpu`. When the two mappings merged, that
+    /// fault may place a transparent huge page over the boundary. Returns
+    /// the neighbour, or `None` when no such address was free.
+    fn fault_beside(
+        base: NonNull<u8>,
+        len: usize,
+        cpu: crate::CpuId,
+    ) -> Option<(NonNull<u8>, usize)> {
+        const NEIGHBOUR: usize = 4 << 20;
+        assert_ne!(len % ALIGN, 0);
+        let (start, end) = (base.as_ptr() as usize, base.as_ptr() as usize + len);
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let below = (start % ALIGN != 0).then(|| (start - NEIGHBOUR, start - 1));
+        let above = (end % ALIGN != 0).then_some((end, end));
+        let (at, touch, n) = [below, above]
+            .into_iter()
+            .flatten()
+            .find_map(|(at, touch)| {
+                Some((at, touch, sys::mmap_anonymous_at(at, NEIGHBOUR, rw).ok()?))
+            })?;
+        let both = NonNull::new(start.min(at) as *mut u8).unwrap();
+        // SAFETY: the range and its neighbour, both ours and unused;
+        // MADV_HUGEPAGE changes only how they are backed.
+        unsafe { sys::madvise(both, len + NEIGHBOUR, sys::MADV_HUGEPAGE) }.unwrap();
+        std::thread::spawn(move || {
+            let mut set = crate::CpuSet::new();
+            set.insert(cpu);
+            crate::sys::sched::sched_setaffinity(0, &set.to_mask()).unwrap();
+            // SAFETY: a byte of the neighbour mapping, ours and unused.
+            unsafe { (touch as *mut u8).write_volatile(1) };
+        })
+        .join()
+        .unwrap();
+        Some((n, NEIGHBOUR))
+    }
+
+    /// A mapping is bound before it is opened, so a neighbour's fault on
+    /// another node cannot place a huge page over part of it first (which
+    /// `mbind(MPOL_MF_STRICT)` refused with `EIO`, or, without `STRICT`,
+    /// would have left pages off the node). The first half shows that such
+    /// a fault does reach an open default-policy mapping in this kernel.
+    #[test]
+    #[ignore = "vm-only: needs two nodes with CPUs and memory"]
+    fn a_neighbours_fault_on_another_node_cannot_reach_a_fresh_mapping() {
+        let topo = Topology::current().unwrap();
+        let nodes: Vec<_> = topo
+            .nodes()
+            .iter()
+            .filter(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
+            .map(|n| (n.id(), n.allowed_cpus().unwrap().iter().next().unwrap()))
+            .collect();
+        assert!(
+            nodes.len() >= 2,
+            "needs two nodes with CPUs and memory: {nodes:?}"
+        );
+        let (a, (b, b_cpu)) = (nodes[0].0, nodes[1]);
+        let len = 3 * ALIGN / 2;
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let pages_of = |p: NonNull<u8>, len: usize| {
+            let page = crate::sys::page_size();
+            let pages: Vec<*const u8> = (0..len / page)
+                .map(|i| p.as_ptr().wrapping_add(i * page).cast_const())
+                .collect();
+            let mut status = vec![0; pages.len()];
+            sys::move_pages_query(&pages, &mut status).unwrap();
+            status
+        };
+        let unmap = |(p, len): (NonNull<u8>, usize)| {
+            // SAFETY: a test mapping nothing refers to any more.
+            unsafe { sys::munmap(p, len) }.unwrap()
+        };
+
+        // An open mapping with the default policy: the fault reaches it.
+        let reached = (0..8).any(|_| {
+            let open = sys::mmap_anonymous(len, rw, 0).unwrap();
+            let Some(n) = fault_beside(open, len, b_cpu) else {
+                unmap((open, len));
+                return false;
+            };
+            let on_b = pages_of(open, len).contains(&(b.get() as i32));
+            unmap(n);
+            unmap((open, len));
+            on_b
+        });
+        assert!(
+            reached,
+            "no fault beside an open mapping put a page on node {b} inside \
+             it: transparent huge pages are off here, and this test shows nothing"
+        );
+
+        // Every node-bound mapper: the same fault between mmap and mbind.
+        type Map = fn(NodeId, usize) -> Result<(NonNull<u8>, Box<dyn FnOnce()>), MemError>;
+        let mappers: [(&str, Map); 2] = [
+            ("Region::map", |node, len| {
+                let r = Region::map(node, len, PageKind::Normal)?;
+                Ok((r.base(), Box::new(move || drop(r))))
+            }),
+            ("heap Mapper::map", |node, len| {
+                let m = crate::mem::heap::os::Mapper::new(node.get());
+                let p = m.map(len, 8).map_err(|f| f.into_mem_error(node))?;
+                // SAFETY: the mapping just made, referenced by nothing else.
+                Ok((
+                    p,
+                    Box::new(move || unsafe { crate::mem::heap::os::unmap(p, len) }),
+                ))
+            }),
+        ];
+        for (name, map) in mappers {
+            let neighbours = std::rc::Rc::new(RefCell::new(Vec::new()));
+            let seen = neighbours.clone();
+            BEFORE_BIND.with(|h| {
+                *h.borrow_mut() = Some(Box::new(move |base, len| {
+                    seen.borrow_mut().extend(fault_beside(base, len, b_cpu))
+                }))
+            });
+            for _ in 0..8 {
+                let got = map(a, len);
+                let (p, free) = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+                let wrong: Vec<_> = pages_of(p, len)
+                    .into_iter()
+                    .filter(|&s| s >= 0 && s != a.get() as i32)
+                    .collect();
+                assert!(wrong.is_empty(), "{name}: pages on {wrong:?}, not {a}");
+                free();
+            }
+            BEFORE_BIND.with(|h| h.borrow_mut().take());
+            let made = neighbours.borrow().len();
+            neighbours.take().into_iter().for_each(unmap);
+            assert!(made > 0, "{name}: no neighbour could be mapped");
+        }
+    }
 
     /// Sorted, merged `[start, end)` ranges.
     fn merged(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {

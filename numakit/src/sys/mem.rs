@@ -85,6 +85,57 @@ pub fn mmap_anonymous(len: usize, prot: i32, flags: i32) -> io::Result<NonNull<u
     NonNull::new(addr.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
 }
 
+/// `mprotect(2)` — set the access of `[addr, addr + len)` to `prot`
+/// ([mprotect(2)](https://man7.org/linux/man-pages/man2/mprotect.2.html)).
+///
+/// Node-bound mappings are made `PROT_NONE`, bound, and only then opened
+/// with this: an open anonymous mapping with the default policy merges
+/// with an open neighbour of the same kind, and a fault in the neighbour
+/// (another thread's, on another node) can then place a transparent huge
+/// page that covers part of the fresh range before it is bound. A
+/// `PROT_NONE` mapping merges with no open one, and a bound one only with
+/// neighbours of the same policy.
+///
+/// # Safety
+/// The caller owns the range. Taking access away makes every later access
+/// through a pointer into the range fault: no reference into it may be
+/// used afterwards without the access it needs.
+pub unsafe fn mprotect(addr: NonNull<u8>, len: usize, prot: i32) -> io::Result<()> {
+    check_range(addr, len)?;
+    // SAFETY: the caller owns the range and guarantees no access it relies
+    // on is taken away.
+    cvt(unsafe { libc::mprotect(addr.as_ptr().cast(), len, prot) }.into()).map(drop)
+}
+
+/// `mmap(2)` of private anonymous memory at exactly `addr`
+/// (`MAP_FIXED_NOREPLACE`): `EEXIST` when any of the range is mapped, so
+/// no existing mapping is replaced. For tests that need a neighbour.
+#[cfg(test)]
+pub(crate) fn mmap_anonymous_at(addr: usize, len: usize, prot: i32) -> io::Result<NonNull<u8>> {
+    // SAFETY: MAP_FIXED_NOREPLACE fails instead of replacing a mapping, so
+    // no existing mapping (hence no Rust object) can be affected.
+    let got = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if got == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    if got as usize != addr {
+        // A kernel before 4.17 ignores the flag and treats `addr` as a hint.
+        // SAFETY: the mapping just made, referenced by nothing.
+        let _ = unsafe { libc::munmap(got, len) };
+        return Err(io::Error::from_raw_os_error(libc::EEXIST));
+    }
+    NonNull::new(got.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
+}
+
 /// `munmap(2)` — remove the mapping of `[addr, addr + len)`
 /// ([munmap(2)](https://man7.org/linux/man-pages/man2/munmap.2.html)).
 ///

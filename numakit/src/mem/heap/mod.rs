@@ -10,7 +10,7 @@ mod core;
 mod fork;
 mod global;
 mod node_local;
-mod os;
+pub(crate) mod os;
 
 pub use global::GlobalNodeHeap;
 pub use node_local::{NodeLocal, NodeLocalNodeStats, NodeLocalStats, OnExhausted};

@@ -3,8 +3,8 @@
 //! Nothing here allocates through the global allocator or uses `std::fs`,
 //! so the [`GlobalNodeHeap`](super::GlobalNodeHeap) adapter can call it from
 //! inside `GlobalAlloc::alloc`. The steps are [`Region`](super::super::region)'s:
-//! `mmap`, `mbind(MPOL_BIND, MPOL_MF_STRICT)` before any page
-//! is touched, then `madvise(MADV_POPULATE_WRITE)` in chunks, each after
+//! `mmap` closed (`PROT_NONE`), `mbind(MPOL_BIND, MPOL_MF_STRICT)`,
+//! `mprotect` to open it, then `madvise(MADV_POPULATE_WRITE)` in chunks, each after
 //! checking the node's free memory (read from sysfs into a stack buffer).
 //! Failures come back as [`OsFail`], a `Copy` value that costs no
 //! allocation; [`NodeHeap`](super::NodeHeap) turns it into a [`MemError`].
@@ -35,6 +35,8 @@ pub(crate) enum OsFail {
     Mmap(i32),
     /// `mbind` refused (an absent or memoryless node gives `EINVAL`).
     Mbind(i32),
+    /// `mprotect` could not open the bound mapping.
+    Mprotect(i32),
     /// `madvise(MADV_POPULATE_WRITE)` failed for another reason than
     /// exhaustion.
     Populate(i32),
@@ -78,6 +80,7 @@ impl OsFail {
         match self {
             OsFail::Mmap(e) => os("mmap", e),
             OsFail::Mbind(e) => os("mbind(MPOL_BIND, MPOL_MF_STRICT)", e),
+            OsFail::Mprotect(e) => os("mprotect(PROT_READ | PROT_WRITE)", e),
             OsFail::Populate(e) => os("madvise(MADV_POPULATE_WRITE)", e),
             OsFail::Release(e) => os("madvise(MADV_DONTNEED)", e),
             OsFail::Meminfo(e) => os("read /sys/devices/system/node/nodeN/meminfo", e),
@@ -145,7 +148,8 @@ impl Mapper {
     ) -> Result<NonNull<u8>, OsFail> {
         self.check_fits(populated as u64)?;
         let page = crate::sys::page_size();
-        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // Closed until bound (see `sys::mprotect`).
+        let rw = libc::PROT_NONE;
         let p = if align <= page {
             sys::mmap_anonymous(len, rw, 0).map_err(|e| OsFail::Mmap(errno(&e)))?
         } else {
@@ -169,7 +173,11 @@ impl Mapper {
                 NonNull::new_unchecked(aligned as *mut u8)
             }
         };
-        let ready = self.bind(p, len).and_then(|()| self.populate(p, populated));
+        crate::mem::region::before_bind(p, len);
+        let ready = self
+            .bind(p, len)
+            .and_then(|()| open(p, len))
+            .and_then(|()| self.populate(p, populated));
         match ready {
             Ok(()) => Ok(p),
             Err(fail) => {
@@ -278,6 +286,13 @@ impl Mapper {
         );
         Ok(())
     }
+}
+
+/// Open a fresh mapping of [`Mapper::reserve`] once it is bound.
+fn open(p: NonNull<u8>, len: usize) -> Result<(), OsFail> {
+    // SAFETY: our fresh mapping, bound; opening it changes no contents.
+    unsafe { sys::mprotect(p, len, libc::PROT_READ | libc::PROT_WRITE) }
+        .map_err(|e| OsFail::Mprotect(errno(&e)))
 }
 
 /// Give the pages of `[p, p + len)` back to the OS (`MADV_DONTNEED`): the
