@@ -42,7 +42,7 @@ use super::os;
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicU32, AtomicU64, Ordering};
 
 /// The heap exists.
 pub(crate) const ALIVE: u32 = 1;
@@ -235,6 +235,8 @@ impl ThreadSlots {
     #[inline]
     pub(crate) fn clear_home(&self) {
         self.home_tag.set(NO_HOME);
+        // Kept in this order for a handler on this thread.
+        compiler_fence(Ordering::SeqCst);
         self.home.set(ptr::null_mut());
     }
 
@@ -274,9 +276,34 @@ impl ThreadSlots {
                 // whose owner-only cells only this thread touches.
                 unsafe { c.as_ref() }.local.set(true);
                 self.home.set(cache);
+                // Kept in this order for a handler on this thread.
+                compiler_fence(Ordering::SeqCst);
                 self.home_tag.set(tag);
             }
             _ => self.clear_home(),
+        }
+    }
+
+    /// [`set_home`](Self::set_home) after a free of one of `node`'s
+    /// blocks, which left the thread's cache of heap `uid` in the first
+    /// slot: only when that cache counts itself local (its own reading of
+    /// the node, which a free does not override); nothing otherwise.
+    ///
+    /// A free may run in a signal handler that interrupted this thread
+    /// half-way through [`clear_home`](Self::clear_home) or `set_home`
+    /// (allocators' own paths never free): the home and its tag disagree
+    /// then, and the interrupted code will finish its own update, so the
+    /// free leaves them alone.
+    #[inline]
+    pub(crate) fn set_home_after_free(&self, uid: u64, node: u32) {
+        if self.home.get().is_null() != (self.home_tag.get() == NO_HOME) {
+            return;
+        }
+        // SAFETY: a non-null slot is this thread's attached cache, whose
+        // owner-only cells only this thread touches.
+        let local = unsafe { self.cache[0].get().as_ref() }.is_some_and(|c| c.local.get());
+        if self.uid[0].get() == uid && local {
+            self.set_home(uid, node);
         }
     }
 
@@ -406,6 +433,19 @@ pub(crate) fn home_found_away() {
     })
 }
 
+/// The two stores of [`ThreadSlots::clear_home`], one at a time, as a
+/// signal handler sees them when it interrupts it in between.
+#[cfg(test)]
+pub(crate) fn clear_home_in_two(first: bool) {
+    THREAD.with(|t| {
+        if first {
+            t.home_tag.set(NO_HOME);
+        } else {
+            t.home.set(ptr::null_mut());
+        }
+    })
+}
+
 /// Whether the calling thread has a home cache.
 #[cfg(test)]
 pub(crate) fn has_home() -> bool {
@@ -459,6 +499,9 @@ unsafe extern "C" fn thread_exit(arg: *mut c_void) {
     // `register_exit_hook` on this thread), still valid during key
     // destructors.
     let t = unsafe { &*(arg as *const ThreadSlots) };
+    // First, so that nothing (a signal handler's allocation or free
+    // included) makes a home of a cache this detaches below.
+    t.state.set(DEAD);
     t.clear_home();
     for i in 0..SLOTS {
         if let Some(cache) = NonNull::new(t.cache[i].replace(ptr::null_mut())) {
@@ -469,7 +512,6 @@ unsafe extern "C" fn thread_exit(arg: *mut c_void) {
         t.uid[i].set(0);
     }
     // Frees by destructors that run later take the cache-less path.
-    t.state.set(DEAD);
 }
 
 /// The calling thread now runs on another node: every cache it holds

@@ -15,7 +15,8 @@
 //!   next to the `munmap` that frees them).
 //! - The calling thread's node, cached in a `const` thread-local without
 //!   destructor and read again with `getcpu(2)` every
-//!   [`NodeLocal::REFRESH_EVERY`] allocations.
+//!   [`NodeLocal::REFRESH_EVERY`] allocations (and frees past the fast
+//!   path).
 //! - A fast path: the thread-local (the heap caches' table) also holds the
 //!   thread's cache of its node's heap, so a small allocation is one
 //!   thread-local read and a pop, and a small free is the registry's two
@@ -214,21 +215,8 @@ fn heap_slow(node: u32, slot: &'static AtomicPtr<HeapCore>) -> Result<&'static H
 #[inline]
 fn here() -> (u32, Option<u32>) {
     cache::with_thread(|t| {
+        let node = current_node(t);
         let h = &t.here;
-        if h.left.get() == 0 {
-            let old = h.node.get();
-            let node = read_node(old);
-            if node != old {
-                // A detour was for the old node's exhaustion, the home
-                // cache is the old node's heap's, and the thread's caches
-                // are away from their nodes now (frees go back).
-                h.detour_left.set(0);
-                t.moved();
-            }
-            h.node.set(node);
-            h.left.set(REFRESH_EVERY);
-        }
-        h.left.set(h.left.get() - 1);
         let detour = match h.detour_left.get() {
             0 => None,
             n => {
@@ -236,9 +224,31 @@ fn here() -> (u32, Option<u32>) {
                 Some(h.detour.get())
             }
         };
-        (h.node.get(), detour)
+        (node, detour)
     })
     .unwrap_or_else(|| (read_node(0), None))
+}
+
+/// The node the thread `t` runs on, read again when due (one slow path
+/// of [`REFRESH_EVERY`]).
+#[inline]
+fn current_node(t: &cache::ThreadSlots) -> u32 {
+    let h = &t.here;
+    if h.left.get() == 0 {
+        let old = h.node.get();
+        let node = read_node(old);
+        if node != old {
+            // A detour was for the old node's exhaustion, the home cache
+            // is the old node's heap's, and the thread's caches are away
+            // from their nodes now (frees go back).
+            h.detour_left.set(0);
+            t.moved();
+        }
+        h.node.set(node);
+        h.left.set(REFRESH_EVERY);
+    }
+    h.left.set(h.left.get() - 1);
+    h.node.get()
 }
 
 /// Send the calling thread's next allocations to `to` for a while.
@@ -358,8 +368,8 @@ pub struct NodeLocal {
 }
 
 impl NodeLocal {
-    /// Allocations between two readings of an unpinned thread's node
-    /// (`getcpu(2)`).
+    /// Allocations (and frees past the fast path) between two readings of
+    /// an unpinned thread's node (`getcpu(2)`).
     pub const REFRESH_EVERY: u32 = 1024;
 
     /// Memory only from the calling thread's node; null (and a message)
@@ -514,21 +524,35 @@ impl NodeLocal {
     }
 
     /// `dealloc` past the fast path: blocks of other nodes, of a thread
-    /// without a home cache (or away from its node), large blocks.
+    /// without a home cache (or away from its node), large blocks. A
+    /// thread on its node that frees one of that node's small blocks gets
+    /// its home cache here.
     ///
     /// # Safety
     /// The `GlobalAlloc::dealloc` contract.
     #[inline(never)]
     unsafe fn dealloc_slow(&self, p: NonNull<u8>, layout: Layout) {
         let Some(node) = owner_of(p.as_ptr(), layout) else {
-            // Not a block of ours (a contract breach): leaking it is the
-            // only thing that cannot corrupt a heap.
+            // No node found, so not a block of ours (a contract breach):
+            // leaking it is the only thing that cannot corrupt a heap. (A
+            // foreign block on a node-bound mapping is not caught: the
+            // mapping's policy gives a node.)
             return;
         };
         if let Some(core) = published(node) {
+            // A thread that frees its node's blocks before (or without)
+            // allocating, as a consumer does, gets its home here, so that
+            // its next frees of them take the fast path. Its node is read
+            // first: a reading that finds a move marks the thread's caches
+            // away, which must not undo the cache the free attaches.
+            let small = classes::class_for(layout.size(), layout.align()).is_some();
+            let on_node = small && cache::with_thread(current_node) == Some(node);
             // SAFETY: the GlobalAlloc contract: `p` came from `alloc` (or
             // `realloc`) of a NodeLocal with `layout`, so from this heap.
             unsafe { core.dealloc(p, layout) }
+            if on_node {
+                let _ = cache::with_thread(|t| t.set_home_after_free(core.uid, node));
+            }
         }
     }
 
@@ -1034,6 +1058,90 @@ mod tests {
         let table = s.to_string();
         assert!(table.lines().count() >= 2, "{table}");
         assert!(table.contains("remote frees"), "{table}");
+    }
+
+    /// A thread that frees its node's blocks without allocating (the
+    /// consumer of a producer/consumer pair) gets its home on its first
+    /// free, so its next frees take the fast path; one in a detour, or
+    /// whose cache found itself away from its node, does not.
+    #[test]
+    fn a_thread_that_only_frees_gets_its_home_on_its_first_free() {
+        let topo = crate::Topology::current().unwrap();
+        let node = topo
+            .nodes()
+            .iter()
+            .find(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
+            .map(|n| n.id())
+            .unwrap();
+        let a = NodeLocal::strict();
+        let l = Layout::from_size_align(64, 8).unwrap();
+        let c = classes::class_for(64, 8).unwrap();
+        let on_node = move || {
+            crate::sched::Pin::node(node)
+                .bind_memory(false)
+                .apply()
+                .unwrap()
+        };
+        let blocks: Vec<usize> = std::thread::spawn(move || {
+            let _pin = on_node();
+            // SAFETY: non-zero layout.
+            (0..64).map(|_| unsafe { a.alloc(l) } as usize).collect()
+        })
+        .join()
+        .unwrap();
+        assert!(blocks.iter().all(|&b| b != 0));
+        assert!(blocks
+            .iter()
+            .all(|&b| registered_node(b as *mut u8) == Some(node.get())));
+        let cpu = topo.node(node).unwrap().allowed_cpus().unwrap();
+        std::thread::spawn(move || {
+            // Pinned with the bare system call: numakit does not know the
+            // thread's node, which its first free reads.
+            crate::sys::sched::sched_setaffinity(0, &cpu.to_mask()).unwrap();
+            let tag = node.get() + 1;
+            // SAFETY: (for every free below) a block of `a` for `l`, freed
+            // once.
+            let free = |b: usize| unsafe { a.dealloc(b as *mut u8, l) };
+            free(blocks[0]);
+            assert!(
+                cache::has_home(),
+                "a free of the thread's node's block set no home"
+            );
+            assert!(cache::home_is_held());
+            // In a detour: a free sets no home.
+            set_detour(node.get());
+            free(blocks[1]);
+            assert!(!cache::has_home());
+            let _ = cache::with_thread(|t| t.here.detour_left.set(0));
+            free(blocks[2]);
+            assert!(cache::has_home());
+            for &b in &blocks[3..60] {
+                // The fast path itself takes them (the class list has room).
+                // SAFETY: as above.
+                assert!(unsafe { HeapCore::push_home(tag, b as *mut u8, c) });
+            }
+            assert!(cache::home_is_held());
+            // A free from a signal handler that interrupted `clear_home`
+            // between its two stores leaves the home alone: setting it
+            // there would leave a tag without a home once `clear_home`
+            // finishes.
+            cache::clear_home_in_two(true);
+            free(blocks[60]);
+            cache::clear_home_in_two(false);
+            assert!(cache::home_is_held());
+            assert!(!cache::has_home());
+            free(blocks[61]);
+            assert!(cache::has_home());
+            // A cache that found itself away from its node is not made the
+            // home by a free, whatever the thread's cached node says.
+            cache::home_found_away();
+            free(blocks[62]);
+            free(blocks[63]);
+            assert!(!cache::has_home());
+            assert!(cache::home_is_held());
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
