@@ -240,9 +240,49 @@ pub const PC_BLOCKS: usize = 100_000;
 /// Blocks handed over per channel message.
 pub const PC_BATCH: usize = 256;
 
+/// Two CPUs of one node this process may run on, for the two threads of
+/// [`producer_consumer_on`]; `None` without a node of two such CPUs.
+///
+/// Left to the scheduler, the two threads sometimes shared a CPU and
+/// sometimes ran side by side, and every allocator's samples fell in two
+/// groups (glibc about 17 or 44, mimalloc 35 or 72 M blocks/s at 64 B on
+/// 2 cores), so a ratio said which group each median landed in.
+pub fn pc_cpus() -> Option<[numakit::CpuId; 2]> {
+    static CPUS: std::sync::OnceLock<Option<[numakit::CpuId; 2]>> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        let topo = numakit::Topology::current().ok()?;
+        topo.nodes().iter().find_map(|n| {
+            let cpus = n.allowed_cpus().ok()?;
+            let mut it = cpus.iter();
+            Some([it.next()?, it.next()?])
+        })
+    })
+}
+
+/// Pin the calling thread to `cpu` with the bare system call, so that no
+/// allocator under test learns of it (numakit's pinning would tell
+/// `NodeLocal` the thread's node).
+fn pin_quietly(cpu: numakit::CpuId) {
+    let mut set = numakit::CpuSet::new();
+    set.insert(cpu);
+    numakit::sys::sched::sched_setaffinity(0, &set.to_mask()).expect("an allowed CPU");
+}
+
 /// One thread allocates `rounds * PC_BLOCKS` blocks and hands them to a
-/// second thread, which frees them; returns the wall time of both.
+/// second thread, which frees them; returns the wall time of both. The
+/// scheduler places the two threads.
 pub fn producer_consumer(rounds: u64, blocks: &(impl Blocks + Sync)) -> Duration {
+    producer_consumer_on(rounds, blocks, None)
+}
+
+/// [`producer_consumer`] with the producer pinned to `cpus[0]` and the
+/// consumer to `cpus[1]` (the same CPU twice: they take turns on it), or
+/// placed by the scheduler with `None`.
+pub fn producer_consumer_on(
+    rounds: u64,
+    blocks: &(impl Blocks + Sync),
+    cpus: Option<[numakit::CpuId; 2]>,
+) -> Duration {
     let total = rounds as usize * PC_BLOCKS;
     let (tx, rx) = crossbeam_channel::bounded::<Vec<usize>>(8);
     let (back_tx, back_rx) = crossbeam_channel::bounded::<Vec<usize>>(16);
@@ -252,6 +292,9 @@ pub fn producer_consumer(rounds: u64, blocks: &(impl Blocks + Sync)) -> Duration
     let start = Instant::now();
     std::thread::scope(|s| {
         s.spawn(move || {
+            if let Some([cpu, _]) = cpus {
+                pin_quietly(cpu);
+            }
             let mut left = total;
             while left > 0 {
                 let mut batch = back_rx.recv().unwrap();
@@ -267,6 +310,9 @@ pub fn producer_consumer(rounds: u64, blocks: &(impl Blocks + Sync)) -> Duration
             }
         });
         s.spawn(move || {
+            if let Some([_, cpu]) = cpus {
+                pin_quietly(cpu);
+            }
             let mut freed = 0;
             while freed < total {
                 let mut batch = rx.recv().unwrap();

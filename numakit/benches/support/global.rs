@@ -7,8 +7,9 @@
 //!
 //! Included with `#[path = "support/global.rs"] mod global_support;`.
 
-use crate::alloc_support::{producer_consumer, Blocks};
+use crate::alloc_support::{pc_cpus, producer_consumer_on, Blocks};
 use numakit::mem::NodeLocal;
+use numakit::CpuId;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::ptr::NonNull;
@@ -224,10 +225,17 @@ unsafe impl Blocks for SizedBlocks {
 
 /// xmalloc-style producer/consumer: one thread allocates `size`-byte
 /// blocks and hands them over in batches to a second thread, which frees
-/// them (the heap rows' producer/consumer, through a `GlobalAlloc`).
-/// Returns the wall time of `rounds * PC_BLOCKS` blocks.
-pub fn xmalloc(a: Alloc, rounds: u64, size: usize) -> Duration {
-    producer_consumer(rounds, &SizedBlocks { a, size })
+/// them (the heap rows' producer/consumer, through a `GlobalAlloc`), the
+/// two pinned to `cpus` (see [`producer_consumer_on`]). Returns the wall
+/// time of `rounds * PC_BLOCKS` blocks.
+pub fn xmalloc(a: Alloc, rounds: u64, size: usize, cpus: Option<[CpuId; 2]>) -> Duration {
+    producer_consumer_on(rounds, &SizedBlocks { a, size }, cpus)
+}
+
+/// The xmalloc threads taking turns on one CPU (the first of
+/// [`pc_cpus`]; placed by the scheduler where that is `None`).
+fn one_cpu() -> Option<[CpuId; 2]> {
+    pc_cpus().map(|[c, _]| [c, c])
 }
 
 /// Allocations per pass of the alloc-and-touch workload.
@@ -330,10 +338,16 @@ pub fn workloads() -> Vec<Workload> {
             larson(a, 4, n)
         }),
         w(
-            "xmalloc producer/consumer 64 B",
+            "xmalloc producer/consumer 64 B, 2 CPUs",
             2,
             crate::alloc_support::PC_BLOCKS,
-            |a, n| xmalloc(a, n, 64),
+            |a, n| xmalloc(a, n, 64, pc_cpus()),
+        ),
+        w(
+            "xmalloc producer/consumer 64 B, 1 CPU",
+            2,
+            crate::alloc_support::PC_BLOCKS,
+            |a, n| xmalloc(a, n, 64, one_cpu()),
         ),
         w("alloc+touch 4 KiB", 1, TOUCH_OPS, |a, n| {
             touch(a, n, 4 << 10)
