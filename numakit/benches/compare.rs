@@ -1154,17 +1154,24 @@ fn deque_owner_entry<D: Deque>(c: &mut Comparison) -> usize {
 /// iteration is one such run, timed from the moment every thief is running
 /// (thread start-up is not measured). The deque never holds more than 32
 /// elements, so neither deque is ever full or grows.
-fn deque_thieves_run<D: Deque>(thieves: usize) -> Duration {
+///
+/// With `cpus` (one per thread, the owner's first) every thread is pinned
+/// to its own CPU, so no spinning thief takes the owner's CPU from it.
+fn deque_thieves_run<D: Deque>(thieves: usize, cpus: Option<&[numakit::CpuId]>) -> Duration {
     use std::sync::atomic::{AtomicBool, Ordering};
     let d = D::new();
     let done = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(AtomicUsize::new(0));
     let hs: Vec<_> = (0..thieves)
-        .map(|_| {
+        .map(|k| {
             let t = d.thief();
             let done = Arc::clone(&done);
             let ready = Arc::clone(&ready);
+            let cpu = cpus.map(|c| c[1 + k]);
             std::thread::spawn(move || {
+                if let Some(cpu) = cpu {
+                    alloc_support::pin_quietly(cpu);
+                }
                 ready.fetch_add(1, Ordering::AcqRel);
                 let mut n = 0u64;
                 loop {
@@ -1181,6 +1188,11 @@ fn deque_thieves_run<D: Deque>(thieves: usize) -> Duration {
             })
         })
         .collect();
+    let restore = cpus.map(|c| {
+        let old = numakit::sys::sched::sched_getaffinity(0).expect("the owner's CPUs");
+        alloc_support::pin_quietly(c[0]);
+        old
+    });
     while ready.load(Ordering::Acquire) < thieves {
         std::thread::yield_now();
     }
@@ -1206,6 +1218,9 @@ fn deque_thieves_run<D: Deque>(thieves: usize) -> Duration {
     done.store(true, Ordering::Release);
     let stolen: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
     let elapsed = start.elapsed();
+    if let Some(old) = restore {
+        numakit::sys::sched::sched_setaffinity(0, &old).expect("the owner's CPUs back");
+    }
     assert_eq!(
         own + stolen,
         DEQUE_ITEMS,
@@ -1215,12 +1230,29 @@ fn deque_thieves_run<D: Deque>(thieves: usize) -> Duration {
     elapsed
 }
 
-fn deque_thieves_entry<D: Deque>(c: &mut Comparison, thieves: usize) -> usize {
+fn deque_thieves_entry<D: Deque>(
+    c: &mut Comparison,
+    thieves: usize,
+    cpus: Option<Vec<numakit::CpuId>>,
+) -> usize {
     c.entry(D::NAME, move || {
         custom(DEQUE_ITEMS, move |iters| {
-            (0..iters).map(|_| deque_thieves_run::<D>(thieves)).sum()
+            (0..iters)
+                .map(|_| deque_thieves_run::<D>(thieves, cpus.as_deref()))
+                .sum()
         })
     })
+}
+
+/// One allowed CPU for each of `threads` threads, or `None` when the
+/// process has fewer.
+fn cpus_for(threads: usize) -> Option<Vec<numakit::CpuId>> {
+    let cpus: Vec<_> = numakit::sched::allowed_cpus()
+        .ok()?
+        .iter()
+        .take(threads)
+        .collect();
+    (cpus.len() == threads).then_some(cpus)
 }
 
 fn deques(report: &mut Report) {
@@ -1232,9 +1264,17 @@ fn deques(report: &mut Report) {
     report.run(c);
     for thieves in [1, 3] {
         let label = format!("owner + {thieves} thieves");
+        let cpus = cpus_for(1 + thieves);
+        if cpus.is_none() && report.cfg.wants(&["deque", &label]) {
+            report.say(&format!(
+                "deque       {label}: fewer than {} CPUs here, so the threads share CPUs and \
+                 spinning thieves take the owner's; this row is NOT MEANINGFUL here",
+                1 + thieves
+            ));
+        }
         let mut c = Comparison::new("deque", label.clone(), 1 + thieves, Unit::Throughput);
-        let nk = deque_thieves_entry::<NkWorker<u64>>(&mut c, thieves);
-        let cb = deque_thieves_entry::<crossbeam_deque::Worker<u64>>(&mut c, thieves);
+        let nk = deque_thieves_entry::<NkWorker<u64>>(&mut c, thieves, cpus.clone());
+        let cb = deque_thieves_entry::<crossbeam_deque::Worker<u64>>(&mut c, thieves, cpus);
         c.pair(nk, cb, format!("deque {label} ops/s"));
         report.run(c);
     }

@@ -262,7 +262,7 @@ pub fn pc_cpus() -> Option<[numakit::CpuId; 2]> {
 /// Pin the calling thread to `cpu` with the bare system call, so that no
 /// allocator under test learns of it (numakit's pinning would tell
 /// `NodeLocal` the thread's node).
-fn pin_quietly(cpu: numakit::CpuId) {
+pub fn pin_quietly(cpu: numakit::CpuId) {
     let mut set = numakit::CpuSet::new();
     set.insert(cpu);
     numakit::sys::sched::sched_setaffinity(0, &set.to_mask()).expect("an allowed CPU");
