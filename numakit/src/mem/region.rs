@@ -565,12 +565,9 @@ pub(crate) mod tests {
     #[test]
     #[ignore = "vm-only: needs two nodes with CPUs and memory"]
     fn a_neighbours_fault_on_another_node_cannot_reach_a_fresh_mapping() {
-        let topo = Topology::current().unwrap();
-        let nodes: Vec<_> = topo
-            .nodes()
-            .iter()
-            .filter(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
-            .map(|n| (n.id(), n.allowed_cpus().unwrap().iter().next().unwrap()))
+        let nodes: Vec<_> = crate::topology::nodes_with_cpus_and_memory()
+            .into_iter()
+            .map(|(n, cpus)| (n, cpus.iter().next().unwrap()))
             .collect();
         assert!(
             nodes.len() >= 2,

@@ -683,6 +683,39 @@ mod tests {
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 
+    /// `mprotect` over lengths 0, 1, the whole mapping and ones that wrap;
+    /// a misaligned start; a bad protection. (Past the mapping is not
+    /// tried: what lies there may be another test's.)
+    #[test]
+    fn mprotect_opens_a_closed_mapping_and_refuses_bad_ranges() {
+        let page = crate::sys::page_size();
+        let len = 4 * page;
+        let p = mmap_anonymous(len, libc::PROT_NONE, 0).unwrap();
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let errno = |r: io::Result<()>| r.unwrap_err().raw_os_error();
+        // SAFETY: (every call below) our own mapping, unused; nothing reads
+        // or writes it except as the protection set just before allows.
+        unsafe {
+            mprotect(p, 0, rw).unwrap();
+            // One byte opens its whole page, and only that page.
+            mprotect(p, 1, rw).unwrap();
+            p.as_ptr().write(1);
+            let mut vec = [0u8; 4];
+            mincore(p, len, &mut vec).unwrap();
+            assert_eq!(vec[0] & 1, 1);
+            mprotect(p, len, rw).unwrap();
+            p.as_ptr().add(len - 1).write(2);
+            for wrap in [usize::MAX, usize::MAX - p.as_ptr() as usize] {
+                assert_eq!(errno(mprotect(p, wrap, rw)), Some(libc::EINVAL), "{wrap}");
+            }
+            let odd = NonNull::new(p.as_ptr().add(1)).unwrap();
+            assert_eq!(errno(mprotect(odd, page, rw)), Some(libc::EINVAL));
+            assert_eq!(errno(mprotect(p, page, i32::MAX)), Some(libc::EINVAL));
+            assert_eq!((p.as_ptr().read(), p.as_ptr().add(len - 1).read()), (1, 2));
+            munmap(p, len).unwrap();
+        }
+    }
+
     #[test]
     fn bind_populate_and_query_on_node0() {
         let page = crate::sys::page_size();

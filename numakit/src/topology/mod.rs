@@ -45,6 +45,19 @@ pub use hardware::{Cache, CacheKind, Core, Package};
 use std::fmt;
 use std::sync::Arc;
 
+/// The nodes with memory and allowed CPUs, with those CPUs, by id: where a
+/// test can pin a thread and expect its node's memory.
+#[cfg(test)]
+pub(crate) fn nodes_with_cpus_and_memory() -> Vec<(NodeId, CpuSet)> {
+    Topology::current()
+        .unwrap()
+        .nodes()
+        .iter()
+        .filter(|n| n.has_memory())
+        .filter_map(|n| Some((n.id(), n.allowed_cpus().ok().filter(|c| !c.is_empty())?)))
+        .collect()
+}
+
 /// A NUMA node id, as the kernel numbers nodes (`/sys/devices/system/node/nodeN`).
 ///
 /// Ids are not necessarily dense: check them against a [`Topology`].

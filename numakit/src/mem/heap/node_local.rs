@@ -1066,12 +1066,9 @@ mod tests {
     /// whose cache found itself away from its node, does not.
     #[test]
     fn a_thread_that_only_frees_gets_its_home_on_its_first_free() {
-        let topo = crate::Topology::current().unwrap();
-        let node = topo
-            .nodes()
-            .iter()
-            .find(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
-            .map(|n| n.id())
+        let (node, cpu) = crate::topology::nodes_with_cpus_and_memory()
+            .into_iter()
+            .next()
             .unwrap();
         let a = NodeLocal::strict();
         let l = Layout::from_size_align(64, 8).unwrap();
@@ -1093,7 +1090,6 @@ mod tests {
         assert!(blocks
             .iter()
             .all(|&b| registered_node(b as *mut u8) == Some(node.get())));
-        let cpu = topo.node(node).unwrap().allowed_cpus().unwrap();
         std::thread::spawn(move || {
             // Pinned with the bare system call: numakit does not know the
             // thread's node, which its first free reads.
@@ -1156,13 +1152,7 @@ mod tests {
             let l = Layout::from_size_align(48, 8).unwrap();
             // On a node with memory (a thread on a memoryless node has no
             // home: its allocations are detours), pinned there.
-            let topo = crate::Topology::current().unwrap();
-            let heap_node = topo
-                .nodes()
-                .iter()
-                .find(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
-                .map(|n| n.id())
-                .unwrap();
+            let heap_node = crate::topology::nodes_with_cpus_and_memory()[0].0;
             let _pin = crate::sched::Pin::node(heap_node)
                 .bind_memory(false)
                 .apply()
@@ -1234,13 +1224,7 @@ mod tests {
     #[test]
     #[ignore = "vm-only: needs two nodes with CPUs and memory"]
     fn a_thread_found_away_from_its_node_loses_its_home() {
-        let topo = crate::Topology::current().unwrap();
-        let nodes: Vec<_> = topo
-            .nodes()
-            .iter()
-            .filter(|n| n.has_memory() && n.allowed_cpus().is_ok_and(|c| !c.is_empty()))
-            .map(|n| (n.id(), n.allowed_cpus().unwrap()))
-            .collect();
+        let nodes = crate::topology::nodes_with_cpus_and_memory();
         assert!(
             nodes.len() >= 2,
             "needs two nodes with CPUs and memory: {nodes:?}"
