@@ -146,6 +146,48 @@ fn a_slot_is_rewritten_only_after_the_thief_copied_it_out() {
     });
 }
 
+/// Two slots, both reused while the thief copies out of them: the push
+/// that reuses slot 0 reads slot 1's stamp too, and the next push writes
+/// slot 1 on the strength of that reading alone. loom reports that write
+/// as a race if the reading could precede the thief's copy.
+#[test]
+fn a_push_that_looked_ahead_rewrites_a_slot_only_after_its_copy() {
+    model_with_branches(10_000, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::new_lifo(0, 2).unwrap();
+        assert!(w.push(counted(1, &drops)).is_ok());
+        assert!(w.push(counted(2, &drops)).is_ok());
+        let s = w.stealer();
+        let thief = thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                match s.steal() {
+                    Steal::Success(c) => got.push(c.v),
+                    _ => thread::yield_now(),
+                }
+            }
+            got
+        });
+        for v in [3, 4] {
+            let mut v = counted(v, &drops);
+            loop {
+                match w.push(v) {
+                    Ok(()) => break,
+                    Err(full) => {
+                        v = full.into_inner();
+                        thread::yield_now();
+                    }
+                }
+            }
+        }
+        assert_eq!(thief.join().unwrap(), [1, 2]);
+        let mine: Vec<u32> = std::iter::from_fn(|| w.pop().map(|c| c.v)).collect();
+        assert_eq!(mine, [4, 3]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 4);
+    });
+}
+
 /// Two thieves and the owner over two values: each taken exactly once.
 #[test]
 fn two_thieves_and_the_owner_take_each_value_once() {

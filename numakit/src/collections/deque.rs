@@ -32,7 +32,9 @@
 //! Here a thief claims position `t` with the CAS first and copies the value
 //! out after, which no one else can then take. A slot is reused by the push
 //! of position `t + capacity` only once that copy is done: each slot has a
-//! stamp, the position it is free for.
+//! stamp, the position it is free for. The stamps are an array of their
+//! own, apart from the values, so a thief's stamp store does not land on
+//! the line the owner is writing values to.
 //!
 //! | stamp of slot `p % cap` | meaning |
 //! |---|---|
@@ -42,7 +44,11 @@
 //! Whoever wins the CAS for position `p` (a thief, or the owner taking the
 //! last element or popping FIFO) stores `p + cap` with `Release` after the
 //! copy; `push` reads the stamp with `Acquire` and reports [`Full`] unless
-//! it equals the position it is about to fill. Elements the owner pops
+//! it equals the position it is about to fill. The owner remembers how far
+//! ahead it has seen slots free (a position seen free stays free until it
+//! is pushed), so a push reads a stamp only when the deque has moved past
+//! that mark, about once per position stolen, and then reads the rest of
+//! that line of stamps too. Elements the owner pops
 //! from the bottom without a CAS (LIFO, more than one element left) leave
 //! the stamp alone: that position is pushed again next. So `push` sees
 //! `Full` exactly when `capacity` elements are in the deque, or when the
@@ -53,10 +59,12 @@
 //! owner can pop meanwhile; a deque kept well below its capacity never
 //! meets this.
 //!
-//! `top` and `bottom` sit on separate 128-byte lines; the owner's stores to
-//! `bottom` are `Release` and every load of it by a thief is `Acquire`, so a
-//! thief that sees an element in range sees its slot written. The
-//! `SeqCst` fences of the owner's LIFO pop and of `steal` order the
+//! `top` and `bottom` share one 128-byte line, away from everything else:
+//! the owner reads both on every pop, and a thief reads both and writes
+//! `top` on every steal, so one line moves per operation rather than two.
+//! The owner's stores to `bottom` are `Release` and every load of it by a
+//! thief is `Acquire`, so a thief that sees an element in range sees its
+//! slot written. The `SeqCst` fences of the owner's LIFO pop and of `steal` order the
 //! owner's "bottom moved down" against a thief's "top read", as in Lê,
 //! Pop, Cohen and Zappa Nardelli, *Correct and Efficient Work-Stealing for
 //! Weak Memory Models* (PPoPP 2013).
@@ -79,11 +87,15 @@ use super::primitive::{fence, Arc, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use crate::mem::{MemError, PageMap};
 use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
-use std::marker::PhantomData;
+use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 /// The most elements one [`Stealer::steal_batch`] moves.
 pub const MAX_BATCH: usize = 32;
+
+/// Stamps in a 64-byte line: a push that reads stamps reads to the end of
+/// that line of stamps (see [`Inner::reserve`]).
+const STAMPS_PER_LINE: usize = 64 / std::mem::size_of::<usize>();
 
 /// What a steal found.
 #[must_use]
@@ -151,19 +163,25 @@ pub enum Flavor {
     Fifo,
 }
 
-struct Slot<T> {
-    /// The position this slot is free for (see the module's table).
-    stamp: AtomicUsize,
-    value: UnsafeCell<MaybeUninit<T>>,
+/// The two ends of the deque. They share one line: the owner reads both
+/// on every pop, and a thief reads both and writes `top` on every steal,
+/// so keeping them together moves one line per operation instead of two.
+struct Ends {
+    /// The oldest element's position; advanced only by compare-and-swap.
+    top: AtomicUsize,
+    /// One past the newest element's position; written only by the owner.
+    bottom: AtomicUsize,
 }
 
 struct Inner<T> {
-    slots: Slots<Slot<T>>,
+    ends: CachePadded<Ends>,
+    /// Slot `p % cap`'s stamp: the position it is free for (see the
+    /// module's table). Stamps are an array of their own so that a thief's
+    /// stamp store does not land on the line the owner is writing values
+    /// to.
+    stamps: Slots<AtomicUsize>,
+    values: Slots<UnsafeCell<MaybeUninit<T>>>,
     mask: usize,
-    /// The oldest element's position; advanced only by compare-and-swap.
-    top: CachePadded<AtomicUsize>,
-    /// One past the newest element's position; written only by the owner.
-    bottom: CachePadded<AtomicUsize>,
 }
 
 // SAFETY: elements move between threads through the deque; a position is
@@ -184,44 +202,55 @@ fn distance(b: usize, t: usize) -> isize {
 impl<T> Inner<T> {
     fn new(node: NodeId, capacity: usize) -> Result<Self, MemError> {
         check_capacity(capacity)?;
-        let slots = Slots::<Slot<T>>::new(node, capacity)?;
+        // The values first: their size and alignment are the checks a
+        // caller's element type can fail.
+        let values = Slots::<UnsafeCell<MaybeUninit<T>>>::new(node, capacity)?;
+        let stamps = Slots::<AtomicUsize>::new(node, capacity)?;
         for i in 0..capacity {
-            let slot = slots.slot(i);
-            // Only the stamp is written: the value stays uninitialised in
-            // place, which `UnsafeCell<MaybeUninit<T>>` allows. Writing a
-            // whole `Slot` would build it on the stack first, and a debug
-            // build overflows a thread's stack for a large `T`.
-            // SAFETY: `i < capacity`, so `slot` is in the fresh, writable
-            // mapping, aligned for `Slot<T>`; this runs before the deque is
-            // shared. Slot `i` is free for position `i`.
-            #[cfg(not(loom))]
-            unsafe {
-                std::ptr::addr_of_mut!((*slot).stamp).write(AtomicUsize::new(i))
-            };
-            // loom's cell keeps state of its own and must be constructed
-            // (its models use small elements).
-            // SAFETY: as above.
+            // SAFETY: `i < capacity`, so the stamp is in the fresh, writable
+            // mapping, aligned for `AtomicUsize`; this runs before the deque
+            // is shared. Slot `i` is free for position `i`.
+            unsafe { stamps.slot(i).write(AtomicUsize::new(i)) };
+            // Outside loom the values stay uninitialised in place, which
+            // `UnsafeCell<MaybeUninit<T>>` allows; loom's cell keeps state
+            // of its own and must be constructed (its models use small
+            // elements).
+            // SAFETY: as above, for the value array.
             #[cfg(loom)]
             unsafe {
-                slot.write(Slot {
-                    stamp: AtomicUsize::new(i),
-                    value: UnsafeCell::new(MaybeUninit::uninit()),
-                })
+                values.slot(i).write(UnsafeCell::new(MaybeUninit::uninit()))
             };
         }
         Ok(Inner {
-            slots,
+            ends: CachePadded::new(Ends {
+                top: AtomicUsize::new(0),
+                bottom: AtomicUsize::new(0),
+            }),
+            stamps,
+            values,
             mask: capacity - 1,
-            top: CachePadded::new(AtomicUsize::new(0)),
-            bottom: CachePadded::new(AtomicUsize::new(0)),
         })
     }
 
     #[inline(always)]
-    fn slot(&self, pos: usize) -> &Slot<T> {
-        // SAFETY: `pos & mask < capacity`; every slot was initialised in
+    fn stamp(&self, pos: usize) -> &AtomicUsize {
+        // SAFETY: `pos & mask < capacity`; every stamp was initialised in
         // `new`.
-        unsafe { &*self.slots.slot(pos & self.mask) }
+        unsafe { &*self.stamps.slot(pos & self.mask) }
+    }
+
+    #[inline(always)]
+    fn value(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        // SAFETY: `pos & mask < capacity`; a `MaybeUninit` needs no
+        // initialisation (and loom's cells were constructed in `new`).
+        unsafe { &*self.values.slot(pos & self.mask) }
+    }
+
+    /// The buffer's pages: stamps and values.
+    fn placement(&self) -> Result<PageMap, MemError> {
+        let mut map = self.stamps.placement()?;
+        map.merge(self.values.placement()?);
+        Ok(map)
     }
 
     /// Copy out the value of position `pos`, which the caller just won
@@ -233,24 +262,52 @@ impl<T> Inner<T> {
     /// pushed at `pos`, visible through `bottom`'s release/acquire).
     #[inline]
     unsafe fn take_claimed(&self, pos: usize) -> T {
-        let slot = self.slot(pos);
         // SAFETY: the caller's contract: the slot is initialised, this
         // thread alone owns it, and the next push into it waits for the
         // stamp stored below.
-        let value = slot.value.with_mut(|p| unsafe { (*p).assume_init_read() });
-        slot.stamp
+        let value = self
+            .value(pos)
+            .with_mut(|p| unsafe { (*p).assume_init_read() });
+        self.stamp(pos)
             .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
         value
     }
 
     /// Position `bottom` if its slot is free (owner only): the position to
     /// [`publish`](Self::publish) a value at.
+    ///
+    /// `free_to` is the owner's own record: every position from `bottom`
+    /// up to (not including) it was seen free. A position seen free stays
+    /// free until it is pushed; one that is pushed and then taken moves
+    /// `top`, so `bottom`, past it for good; one the owner pops from the
+    /// bottom is free again. So only a push at `free_to` reads stamps,
+    /// about once per position the deque moves forward, and it reads the
+    /// rest of that line of stamps with it.
     #[inline]
-    fn reserve(&self) -> Option<usize> {
-        let b = self.bottom.load(Ordering::Relaxed);
+    fn reserve(&self, free_to: &Cell<usize>) -> Option<usize> {
+        let b = self.ends.bottom.load(Ordering::Relaxed);
+        if distance(free_to.get(), b) > 0 {
+            return Some(b);
+        }
+        self.reserve_slow(b, free_to)
+    }
+
+    #[cold]
+    fn reserve_slow(&self, b: usize, free_to: &Cell<usize>) -> Option<usize> {
         // Acquire: the thief's copy out of the slot (or the owner's own)
-        // happens before the write that reuses it.
-        (self.slot(b).stamp.load(Ordering::Acquire) == b).then_some(b)
+        // happens before the write that reuses it, here or in any later
+        // push that trusts `free_to`.
+        if self.stamp(b).load(Ordering::Acquire) != b {
+            return None;
+        }
+        let mut end = b.wrapping_add(1);
+        while end & self.mask & (STAMPS_PER_LINE - 1) != 0
+            && self.stamp(end).load(Ordering::Acquire) == end
+        {
+            end = end.wrapping_add(1);
+        }
+        free_to.set(end);
+        Some(b)
     }
 
     /// Write `value` at position `b` and make it visible to thieves.
@@ -262,29 +319,27 @@ impl<T> Inner<T> {
     unsafe fn publish(&self, b: usize, value: T) {
         // SAFETY: the stamp said the slot is free for position `b`, and
         // position `b` is the owner's alone until `bottom` moves past it.
-        self.slot(b)
-            .value
-            .with_mut(|p| unsafe { (*p).write(value) });
-        self.bottom.store(b.wrapping_add(1), Ordering::Release);
+        self.value(b).with_mut(|p| unsafe { (*p).write(value) });
+        self.ends.bottom.store(b.wrapping_add(1), Ordering::Release);
     }
 
     /// Owner's pop at the bottom (LIFO).
     fn pop_bottom(&self) -> Option<T> {
-        let b = self.bottom.load(Ordering::Relaxed);
-        let t = self.top.load(Ordering::Relaxed);
+        let b = self.ends.bottom.load(Ordering::Relaxed);
+        let t = self.ends.top.load(Ordering::Relaxed);
         if distance(b, t) <= 0 {
             return None;
         }
         let b = b.wrapping_sub(1);
         // Release: a thief that reads this value of `bottom` sees every
         // slot below it written.
-        self.bottom.store(b, Ordering::Release);
+        self.ends.bottom.store(b, Ordering::Release);
         fence(Ordering::SeqCst);
-        let t = self.top.load(Ordering::Relaxed);
+        let t = self.ends.top.load(Ordering::Relaxed);
         let len = distance(b, t);
         if len < 0 {
             // Thieves took everything meanwhile.
-            self.bottom.store(b.wrapping_add(1), Ordering::Release);
+            self.ends.bottom.store(b.wrapping_add(1), Ordering::Release);
             return None;
         }
         if len > 0 {
@@ -293,13 +348,13 @@ impl<T> Inner<T> {
             // SAFETY: position `b` was pushed and not taken; only the owner
             // touches it.
             return Some(
-                self.slot(b)
-                    .value
+                self.value(b)
                     .with_mut(|p| unsafe { (*p).assume_init_read() }),
             );
         }
         // The last element: race the thieves for it.
         let won = self
+            .ends
             .top
             .compare_exchange(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
             .is_ok();
@@ -310,19 +365,20 @@ impl<T> Inner<T> {
         } else {
             None
         };
-        self.bottom.store(b.wrapping_add(1), Ordering::Release);
+        self.ends.bottom.store(b.wrapping_add(1), Ordering::Release);
         value
     }
 
     /// Take the oldest element (thieves, and the owner of a FIFO deque).
     fn steal_top(&self) -> Steal<T> {
-        let t = self.top.load(Ordering::Acquire);
+        let t = self.ends.top.load(Ordering::Acquire);
         fence(Ordering::SeqCst);
-        let b = self.bottom.load(Ordering::Acquire);
+        let b = self.ends.bottom.load(Ordering::Acquire);
         if distance(b, t) <= 0 {
             return Steal::Empty;
         }
         if self
+            .ends
             .top
             .compare_exchange(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
@@ -335,8 +391,8 @@ impl<T> Inner<T> {
     }
 
     fn len(&self) -> usize {
-        let t = self.top.load(Ordering::SeqCst);
-        let b = self.bottom.load(Ordering::SeqCst);
+        let t = self.ends.top.load(Ordering::SeqCst);
+        let b = self.ends.bottom.load(Ordering::SeqCst);
         (distance(b, t).max(0) as usize).min(self.mask + 1)
     }
 }
@@ -345,8 +401,8 @@ impl<T> Drop for Inner<T> {
     fn drop(&mut self) {
         // `&mut self`: every handle is gone, so no operation is in flight and
         // `top..bottom` are exactly the elements still in the deque.
-        let t = self.top.load(Ordering::Relaxed);
-        let b = self.bottom.load(Ordering::Relaxed);
+        let t = self.ends.top.load(Ordering::Relaxed);
+        let b = self.ends.bottom.load(Ordering::Relaxed);
         // Positions wrap around `usize::MAX` as everywhere else: count the
         // elements from `top` rather than ranging over `top..bottom`.
         let len = distance(b, t).max(0) as usize;
@@ -354,8 +410,7 @@ impl<T> Drop for Inner<T> {
             let pos = t.wrapping_add(i);
             // SAFETY: positions `top..bottom` hold pushed, untaken values;
             // each is visited once.
-            self.slot(pos)
-                .value
+            self.value(pos)
                 .with_mut(|p| unsafe { (*p).assume_init_drop() });
         });
     }
@@ -409,8 +464,11 @@ fn check_capacity(capacity: usize) -> Result<(), MemError> {
 pub struct Worker<T> {
     inner: Arc<Inner<T>>,
     flavor: Flavor,
-    /// `!Sync`: push and pop assume a single owner.
-    _owner: PhantomData<std::cell::Cell<()>>,
+    /// Every position from `bottom` up to this one is free (see
+    /// [`Inner::reserve`]). Only the owner reads or writes it; a `Cell`,
+    /// it also makes the handle `!Sync`, as push and pop assume a single
+    /// owner.
+    free_to: Cell<usize>,
 }
 
 /// A thief's handle on a deque: steals the oldest elements. Clone it for
@@ -448,7 +506,8 @@ impl<T> Worker<T> {
         Ok(Worker {
             inner: Arc::new(Inner::new(node, capacity)?),
             flavor,
-            _owner: PhantomData,
+            // A fresh deque's slots are free for positions 0..capacity.
+            free_to: Cell::new(capacity),
         })
     }
 
@@ -469,7 +528,7 @@ impl<T> Worker<T> {
     /// the module documentation).
     #[inline]
     pub fn push(&self, value: T) -> Result<(), Full<T>> {
-        match self.inner.reserve() {
+        match self.inner.reserve(&self.free_to) {
             Some(b) => {
                 // SAFETY: `&self` on a `!Sync` owner handle: this thread is
                 // the owner; `b` was just reserved.
@@ -519,12 +578,12 @@ impl<T> Worker<T> {
 
     /// The fixed number of elements the deque holds.
     pub fn capacity(&self) -> usize {
-        self.inner.slots.capacity()
+        self.inner.values.capacity()
     }
 
     /// The node the buffer is on.
     pub fn node(&self) -> NodeId {
-        self.inner.slots.node()
+        self.inner.values.node()
     }
 
     /// Where the buffer's pages are.
@@ -532,7 +591,7 @@ impl<T> Worker<T> {
     /// # Errors
     /// [`MemError::Os`] if `move_pages` fails.
     pub fn placement(&self) -> Result<PageMap, MemError> {
-        self.inner.slots.placement()
+        self.inner.placement()
     }
 
     /// Prove placement: every page of the buffer is on the deque's node.
@@ -573,7 +632,9 @@ impl<T> Stealer<T> {
             // Only this thread (`dest`'s owner: `Worker` is `!Sync`)
             // pushes to `dest`, and a free slot stays free until it does:
             // reserve before stealing so a stolen value always has a place.
-            let Some(b) = dest.inner.reserve() else { break };
+            let Some(b) = dest.inner.reserve(&dest.free_to) else {
+                break;
+            };
             match self.inner.steal_top() {
                 Steal::Success(v) => {
                     // SAFETY: this thread owns `dest` (it holds `&Worker`
@@ -606,12 +667,12 @@ impl<T> Stealer<T> {
 
     /// The fixed number of elements the deque holds.
     pub fn capacity(&self) -> usize {
-        self.inner.slots.capacity()
+        self.inner.values.capacity()
     }
 
     /// The node the buffer is on.
     pub fn node(&self) -> NodeId {
-        self.inner.slots.node()
+        self.inner.values.node()
     }
 
     /// Which end the owner pops from.
@@ -624,7 +685,7 @@ impl<T> Stealer<T> {
     /// # Errors
     /// As [`Worker::verify`].
     pub fn verify(&self) -> Result<PageMap, MemError> {
-        self.inner.slots.placement()?.ensure_on(self.node())
+        self.inner.placement()?.ensure_on(self.node())
     }
 }
 
@@ -688,6 +749,7 @@ mod tests {
         w.push(7).unwrap();
         let inner = &w.inner;
         assert!(inner
+            .ends
             .top
             .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok());
@@ -699,6 +761,66 @@ mod tests {
         assert_eq!(w.pop(), Some(8));
     }
 
+    /// A thief's claim without its copy, at `pos` (which must be `top`).
+    fn claim(w: &Worker<String>, pos: usize) {
+        assert!(w
+            .inner
+            .ends
+            .top
+            .compare_exchange(pos, pos + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok());
+    }
+
+    /// The owner reads stamps ahead of `bottom` and then pushes without
+    /// reading them: that look-ahead stops at a slot whose claim is not
+    /// copied out, and every slot it passed stays waited for where it
+    /// should be. The deque holds 8 at most throughout, and every element
+    /// comes out once.
+    #[test]
+    fn the_owners_look_ahead_stops_at_a_claim_not_yet_copied_out() {
+        let w = Worker::<String>::new_lifo(0, 8).unwrap();
+        let s = w.stealer();
+        for i in 0..8 {
+            w.push(i.to_string()).unwrap();
+        }
+        // Thieves claim positions 0 and 1; only the first copies out.
+        claim(&w, 0);
+        claim(&w, 1);
+        // SAFETY: position 0 was pushed and claimed just above.
+        assert_eq!(unsafe { w.inner.take_claimed(0) }, "0");
+        // The owner takes what is left, positions 7 down to 2; the last
+        // by a CAS, so the deque goes on from position 3.
+        for i in (2..8).rev() {
+            assert_eq!(w.pop(), Some(i.to_string()));
+        }
+        assert_eq!(w.pop(), None);
+        // Positions 3..8 reuse slots no thief claimed, and position 8 slot
+        // 0, copied out: the owner reads slot 0's stamp and looks ahead to
+        // slot 1, whose claim (position 1) is still being copied out, so
+        // position 9 waits although the deque holds 6.
+        for i in 3..9 {
+            w.push(i.to_string()).unwrap();
+        }
+        assert_eq!(w.push("9".into()).unwrap_err().into_inner(), "9");
+        assert_eq!(w.len(), 6);
+        // SAFETY: position 1 was pushed and claimed above.
+        assert_eq!(unsafe { w.inner.take_claimed(1) }, "1");
+        // Now the look-ahead passes slot 2 (taken by the owner's CAS) and
+        // stops at slot 3, which holds position 3.
+        w.push("9".into()).unwrap();
+        w.push("10".into()).unwrap();
+        assert_eq!(w.len(), 8);
+        assert_eq!(w.push("11".into()).unwrap_err().into_inner(), "11");
+        assert_eq!(s.steal(), Steal::Success("3".into()));
+        w.push("11".into()).unwrap();
+        let mut rest = Vec::new();
+        while let Some(v) = w.pop() {
+            rest.push(v);
+        }
+        let want: Vec<String> = (4..12).rev().map(|i| i.to_string()).collect();
+        assert_eq!(rest, want);
+    }
+
     /// Move a fresh deque's positions to `start`, as if `start` elements
     /// had gone through it.
     fn start_at<T>(w: &Worker<T>, start: usize) {
@@ -706,10 +828,11 @@ mod tests {
         assert!(w.is_empty());
         for p in 0..inner.mask + 1 {
             let pos = start.wrapping_add(p);
-            inner.slot(pos).stamp.store(pos, Ordering::Relaxed);
+            inner.stamp(pos).store(pos, Ordering::Relaxed);
         }
-        inner.top.store(start, Ordering::Relaxed);
-        inner.bottom.store(start, Ordering::Relaxed);
+        inner.ends.top.store(start, Ordering::Relaxed);
+        inner.ends.bottom.store(start, Ordering::Relaxed);
+        w.free_to.set(start);
     }
 
     /// Positions wrap around `usize::MAX` (after 2^64 pushes, so only
