@@ -32,19 +32,23 @@
 //! Here a thief claims position `t` with the CAS first and copies the value
 //! out after, which no one else can then take. A slot is reused by the push
 //! of position `t + capacity` only once that copy is done: each slot has a
-//! stamp, the position it is free for. The stamps are an array of their
-//! own, apart from the values, so a thief's stamp store does not land on
-//! the line the owner is writing values to.
+//! stamp that says which position it is free for. A slot's positions are
+//! `p`, `p + cap`, `p + 2 cap`, …, and the push of `p + cap` only ever
+//! needs to tell "free for `p + cap`" from "still holding `p`", so the
+//! stamp is one byte: the lap of that position, odd or even (the bit of the
+//! position worth `cap`). The stamps are an array of their own, apart from
+//! the values, so a thief's stamp store does not land on the line the owner
+//! is writing values to, and 64 of them share a line.
 //!
 //! | stamp of slot `p % cap` | meaning |
 //! |---|---|
-//! | `p` | free for the push of position `p` (positions `p - cap` and earlier of this slot were copied out) |
-//! | `p - cap` | position `p - cap` was claimed by a CAS on `top` and is still being copied out |
+//! | lap of `p` | free for the push of position `p` (position `p - cap` of this slot was copied out) |
+//! | lap of `p - cap` | position `p - cap` is in the deque, or was claimed by a CAS on `top` and is still being copied out |
 //!
 //! Whoever wins the CAS for position `p` (a thief, or the owner taking the
-//! last element or popping FIFO) stores `p + cap` with `Release` after the
-//! copy; `push` reads the stamp with `Acquire` and reports [`Full`] unless
-//! it equals the position it is about to fill. The owner remembers how far
+//! last element or popping FIFO) stores the lap of `p + cap` with `Release`
+//! after the copy; `push` reads the stamp with `Acquire` and reports
+//! [`Full`] unless it is the lap of the position it is about to fill. The owner remembers how far
 //! ahead it has seen slots free (a position seen free stays free until it
 //! is pushed), so a push reads a stamp only when the deque has moved past
 //! that mark, about once per position stolen, and then reads the rest of
@@ -83,7 +87,7 @@
 //! ```
 
 use super::buffer::{drop_positions, Slots};
-use super::primitive::{fence, Arc, AtomicUsize, Backoff, Ordering, UnsafeCell};
+use super::primitive::{fence, Arc, AtomicBool, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use crate::mem::{MemError, PageMap};
 use crate::topology::NodeId;
 use crossbeam_utils::CachePadded;
@@ -93,9 +97,9 @@ use std::mem::MaybeUninit;
 /// The most elements one [`Stealer::steal_batch`] moves.
 pub const MAX_BATCH: usize = 32;
 
-/// Stamps in a 64-byte line: a push that reads stamps reads to the end of
-/// that line of stamps (see [`Inner::reserve`]).
-const STAMPS_PER_LINE: usize = 64 / std::mem::size_of::<usize>();
+/// Stamps (one byte each) in a 64-byte line: a push that reads stamps
+/// reads to the end of that line of stamps (see [`Inner::reserve`]).
+const STAMPS_PER_LINE: usize = 64;
 
 /// What a steal found.
 #[must_use]
@@ -175,11 +179,11 @@ struct Ends {
 
 struct Inner<T> {
     ends: CachePadded<Ends>,
-    /// Slot `p % cap`'s stamp: the position it is free for (see the
-    /// module's table). Stamps are an array of their own so that a thief's
-    /// stamp store does not land on the line the owner is writing values
-    /// to.
-    stamps: Slots<AtomicUsize>,
+    /// Slot `p % cap`'s stamp: the lap of the position it is free for (see
+    /// the module's table). Stamps are an array of their own so that a
+    /// thief's stamp store does not land on the line the owner is writing
+    /// values to.
+    stamps: Slots<AtomicBool>,
     values: Slots<UnsafeCell<MaybeUninit<T>>>,
     mask: usize,
 }
@@ -193,6 +197,15 @@ unsafe impl<T: Send> Send for Inner<T> {}
 // out `&T`, so sharing it needs `T: Send`, not `T: Sync`.
 unsafe impl<T: Send> Sync for Inner<T> {}
 
+/// Which lap of the buffer position `pos` is in, odd or even: the bit of
+/// `pos` worth the capacity (`mask + 1`, a power of two). Positions `p`
+/// and `p + cap` of one slot differ in it, also across the wrap at
+/// `usize::MAX`.
+#[inline(always)]
+fn lap(pos: usize, mask: usize) -> bool {
+    pos & (mask + 1) != 0
+}
+
 /// The signed distance `b - t` between two positions.
 #[inline(always)]
 fn distance(b: usize, t: usize) -> isize {
@@ -205,12 +218,12 @@ impl<T> Inner<T> {
         // The values first: their size and alignment are the checks a
         // caller's element type can fail.
         let values = Slots::<UnsafeCell<MaybeUninit<T>>>::new(node, capacity)?;
-        let stamps = Slots::<AtomicUsize>::new(node, capacity)?;
+        let stamps = Slots::<AtomicBool>::new(node, capacity)?;
         for i in 0..capacity {
             // SAFETY: `i < capacity`, so the stamp is in the fresh, writable
-            // mapping, aligned for `AtomicUsize`; this runs before the deque
-            // is shared. Slot `i` is free for position `i`.
-            unsafe { stamps.slot(i).write(AtomicUsize::new(i)) };
+            // mapping, aligned for `AtomicBool`; this runs before the deque
+            // is shared. Slot `i` is free for position `i`, of lap 0.
+            unsafe { stamps.slot(i).write(AtomicBool::new(false)) };
             // Outside loom the values stay uninitialised in place, which
             // `UnsafeCell<MaybeUninit<T>>` allows; loom's cell keeps state
             // of its own and must be constructed (its models use small
@@ -233,7 +246,7 @@ impl<T> Inner<T> {
     }
 
     #[inline(always)]
-    fn stamp(&self, pos: usize) -> &AtomicUsize {
+    fn stamp(&self, pos: usize) -> &AtomicBool {
         // SAFETY: `pos & mask < capacity`; every stamp was initialised in
         // `new`.
         unsafe { &*self.stamps.slot(pos & self.mask) }
@@ -269,7 +282,7 @@ impl<T> Inner<T> {
             .value(pos)
             .with_mut(|p| unsafe { (*p).assume_init_read() });
         self.stamp(pos)
-            .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
+            .store(!lap(pos, self.mask), Ordering::Release);
         value
     }
 
@@ -297,12 +310,20 @@ impl<T> Inner<T> {
         // Acquire: the thief's copy out of the slot (or the owner's own)
         // happens before the write that reuses it, here or in any later
         // push that trusts `free_to`.
-        if self.stamp(b).load(Ordering::Acquire) != b {
+        //
+        // A lap bit tells two states apart only: for each position `p`
+        // read here, `p - cap` is below `bottom`, so it was pushed, so the
+        // take of `p - 2 cap` (of the same lap) was done before. Hence the
+        // stamp is the lap of `p` (free) or of `p - cap` (not yet). The
+        // look-ahead stops at the end of the line, or at the slot of
+        // position `b - b % cap + cap` when `cap` is below 64, so `p - cap`
+        // stays below `b`.
+        if self.stamp(b).load(Ordering::Acquire) != lap(b, self.mask) {
             return None;
         }
         let mut end = b.wrapping_add(1);
         while end & self.mask & (STAMPS_PER_LINE - 1) != 0
-            && self.stamp(end).load(Ordering::Acquire) == end
+            && self.stamp(end).load(Ordering::Acquire) == lap(end, self.mask)
         {
             end = end.wrapping_add(1);
         }
@@ -828,7 +849,9 @@ mod tests {
         assert!(w.is_empty());
         for p in 0..inner.mask + 1 {
             let pos = start.wrapping_add(p);
-            inner.stamp(pos).store(pos, Ordering::Relaxed);
+            inner
+                .stamp(pos)
+                .store(lap(pos, inner.mask), Ordering::Relaxed);
         }
         inner.ends.top.store(start, Ordering::Relaxed);
         inner.ends.bottom.store(start, Ordering::Relaxed);
