@@ -57,6 +57,32 @@ fn steal_one(s: &Stealer<Counted>) -> Option<u32> {
     }
 }
 
+/// Steal until `n` values came out, in the order they came.
+fn steal_n(s: &Stealer<Counted>, n: usize) -> Vec<u32> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match s.steal() {
+            Steal::Success(c) => got.push(c.v),
+            _ => thread::yield_now(),
+        }
+    }
+    got
+}
+
+/// Push `v`, yielding while the deque says `Full`.
+fn push_retry(w: &Worker<Counted>, v: u32, drops: &Arc<AtomicUsize>) {
+    let mut c = counted(v, drops);
+    loop {
+        match w.push(c) {
+            Ok(()) => return,
+            Err(full) => {
+                c = full.into_inner();
+                thread::yield_now();
+            }
+        }
+    }
+}
+
 /// Owner pushes two values and pops twice while a thief steals once:
 /// every value is taken exactly once (the rest is dropped with the deque).
 fn owner_pops_thief_steals(fifo: bool) {
@@ -120,26 +146,8 @@ fn a_slot_is_rewritten_only_after_the_thief_copied_it_out() {
         let w = Worker::new_lifo(0, 1).unwrap();
         assert!(w.push(counted(1, &drops)).is_ok());
         let s = w.stealer();
-        let thief = thread::spawn(move || {
-            let mut got = Vec::new();
-            while got.len() < 2 {
-                match s.steal() {
-                    Steal::Success(c) => got.push(c.v),
-                    _ => thread::yield_now(),
-                }
-            }
-            got
-        });
-        let mut v = counted(2, &drops);
-        loop {
-            match w.push(v) {
-                Ok(()) => break,
-                Err(full) => {
-                    v = full.into_inner();
-                    thread::yield_now();
-                }
-            }
-        }
+        let thief = thread::spawn(move || steal_n(&s, 2));
+        push_retry(&w, 2, &drops);
         assert_eq!(thief.join().unwrap(), [1, 2]);
         drop(w);
         assert_eq!(drops.load(Ordering::Relaxed), 2);
@@ -158,27 +166,9 @@ fn a_push_that_looked_ahead_rewrites_a_slot_only_after_its_copy() {
         assert!(w.push(counted(1, &drops)).is_ok());
         assert!(w.push(counted(2, &drops)).is_ok());
         let s = w.stealer();
-        let thief = thread::spawn(move || {
-            let mut got = Vec::new();
-            while got.len() < 2 {
-                match s.steal() {
-                    Steal::Success(c) => got.push(c.v),
-                    _ => thread::yield_now(),
-                }
-            }
-            got
-        });
+        let thief = thread::spawn(move || steal_n(&s, 2));
         for v in [3, 4] {
-            let mut v = counted(v, &drops);
-            loop {
-                match w.push(v) {
-                    Ok(()) => break,
-                    Err(full) => {
-                        v = full.into_inner();
-                        thread::yield_now();
-                    }
-                }
-            }
+            push_retry(&w, v, &drops);
         }
         assert_eq!(thief.join().unwrap(), [1, 2]);
         let mine: Vec<u32> = std::iter::from_fn(|| w.pop().map(|c| c.v)).collect();
@@ -319,5 +309,156 @@ fn steal_batch_into_a_deque_its_thief_steals_from() {
         assert_eq!(got, [1, 2]);
         drop((w, own));
         assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// One slot through three laps (lap bit 0, 1, 0) while a thief steals.
+#[test]
+fn one_slot_through_three_laps_under_a_thief() {
+    model_with_branches(100_000, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::<Counted>::new_lifo(0, 1).unwrap();
+        let s = w.stealer();
+        let thief = thread::spawn(move || steal_n(&s, 3));
+        for v in 1..=3 {
+            push_retry(&w, v, &drops);
+        }
+        assert_eq!(thief.join().unwrap(), [1, 2, 3]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 3);
+    });
+}
+
+/// FIFO, two slots: the owner pops from the top by CAS while a thief
+/// steals, and pushes into slots the owner or the thief freed.
+#[test]
+fn fifo_owner_and_thief_free_slots_that_pushes_reuse() {
+    model_with_branches(100_000, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::<Counted>::new_fifo(0, 2).unwrap();
+        push_retry(&w, 1, &drops);
+        push_retry(&w, 2, &drops);
+        let s = w.stealer();
+        let thief = thread::spawn(move || steal_one(&s).into_iter().collect::<Vec<_>>());
+        let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
+        push_retry(&w, 3, &drops);
+        push_retry(&w, 4, &drops);
+        got.extend(thief.join().unwrap());
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 4);
+    });
+}
+
+/// LIFO, two slots: the last element is raced by the owner's pop and a
+/// thief, then the owner pushes twice (reusing both slots, one freed by
+/// whoever won the race).
+#[test]
+fn pushes_reuse_both_slots_after_the_last_element_race() {
+    model_with_branches(100_000, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::<Counted>::new_lifo(0, 2).unwrap();
+        push_retry(&w, 1, &drops);
+        push_retry(&w, 2, &drops);
+        let s = w.stealer();
+        let thief = thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                got.extend(steal_one(&s));
+            }
+            got
+        });
+        let mut got: Vec<u32> = Vec::new();
+        got.extend(w.pop().map(|c| c.v));
+        got.extend(w.pop().map(|c| c.v));
+        push_retry(&w, 3, &drops);
+        push_retry(&w, 4, &drops);
+        got.extend(thief.join().unwrap());
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 4);
+    });
+}
+
+/// `steal_batch` into a one-slot destination whose thief steals meanwhile,
+/// twice: the second batch reserves the slot freed by that thief.
+#[test]
+fn two_batches_into_one_slot_whose_thief_steals() {
+    model_with_branches(100_000, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::<Counted>::new_lifo(0, 2).unwrap();
+        push_retry(&w, 1, &drops);
+        push_retry(&w, 2, &drops);
+        let from = w.stealer();
+        let own = Worker::<Counted>::new_lifo(0, 1).unwrap();
+        let own_thief = own.stealer();
+        let other = thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                got.extend(steal_one(&own_thief));
+            }
+            got
+        });
+        let _ = from.steal_batch(&own);
+        let _ = from.steal_batch(&own);
+        let mut got: Vec<u32> = std::iter::from_fn(|| own.pop().map(|c| c.v)).collect();
+        got.extend(other.join().unwrap());
+        got.extend(std::iter::from_fn(|| own.pop().map(|c| c.v)));
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        drop((w, own));
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// Four slots, two thieves: the owner pushes two more while each thief
+/// steals one, so its look-ahead reads stamps that two thieves store. A
+/// push refused three times hands its value back, which counts as taken.
+#[test]
+fn a_look_ahead_over_stamps_of_two_thieves() {
+    model_with_branches(200_000, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let w = Worker::<Counted>::new_lifo(0, 4).unwrap();
+        for v in 1..=4 {
+            push_retry(&w, v, &drops);
+        }
+        let thieves: Vec<_> = (0..2)
+            .map(|_| {
+                let s = w.stealer();
+                thread::spawn(move || steal_one(&s).into_iter().collect::<Vec<_>>())
+            })
+            .collect();
+        let mut got = Vec::new();
+        for v in 5..=6 {
+            let mut c = counted(v, &drops);
+            let mut tries = 0;
+            loop {
+                match w.push(c) {
+                    Ok(()) => break,
+                    Err(full) => {
+                        c = full.into_inner();
+                        tries += 1;
+                        if tries > 3 {
+                            got.push(c.v);
+                            break;
+                        }
+                        thread::yield_now();
+                    }
+                }
+            }
+        }
+        for t in thieves {
+            got.extend(t.join().unwrap());
+        }
+        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+        drop(w);
+        assert_eq!(drops.load(Ordering::Relaxed), 6);
     });
 }

@@ -743,6 +743,7 @@ impl<T> std::fmt::Debug for Stealer<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::collections::{BTreeMap, VecDeque};
 
     #[test]
     fn handles_are_send_and_the_stealer_is_sync() {
@@ -908,6 +909,209 @@ mod tests {
                     "capacity {cap}, {flavor:?}"
                 );
                 assert_eq!(made as usize, taken + left);
+            }
+        }
+    }
+
+    /// xorshift64: enough randomness for operation sequences.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x % n
+        }
+    }
+
+    /// One run of `steps` random operations on a deque of `cap`, checked
+    /// against a model: pushes, pops, steals, thieves that claim the top
+    /// and pause before copying it out (finishing later, in any order),
+    /// `steal_batch` into a second deque, that deque's pops, and a
+    /// `reserve` on it that publishes nothing. After every step `len`,
+    /// `top` and `bottom` match the model; a push is refused exactly when
+    /// the deque is full or its slot's last claim is still being copied
+    /// out; at the end, with every claim finished, the deque fills to its
+    /// capacity and gives back the model's elements.
+    fn run_against_model(
+        cap: usize,
+        flavor: Flavor,
+        start: Option<usize>,
+        seed: u64,
+        steps: usize,
+    ) {
+        let w = Worker::<Box<u64>>::new(NodeId::new(0), cap, flavor).unwrap();
+        let s = w.stealer();
+        // A second deque, for `steal_batch` into it and for a `reserve` on
+        // it that publishes nothing (as a `steal_batch` whose steal fails).
+        let d = Worker::<Box<u64>>::new(NodeId::new(0), cap, Flavor::Lifo).unwrap();
+        if let Some(st) = start {
+            start_at(&w, st);
+            start_at(&d, st.wrapping_add(cap / 2 + 3));
+        }
+        let mut rng = Rng(seed | 1);
+        // Model: elements in the deque, by position.
+        let mut model: VecDeque<(usize, u64)> = VecDeque::new();
+        let mut dmodel: VecDeque<u64> = VecDeque::new();
+        // Claimed but not copied out: position -> id.
+        let mut pending: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut next_id = 0u64;
+        let mut bottom = start.unwrap_or(0);
+        let mut top = bottom;
+        let ctx = |what: &str, step: usize| {
+            format!("{what}: cap {cap} {flavor:?} start {start:?} seed {seed} step {step}")
+        };
+        for step in 0..steps {
+            let r = rng.below(100);
+            if r < 40 {
+                // push
+                let id = next_id;
+                next_id += 1;
+                let slot_pending = pending.contains_key(&bottom.wrapping_sub(cap));
+                let expect_full = model.len() == cap || slot_pending;
+                match w.push(Box::new(id)) {
+                    Ok(()) => {
+                        assert!(
+                            !expect_full,
+                            "{}",
+                            ctx("push succeeded over a pending/full slot", step)
+                        );
+                        model.push_back((bottom, id));
+                        bottom = bottom.wrapping_add(1);
+                    }
+                    Err(Full(v)) => {
+                        assert_eq!(*v, id);
+                        assert!(
+                            expect_full,
+                            "{} len {} pending {:?} b {bottom}",
+                            ctx("spurious Full", step),
+                            model.len(),
+                            pending
+                        );
+                    }
+                }
+            } else if r < 55 {
+                // owner pop
+                let got = w.pop().map(|b| *b);
+                let want = match flavor {
+                    Flavor::Lifo => model.pop_back(),
+                    Flavor::Fifo => model.pop_front(),
+                };
+                match (flavor, want) {
+                    (Flavor::Lifo, Some((p, _))) => bottom = p,
+                    (Flavor::Fifo, Some(_)) => top = top.wrapping_add(1),
+                    _ => {}
+                }
+                // LIFO pop of the last element moves top instead.
+                if flavor == Flavor::Lifo && want.is_some() && model.is_empty() {
+                    // the last element was taken by CAS: top moved past it
+                    bottom = bottom.wrapping_add(1);
+                    top = bottom;
+                }
+                assert_eq!(got, want.map(|x| x.1), "{}", ctx("pop", step));
+            } else if r < 65 {
+                // full steal
+                let got = s.steal().success().map(|b| *b);
+                let want = model.pop_front();
+                if want.is_some() {
+                    top = top.wrapping_add(1);
+                }
+                assert_eq!(got, want.map(|x| x.1), "{}", ctx("steal", step));
+            } else if r < 78 {
+                // a thief claims the top and is preempted
+                if let Some((p, id)) = model.pop_front() {
+                    assert!(w
+                        .inner
+                        .ends
+                        .top
+                        .compare_exchange(p, p.wrapping_add(1), Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok());
+                    top = top.wrapping_add(1);
+                    pending.insert(p, id);
+                }
+            } else if r < 90 {
+                // a preempted thief finishes its copy (any of them)
+                if !pending.is_empty() {
+                    let k = rng.below(pending.len() as u64) as usize;
+                    let p = *pending.keys().nth(k).unwrap();
+                    let id = pending.remove(&p).unwrap();
+                    // SAFETY: position `p` was pushed and claimed above, and
+                    // not yet copied out.
+                    let v = unsafe { w.inner.take_claimed(p) };
+                    assert_eq!(*v, id, "{}", ctx("slot overwritten under a claim", step));
+                }
+            } else if r < 95 {
+                // steal_batch into d
+                let before = model.len();
+                let res = s.steal_batch(&d);
+                let moved_expected_max = before.div_ceil(2).clamp(1, MAX_BATCH);
+                let mut moved = 0;
+                while d.len() > dmodel.len() {
+                    let (_, id) = model.pop_front().unwrap();
+                    top = top.wrapping_add(1);
+                    dmodel.push_back(id);
+                    moved += 1;
+                }
+                assert!(moved <= moved_expected_max);
+                assert_eq!(res.is_success(), moved > 0, "{}", ctx("batch", step));
+            } else if r < 98 {
+                // d's owner pops
+                let got = d.pop().map(|b| *b);
+                assert_eq!(got, dmodel.pop_back(), "{}", ctx("dpop", step));
+            } else {
+                // a reserve on d with no publish
+                let _ = d.inner.reserve(&d.free_to);
+            }
+            assert_eq!(w.len(), model.len(), "{}", ctx("len", step));
+            assert_eq!(
+                w.inner.ends.bottom.load(Ordering::Relaxed),
+                bottom,
+                "{}",
+                ctx("bottom", step)
+            );
+            assert_eq!(
+                w.inner.ends.top.load(Ordering::Relaxed),
+                top,
+                "{}",
+                ctx("top", step)
+            );
+        }
+        // Finish every claim, then liveness: the deque fills to exactly cap.
+        for (p, id) in std::mem::take(&mut pending) {
+            // SAFETY: position `p` was pushed and claimed above, and not
+            // yet copied out.
+            let v = unsafe { w.inner.take_claimed(p) };
+            assert_eq!(*v, id);
+        }
+        while model.len() < cap {
+            let id = next_id;
+            next_id += 1;
+            w.push(Box::new(id)).unwrap_or_else(|_| {
+                panic!("{}", ctx("liveness: Full below cap with no claims", steps))
+            });
+            model.push_back((bottom, id));
+            bottom = bottom.wrapping_add(1);
+        }
+        assert!(w.push(Box::new(0)).is_err());
+        let mut out = Vec::new();
+        while let Some(v) = s.steal().success() {
+            out.push(*v);
+        }
+        let want: Vec<u64> = model.iter().map(|x| x.1).collect();
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn operations_with_paused_thieves_match_a_model() {
+        for cap in [1usize, 2, 4, 8, 16, 64, 128] {
+            for flavor in [Flavor::Lifo, Flavor::Fifo] {
+                for start in [None, Some(usize::MAX - 5), Some(usize::MAX - 200), Some(63)] {
+                    for seed in 0..6u64 {
+                        run_against_model(cap, flavor, start, seed * 7919 + cap as u64 + 1, 2000);
+                    }
+                }
             }
         }
     }
