@@ -57,6 +57,16 @@ fn steal_one(s: &Stealer<Counted>) -> Option<u32> {
     }
 }
 
+/// `n` calls of [`steal_one`]: what they took, in order.
+fn steal_up_to(s: &Stealer<Counted>, n: usize) -> Vec<u32> {
+    (0..n).filter_map(|_| steal_one(s)).collect()
+}
+
+/// Pop until the deque says it is empty: what came out, in order.
+fn pop_all(w: &Worker<Counted>) -> Vec<u32> {
+    std::iter::from_fn(|| w.pop().map(|c| c.v)).collect()
+}
+
 /// Steal until `n` values came out, in the order they came.
 fn steal_n(s: &Stealer<Counted>, n: usize) -> Vec<u32> {
     let mut got = Vec::new();
@@ -171,7 +181,7 @@ fn a_push_that_looked_ahead_rewrites_a_slot_only_after_its_copy() {
             push_retry(&w, v, &drops);
         }
         assert_eq!(thief.join().unwrap(), [1, 2]);
-        let mine: Vec<u32> = std::iter::from_fn(|| w.pop().map(|c| c.v)).collect();
+        let mine = pop_all(&w);
         assert_eq!(mine, [4, 3]);
         drop(w);
         assert_eq!(drops.load(Ordering::Relaxed), 4);
@@ -196,7 +206,7 @@ fn two_thieves_and_the_owner_take_each_value_once() {
         for t in thieves {
             got.extend(t.join().unwrap());
         }
-        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.extend(pop_all(&w));
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
         drop(w);
@@ -216,11 +226,11 @@ fn steal_batch_races_the_owner() {
         let thief = thread::spawn(move || {
             let own = Worker::<Counted>::new_lifo(0, 2).unwrap();
             let _ = s.steal_batch(&own);
-            std::iter::from_fn(|| own.pop().map(|c| c.v)).collect::<Vec<_>>()
+            pop_all(&own)
         });
         let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
         got.extend(thief.join().unwrap());
-        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.extend(pop_all(&w));
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
         drop(w);
@@ -236,18 +246,12 @@ fn pushes_race_steals() {
         let drops = Arc::new(AtomicUsize::new(0));
         let w = Worker::new_lifo(0, 2).unwrap();
         let s = w.stealer();
-        let thief = thread::spawn(move || {
-            let mut got = Vec::new();
-            for _ in 0..2 {
-                got.extend(steal_one(&s));
-            }
-            got
-        });
+        let thief = thread::spawn(move || steal_up_to(&s, 2));
         assert!(w.push(counted(1, &drops)).is_ok());
         assert!(w.push(counted(2, &drops)).is_ok());
         let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
         got.extend(thief.join().unwrap());
-        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.extend(pop_all(&w));
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
         drop(w);
@@ -267,20 +271,14 @@ fn a_position_popped_and_pushed_again_under_a_thief() {
         assert!(w.push(counted(1, &drops)).is_ok());
         assert!(w.push(counted(2, &drops)).is_ok());
         let s = w.stealer();
-        let thief = thread::spawn(move || {
-            let mut got = Vec::new();
-            for _ in 0..2 {
-                got.extend(steal_one(&s));
-            }
-            got
-        });
+        let thief = thread::spawn(move || steal_up_to(&s, 2));
         let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
         if w.push(counted(3, &drops)).is_err() {
             got.push(3);
         }
         got.extend(w.pop().map(|c| c.v));
         got.extend(thief.join().unwrap());
-        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.extend(pop_all(&w));
         got.sort_unstable();
         assert_eq!(got, [1, 2, 3]);
         drop(w);
@@ -302,9 +300,9 @@ fn steal_batch_into_a_deque_its_thief_steals_from() {
         let own_thief = own.stealer();
         let other = thread::spawn(move || steal_one(&own_thief));
         let _ = from.steal_batch(&own);
-        let mut got: Vec<u32> = std::iter::from_fn(|| own.pop().map(|c| c.v)).collect();
+        let mut got = pop_all(&own);
         got.extend(other.join().unwrap());
-        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.extend(pop_all(&w));
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
         drop((w, own));
@@ -339,12 +337,12 @@ fn fifo_owner_and_thief_free_slots_that_pushes_reuse() {
         push_retry(&w, 1, &drops);
         push_retry(&w, 2, &drops);
         let s = w.stealer();
-        let thief = thread::spawn(move || steal_one(&s).into_iter().collect::<Vec<_>>());
+        let thief = thread::spawn(move || steal_up_to(&s, 1));
         let mut got: Vec<u32> = w.pop().map(|c| c.v).into_iter().collect();
         push_retry(&w, 3, &drops);
         push_retry(&w, 4, &drops);
         got.extend(thief.join().unwrap());
-        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.extend(pop_all(&w));
         got.sort_unstable();
         assert_eq!(got, [1, 2, 3, 4]);
         drop(w);
@@ -363,20 +361,14 @@ fn pushes_reuse_both_slots_after_the_last_element_race() {
         push_retry(&w, 1, &drops);
         push_retry(&w, 2, &drops);
         let s = w.stealer();
-        let thief = thread::spawn(move || {
-            let mut got = Vec::new();
-            for _ in 0..2 {
-                got.extend(steal_one(&s));
-            }
-            got
-        });
+        let thief = thread::spawn(move || steal_up_to(&s, 2));
         let mut got: Vec<u32> = Vec::new();
         got.extend(w.pop().map(|c| c.v));
         got.extend(w.pop().map(|c| c.v));
         push_retry(&w, 3, &drops);
         push_retry(&w, 4, &drops);
         got.extend(thief.join().unwrap());
-        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.extend(pop_all(&w));
         got.sort_unstable();
         assert_eq!(got, [1, 2, 3, 4]);
         drop(w);
@@ -396,19 +388,13 @@ fn two_batches_into_one_slot_whose_thief_steals() {
         let from = w.stealer();
         let own = Worker::<Counted>::new_lifo(0, 1).unwrap();
         let own_thief = own.stealer();
-        let other = thread::spawn(move || {
-            let mut got = Vec::new();
-            for _ in 0..2 {
-                got.extend(steal_one(&own_thief));
-            }
-            got
-        });
+        let other = thread::spawn(move || steal_up_to(&own_thief, 2));
         let _ = from.steal_batch(&own);
         let _ = from.steal_batch(&own);
-        let mut got: Vec<u32> = std::iter::from_fn(|| own.pop().map(|c| c.v)).collect();
+        let mut got = pop_all(&own);
         got.extend(other.join().unwrap());
-        got.extend(std::iter::from_fn(|| own.pop().map(|c| c.v)));
-        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.extend(pop_all(&own));
+        got.extend(pop_all(&w));
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
         drop((w, own));
@@ -430,7 +416,7 @@ fn a_look_ahead_over_stamps_of_two_thieves() {
         let thieves: Vec<_> = (0..2)
             .map(|_| {
                 let s = w.stealer();
-                thread::spawn(move || steal_one(&s).into_iter().collect::<Vec<_>>())
+                thread::spawn(move || steal_up_to(&s, 1))
             })
             .collect();
         let mut got = Vec::new();
@@ -455,7 +441,7 @@ fn a_look_ahead_over_stamps_of_two_thieves() {
         for t in thieves {
             got.extend(t.join().unwrap());
         }
-        got.extend(std::iter::from_fn(|| w.pop().map(|c| c.v)));
+        got.extend(pop_all(&w));
         got.sort_unstable();
         assert_eq!(got, [1, 2, 3, 4, 5, 6]);
         drop(w);

@@ -262,6 +262,10 @@ pub fn pc_cpus() -> Option<[numakit::CpuId; 2]> {
 /// Pin the calling thread to `cpu` with the bare system call, so that no
 /// allocator under test learns of it (numakit's pinning would tell
 /// `NodeLocal` the thread's node).
+///
+/// # Panics
+/// If the process may not run on `cpu`: callers take their CPUs from
+/// `numakit::sched::allowed_cpus`.
 pub fn pin_quietly(cpu: numakit::CpuId) {
     let mut set = numakit::CpuSet::new();
     set.insert(cpu);

@@ -48,11 +48,11 @@
 //! Whoever wins the CAS for position `p` (a thief, or the owner taking the
 //! last element or popping FIFO) stores the lap of `p + cap` with `Release`
 //! after the copy; `push` reads the stamp with `Acquire` and reports
-//! [`Full`] unless it is the lap of the position it is about to fill. The owner remembers how far
-//! ahead it has seen slots free (a position seen free stays free until it
-//! is pushed), so a push reads a stamp only when the deque has moved past
-//! that mark, about once per position stolen, and then reads the rest of
-//! that line of stamps too. Elements the owner pops
+//! [`Full`] unless it is the lap of the position it is about to fill. The
+//! owner remembers how far ahead it has seen slots free (a position seen
+//! free stays free until it is pushed), so a push reads a stamp only when
+//! the deque has moved past that mark, about once per position stolen, and
+//! then reads the rest of that line of stamps too. Elements the owner pops
 //! from the bottom without a CAS (LIFO, more than one element left) leave
 //! the stamp alone: that position is pushed again next. So `push` sees
 //! `Full` exactly when `capacity` elements are in the deque, or when the
@@ -68,8 +68,9 @@
 //! `top` on every steal, so one line moves per operation rather than two.
 //! The owner's stores to `bottom` are `Release` and every load of it by a
 //! thief is `Acquire`, so a thief that sees an element in range sees its
-//! slot written. The `SeqCst` fences of the owner's LIFO pop and of `steal` order the
-//! owner's "bottom moved down" against a thief's "top read", as in Lê,
+//! slot written. The `SeqCst` fences of the owner's LIFO pop and of
+//! `steal` order the owner's "bottom moved down" against a thief's "top
+//! read", as in Lê,
 //! Pop, Cohen and Zappa Nardelli, *Correct and Efficient Work-Stealing for
 //! Weak Memory Models* (PPoPP 2013).
 //!
@@ -763,34 +764,29 @@ mod tests {
         assert_eq!(w.len(), 2);
     }
 
+    /// A thief's claim without its copy, at `pos` (which must be `top`).
+    fn claim<T>(w: &Worker<T>, pos: usize) {
+        assert!(w
+            .inner
+            .ends
+            .top
+            .compare_exchange(pos, pos.wrapping_add(1), Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok());
+    }
+
     #[test]
     fn a_claimed_slot_is_not_reused_before_it_is_copied_out() {
         // A thief that won the CAS for position 0 but has not copied the
         // value out: the stamp still says position 0.
         let w = Worker::<u32>::new_lifo(0, 1).unwrap();
         w.push(7).unwrap();
-        let inner = &w.inner;
-        assert!(inner
-            .ends
-            .top
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok());
+        claim(&w, 0);
         assert!(w.is_empty());
         assert_eq!(w.push(8).unwrap_err().into_inner(), 8);
-        // SAFETY: the CAS above claimed position 0, which was pushed.
-        assert_eq!(unsafe { inner.take_claimed(0) }, 7);
+        // SAFETY: the claim above took position 0, which was pushed.
+        assert_eq!(unsafe { w.inner.take_claimed(0) }, 7);
         w.push(8).unwrap();
         assert_eq!(w.pop(), Some(8));
-    }
-
-    /// A thief's claim without its copy, at `pos` (which must be `top`).
-    fn claim(w: &Worker<String>, pos: usize) {
-        assert!(w
-            .inner
-            .ends
-            .top
-            .compare_exchange(pos, pos + 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok());
     }
 
     /// The owner reads stamps ahead of `bottom` and then pushes without
@@ -1022,12 +1018,7 @@ mod tests {
             } else if r < 78 {
                 // a thief claims the top and is preempted
                 if let Some((p, id)) = model.pop_front() {
-                    assert!(w
-                        .inner
-                        .ends
-                        .top
-                        .compare_exchange(p, p.wrapping_add(1), Ordering::SeqCst, Ordering::SeqCst)
-                        .is_ok());
+                    claim(&w, p);
                     top = top.wrapping_add(1);
                     pending.insert(p, id);
                 }
