@@ -43,7 +43,7 @@ const _: () = assert!(MAX_CHUNKS > (SEG_MAX + node_local::GRAIN) / (64 << 10));
 const SEG_FIRST: usize = 1 << 20;
 const SEG_MAX: usize = 64 << 20;
 /// Slow paths between two looks at the thread's node.
-const RECHECK_EVERY: u32 = 32;
+pub(crate) const RECHECK_EVERY: u32 = 32;
 
 /// Unique heap ids; 0 marks an empty thread-local slot.
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
@@ -1070,13 +1070,31 @@ impl HeapCore {
                 return unsafe { self.flush(cache, c, p) };
             }
             // SAFETY: forwarded contract.
-            unsafe { self.push_remote(c, p) };
-            bump(&cc.frees);
-            bump(&cc.remote_frees);
-            return;
+            return unsafe { self.free_away(cache, c, p) };
         }
         // SAFETY: forwarded contract.
         unsafe { self.free_attach(p, c) }
+    }
+
+    /// A free into a cache that counted itself away from its node: to the
+    /// remote list, unless the node, read again every [`RECHECK_EVERY`]
+    /// such frees, says the thread is back (a thread that only frees
+    /// never refills or flushes, which read it otherwise).
+    ///
+    /// # Safety
+    /// `p` is a block of class `c` of this heap, not used again.
+    #[inline(never)]
+    unsafe fn free_away(&self, cache: &Cache, c: usize, p: NonNull<u8>) {
+        self.recheck_node(cache);
+        if cache.local.get() {
+            // SAFETY: forwarded contract; the cache is local now.
+            return unsafe { self.free_small(p, c) };
+        }
+        let cc = &cache.classes[c];
+        // SAFETY: forwarded contract.
+        unsafe { self.push_remote(c, p) };
+        bump(&cc.frees);
+        bump(&cc.remote_frees);
     }
 
     #[cold]

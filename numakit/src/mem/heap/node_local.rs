@@ -50,7 +50,9 @@ const TOP_LEN: usize = 1 << (ADDR_BITS - GRAIN_SHIFT - LEAF_BITS);
 /// Allocations between two `getcpu` calls of an unpinned thread.
 const REFRESH_EVERY: u32 = NodeLocal::REFRESH_EVERY;
 /// Allocations a thread sends straight to the node it fell back to
-/// (under [`OnExhausted::Nearest`]) before it tries its own node again.
+/// (under [`OnExhausted::Nearest`]) before it tries its own node again;
+/// its frees of its own node's small blocks past the fast path count
+/// too.
 const DETOUR_FOR: u32 = 256;
 
 /// Registry leaves: `node + 1` per grain, 0 for "not a segment of ours".
@@ -343,7 +345,8 @@ pub enum OnExhausted {
 /// - [`NodeLocal::nearest`]: the next node by distance that can give the
 ///   memory; every such allocation is counted in the stats. After a
 ///   fallback the thread's next 256 allocations go straight to that node,
-///   then its own node is tried again.
+///   then its own node is tried again (sooner when the thread meanwhile
+///   frees blocks of its own node, which gives that node memory back).
 ///
 /// A **memoryless node** (CPUs without memory) is treated as exhausted:
 /// under `strict` a thread running there gets null (and the message says
@@ -545,8 +548,20 @@ impl NodeLocal {
             // its next frees of them take the fast path. Its node is read
             // first: a reading that finds a move marks the thread's caches
             // away, which must not undo the cache the free attaches.
+            //
+            // Such a free gives the node memory back, so it counts a
+            // detour down as an allocation does: a thread that only frees
+            // would otherwise never end one, and never get its home.
             let small = classes::class_for(layout.size(), layout.align()).is_some();
-            let on_node = small && cache::with_thread(current_node) == Some(node);
+            let on_node = small
+                && cache::with_thread(|t| {
+                    let here = current_node(t) == node;
+                    let d = &t.here.detour_left;
+                    if here && d.get() > 0 {
+                        d.set(d.get() - 1);
+                    }
+                    here
+                }) == Some(true);
             // SAFETY: the GlobalAlloc contract: `p` came from `alloc` (or
             // `realloc`) of a NodeLocal with `layout`, so from this heap.
             unsafe { core.dealloc(p, layout) }
@@ -1135,6 +1150,109 @@ mod tests {
             free(blocks[63]);
             assert!(!cache::has_home());
             assert!(cache::home_is_held());
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// How many of `blocks` a thread frees (each a block of `a` for `l`,
+    /// freed once) before it has a home; `None` if it never gets one.
+    fn frees_until_home(a: NodeLocal, l: Layout, blocks: &[usize]) -> Option<usize> {
+        for (i, &b) in blocks.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            unsafe { a.dealloc(b as *mut u8, l) };
+            assert!(cache::home_is_held());
+            if cache::has_home() {
+                return Some(i + 1);
+            }
+        }
+        None
+    }
+
+    /// `n` blocks of `a` for `l`, allocated by a thread pinned to `node`.
+    fn blocks_of(a: NodeLocal, l: Layout, node: NodeId, n: usize) -> Vec<usize> {
+        let blocks: Vec<usize> = std::thread::spawn(move || {
+            let _pin = crate::sched::Pin::node(node)
+                .bind_memory(false)
+                .apply()
+                .unwrap();
+            // SAFETY: non-zero layout.
+            (0..n).map(|_| unsafe { a.alloc(l) } as usize).collect()
+        })
+        .join()
+        .unwrap();
+        assert!(blocks
+            .iter()
+            .all(|&b| b != 0 && registered_node(b as *mut u8) == Some(node.get())));
+        blocks
+    }
+
+    /// A thread that only frees and whose cache counted itself away from
+    /// its node reads the node again every `RECHECK_EVERY` frees and gets
+    /// its home back once it is there; one in a detour ends it by freeing
+    /// its node's blocks. On two nodes the thread really moves, and back.
+    #[test]
+    fn a_thread_that_only_frees_gets_its_home_back() {
+        let nodes = crate::topology::nodes_with_cpus_and_memory();
+        let (node, cpu) = nodes[0].clone();
+        let a = NodeLocal::strict();
+        let l = Layout::from_size_align(64, 8).unwrap();
+        let recheck = super::super::core::RECHECK_EVERY as usize;
+        let refresh = REFRESH_EVERY as usize;
+        let detour = DETOUR_FOR as usize;
+        let blocks = blocks_of(a, l, node, 1 + 3 * recheck + 2 * detour);
+        let mask = cpu.to_mask();
+        std::thread::spawn(move || {
+            // Pinned with the bare system call, as a consumer that numakit
+            // did not place.
+            crate::sys::sched::sched_setaffinity(0, &mask).unwrap();
+            let (first, rest) = blocks.split_at(1);
+            assert_eq!(frees_until_home(a, l, first), Some(1));
+            cache::home_found_away();
+            assert!(!cache::has_home());
+            let (away, rest) = rest.split_at(3 * recheck);
+            let n = frees_until_home(a, l, away);
+            assert!(
+                n.is_some_and(|n| n <= recheck + 2),
+                "a thread back on its node got no home in {n:?} frees"
+            );
+            set_detour(node.get());
+            assert!(!cache::has_home());
+            let n = frees_until_home(a, l, rest);
+            assert!(
+                n.is_some_and(|n| (detour..=detour + 1).contains(&n)),
+                "a detour ended after {n:?} frees of the node's blocks"
+            );
+        })
+        .join()
+        .unwrap();
+        let Some((other, other_cpus)) = nodes.get(1).cloned() else {
+            return;
+        };
+        // A real move: away to `other` (frees of `node`'s blocks go
+        // remote), and back.
+        let blocks = blocks_of(a, l, node, 64 * refresh);
+        std::thread::spawn(move || {
+            crate::sys::sched::sched_setaffinity(0, &cpu.to_mask()).unwrap();
+            let (first, rest) = blocks.split_at(1);
+            assert_eq!(frees_until_home(a, l, first), Some(1));
+            crate::sys::sched::sched_setaffinity(0, &other_cpus.to_mask()).unwrap();
+            let mut rest = rest.iter();
+            let mut freed = 0;
+            while cache::has_home() {
+                let b = *rest.next().expect("a thread on another node kept its home");
+                // SAFETY: a block of `a` for `l`, freed once.
+                unsafe { a.dealloc(b as *mut u8, l) };
+                freed += 1;
+            }
+            crate::sys::sched::sched_setaffinity(0, &cpu.to_mask()).unwrap();
+            let rest: Vec<usize> = rest.copied().collect();
+            let n = frees_until_home(a, l, &rest);
+            assert!(
+                n.is_some_and(|n| n <= 2 * refresh + recheck + 2),
+                "back on node {node} after {freed} frees on node {other}, \
+                 a thread that only frees got no home in {n:?} frees"
+            );
         })
         .join()
         .unwrap();
