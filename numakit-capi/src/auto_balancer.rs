@@ -139,7 +139,7 @@ pub extern "C" fn nkit_auto_balancer_create(
     mpki_thresh: c_double,
     cb: MigrationCallback,
 ) -> *mut AutoBalancer {
-    ffi(std::ptr::null_mut(), || {
+    ffi("nkit_auto_balancer_create", std::ptr::null_mut(), || {
         if interval_ms == 0 || interval_ms > MAX_INTERVAL_MS {
             return Err(CError::new(
                 NKIT_ERR_INVALID_ARGUMENT,
@@ -209,7 +209,7 @@ pub unsafe extern "C" fn nkit_auto_balancer_register(
     tid: libc::pthread_t,
     node: c_int,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_auto_balancer_register", -1, || {
         // SAFETY: NULL or a live handle, by the contract.
         let ab = unsafe { ab.as_ref() }
             .ok_or_else(|| CError::null("ab", "nkit_auto_balancer_register"))?;
@@ -268,7 +268,7 @@ pub unsafe extern "C" fn nkit_auto_balancer_unregister(
     ab: *mut AutoBalancer,
     tid: libc::pthread_t,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_auto_balancer_unregister", -1, || {
         // SAFETY: NULL or a live handle, by the contract.
         let ab = unsafe { ab.as_ref() }
             .ok_or_else(|| CError::null("ab", "nkit_auto_balancer_unregister"))?;
@@ -292,7 +292,7 @@ pub unsafe extern "C" fn nkit_auto_balancer_unregister(
 /// `ab` is NULL or a live handle from `nkit_auto_balancer_create`.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_auto_balancer_migrations(ab: *mut AutoBalancer) -> usize {
-    ffi(0, || {
+    ffi("nkit_auto_balancer_migrations", 0, || {
         // SAFETY: NULL or a live handle, by the contract.
         let ab = unsafe { ab.as_ref() }
             .ok_or_else(|| CError::null("ab", "nkit_auto_balancer_migrations"))?;
@@ -308,7 +308,7 @@ pub unsafe extern "C" fn nkit_auto_balancer_migrations(ab: *mut AutoBalancer) ->
 /// used after this call.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_auto_balancer_destroy(ab: *mut AutoBalancer) {
-    ffi((), || {
+    ffi("nkit_auto_balancer_destroy", (), || {
         if ab.is_null() {
             return Err(CError::null("ab", "nkit_auto_balancer_destroy"));
         }

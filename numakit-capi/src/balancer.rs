@@ -126,7 +126,7 @@ fn open_for(tid: libc::pid_t, config: u64, what: &str, function: &str) -> Result
 /// and what to change), `NKIT_ERR_OS` otherwise.
 #[no_mangle]
 pub extern "C" fn nkit_balancer_start() -> c_int {
-    ffi(-1, || {
+    ffi("nkit_balancer_start", -1, || {
         let _ = COUNTERS.try_with(|c| c.borrow_mut().take());
         let (misses, instructions) = counter_pair(0, "nkit_balancer_start")?;
         COUNTERS
@@ -154,7 +154,7 @@ pub extern "C" fn nkit_balancer_start() -> c_int {
 /// check, or a counter could not be read.
 #[no_mangle]
 pub extern "C" fn nkit_balancer_check() -> c_int {
-    ffi(NKIT_ADVISE_ERROR, || {
+    ffi("nkit_balancer_check", NKIT_ADVISE_ERROR, || {
         let counters = COUNTERS
             .try_with(|c| c.borrow_mut().take())
             .ok()
@@ -186,7 +186,7 @@ pub extern "C" fn nkit_balancer_check() -> c_int {
 /// (the last error says so) and the threshold stays as it was.
 #[no_mangle]
 pub extern "C" fn nkit_balancer_set_threshold(mpki: c_double) {
-    ffi((), || {
+    ffi("nkit_balancer_set_threshold", (), || {
         if !(mpki.is_finite() && mpki > 0.0) {
             return Err(CError::new(
                 NKIT_ERR_INVALID_ARGUMENT,

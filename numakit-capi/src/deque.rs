@@ -52,7 +52,7 @@ pub unsafe extern "C" fn nkit_deque_create(
     node_id: c_int,
     initial_capacity: u32,
 ) -> *mut NkitDeque {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_deque_create", ptr::null_mut(), || {
         let node = node_arg(node_id, "nkit_deque_create")?;
         let worker = Worker::new_lifo(node, initial_capacity as usize)?;
         let stealer = worker.stealer();
@@ -68,7 +68,7 @@ pub unsafe extern "C" fn nkit_deque_create(
 /// thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_deque_destroy(dq: *mut NkitDeque) {
-    ffi((), || {
+    ffi("nkit_deque_destroy", (), || {
         if !dq.is_null() {
             // SAFETY: from `Box::into_raw` in `nkit_deque_create`, not freed
             // before (the C precondition).
@@ -86,7 +86,7 @@ pub unsafe extern "C" fn nkit_deque_destroy(dq: *mut NkitDeque) {
 /// owner (no other thread pushes or pops at the same time).
 #[no_mangle]
 pub unsafe extern "C" fn nkit_deque_push(dq: *mut NkitDeque, data: *mut c_void) -> bool {
-    ffi(false, || {
+    ffi("nkit_deque_push", false, || {
         // SAFETY: forwarded contract.
         let d = unsafe { deque_ref(dq, "nkit_deque_push") }?;
         match d.worker.push(Item(data)) {
@@ -110,7 +110,7 @@ pub unsafe extern "C" fn nkit_deque_push(dq: *mut NkitDeque, data: *mut c_void) 
 /// As [`nkit_deque_push`]; `data` is `NULL` or valid for writing a `void*`.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_deque_pop(dq: *mut NkitDeque, data: *mut *mut c_void) -> bool {
-    ffi(false, || {
+    ffi("nkit_deque_pop", false, || {
         // SAFETY: forwarded contract.
         let d = unsafe { deque_ref(dq, "nkit_deque_pop") }?;
         if data.is_null() {
@@ -131,7 +131,7 @@ pub unsafe extern "C" fn nkit_deque_pop(dq: *mut NkitDeque, data: *mut *mut c_vo
 /// a `void*`.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_deque_steal(dq: *mut NkitDeque, data: *mut *mut c_void) -> bool {
-    ffi(false, || {
+    ffi("nkit_deque_steal", false, || {
         // SAFETY: forwarded contract.
         let d = unsafe { deque_ref(dq, "nkit_deque_steal") }?;
         if data.is_null() {
@@ -158,7 +158,7 @@ pub unsafe extern "C" fn nkit_deque_steal(dq: *mut NkitDeque, data: *mut *mut c_
 /// `dq` is `NULL` or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_deque_size(dq: *mut NkitDeque) -> u32 {
-    ffi(0, || {
+    ffi("nkit_deque_size", 0, || {
         // SAFETY: forwarded contract.
         let d = unsafe { deque_ref(dq, "nkit_deque_size") }?;
         // At most the capacity, which came in as a `uint32_t`.

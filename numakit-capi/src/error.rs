@@ -4,14 +4,14 @@
 //! Every exported function that can fail clears the calling thread's error
 //! when it starts and sets it when it fails, so `nkit_last_error()` after a
 //! call says whether that call failed (a `NULL` from `nkit_hash_get` is then
-//! told apart from a stored `NULL` value). The message is the `Display`
-//! text of the numakit error, unchanged.
+//! told apart from a stored `NULL` value). The message is the function's
+//! name and the `Display` text of the numakit error.
 
 use nk::mem::MemError;
 use nk::sched::SchedError;
 use nk::topology::TopologyError;
-use std::cell::RefCell;
-use std::ffi::{c_char, c_int, CString};
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// `NKIT_OK`: the last call succeeded.
@@ -144,53 +144,88 @@ impl From<nk::Error> for CError {
     }
 }
 
-struct Last {
-    code: c_int,
-    /// The message, NUL-terminated; empty while `code` is `NKIT_OK`.
-    message: CString,
-}
+/// Room for the last message, its NUL included; a longer message is cut
+/// at a character boundary and ends in "...".
+const MESSAGE_ROOM: usize = 1024;
 
 thread_local! {
-    static LAST: RefCell<Last> = RefCell::new(Last { code: NKIT_OK, message: CString::default() });
+    // `const` and without destructors: plain `#[thread_local]` statics that
+    // stay usable while the thread exits (calls from pthread key
+    // destructors and atexit handlers keep their errors).
+    static CODE: Cell<c_int> = const { Cell::new(NKIT_OK) };
+    static MESSAGE: RefCell<[u8; MESSAGE_ROOM]> = const { RefCell::new([0; MESSAGE_ROOM]) };
+}
+
+/// `message`, NUL-free and cut to fit, into `buf` with its NUL.
+fn store(buf: &mut [u8; MESSAGE_ROOM], message: &str) {
+    const CUT: &str = "...";
+    let mut len = message.len();
+    let cut = len >= MESSAGE_ROOM;
+    if cut {
+        len = MESSAGE_ROOM - 1 - CUT.len();
+        while !message.is_char_boundary(len) {
+            len -= 1;
+        }
+    }
+    for (b, &m) in buf.iter_mut().zip(&message.as_bytes()[..len]) {
+        // A NUL inside would cut the C string short: it becomes a space.
+        *b = if m == 0 { b' ' } else { m };
+    }
+    if cut {
+        buf[len..len + CUT.len()].copy_from_slice(CUT.as_bytes());
+        len += CUT.len();
+    }
+    buf[len] = 0;
 }
 
 fn set(code: c_int, message: &str) {
-    // A message with a NUL inside would be cut short in C: replace it.
-    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    // `try_with`: during thread teardown the slot may be gone; the error is
-    // then dropped (nobody can read it any more).
-    let _ = LAST.try_with(|l| {
-        if let Ok(mut l) = l.try_borrow_mut() {
-            l.code = code;
-            l.message = message;
+    let _ = CODE.try_with(|c| c.set(code));
+    let _ = MESSAGE.try_with(|m| {
+        // Busy only if a signal handler's call interrupted this thread's
+        // own: the handler's error then stays without its message.
+        if let Ok(mut m) = m.try_borrow_mut() {
+            store(&mut m, message);
         }
     });
 }
 
 pub(crate) fn clear() {
-    let _ = LAST.try_with(|l| {
-        if let Ok(mut l) = l.try_borrow_mut() {
-            if l.code != NKIT_OK {
-                l.code = NKIT_OK;
-                l.message = CString::default();
-            }
-        }
-    });
+    if CODE.try_with(Cell::get).is_ok_and(|c| c != NKIT_OK) {
+        set(NKIT_OK, "");
+    }
 }
 
-/// Record `e` as the calling thread's last error.
-pub(crate) fn record(e: CError) {
-    set(e.code, &e.message);
+/// Record `e`, raised by the exported `function`, as the calling thread's
+/// last error; its message starts with the function's name.
+pub(crate) fn record(function: &str, e: CError) {
+    let named = e
+        .message
+        .strip_prefix(function)
+        .is_some_and(|rest| rest.starts_with(':'));
+    if named {
+        set(e.code, &e.message);
+    } else {
+        set(e.code, &format!("{function}: {}", e.message));
+    }
 }
 
-/// Run an exported function's body: clear the last error, run `body`
-/// catching any unwinding, record its error, and return `failed` on error.
-pub(crate) fn ffi<R>(failed: R, body: impl FnOnce() -> Result<R, CError>) -> R {
+/// Run the body of the exported `function`: clear the last error, run
+/// `body` catching any unwinding, record its error, and return `failed`
+/// on error. A call that succeeds leaves no error, also when a callback
+/// it ran (a message handler, a task) made a call that failed.
+pub(crate) fn ffi<R>(
+    function: &'static str,
+    failed: R,
+    body: impl FnOnce() -> Result<R, CError>,
+) -> R {
     clear();
     match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(r)) => r,
+        Ok(Ok(r)) => {
+            clear();
+            r
+        }
         Ok(Err(e)) => {
-            record(e);
+            record(function, e);
             failed
         }
         Err(payload) => {
@@ -203,7 +238,9 @@ pub(crate) fn ffi<R>(failed: R, body: impl FnOnce() -> Result<R, CError>) -> R {
             std::mem::forget(payload);
             set(
                 NKIT_ERR_PANIC,
-                &format!("numakit panicked (a defect in numakit; please report it): {what}"),
+                &format!(
+                    "{function}: numakit panicked (a defect in numakit; please report it): {what}"
+                ),
             );
             failed
         }
@@ -214,27 +251,19 @@ pub(crate) fn ffi<R>(failed: R, body: impl FnOnce() -> Result<R, CError>) -> R {
 /// succeeded).
 #[no_mangle]
 pub extern "C" fn nkit_last_error() -> c_int {
-    LAST.try_with(|l| l.try_borrow().map(|l| l.code).unwrap_or(NKIT_OK))
-        .unwrap_or(NKIT_OK)
+    CODE.try_with(Cell::get).unwrap_or(NKIT_OK)
 }
 
 /// The calling thread's last error message: never `NULL`, empty after a
 /// call that succeeded; valid until the thread's next `nkit_*` call.
-///
-/// # Safety
-/// Each pointer argument is `NULL` or what the header says it is: a
-/// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
-pub unsafe extern "C" fn nkit_last_error_message() -> *const c_char {
+pub extern "C" fn nkit_last_error_message() -> *const c_char {
     static EMPTY: &std::ffi::CStr = c"";
-    LAST.try_with(|l| {
-        l.try_borrow()
-            // The CString lives in the thread-local slot until the next
-            // call replaces it, as documented.
-            .map(|l| l.message.as_ptr())
-            .unwrap_or(EMPTY.as_ptr())
-    })
-    .unwrap_or(EMPTY.as_ptr())
+    // The buffer is the thread's, never freed, and changes only at the
+    // thread's next call, as documented.
+    MESSAGE
+        .try_with(|m| m.as_ptr().cast::<c_char>().cast_const())
+        .unwrap_or(EMPTY.as_ptr())
 }
 
 /// A node id from C: negative ids are refused with the nodes that exist.
@@ -305,30 +334,76 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_an_error_return() {
-        let r: c_int = ffi(-1, || panic!("boom {}", 42));
+        let r: c_int = ffi("nkit_f", -1, || panic!("boom {}", 42));
         assert_eq!(r, -1);
         assert_eq!(nkit_last_error(), NKIT_ERR_PANIC);
+        assert!(message().starts_with("nkit_f: "), "{}", message());
         assert!(message().contains("boom 42"), "{}", message());
         // A panic with a non-string payload.
-        let r: *mut u8 = ffi(std::ptr::null_mut(), || std::panic::panic_any(7u32));
+        let r: *mut u8 = ffi("nkit_f", std::ptr::null_mut(), || {
+            std::panic::panic_any(7u32)
+        });
         assert!(r.is_null());
         assert_eq!(nkit_last_error(), NKIT_ERR_PANIC);
         assert!(message().contains("without a message"), "{}", message());
         // The next call that succeeds clears it.
-        assert_eq!(ffi(-1, || Ok::<c_int, CError>(3)), 3);
+        assert_eq!(ffi("nkit_g", -1, || Ok::<c_int, CError>(3)), 3);
         assert_eq!(nkit_last_error(), NKIT_OK);
         assert_eq!(message(), "");
     }
 
     #[test]
-    fn messages_are_the_rust_errors_text() {
+    fn messages_are_the_function_and_the_rust_errors_text() {
         let e = nk::mem::MemError::InvalidConfig("x\0y".into());
         let text = e.to_string();
-        let r: c_int = ffi(-1, || Err(e.into()));
+        let r: c_int = ffi("nkit_f", -1, || Err(e.into()));
         assert_eq!(r, -1);
         assert_eq!(nkit_last_error(), NKIT_ERR_INVALID_ARGUMENT);
         // An interior NUL would cut the C string short: it becomes a space.
-        assert_eq!(message(), text.replace('\0', " "));
+        assert_eq!(message(), format!("nkit_f: {}", text.replace('\0', " ")));
+        // A message that names its function already is not named twice;
+        // one that only starts with the name is.
+        ffi("nkit_f", (), || Err(CError::new(1, "nkit_f: a")));
+        assert_eq!(message(), "nkit_f: a");
+        ffi("nkit_f", (), || Err(CError::new(1, "nkit_fx: a")));
+        assert_eq!(message(), "nkit_f: nkit_fx: a");
+    }
+
+    #[test]
+    fn a_call_that_succeeds_leaves_no_error_from_a_callback() {
+        let r = ffi("nkit_outer", 0, || {
+            let inner: c_int = ffi("nkit_inner", -1, || Err(CError::new(9, "full")));
+            assert_eq!(nkit_last_error(), 9);
+            Ok(inner)
+        });
+        assert_eq!(r, -1);
+        assert_eq!(nkit_last_error(), NKIT_OK);
+        assert_eq!(message(), "");
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_with_their_nul() {
+        for len in [0, 1, MESSAGE_ROOM - 2, MESSAGE_ROOM - 1, MESSAGE_ROOM, 5000] {
+            // Two-byte characters: a cut at an odd byte would split one.
+            let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            ffi("f", (), || Err(CError::new(1, text.clone())));
+            let m = message();
+            let full = format!("f: {text}");
+            if full.len() < MESSAGE_ROOM {
+                assert_eq!(m, full);
+            } else {
+                assert!(
+                    m.len() < MESSAGE_ROOM && m.len() > MESSAGE_ROOM - 8,
+                    "{}",
+                    m.len()
+                );
+                assert!(m.ends_with("...") && full.starts_with(&m[..m.len() - 3]));
+            }
+        }
+        // From another thread, the messages are that thread's.
+        std::thread::spawn(|| assert_eq!(message(), ""))
+            .join()
+            .unwrap();
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub extern "C" fn nkit_ext_arena_create(
     size: usize,
     pages: c_int,
 ) -> *mut NkitArena {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_ext_arena_create", ptr::null_mut(), || {
         let node = node_arg(node_id, "nkit_ext_arena_create")?;
         let kind = page_kind(pages)?;
         Ok(Box::into_raw(Box::new(new_arena(
@@ -87,7 +87,7 @@ pub extern "C" fn nkit_ext_arena_create(
 /// `arena` is `NULL` or a live arena.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_ext_arena_node(arena: *mut NkitArena) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_ext_arena_node", -1, || {
         // SAFETY: forwarded contract.
         let a = unsafe { crate::memory::arena_ref(arena, "nkit_ext_arena_node") }?;
         crate::error::to_int(a.arena().node().get() as usize, "the node id")
@@ -106,7 +106,7 @@ pub unsafe extern "C" fn nkit_ext_arena_verify(
     arena: *mut NkitArena,
     out: *mut NkitExtPlacement,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_ext_arena_verify", -1, || {
         // SAFETY: forwarded contract.
         let a = unsafe { crate::memory::arena_ref(arena, "nkit_ext_arena_verify") }?;
         let map = a.arena().verify()?;
@@ -131,7 +131,7 @@ pub unsafe extern "C" fn nkit_ext_locate(
     node_id: c_int,
     out: *mut NkitExtPlacement,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_ext_locate", -1, || {
         let node = node_arg(node_id, "nkit_ext_locate")?;
         let topo = nk::Topology::current()?;
         topo.node(node)?;

@@ -36,7 +36,7 @@ unsafe fn hash_ref<'a>(ht: *const NkitHash, function: &str) -> Result<&'a NkitHa
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_hash_create(node_id: c_int, capacity: usize) -> *mut NkitHash {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_hash_create", ptr::null_mut(), || {
         let node = node_arg(node_id, "nkit_hash_create")?;
         let map = ConcurrentHashMap::builder(node)
             .capacity(capacity)
@@ -53,7 +53,7 @@ pub unsafe extern "C" fn nkit_hash_create(node_id: c_int, capacity: usize) -> *m
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_hash_destroy(ht: *mut NkitHash) {
-    ffi((), || {
+    ffi("nkit_hash_destroy", (), || {
         if !ht.is_null() {
             // SAFETY: from `Box::into_raw` in `nkit_hash_create`, not
             // destroyed before (the C precondition).
@@ -75,7 +75,7 @@ pub unsafe extern "C" fn nkit_hash_put(
     key_len: usize,
     value: *mut c_void,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_hash_put", -1, || {
         // SAFETY: forwarded contract.
         let h = unsafe { hash_ref(ht, "nkit_hash_put") }?;
         // SAFETY: forwarded contract.
@@ -101,7 +101,7 @@ pub unsafe extern "C" fn nkit_hash_get(
     key: *const c_void,
     key_len: usize,
 ) -> *mut c_void {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_hash_get", ptr::null_mut(), || {
         // SAFETY: forwarded contract.
         let h = unsafe { hash_ref(ht, "nkit_hash_get") }?;
         // SAFETY: forwarded contract.
@@ -123,7 +123,7 @@ pub unsafe extern "C" fn nkit_hash_remove(
     key: *const c_void,
     key_len: usize,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_hash_remove", -1, || {
         // SAFETY: forwarded contract.
         let h = unsafe { hash_ref(ht, "nkit_hash_remove") }?;
         // SAFETY: forwarded contract.
@@ -142,7 +142,7 @@ pub unsafe extern "C" fn nkit_hash_remove(
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_hash_count(ht: *const NkitHash) -> usize {
-    ffi(0, || {
+    ffi("nkit_hash_count", 0, || {
         // SAFETY: forwarded contract.
         Ok(unsafe { hash_ref(ht, "nkit_hash_count") }?.map.len())
     })

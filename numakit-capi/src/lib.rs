@@ -44,7 +44,7 @@ use std::ffi::{c_char, c_int};
 /// build and fail early when the machine cannot be described.
 #[no_mangle]
 pub extern "C" fn nkit_init() -> c_int {
-    ffi(-1, || {
+    ffi("nkit_init", -1, || {
         let topo = nk::Topology::current()?;
         if topo.num_nodes() == 0 {
             return Err(CError::new(
@@ -61,7 +61,7 @@ pub extern "C" fn nkit_init() -> c_int {
 /// functions; numakit keeps no other global state to release.
 #[no_mangle]
 pub extern "C" fn nkit_teardown() {
-    ffi((), || {
+    ffi("nkit_teardown", (), || {
         sched::unpin_calling_thread();
         Ok(())
     })

@@ -82,7 +82,7 @@ pub(crate) fn new_arena(
 /// has no memory or cannot provide `size` bytes (never memory elsewhere).
 #[no_mangle]
 pub extern "C" fn nkit_arena_create(node_id: c_int, size: usize) -> *mut NkitArena {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_arena_create", ptr::null_mut(), || {
         let node = node_arg(node_id, "nkit_arena_create")?;
         Ok(Box::into_raw(Box::new(new_arena(
             node,
@@ -100,7 +100,7 @@ pub extern "C" fn nkit_arena_create(node_id: c_int, size: usize) -> *mut NkitAre
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_arena_alloc(arena: *mut NkitArena, size: usize) -> *mut c_void {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_arena_alloc", ptr::null_mut(), || {
         // SAFETY: forwarded contract.
         let a = unsafe { arena_ref(arena, "nkit_arena_alloc") }?;
         if size == 0 {
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn nkit_arena_alloc(arena: *mut NkitArena, size: usize) ->
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_arena_reset(arena: *mut NkitArena) {
-    ffi((), || {
+    ffi("nkit_arena_reset", (), || {
         // SAFETY: forwarded contract.
         unsafe { arena_ref(arena, "nkit_arena_reset") }?
             .arena
@@ -137,7 +137,7 @@ pub unsafe extern "C" fn nkit_arena_reset(arena: *mut NkitArena) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_arena_destroy(arena: *mut NkitArena) {
-    ffi((), || {
+    ffi("nkit_arena_destroy", (), || {
         if !arena.is_null() {
             // SAFETY: created by `Box::into_raw` in `nkit_arena_create` and
             // not destroyed before (the header's precondition).
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn nkit_arena_destroy(arena: *mut NkitArena) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_arena_coalesce(arena: *mut NkitArena) -> usize {
-    ffi(0, || {
+    ffi("nkit_arena_coalesce", 0, || {
         // SAFETY: forwarded contract.
         let a = unsafe { arena_ref(arena, "nkit_arena_coalesce") }?;
         a.arena.trim()?;
@@ -177,7 +177,7 @@ pub unsafe extern "C" fn nkit_arena_coalesce(arena: *mut NkitArena) -> usize {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_arena_used(arena: *mut NkitArena) -> usize {
-    ffi(0, || {
+    ffi("nkit_arena_used", 0, || {
         // SAFETY: forwarded contract.
         let a = unsafe { arena_ref(arena, "nkit_arena_used") }?;
         Ok(a.arena.used() - a.start)
@@ -191,7 +191,7 @@ pub unsafe extern "C" fn nkit_arena_used(arena: *mut NkitArena) -> usize {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_arena_size(arena: *mut NkitArena) -> usize {
-    ffi(0, || {
+    ffi("nkit_arena_size", 0, || {
         // SAFETY: forwarded contract.
         let a = unsafe { arena_ref(arena, "nkit_arena_size") }?;
         Ok(a.arena.capacity() - a.start)
@@ -205,7 +205,7 @@ pub unsafe extern "C" fn nkit_arena_size(arena: *mut NkitArena) -> usize {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_arena_is_huge(arena: *mut NkitArena) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_arena_is_huge", -1, || {
         // SAFETY: forwarded contract.
         let a = unsafe { arena_ref(arena, "nkit_arena_is_huge") }?;
         Ok(c_int::from(a.arena.page_kind().is_hugetlb()))
@@ -225,7 +225,7 @@ pub unsafe extern "C" fn nkit_memory_migrate(
     size: usize,
     target_node: c_int,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_memory_migrate", -1, || {
         let node = node_arg(target_node, "nkit_memory_migrate")?;
         if ptr.is_null() && size > 0 {
             return Err(CError::null("ptr", "nkit_memory_migrate"));
@@ -266,7 +266,7 @@ pub extern "C" fn nkit_slab_create(
     obj_size: usize,
     capacity: usize,
 ) -> *mut NkitSlab {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_slab_create", ptr::null_mut(), || {
         let node = node_arg(node_id, "nkit_slab_create")?;
         if obj_size == 0 {
             return Err(CError::new(
@@ -290,7 +290,7 @@ pub extern "C" fn nkit_slab_create(
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_slab_alloc(slab: *mut NkitSlab) -> *mut c_void {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_slab_alloc", ptr::null_mut(), || {
         // SAFETY: forwarded contract.
         let s = unsafe { slab_ref(slab, "nkit_slab_alloc") }?;
         Ok(s.lock().alloc()?.as_ptr().cast())
@@ -305,7 +305,7 @@ pub unsafe extern "C" fn nkit_slab_alloc(slab: *mut NkitSlab) -> *mut c_void {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_slab_free(slab: *mut NkitSlab, ptr: *mut c_void) {
-    ffi((), || {
+    ffi("nkit_slab_free", (), || {
         // SAFETY: forwarded contract.
         let s = unsafe { slab_ref(slab, "nkit_slab_free") }?;
         if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
@@ -325,7 +325,7 @@ pub unsafe extern "C" fn nkit_slab_free(slab: *mut NkitSlab, ptr: *mut c_void) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_slab_destroy(slab: *mut NkitSlab) {
-    ffi((), || {
+    ffi("nkit_slab_destroy", (), || {
         if !slab.is_null() {
             // SAFETY: from `Box::into_raw` in `nkit_slab_create`, not
             // destroyed before (the header's precondition).
@@ -342,7 +342,7 @@ pub unsafe extern "C" fn nkit_slab_destroy(slab: *mut NkitSlab) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_slab_available(slab: *mut NkitSlab) -> usize {
-    ffi(0, || {
+    ffi("nkit_slab_available", 0, || {
         // SAFETY: forwarded contract.
         let s = unsafe { slab_ref(slab, "nkit_slab_available") }?.lock();
         Ok(s.max_capacity() - s.len())
@@ -356,7 +356,7 @@ pub unsafe extern "C" fn nkit_slab_available(slab: *mut NkitSlab) -> usize {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_slab_capacity(slab: *mut NkitSlab) -> usize {
-    ffi(0, || {
+    ffi("nkit_slab_capacity", 0, || {
         // SAFETY: forwarded contract.
         Ok(unsafe { slab_ref(slab, "nkit_slab_capacity") }?
             .lock()
@@ -398,7 +398,7 @@ unsafe fn pool_ref<'a>(pool: *mut NkitMempool, function: &str) -> Result<&'a Nki
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_mempool_create() -> *mut NkitMempool {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_mempool_create", ptr::null_mut(), || {
         let topo = nk::Topology::current()?;
         let max = topo.node_ids().map(|n| n.get() as usize).max().unwrap_or(0);
         let mut heaps: Vec<Option<NodeHeap>> = (0..=max).map(|_| None).collect();
@@ -429,7 +429,7 @@ fn pool_layout(size: usize) -> Result<Layout, CError> {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_mempool_alloc(pool: *mut NkitMempool, size: usize) -> *mut c_void {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_mempool_alloc", ptr::null_mut(), || {
         // SAFETY: forwarded contract.
         let p = unsafe { pool_ref(pool, "nkit_mempool_alloc") }?;
         if size == 0 {
@@ -477,7 +477,7 @@ pub unsafe extern "C" fn nkit_mempool_alloc(pool: *mut NkitMempool, size: usize)
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_mempool_free(pool: *mut NkitMempool, ptr: *mut c_void) {
-    ffi((), || {
+    ffi("nkit_mempool_free", (), || {
         // SAFETY: forwarded contract.
         let p = unsafe { pool_ref(pool, "nkit_mempool_free") }?;
         if ptr.is_null() {
@@ -522,7 +522,7 @@ pub unsafe extern "C" fn nkit_mempool_free(pool: *mut NkitMempool, ptr: *mut c_v
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_mempool_destroy(pool: *mut NkitMempool) {
-    ffi((), || {
+    ffi("nkit_mempool_destroy", (), || {
         if !pool.is_null() {
             // SAFETY: from `Box::into_raw` in `nkit_mempool_create`, not
             // destroyed before (the header's precondition).

@@ -51,7 +51,7 @@ fn mailbox(node: nk::NodeId) -> Result<&'static MpmcRing<Message>, CError> {
 /// memoryless node, mailbox full: `NKIT_ERR_FULL`).
 #[no_mangle]
 pub extern "C" fn nkit_send(target_node: c_int, data: *mut c_void) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_send", -1, || {
         let node = node_arg(target_node, "nkit_send")?;
         mailbox(node)?
             .push(Message(data))
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn nkit_process_local(
     handler: Option<unsafe extern "C" fn(*mut c_void)>,
     limit: usize,
 ) -> usize {
-    ffi(0, || {
+    ffi("nkit_process_local", 0, || {
         let Some(handler) = handler else {
             return Err(CError::null("handler", "nkit_process_local"));
         };

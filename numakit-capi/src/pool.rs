@@ -42,7 +42,7 @@ unsafe fn pool_ref<'a>(pool: *mut NkitPool, function: &str) -> Result<&'a NodePo
 /// per CPU; `NULL` on failure.
 #[no_mangle]
 pub extern "C" fn nkit_pool_create() -> *mut NkitPool {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_pool_create", ptr::null_mut(), || {
         let pool = NodePool::new()?;
         Ok(Box::into_raw(Box::new(NkitPool { pool })))
     })
@@ -61,7 +61,7 @@ pub unsafe extern "C" fn nkit_pool_submit_to_node(
     func: Option<unsafe extern "C" fn(*mut c_void)>,
     arg: *mut c_void,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_pool_submit_to_node", -1, || {
         // SAFETY: forwarded contract.
         let p = unsafe { pool_ref(pool, "nkit_pool_submit_to_node") }?;
         let func = func.ok_or_else(|| CError::null("func", "nkit_pool_submit_to_node"))?;
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn nkit_pool_submit_local(
     func: Option<unsafe extern "C" fn(*mut c_void)>,
     data_ptr: *mut c_void,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_pool_submit_local", -1, || {
         // SAFETY: forwarded contract.
         let p = unsafe { pool_ref(pool, "nkit_pool_submit_local") }?;
         let func = func.ok_or_else(|| CError::null("func", "nkit_pool_submit_local"))?;
@@ -118,7 +118,7 @@ pub unsafe extern "C" fn nkit_pool_submit_local(
 /// `pool` is `NULL` or live, and no task of the pool calls this.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_pool_destroy(pool: *mut NkitPool) {
-    ffi((), || {
+    ffi("nkit_pool_destroy", (), || {
         if !pool.is_null() {
             // SAFETY: from `Box::into_raw` in `nkit_pool_create`, not
             // destroyed before (the contract).

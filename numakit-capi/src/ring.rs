@@ -38,7 +38,7 @@ unsafe fn ring_ref<'a>(ring: *mut NkitRing, function: &str) -> Result<&'a NkitRi
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_ring_create(node_id: c_int, capacity: usize) -> *mut NkitRing {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_ring_create", ptr::null_mut(), || {
         let node = node_arg(node_id, "nkit_ring_create")?;
         let ring = MpmcRing::new(node, capacity)?;
         Ok(Box::into_raw(Box::new(NkitRing { ring })))
@@ -53,7 +53,7 @@ pub unsafe extern "C" fn nkit_ring_create(node_id: c_int, capacity: usize) -> *m
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_ring_free(ring: *mut NkitRing) {
-    ffi((), || {
+    ffi("nkit_ring_free", (), || {
         if !ring.is_null() {
             // SAFETY: from `Box::into_raw` in `nkit_ring_create`, not freed
             // before (the C precondition).
@@ -70,7 +70,7 @@ pub unsafe extern "C" fn nkit_ring_free(ring: *mut NkitRing) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_ring_push(ring: *mut NkitRing, item: *mut c_void) -> bool {
-    ffi(false, || {
+    ffi("nkit_ring_push", false, || {
         // SAFETY: forwarded contract.
         let r = unsafe { ring_ref(ring, "nkit_ring_push") }?;
         r.ring.push(Item(item)).map_err(nk::Error::from)?;
@@ -85,7 +85,7 @@ pub unsafe extern "C" fn nkit_ring_push(ring: *mut NkitRing, item: *mut c_void) 
 /// `item` is valid for writing a `void*`.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_ring_pop(ring: *mut NkitRing, item: *mut *mut c_void) -> bool {
-    ffi(false, || {
+    ffi("nkit_ring_pop", false, || {
         // SAFETY: forwarded contract.
         let r = unsafe { ring_ref(ring, "nkit_ring_pop") }?;
         if item.is_null() {

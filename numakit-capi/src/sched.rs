@@ -65,7 +65,7 @@ pub(crate) fn unpin_calling_thread() {
 /// the node. 0, or -1 (node absent, without CPUs or memory, not allowed).
 #[no_mangle]
 pub extern "C" fn nkit_bind_thread(node_id: c_int) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_bind_thread", -1, || {
         let node = node_arg(node_id, "nkit_bind_thread")?;
         keep(nk::sched::pin_to_node(node)?);
         Ok(0)
@@ -76,7 +76,7 @@ pub extern "C" fn nkit_bind_thread(node_id: c_int) -> c_int {
 /// thread: its CPU mask and memory policy are as before the first. 0.
 #[no_mangle]
 pub extern "C" fn nkit_unbind_thread() -> c_int {
-    ffi(-1, || {
+    ffi("nkit_unbind_thread", -1, || {
         unpin_calling_thread();
         Ok(0)
     })
@@ -85,7 +85,7 @@ pub extern "C" fn nkit_unbind_thread() -> c_int {
 /// Pin the calling thread to CPU `core_id` (memory bound to its node).
 #[no_mangle]
 pub extern "C" fn nkit_pin_thread_to_core(core_id: c_int) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_pin_thread_to_core", -1, || {
         let cpu = cpu_arg(core_id, "nkit_pin_thread_to_core")?;
         keep(nk::sched::pin_to_cpu(cpu)?);
         Ok(0)
@@ -95,7 +95,7 @@ pub extern "C" fn nkit_pin_thread_to_core(core_id: c_int) -> c_int {
 /// Pin the calling thread to `node_id` (as `nkit_bind_thread`).
 #[no_mangle]
 pub extern "C" fn nkit_pin_thread_to_node(node_id: c_int) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_pin_thread_to_node", -1, || {
         let node = node_arg(node_id, "nkit_pin_thread_to_node")?;
         keep(nk::sched::pin_to_node(node)?);
         Ok(0)
@@ -113,25 +113,25 @@ fn cpu_now() -> Result<c_int, CError> {
 /// The node the calling thread runs on now, or -1.
 #[no_mangle]
 pub extern "C" fn nkit_current_node() -> c_int {
-    ffi(-1, node_now)
+    ffi("nkit_current_node", -1, node_now)
 }
 
 /// The CPU the calling thread runs on now, or -1.
 #[no_mangle]
 pub extern "C" fn nkit_current_cpu() -> c_int {
-    ffi(-1, cpu_now)
+    ffi("nkit_current_cpu", -1, cpu_now)
 }
 
 /// As `nkit_current_cpu`.
 #[no_mangle]
 pub extern "C" fn nkit_get_current_core() -> c_int {
-    ffi(-1, cpu_now)
+    ffi("nkit_get_current_core", -1, cpu_now)
 }
 
 /// As `nkit_current_node`.
 #[no_mangle]
 pub extern "C" fn nkit_get_current_node() -> c_int {
-    ffi(-1, node_now)
+    ffi("nkit_get_current_node", -1, node_now)
 }
 
 /// `nkit_thread_func_t`.
@@ -153,6 +153,15 @@ fn launched() -> std::sync::MutexGuard<'static, Vec<GroupHandle<()>>> {
     LAUNCHED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Held by `nkit_thread_join_all` while it joins: a second caller waits
+/// for the first one's threads too.
+static JOINING: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// Set on the threads `nkit_thread_launch` starts.
+    static IS_LAUNCHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Start a thread placed by `policy` (numakit's
 /// [`spawn_group`](nk::sched::spawn_group) with one thread) that runs
 /// `func(arg)`. Returns 0 once the thread is pinned, or -1 when it could not
@@ -167,7 +176,7 @@ pub unsafe extern "C" fn nkit_thread_launch(
     func: NkitThreadFunc,
     arg: *mut c_void,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_thread_launch", -1, || {
         let Some(func) = func else {
             return Err(CError::null("func", "nkit_thread_launch"));
         };
@@ -190,6 +199,7 @@ pub unsafe extern "C" fn nkit_thread_launch(
         };
         let arg = Arg(arg);
         let group = spawn_group(1, placement, move |_| {
+            IS_LAUNCHED.with(|l| l.set(true));
             let arg = &arg;
             // SAFETY: the caller's contract: `func` may be called with
             // `arg` on this thread.
@@ -201,10 +211,20 @@ pub unsafe extern "C" fn nkit_thread_launch(
 }
 
 /// Wait for every thread `nkit_thread_launch` started (also those started
-/// while waiting).
+/// while waiting, and those another caller is joining). Refused on a
+/// launched thread, which would wait for itself.
 #[no_mangle]
 pub extern "C" fn nkit_thread_join_all() {
-    ffi((), || {
+    ffi("nkit_thread_join_all", (), || {
+        if IS_LAUNCHED.with(|l| l.get()) {
+            return Err(CError::new(
+                NKIT_ERR_INVALID_ARGUMENT,
+                "called on a thread that nkit_thread_launch started, which would wait for \
+                 itself: nothing was joined; call it on the thread that launches the threads \
+                 (threads launched by launched threads are joined there too)",
+            ));
+        }
+        let _joining = JOINING.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             let groups = std::mem::take(&mut *launched());
             if groups.is_empty() {

@@ -61,7 +61,7 @@ const SKIP_EMPTY: &str = "a skip list key has at least one byte";
 /// 32); `NULL` on failure.
 #[no_mangle]
 pub extern "C" fn nkit_skip_create(max_level: u32) -> *mut NkitSkip {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_skip_create", ptr::null_mut(), || {
         let height = usize::try_from(max_level).unwrap_or(usize::MAX);
         let topo = nk::Topology::current()?;
         let nodes = topo.mems_allowed()?;
@@ -93,7 +93,7 @@ pub extern "C" fn nkit_skip_create(max_level: u32) -> *mut NkitSkip {
 /// again.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_skip_destroy(sl: *mut NkitSkip) {
-    ffi((), || {
+    ffi("nkit_skip_destroy", (), || {
         if !sl.is_null() {
             // SAFETY: from `Box::into_raw` in `nkit_skip_create`, not
             // destroyed before (the C precondition).
@@ -116,7 +116,7 @@ pub unsafe extern "C" fn nkit_skip_put(
     key_len: usize,
     value: *mut c_void,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_skip_put", -1, || {
         // SAFETY: forwarded contract.
         let s = unsafe { skip_ref(sl, "nkit_skip_put") }?;
         // SAFETY: forwarded contract.
@@ -142,7 +142,7 @@ pub unsafe extern "C" fn nkit_skip_get(
     key: *const c_void,
     key_len: usize,
 ) -> *mut c_void {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_skip_get", ptr::null_mut(), || {
         // SAFETY: forwarded contract.
         let s = unsafe { skip_ref(sl, "nkit_skip_get") }?;
         // SAFETY: forwarded contract.
@@ -165,7 +165,7 @@ pub unsafe extern "C" fn nkit_skip_remove(
     key: *const c_void,
     key_len: usize,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_skip_remove", -1, || {
         // SAFETY: forwarded contract.
         let s = unsafe { skip_ref(sl, "nkit_skip_remove") }?;
         // SAFETY: forwarded contract.
@@ -184,7 +184,7 @@ pub unsafe extern "C" fn nkit_skip_remove(
 /// `sl` is `NULL` or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_skip_count(sl: *const NkitSkip) -> usize {
-    ffi(0, || {
+    ffi("nkit_skip_count", 0, || {
         // SAFETY: forwarded contract.
         let s = unsafe { skip_ref(sl, "nkit_skip_count") }?;
         Ok(s.shards.iter().map(|sh| sh.map.len()).sum())

@@ -68,7 +68,7 @@ pub struct NkitMcsLock {
 /// `lock` points to writable storage of an `nkit_mcs_lock_t` nobody uses.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_mcs_init(lock: *mut NkitMcsLock) {
-    ffi((), || {
+    ffi("nkit_mcs_init", (), || {
         if lock.is_null() {
             return Err(CError::null("lock", "nkit_mcs_init"));
         }
@@ -89,7 +89,7 @@ pub unsafe extern "C" fn nkit_mcs_init(lock: *mut NkitMcsLock) {
 /// does not use for anything else until the matching `nkit_mcs_unlock`.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_mcs_lock(lock: *mut NkitMcsLock, node: *mut NkitMcsNode) {
-    ffi((), || {
+    ffi("nkit_mcs_lock", (), || {
         if lock.is_null() {
             return Err(CError::null("lock", "nkit_mcs_lock"));
         }
@@ -123,7 +123,7 @@ pub unsafe extern "C" fn nkit_mcs_lock(lock: *mut NkitMcsLock, node: *mut NkitMc
 /// The calling thread holds `lock`, acquired with this `node`.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_mcs_unlock(lock: *mut NkitMcsLock, node: *mut NkitMcsNode) {
-    ffi((), || {
+    ffi("nkit_mcs_unlock", (), || {
         if lock.is_null() {
             return Err(CError::null("lock", "nkit_mcs_unlock"));
         }
@@ -184,7 +184,7 @@ unsafe fn rws<'a>(lock: *mut NkitRwsLock, function: &str) -> Result<&'a NkitRwsL
 /// `lock` points to writable storage of an `nkit_rws_lock_t` nobody uses.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_rws_init(lock: *mut NkitRwsLock) {
-    ffi((), || {
+    ffi("nkit_rws_init", (), || {
         if lock.is_null() {
             return Err(CError::null("lock", "nkit_rws_init"));
         }
@@ -205,7 +205,7 @@ pub unsafe extern "C" fn nkit_rws_init(lock: *mut NkitRwsLock) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_rws_read_lock(lock: *mut NkitRwsLock) {
-    ffi((), || {
+    ffi("nkit_rws_read_lock", (), || {
         // SAFETY: forwarded contract.
         let l = unsafe { rws(lock, "nkit_rws_read_lock") }?;
         let mut b = Backoff(0);
@@ -230,7 +230,7 @@ pub unsafe extern "C" fn nkit_rws_read_lock(lock: *mut NkitRwsLock) {
 /// The calling thread holds a shared lock on `lock`.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_rws_read_unlock(lock: *mut NkitRwsLock) {
-    ffi((), || {
+    ffi("nkit_rws_read_unlock", (), || {
         // SAFETY: forwarded contract.
         let l = unsafe { rws(lock, "nkit_rws_read_unlock") }?;
         l.state.fetch_sub(RWS_READER, Release);
@@ -246,7 +246,7 @@ pub unsafe extern "C" fn nkit_rws_read_unlock(lock: *mut NkitRwsLock) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_rws_write_lock(lock: *mut NkitRwsLock) {
-    ffi((), || {
+    ffi("nkit_rws_write_lock", (), || {
         // SAFETY: forwarded contract.
         let l = unsafe { rws(lock, "nkit_rws_write_lock") }?;
         let mut b = Backoff(0);
@@ -277,7 +277,7 @@ pub unsafe extern "C" fn nkit_rws_write_lock(lock: *mut NkitRwsLock) {
 /// The calling thread holds the exclusive lock on `lock`.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_rws_write_unlock(lock: *mut NkitRwsLock) {
-    ffi((), || {
+    ffi("nkit_rws_write_unlock", (), || {
         // SAFETY: forwarded contract.
         let l = unsafe { rws(lock, "nkit_rws_write_unlock") }?;
         l.state.fetch_and(!RWS_WRITER, Release);
@@ -310,7 +310,7 @@ unsafe fn ticket<'a>(lock: *mut NkitTicketLock, function: &str) -> Result<&'a Ra
 /// `lock` points to writable storage of an `nkit_ticket_lock_t` nobody uses.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_ticket_init(lock: *mut NkitTicketLock) {
-    ffi((), || {
+    ffi("nkit_ticket_init", (), || {
         if lock.is_null() {
             return Err(CError::null("lock", "nkit_ticket_init"));
         }
@@ -331,7 +331,7 @@ pub unsafe extern "C" fn nkit_ticket_init(lock: *mut NkitTicketLock) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_ticket_lock(lock: *mut NkitTicketLock) {
-    ffi((), || {
+    ffi("nkit_ticket_lock", (), || {
         // SAFETY: forwarded contract.
         unsafe { ticket(lock, "nkit_ticket_lock") }?.lock();
         Ok(())
@@ -344,7 +344,7 @@ pub unsafe extern "C" fn nkit_ticket_lock(lock: *mut NkitTicketLock) {
 /// The calling thread holds `lock`.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_ticket_unlock(lock: *mut NkitTicketLock) {
-    ffi((), || {
+    ffi("nkit_ticket_unlock", (), || {
         // SAFETY: forwarded contract.
         let t = unsafe { ticket(lock, "nkit_ticket_unlock") }?;
         // SAFETY: the caller holds the lock (the C precondition).
@@ -380,7 +380,7 @@ unsafe fn pcounter<'a>(
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_pcounter_create() -> *mut NkitPcounter {
-    ffi(ptr::null_mut(), || {
+    ffi("nkit_pcounter_create", ptr::null_mut(), || {
         let counter = PartitionedCounter::new();
         if !counter.is_node_placed() {
             return Err(CError::new(
@@ -400,7 +400,7 @@ pub unsafe extern "C" fn nkit_pcounter_create() -> *mut NkitPcounter {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_pcounter_destroy(counter: *mut NkitPcounter) {
-    ffi((), || {
+    ffi("nkit_pcounter_destroy", (), || {
         if !counter.is_null() {
             // SAFETY: from `Box::into_raw` in `nkit_pcounter_create`, not
             // destroyed before (the C precondition).
@@ -417,7 +417,7 @@ pub unsafe extern "C" fn nkit_pcounter_destroy(counter: *mut NkitPcounter) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_pcounter_add(counter: *mut NkitPcounter, value: i64) {
-    ffi((), || {
+    ffi("nkit_pcounter_add", (), || {
         // SAFETY: forwarded contract.
         unsafe { pcounter(counter, "nkit_pcounter_add") }?.add(value);
         Ok(())
@@ -431,7 +431,7 @@ pub unsafe extern "C" fn nkit_pcounter_add(counter: *mut NkitPcounter, value: i6
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_pcounter_inc(counter: *mut NkitPcounter) {
-    ffi((), || {
+    ffi("nkit_pcounter_inc", (), || {
         // SAFETY: forwarded contract.
         unsafe { pcounter(counter, "nkit_pcounter_inc") }?.inc();
         Ok(())
@@ -445,7 +445,7 @@ pub unsafe extern "C" fn nkit_pcounter_inc(counter: *mut NkitPcounter) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_pcounter_dec(counter: *mut NkitPcounter) {
-    ffi((), || {
+    ffi("nkit_pcounter_dec", (), || {
         // SAFETY: forwarded contract.
         unsafe { pcounter(counter, "nkit_pcounter_dec") }?.dec();
         Ok(())
@@ -459,7 +459,7 @@ pub unsafe extern "C" fn nkit_pcounter_dec(counter: *mut NkitPcounter) {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_pcounter_read(counter: *mut NkitPcounter) -> i64 {
-    ffi(0, || {
+    ffi("nkit_pcounter_read", 0, || {
         // SAFETY: forwarded contract.
         Ok(unsafe { pcounter(counter, "nkit_pcounter_read") }?.sum())
     })
@@ -472,7 +472,7 @@ pub unsafe extern "C" fn nkit_pcounter_read(counter: *mut NkitPcounter) -> i64 {
 /// live handle from its `create` function, a lock its `init` set up.
 #[no_mangle]
 pub unsafe extern "C" fn nkit_pcounter_reset(counter: *mut NkitPcounter) {
-    ffi((), || {
+    ffi("nkit_pcounter_reset", (), || {
         // SAFETY: forwarded contract.
         unsafe { pcounter(counter, "nkit_pcounter_reset") }?.take();
         Ok(())

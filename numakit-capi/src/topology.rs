@@ -6,7 +6,7 @@ use std::ffi::c_int;
 /// The number of NUMA nodes, or -1 when the topology cannot be read.
 #[no_mangle]
 pub extern "C" fn nkit_topo_num_nodes() -> c_int {
-    ffi(-1, || {
+    ffi("nkit_topo_num_nodes", -1, || {
         let topo = nk::Topology::current()?;
         to_int(topo.num_nodes(), "the node count")
     })
@@ -15,7 +15,7 @@ pub extern "C" fn nkit_topo_num_nodes() -> c_int {
 /// The number of online logical CPUs, or -1.
 #[no_mangle]
 pub extern "C" fn nkit_topo_num_cpus() -> c_int {
-    ffi(-1, || {
+    ffi("nkit_topo_num_cpus", -1, || {
         let topo = nk::Topology::current()?;
         to_int(topo.online_cpus().len(), "the CPU count")
     })
@@ -25,7 +25,7 @@ pub extern "C" fn nkit_topo_num_cpus() -> c_int {
 /// for a node that does not exist.
 #[no_mangle]
 pub extern "C" fn nkit_topo_cpus_on_node(node_id: c_int) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_topo_cpus_on_node", -1, || {
         let node = node_arg(node_id, "nkit_topo_cpus_on_node")?;
         let topo = nk::Topology::current()?;
         to_int(topo.node(node)?.cpus().len(), "the CPU count")
@@ -35,7 +35,7 @@ pub extern "C" fn nkit_topo_cpus_on_node(node_id: c_int) -> c_int {
 /// The SLIT distance from `from_node` to `to_node` (10 = local), or -1.
 #[no_mangle]
 pub extern "C" fn nkit_topo_distance(from_node: c_int, to_node: c_int) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_topo_distance", -1, || {
         let from = node_arg(from_node, "nkit_topo_distance")?;
         let to = node_arg(to_node, "nkit_topo_distance")?;
         let topo = nk::Topology::current()?;
@@ -56,9 +56,10 @@ pub unsafe extern "C" fn nkit_topo_node_memory(
     total_bytes: *mut usize,
     free_bytes: *mut usize,
 ) -> c_int {
-    ffi(-1, || {
+    ffi("nkit_topo_node_memory", -1, || {
         let node = node_arg(node_id, "nkit_topo_node_memory")?;
-        let topo = nk::Topology::current()?;
+        // Read now, not the process's snapshot: the free memory is "now".
+        let topo = nk::Topology::detect()?;
         let n = topo.node(node)?;
         let total = usize::try_from(n.memory_total()).unwrap_or(usize::MAX);
         let free = usize::try_from(n.memory_free()).unwrap_or(usize::MAX);
@@ -80,7 +81,7 @@ pub unsafe extern "C" fn nkit_topo_node_memory(
 /// ignoring them.
 #[no_mangle]
 pub extern "C" fn nkit_topo_is_numa() -> c_int {
-    ffi(0, || {
+    ffi("nkit_topo_is_numa", 0, || {
         let topo = nk::Topology::current()?;
         Ok(c_int::from(topo.num_nodes() > 0))
     })

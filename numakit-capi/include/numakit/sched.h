@@ -69,7 +69,12 @@ void nkit_balancer_set_threshold(double mpki);
  */
 int nkit_thread_launch(nkit_thread_policy_t policy, nkit_thread_func_t func, void *arg);
 
-/** @brief Wait for every thread nkit_thread_launch started (also those started meanwhile). */
+/**
+ * @brief Wait for every thread nkit_thread_launch started (also those started
+ * meanwhile, and those another thread's nkit_thread_join_all is joining).
+ * Called on a thread nkit_thread_launch started, it would wait for itself:
+ * it joins nothing and sets NKIT_ERR_INVALID_ARGUMENT.
+ */
 void nkit_thread_join_all(void);
 
 /**

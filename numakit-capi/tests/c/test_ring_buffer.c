@@ -37,6 +37,41 @@ static void *consumer(void *arg) {
     return NULL;
 }
 
+/* A call from a pthread key destructor, which runs while the thread exits
+ * (after Rust's own thread-locals are gone): its error is still there. */
+static pthread_key_t exit_key;
+static nkit_ring_t *exit_ring;
+static _Atomic int exit_err = -1;
+static _Atomic int exit_msg_ok;
+
+static void at_exit_of_thread(void *v) {
+    (void)v;
+    CHECK(nkit_ring_push(exit_ring, (void *)1));
+    CHECK(!nkit_ring_push(exit_ring, (void *)2)); /* capacity 1: full */
+    exit_err = nkit_last_error();
+    exit_msg_ok = strstr(nkit_last_error_message(), "nkit_ring_push") != NULL;
+}
+
+static void *exiting_thread(void *arg) {
+    (void)arg;
+    CHECK(pthread_setspecific(exit_key, (void *)1) == 0);
+    CHECK(nkit_arena_create(-5, 1) == NULL); /* Rust thread-locals in use */
+    return NULL;
+}
+
+static void errors_while_a_thread_exits(void) {
+    exit_ring = nkit_ring_create(0, 1);
+    CHECK(exit_ring != NULL);
+    CHECK(pthread_key_create(&exit_key, at_exit_of_thread) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, exiting_thread, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(exit_err == NKIT_ERR_FULL);
+    CHECK(exit_msg_ok);
+    CHECK(pthread_key_delete(exit_key) == 0);
+    nkit_ring_free(exit_ring);
+}
+
 int main(void) {
     int nodes = nk_nodes();
     int absent = nk_absent_node();
@@ -124,5 +159,6 @@ int main(void) {
         CHECK(consumed_sum == want);
         nkit_ring_free(shared);
     }
+    errors_while_a_thread_exits();
     return nk_done("test_ring_buffer");
 }

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 static cpu_set_t mask_now(void) {
     cpu_set_t s;
@@ -49,6 +50,49 @@ static void nested_fn(void *arg) {
     CHECK(nkit_thread_launch(p, count_fn, NULL) == 0);
 }
 
+/* join_all on a launched thread would wait for itself: refused. */
+static _Atomic int self_join_err = -1;
+
+static void self_join_fn(void *arg) {
+    (void)arg;
+    nkit_thread_join_all();
+    self_join_err = nkit_last_error();
+}
+
+static _Atomic int slow_done;
+
+static void slow_fn(void *arg) {
+    (void)arg;
+    usleep(200 * 1000);
+    slow_done = 1;
+}
+
+static void *joiner(void *arg) {
+    (void)arg;
+    nkit_thread_join_all();
+    return NULL;
+}
+
+/* Two callers at once: the second waits for the threads the first took. */
+static void concurrent_joins(nkit_thread_policy_t p) {
+    slow_done = 0;
+    CHECK(nkit_thread_launch(p, slow_fn, NULL) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, joiner, NULL) == 0);
+    usleep(50 * 1000);
+    nkit_thread_join_all();
+    CHECK_OK();
+    CHECK(slow_done == 1);
+    CHECK(pthread_join(t, NULL) == 0);
+    /* A launched thread's own call joins nothing and is refused. */
+    CHECK(nkit_thread_launch(p, self_join_fn, NULL) == 0);
+    CHECK(nkit_thread_launch(p, slow_fn, NULL) == 0);
+    slow_done = 0;
+    nkit_thread_join_all();
+    CHECK(self_join_err == NKIT_ERR_INVALID_ARGUMENT);
+    CHECK(slow_done == 1);
+}
+
 static void launches(int nodes, int absent, int cpu, int home) {
     nkit_thread_policy_t p;
     /* One thread per node with CPUs and memory: it runs there. */
@@ -90,6 +134,7 @@ static void launches(int nodes, int absent, int cpu, int home) {
     CHECK(launches_run == 18);
     nkit_thread_join_all(); /* nothing left: returns at once */
     CHECK_OK();
+    concurrent_joins(p);
 
     /* Refusals: func never runs. */
     launches_run = 0;
@@ -124,6 +169,13 @@ static void on_message(void *data) {
     received[n_received++] = (intptr_t)data;
 }
 
+/* A handler whose own nkit call fails: the call that ran it succeeded. */
+static void failing_handler(void *data) {
+    (void)data;
+    CHECK(nkit_send(-1, NULL) == -1);
+    CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
+}
+
 static void messaging(int nodes, int absent) {
     for (int n = 0; n < nodes; n++) {
         int usable = nkit_topo_cpus_on_node(n) > 0 && nk_has_memory(n);
@@ -151,6 +203,9 @@ static void messaging(int nodes, int absent) {
         n_received = 0;
         CHECK(nkit_process_local(on_message, SIZE_MAX) == NKIT_MAILBOX_CAPACITY);
         CHECK(received[0] == 0 && received[NKIT_MAILBOX_CAPACITY - 1] == NKIT_MAILBOX_CAPACITY - 1);
+        CHECK(nkit_send(n, NULL) == 0);
+        CHECK(nkit_process_local(failing_handler, 0) == 1);
+        CHECK_OK();
         CHECK(nkit_unbind_thread() == 0);
     }
     CHECK(nkit_send(absent, NULL) == -1);
