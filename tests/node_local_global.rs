@@ -25,8 +25,9 @@ use std::time::Duration;
 
 static STRICT: NodeLocal = NodeLocal::strict();
 static NEAREST: NodeLocal = NodeLocal::nearest();
+static QUIET: NodeLocal = NodeLocal::strict().quiet();
 
-/// 0: not read yet, 1: strict, 2: nearest.
+/// 0: not read yet, 1: strict, 2: nearest, 3: strict and quiet.
 static POLICY: AtomicU8 = AtomicU8::new(0);
 
 struct TestAlloc;
@@ -40,14 +41,18 @@ impl TestAlloc {
             // thread changes the environment in this binary.
             let v = unsafe { libc::getenv(c"NUMAKIT_TEST_POLICY".as_ptr()) };
             // SAFETY: a non-null getenv result is a NUL-terminated string.
-            let strict = !v.is_null() && unsafe { std::ffi::CStr::from_ptr(v) } == c"strict";
-            p = if strict { 1 } else { 2 };
+            let v = (!v.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(v) });
+            p = match v {
+                Some(v) if v == c"strict" => 1,
+                Some(v) if v == c"quiet" => 3,
+                _ => 2,
+            };
             POLICY.store(p, Ordering::Relaxed);
         }
-        if p == 1 {
-            &STRICT
-        } else {
-            &NEAREST
+        match p {
+            1 => &STRICT,
+            3 => &QUIET,
+            _ => &NEAREST,
         }
     }
 }
@@ -515,6 +520,13 @@ fn strict_on_a_node_that_cannot_give_the_request_ends_in_the_allocation_error_me
     for node in nodes_with_memory_and_cpus(&topo) {
         let (status, stderr) = run_child(Some(node), None, "strict", "oversize");
         assert_strict_abort(status, &stderr, node, "bytes free on the node");
+    }
+    // Quiet: the null is the caller's to report; no line of numakit's.
+    for node in nodes_with_memory_and_cpus(&topo) {
+        let (status, stderr) = run_child(Some(node), None, "quiet", "oversize");
+        assert_eq!(status.signal(), Some(libc::SIGABRT), "{stderr}");
+        assert!(stderr.contains("memory allocation of"), "{stderr}");
+        assert!(!stderr.contains("numakit:"), "{stderr}");
     }
     // The same child under `nearest` on a one-node machine: no other node
     // can give it either.

@@ -69,7 +69,16 @@ impl Block {
 /// The allocator with the configured policy.
 #[inline]
 pub(crate) fn allocator() -> NodeLocal {
-    NodeLocal::with_policy(config::get().policy())
+    // Quiet: a null is named here, in the library's own words.
+    NodeLocal::with_policy(config::get().policy()).quiet()
+}
+
+/// The allocator gave null for `total` bytes: `ENOMEM`, and a line.
+#[cold]
+fn exhausted(total: usize) {
+    let nearest = config::get().policy() == numakit::mem::OnExhausted::Nearest;
+    crate::say::exhausted(total, NodeLocal::current_node().get(), nearest);
+    set_errno(libc::ENOMEM);
 }
 
 /// Set the calling thread's `errno`.
@@ -120,7 +129,7 @@ pub(crate) fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     // SAFETY: the layout's size is at least 16.
     let base = unsafe { allocator().alloc(layout) };
     if base.is_null() {
-        set_errno(libc::ENOMEM);
+        exhausted(size);
         return base;
     }
     // SAFETY: a fresh block for `layout`.
@@ -220,7 +229,7 @@ pub(crate) unsafe fn realloc(b: Block, size: usize) -> *mut u8 {
         // The block is as it was: ours again.
         // SAFETY: a failed realloc leaves the block live and unmoved.
         unsafe { tag.write(saved) };
-        set_errno(libc::ENOMEM);
+        exhausted(size);
         return base;
     }
     // SAFETY: `total` is a valid size at this alignment (checked above);

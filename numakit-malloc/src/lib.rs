@@ -1,8 +1,8 @@
 //! `libnumakit_malloc.so`: the C allocation functions (`malloc`, `free`,
 //! `calloc`, `realloc`, `reallocarray`, `posix_memalign`, `aligned_alloc`,
-//! `memalign`, `valloc`, `pvalloc`, `malloc_usable_size`, `cfree`) on
-//! numakit's node-local allocator ([`NodeLocal`]), for programs that cannot
-//! be changed:
+//! `memalign`, `valloc`, `pvalloc`, `malloc_usable_size`, `malloc_trim`,
+//! `cfree`) on numakit's node-local allocator ([`NodeLocal`]), for programs
+//! that cannot be changed:
 //!
 //! ```text
 //! LD_PRELOAD=/path/to/libnumakit_malloc.so ./program
@@ -17,8 +17,11 @@
 //!
 //! - `NUMAKIT_MALLOC_FALLBACK=strict` (the default): an allocation the
 //!   thread's node cannot give fails — null and `errno = ENOMEM`, after a
-//!   line on stderr naming the node and its free memory. A thread on a
-//!   memoryless node gets null for every allocation.
+//!   line on stderr naming the size, the node, its free memory and this
+//!   setting (the first 16 such lines). A thread on a memoryless node gets
+//!   null for every allocation. The library's lines go to fd 2 only while
+//!   it is the file the program started with: a daemon that closed its
+//!   stderr and opened a log file or a socket as fd 2 gets none of them.
 //!   `NUMAKIT_MALLOC_FALLBACK=nearest`: the memory comes from the nearest
 //!   node that can give it, and the statistics count it as a fallback.
 //! - `NUMAKIT_MALLOC_STATS=1`: at exit (`atexit`), per node: bytes in use
@@ -49,7 +52,11 @@
 //! does since 2.38 (older versions accept them); `memalign` rounds one
 //! that is not up to the next power of two (`EINVAL` past 2^63), as glibc
 //! does. `free` keeps `errno`. `malloc_usable_size` is the size asked for
-//! (the size the block was last resized to).
+//! (the size the block was last resized to). `malloc_trim` gives the
+//! pages of freed small blocks back to the OS (a chunk at a time, when
+//! all its blocks are free and in no other thread's cache); the library
+//! does not do it by itself, so a program that frees much and stays up
+//! keeps those pages resident until it calls `malloc_trim(0)`.
 //!
 //! # Survival
 //!
@@ -300,6 +307,18 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
     }
 }
 
+/// `malloc_trim(3)`: give the pages of freed blocks back to the OS, on
+/// every node ([`NodeLocal::trim`]); 1 when some memory was given back,
+/// else 0. `pad` is not used: the heaps keep no top to pad.
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn malloc_trim(pad: usize) -> libc::c_int {
+    let _ = pad;
+    match NodeLocal::trim() {
+        Ok(released) => libc::c_int::from(released > 0),
+        Err(_) => 0,
+    }
+}
+
 /// `malloc_usable_size(3)`: the size asked for (or resized to); 0 for null
 /// and for foreign pointers.
 ///
@@ -363,6 +382,7 @@ extern "C" fn print_stats() {
 /// The library's constructor: read the settings and ask for the figures
 /// at exit.
 extern "C" fn init() {
+    say::note_stderr();
     let cfg = config::get();
     if cfg.stats() {
         say::keep_stderr();

@@ -3,7 +3,7 @@
 //! `malloc`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 
 /// A line being composed (truncated at 512 bytes).
 pub(crate) struct Line {
@@ -52,9 +52,99 @@ impl fmt::Write for Line {
     }
 }
 
-/// `write(2)` all of `bytes` to fd 2; errors lose the text.
+/// `write(2)` all of `bytes` to fd 2 if it is the stderr the program
+/// started with (see [`note_stderr`]); errors lose the text. A daemon
+/// that closed stderr and opened a log file or a socket as fd 2 gets no
+/// line of ours in it.
 pub(crate) fn write_all(bytes: &[u8]) {
-    write_fd(2, bytes);
+    match STDERR_STATE.load(Ordering::Acquire) {
+        // Before the library's constructor: no code of the program ran.
+        UNKNOWN => write_fd(2, bytes),
+        KNOWN if file_id(2) == Some(STDERR_ID.load(Ordering::Relaxed)) => write_fd(2, bytes),
+        _ => {}
+    }
+}
+
+const UNKNOWN: u8 = 0;
+const KNOWN: u8 = 1;
+const CLOSED: u8 = 2;
+/// Whether the stderr the program started with is known (its identity in
+/// `STDERR_ID`), or it started without one.
+static STDERR_STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Remember which file fd 2 is when the program starts (the library's
+/// constructor): lines are written to it only while fd 2 is still that
+/// file.
+pub(crate) fn note_stderr() {
+    match file_id(2) {
+        Some(id) => {
+            STDERR_ID.store(id, Ordering::Relaxed);
+            STDERR_STATE.store(KNOWN, Ordering::Release);
+        }
+        None => STDERR_STATE.store(CLOSED, Ordering::Release),
+    }
+}
+
+/// Allocations that got null, named on stderr at most.
+const EXHAUSTED_SAID: u64 = 16;
+static EXHAUSTED: AtomicU64 = AtomicU64::new(0);
+
+/// Say that `size` bytes could not be had on `node` (the thread's), under
+/// the `nearest` policy or not: the first [`EXHAUSTED_SAID`] times.
+pub(crate) fn exhausted(size: usize, node: u32, nearest: bool) {
+    let n = EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+    if n >= EXHAUSTED_SAID {
+        return;
+    }
+    let mut line = Line::new();
+    let _ = fmt::Write::write_fmt(
+        &mut line,
+        format_args!("numakit-malloc: {size} bytes could not be had on node {node}"),
+    );
+    if let Some(kib) = node_free_kib(node) {
+        let _ = fmt::Write::write_fmt(&mut line, format_args!(" ({kib} kB free there)"));
+    }
+    line.text(if nearest {
+        "; no other node could give them either"
+    } else {
+        "; nothing is taken from another node (NUMAKIT_MALLOC_FALLBACK=nearest allows the \
+         nearest node that can give them)"
+    });
+    line.text("; a `ulimit -v` or a cgroup memory limit refuses them too");
+    if n + 1 == EXHAUSTED_SAID {
+        line.text(" (further ones are only counted)");
+    }
+    line.text("\n").print();
+}
+
+/// `MemFree` of `node` in kB, read from sysfs into stack buffers.
+fn node_free_kib(node: u32) -> Option<u64> {
+    let mut path = Line::new();
+    let _ = fmt::Write::write_fmt(
+        &mut path,
+        format_args!("/sys/devices/system/node/node{node}/meminfo\0"),
+    );
+    let mut buf = [0u8; 2048];
+    // SAFETY: a NUL-terminated path in a live buffer; the fd is closed
+    // below; `read` fills at most `buf.len()` bytes of a live buffer.
+    let len = unsafe {
+        let fd = libc::open(path.buf.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        usize::try_from(n).ok()?
+    };
+    let text = &buf[..len];
+    let at = text.windows(8).position(|w| w == b"MemFree:")? + 8;
+    let mut digits = text[at..]
+        .iter()
+        .skip_while(|b| **b == b' ')
+        .take_while(|b| b.is_ascii_digit());
+    digits.try_fold(0u64, |v, d| {
+        v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// The stderr the program started with: a copy of it (-1: none) and its

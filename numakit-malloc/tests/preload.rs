@@ -263,7 +263,8 @@ fn statistics_at_exit_host_only() {
 
 /// A program that closed stderr may have opened a file of its own as
 /// fd 2: the statistics go to the stderr the program started with (the
-/// copy kept at start), or nowhere when it had none, never into that file.
+/// copy kept at start), or nowhere when it had none, never into that file;
+/// nor do the lines for a foreign pointer or a failed allocation.
 #[test]
 fn statistics_never_go_into_a_file_that_took_fd_2_host_only() {
     use std::os::unix::process::CommandExt;
@@ -299,6 +300,13 @@ fn statistics_never_go_into_a_file_that_took_fd_2_host_only() {
             let stderr = text(&out.stderr);
             assert!(
                 stderr.contains("per-node figures at exit"),
+                "{what}: {stderr}"
+            );
+            // The failed allocation made before the program closed its
+            // stderr was named there, with what to do.
+            assert!(
+                stderr.contains("1125899906842624 bytes could not be had on node")
+                    && stderr.contains("NUMAKIT_MALLOC_FALLBACK=nearest"),
                 "{what}: {stderr}"
             );
         }

@@ -175,6 +175,32 @@ static void threads_come_and_go(void) {
     printf("threads: %ld kB resident after 400 threads, %ld kB after 4400\n", first, later);
 }
 
+/* malloc_trim gives the pages of freed blocks back: 40 MB of 1000-byte
+ * blocks, all freed, leave at most half of it resident after the call. */
+static void trim_gives_pages_back(void) {
+    enum { N = 40000 };
+    static unsigned char *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = malloc(1000);
+        CHECK(b[i] != NULL);
+        if (b[i]) memset(b[i], 1, 1000);
+    }
+    long full = rss_kb();
+    for (int i = 0; i < N; i++) free(b[i]);
+    CHECK(malloc_trim(0) == 1);
+    long after = rss_kb();
+    CHECK(full > 0 && after > 0 && full - after > 20000);
+    printf("trim: %ld kB resident with the blocks, %ld kB after free and malloc_trim\n", full,
+           after);
+    /* Blocks come back as before. */
+    for (int i = 0; i < N; i += 100) {
+        b[i] = malloc(1000);
+        CHECK(b[i] != NULL);
+        if (b[i]) memset(b[i], 2, 1000);
+    }
+    for (int i = 0; i < N; i += 100) free(b[i]);
+}
+
 static atomic_int stop;
 
 static void *forker(void *arg) {
@@ -234,6 +260,7 @@ int main(void) {
     aligned_blocks();
     calloc_zeroes();
     threads_come_and_go();
+    trim_gives_pages_back();
     forks_from_many_threads();
     return nkm_done();
 }

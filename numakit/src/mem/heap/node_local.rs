@@ -368,6 +368,7 @@ pub enum OnExhausted {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NodeLocal {
     policy: OnExhausted,
+    quiet: bool,
 }
 
 impl NodeLocal {
@@ -378,22 +379,58 @@ impl NodeLocal {
     /// Memory only from the calling thread's node; null (and a message)
     /// when it cannot give it.
     pub const fn strict() -> Self {
-        NodeLocal {
-            policy: OnExhausted::Strict,
-        }
+        NodeLocal::with_policy(OnExhausted::Strict)
     }
 
     /// Memory from the calling thread's node, or, when it cannot give it,
     /// from the nearest node that can (counted).
     pub const fn nearest() -> Self {
-        NodeLocal {
-            policy: OnExhausted::Nearest,
-        }
+        NodeLocal::with_policy(OnExhausted::Nearest)
     }
 
     /// The same allocator with `policy`.
     pub const fn with_policy(policy: OnExhausted) -> Self {
-        NodeLocal { policy }
+        NodeLocal {
+            policy,
+            quiet: false,
+        }
+    }
+
+    /// The same allocator without the line on stderr when a node cannot
+    /// give the memory: for a caller that reports the null itself, in its
+    /// own words (a preloaded `malloc` names its environment variables,
+    /// and writes only to the stderr the program started with). The
+    /// failure is still counted in [`NodeLocalNodeStats::failures`].
+    pub const fn quiet(self) -> Self {
+        NodeLocal {
+            policy: self.policy,
+            quiet: true,
+        }
+    }
+
+    /// Give the pages of every chunk whose blocks are all free back to the
+    /// OS, in every node's heap, as [`NodeHeap::trim`](super::NodeHeap::trim)
+    /// does for one: the calling thread's cached blocks count as free,
+    /// other threads' caches keep theirs. The chunks stay reserved and
+    /// bound to their node. Returns the bytes given back.
+    ///
+    /// Nothing here allocates through the global allocator, so a
+    /// `malloc_trim` built on it may run inside the allocator's callers.
+    ///
+    /// # Errors
+    /// [`MemError::Os`](crate::mem::MemError::Os) when `madvise` refuses,
+    /// or a node cannot give the few pages of scratch memory the sort of
+    /// its free lists needs; the heaps before it were trimmed.
+    pub fn trim() -> Result<usize, crate::mem::MemError> {
+        let mut released = 0;
+        for node in 0..MAX_NODES as u32 {
+            if let Some(core) = published(node) {
+                released += core
+                    .trim()
+                    .map_err(|f| f.into_mem_error(NodeId::new(node)))?;
+            }
+        }
+        Ok(released)
     }
 
     /// What this allocator does on an exhausted node.
@@ -596,7 +633,9 @@ impl NodeLocal {
         if let Some(c) = FAILURES.get(node as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        report(self.policy, node, layout.size(), fail);
+        if !self.quiet {
+            report(self.policy, node, layout.size(), fail);
+        }
         ptr::null_mut()
     }
 }
@@ -1153,6 +1192,24 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn trim_gives_back_the_pages_of_freed_blocks_on_every_node() {
+        let a = NodeLocal::strict();
+        let l = Layout::from_size_align(1000, 8).unwrap();
+        for (node, _) in crate::topology::nodes_with_cpus_and_memory() {
+            let blocks: Vec<usize> = blocks_of(a, l, node, 4096);
+            let n = blocks.len();
+            for b in blocks {
+                // SAFETY: a block of `a` for `l`, freed once.
+                unsafe { a.dealloc(b as *mut u8, l) };
+            }
+            // 4096 blocks of 1000 bytes: about 4 MiB, most of it in chunks
+            // whose blocks are all free now.
+            let released = NodeLocal::trim().unwrap();
+            assert!(released >= n * 1000 / 2, "node {node}: {released} bytes");
+        }
     }
 
     /// How many of `blocks` a thread frees (each a block of `a` for `l`,
