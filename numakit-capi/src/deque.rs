@@ -6,7 +6,7 @@
 //! `initial_capacity` is the capacity and a push into a full deque fails
 //! with `NKIT_ERR_FULL`, which the header's `false` already allows.
 
-use crate::error::{ffi, node_arg, CError, NKIT_ERR_EMPTY, NKIT_ERR_FULL};
+use crate::error::{capacity_arg, ffi, node_arg, CError, NKIT_ERR_EMPTY, NKIT_ERR_FULL};
 use nk::collections::deque::{Steal, Stealer, Worker};
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -54,7 +54,10 @@ pub unsafe extern "C" fn nkit_deque_create(
 ) -> *mut NkitDeque {
     ffi("nkit_deque_create", ptr::null_mut(), || {
         let node = node_arg(node_id, "nkit_deque_create")?;
-        let worker = Worker::new_lifo(node, initial_capacity as usize)?;
+        // The largest power of two a `uint32_t` holds, within numakit's.
+        let max = (1u64 << 31).min(nk::collections::MAX_CAPACITY as u64);
+        let capacity = capacity_arg(u64::from(initial_capacity), max, "deque")?;
+        let worker = Worker::new_lifo(node, capacity)?;
         let stealer = worker.stealer();
         Ok(Box::into_raw(Box::new(NkitDeque { worker, stealer })))
     })

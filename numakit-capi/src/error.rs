@@ -110,26 +110,68 @@ fn sched_code(e: &SchedError) -> c_int {
     }
 }
 
+/// The text of a topology error in C's terms: an absent node is listed
+/// with the C calls that say which exist (the Rust text names a cargo
+/// example); other errors keep numakit's text.
+fn topology_text(e: &TopologyError) -> String {
+    match e {
+        TopologyError::NoSuchNode {
+            requested,
+            available,
+        } => {
+            let ids: Vec<String> = available.iter().map(|n| n.to_string()).collect();
+            format!(
+                "NUMA node {requested} does not exist: this machine has node{} {}; ask for one \
+                 of those (nkit_topo_num_nodes() counts them; `numakit topology` or `numactl \
+                 --hardware` lists them)",
+                if ids.len() == 1 { "" } else { "s" },
+                ids.join(", ")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The text of a memory error in C's terms (see [`topology_text`]); the
+/// arena and slab errors that name Rust calls are worded by their C
+/// functions.
+fn mem_text(e: &MemError) -> String {
+    match e {
+        MemError::Topology(t) => topology_text(t),
+        other => other.to_string(),
+    }
+}
+
 impl From<TopologyError> for CError {
     fn from(e: TopologyError) -> Self {
-        CError::new(topology_code(&e), e.to_string())
+        CError::new(topology_code(&e), topology_text(&e))
     }
 }
 
 impl From<MemError> for CError {
     fn from(e: MemError) -> Self {
-        CError::new(mem_code(&e), e.to_string())
+        CError::new(mem_code(&e), mem_text(&e))
     }
 }
 
 impl From<SchedError> for CError {
     fn from(e: SchedError) -> Self {
-        CError::new(sched_code(&e), e.to_string())
+        let text = match &e {
+            SchedError::Topology(t) => topology_text(t),
+            other => other.to_string(),
+        };
+        CError::new(sched_code(&e), text)
     }
 }
 
 impl From<nk::Error> for CError {
     fn from(e: nk::Error) -> Self {
+        let text = match &e {
+            nk::Error::Topology(t) => topology_text(t),
+            nk::Error::Mem(m) => mem_text(m),
+            nk::Error::Sched(SchedError::Topology(t)) => topology_text(t),
+            other => other.to_string(),
+        };
         let code = match &e {
             nk::Error::Topology(t) => topology_code(t),
             nk::Error::Mem(m) => mem_code(m),
@@ -140,8 +182,39 @@ impl From<nk::Error> for CError {
             nk::Error::Insert(i) => mem_code(i.error()),
             _ => NKIT_ERR_INVALID_ARGUMENT,
         };
-        CError::new(code, e.to_string())
+        CError::new(code, text)
     }
+}
+
+/// A ring or deque capacity from C: a power of two from 1 to `max`, said
+/// in slots (the Rust errors speak of sizes).
+pub(crate) fn capacity_arg(capacity: u64, max: u64, what: &str) -> Result<usize, CError> {
+    let refuse = |why: String| {
+        Err(CError::new(
+            NKIT_ERR_INVALID_ARGUMENT,
+            format!("capacity {capacity}: {why}"),
+        ))
+    };
+    if capacity == 0 {
+        return refuse(format!(
+            "a {what} needs at least one slot; ask for 1 or more (a power of two)"
+        ));
+    }
+    if capacity > max {
+        return refuse(format!(
+            "a {what} holds at most {max} (2^{}) slots",
+            max.ilog2()
+        ));
+    }
+    if !capacity.is_power_of_two() {
+        // Below `max`, a power of two: so is the next power of two.
+        let below = 1u64 << capacity.ilog2();
+        return refuse(format!(
+            "{what} capacities are powers of two; use {} (or {below})",
+            below * 2
+        ));
+    }
+    usize::try_from(capacity).or_else(|_| refuse("more than this machine can address".into()))
 }
 
 /// Room for the last message, its NUL included; a longer message is cut
@@ -404,6 +477,48 @@ mod tests {
         std::thread::spawn(|| assert_eq!(message(), ""))
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn capacities_are_said_in_slots() {
+        let max = 1 << 31;
+        for (c, want) in [
+            (0, "at least one slot"),
+            (3, "use 4 (or 2)"),
+            ((1 << 31) - 1, "use 2147483648 (or 1073741824)"),
+            (u64::from(u32::MAX), "at most 2147483648 (2^31) slots"),
+            (max + 1, "at most 2147483648 (2^31) slots"),
+            (u64::MAX, "at most 2147483648 (2^31) slots"),
+        ] {
+            let e = capacity_arg(c, max, "deque").unwrap_err();
+            assert_eq!(e.code, NKIT_ERR_INVALID_ARGUMENT);
+            assert!(
+                e.message.starts_with(&format!("capacity {c}: ")) && e.message.contains(want),
+                "{c}: {}",
+                e.message
+            );
+            assert!(!e.message.contains("bytes"), "{}", e.message);
+        }
+        assert_eq!(capacity_arg(1, max, "deque").unwrap(), 1);
+        assert_eq!(capacity_arg(max, max, "deque").unwrap(), 1 << 31);
+    }
+
+    #[test]
+    fn an_absent_node_is_named_with_the_c_calls_that_list_them() {
+        let e: CError = TopologyError::NoSuchNode {
+            requested: nk::NodeId::new(7),
+            available: vec![nk::NodeId::new(0), nk::NodeId::new(2)],
+        }
+        .into();
+        assert_eq!(e.code, NKIT_ERR_NO_SUCH_NODE);
+        assert!(e.message.contains("node 7 does not exist"), "{}", e.message);
+        assert!(e.message.contains("nodes 0, 2"), "{}", e.message);
+        assert!(e.message.contains("nkit_topo_num_nodes"), "{}", e.message);
+        assert!(!e.message.contains("cargo"), "{}", e.message);
+        let e: CError = nk::mem::Arena::new(nk::NodeId::new(4096), 4096)
+            .unwrap_err()
+            .into();
+        assert!(!e.message.contains("cargo"), "{}", e.message);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! Every function is a thin layer over the numakit crate: the C layer
 //! checks arguments (`NULL` handles, negative ids), calls the Rust API and
 //! turns its `Result` into `NULL`/`-1`/`0` plus a thread-local error
-//! (`nkit_last_error()`, `nkit_last_error_message()`, the Rust error's
-//! text). Nothing falls back: where the memory cannot be on the node asked
+//! (`nkit_last_error()`, `nkit_last_error_message()`: the function's name
+//! and the Rust error's text). Nothing falls back: where the memory cannot be on the node asked
 //! for, the call fails and says why. No panic crosses the boundary: every
 //! exported function runs its body under `catch_unwind`
 //! ([`error::ffi`]).

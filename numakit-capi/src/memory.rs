@@ -54,16 +54,28 @@ pub(crate) fn new_arena(
             format!("{function}: size 0; an arena needs room for at least one byte"),
         ));
     }
+    let too_large = || {
+        CError::new(
+            NKIT_ERR_INVALID_ARGUMENT,
+            format!(
+                "size {size} bytes is more than an arena can map (at most {} bytes); ask for \
+                 less",
+                isize::MAX as usize - ARENA_HEADER_ROOM
+            ),
+        )
+    };
     let capacity = size
         .checked_add(ARENA_HEADER_ROOM)
-        .ok_or(MemError::SizeOverflow {
-            count: size,
-            size: 1,
-        })?;
+        .filter(|&c| c <= isize::MAX as usize)
+        .ok_or_else(too_large)?;
     let arena = Arena::builder(node)
         .capacity(capacity)
         .pages(kind)
-        .build()?;
+        .build()
+        .map_err(|e| match e {
+            MemError::InvalidSize { .. } | MemError::SizeOverflow { .. } => too_large(),
+            other => other.into(),
+        })?;
     let start = arena.used();
     if arena.remaining() < size {
         return Err(CError::new(
@@ -109,7 +121,27 @@ pub unsafe extern "C" fn nkit_arena_alloc(arena: *mut NkitArena, size: usize) ->
                 "nkit_arena_alloc: size 0; ask for at least one byte",
             ));
         }
-        let p = a.arena.try_alloc_raw(size, ARENA_ALIGN)?;
+        let start = a.start;
+        let p = a
+            .arena
+            .try_alloc_raw(size, ARENA_ALIGN)
+            .map_err(|e| match e {
+                MemError::Exhausted {
+                    requested,
+                    remaining,
+                    capacity,
+                    node,
+                    ..
+                } => CError::new(
+                    NKIT_ERR_OUT_OF_MEMORY,
+                    format!(
+                        "the arena on node {node} cannot give {requested} bytes: {remaining} of \
+                         its {} bytes remain; nkit_arena_reset() it, or create a larger one",
+                        capacity - start
+                    ),
+                ),
+                other => other.into(),
+            })?;
         Ok(p.as_ptr().cast())
     })
 }
@@ -274,6 +306,12 @@ pub extern "C" fn nkit_slab_create(
                 "nkit_slab_create: obj_size 0; objects need at least one byte",
             ));
         }
+        if capacity == 0 {
+            return Err(CError::new(
+                NKIT_ERR_INVALID_ARGUMENT,
+                "capacity 0; a slab holds at least one object",
+            ));
+        }
         let slab = SlabBuilder::new(node)
             .capacity(capacity)
             .build_raw(obj_size, SLAB_ALIGN)?;
@@ -293,7 +331,22 @@ pub unsafe extern "C" fn nkit_slab_alloc(slab: *mut NkitSlab) -> *mut c_void {
     ffi("nkit_slab_alloc", ptr::null_mut(), || {
         // SAFETY: forwarded contract.
         let s = unsafe { slab_ref(slab, "nkit_slab_alloc") }?;
-        Ok(s.lock().alloc()?.as_ptr().cast())
+        let p = s.lock().alloc().map_err(|e| match e {
+            MemError::SlabFull {
+                node,
+                object_size,
+                max_objects,
+            } => CError::new(
+                NKIT_ERR_OUT_OF_MEMORY,
+                format!(
+                    "the slab of {object_size}-byte objects on node {node} is full: all \
+                     {max_objects} objects are in use; nkit_slab_free some, or create the slab \
+                     with a larger capacity"
+                ),
+            ),
+            other => other.into(),
+        })?;
+        Ok(p.as_ptr().cast())
     })
 }
 

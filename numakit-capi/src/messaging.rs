@@ -53,9 +53,16 @@ fn mailbox(node: nk::NodeId) -> Result<&'static MpmcRing<Message>, CError> {
 pub extern "C" fn nkit_send(target_node: c_int, data: *mut c_void) -> c_int {
     ffi("nkit_send", -1, || {
         let node = node_arg(target_node, "nkit_send")?;
-        mailbox(node)?
-            .push(Message(data))
-            .map_err(nk::Error::from)?;
+        mailbox(node)?.push(Message(data)).map_err(|_| {
+            CError::new(
+                crate::error::NKIT_ERR_FULL,
+                format!(
+                    "the mailbox of node {node} is full ({MAILBOX_CAPACITY} messages, \
+                     NKIT_MAILBOX_CAPACITY): the message was not sent; a thread on node {node} \
+                     drains it with nkit_process_local, then send again"
+                ),
+            )
+        })?;
         Ok(0)
     })
 }

@@ -5,7 +5,7 @@
 //! inline` over the ring's fields; here the ring is opaque and they are
 //! ordinary functions, with the same signatures.
 
-use crate::error::{ffi, node_arg, CError};
+use crate::error::{capacity_arg, ffi, node_arg, CError};
 use nk::collections::MpmcRing;
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -40,6 +40,11 @@ unsafe fn ring_ref<'a>(ring: *mut NkitRing, function: &str) -> Result<&'a NkitRi
 pub unsafe extern "C" fn nkit_ring_create(node_id: c_int, capacity: usize) -> *mut NkitRing {
     ffi("nkit_ring_create", ptr::null_mut(), || {
         let node = node_arg(node_id, "nkit_ring_create")?;
+        let capacity = capacity_arg(
+            capacity as u64,
+            nk::collections::MAX_CAPACITY as u64,
+            "ring",
+        )?;
         let ring = MpmcRing::new(node, capacity)?;
         Ok(Box::into_raw(Box::new(NkitRing { ring })))
     })

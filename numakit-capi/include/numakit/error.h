@@ -8,7 +8,11 @@
  * it starts and sets it when it fails (returning NULL, -1, 0 or false as its
  * own documentation says). nkit_last_error() then tells a failure from a
  * legitimate NULL/0 result, and nkit_last_error_message() says what was
- * asked, what exists and what to do: it is the text of numakit's Rust error.
+ * asked, what exists and what to do: the function's name, then the text of
+ * numakit's Rust error (in C's terms where that names a Rust call). A call
+ * that succeeds leaves no error, also when a callback it ran made a call
+ * that failed. The error stays usable while the thread exits (calls from
+ * pthread key destructors set it too).
  *
  * numakit never falls back: where the C library of the same design would
  * place memory elsewhere or ignore a placement request, these functions fail.

@@ -38,6 +38,20 @@ static _Atomic int nk_checks;
         }                                                                             \
     } while (0)
 
+/* The last message names the function `fn` first and contains `text`. */
+#define CHECK_MSG(fn, text)                                                           \
+    do {                                                                              \
+        const char *nk_msg_ = nkit_last_error_message();                              \
+        size_t nk_len_ = strlen(fn);                                                  \
+        nk_checks++;                                                                  \
+        if (strncmp(nk_msg_, fn, nk_len_) != 0 || strncmp(nk_msg_ + nk_len_, ": ", 2) != 0 || \
+            strstr(nk_msg_, text) == NULL) {                                          \
+            nk_failures++;                                                            \
+            fprintf(stderr, "%s:%d: expected a message of %s with \"%s\", got \"%s\"\n", \
+                    __FILE__, __LINE__, fn, text, nk_msg_);                           \
+        }                                                                             \
+    } while (0)
+
 /* The last call succeeded: NKIT_OK and an empty message. */
 #define CHECK_OK()                                                                    \
     do {                                                                              \

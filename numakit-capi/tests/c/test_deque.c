@@ -138,7 +138,12 @@ int main(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK(nkit_deque_create(0, bad[i]) == NULL);
         CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+        CHECK_MSG("nkit_deque_create", "capacity ");
+        /* What it suggests fits a uint32_t. */
+        CHECK(strstr(nkit_last_error_message(), "4294967296") == NULL);
     }
+    CHECK(nkit_deque_create(0, UINT32_MAX) == NULL);
+    CHECK_MSG("nkit_deque_create", "at most 2147483648 (2^31) slots");
     CHECK(nkit_deque_create(absent, 8) == NULL);
     CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
     CHECK(nkit_deque_create(nodes, 8) == NULL);

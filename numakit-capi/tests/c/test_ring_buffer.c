@@ -127,9 +127,12 @@ int main(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK(nkit_ring_create(0, bad[i]) == NULL);
         CHECK_ERR(NKIT_ERR_INVALID_ARGUMENT);
+        CHECK_MSG("nkit_ring_create", "capacity ");
+        CHECK(strstr(nkit_last_error_message(), "bytes") == NULL);
     }
     CHECK(nkit_ring_create(absent, 8) == NULL);
     CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
+    CHECK_MSG("nkit_ring_create", "does not exist");
     CHECK(nkit_ring_create(-1, 8) == NULL);
     CHECK_ERR(NKIT_ERR_NO_SUCH_NODE);
     CHECK(nkit_ring_create(INT_MAX, 8) == NULL);

@@ -200,6 +200,7 @@ static void messaging(int nodes, int absent) {
         for (intptr_t i = 0; i < NKIT_MAILBOX_CAPACITY; i++) CHECK(nkit_send(n, (void *)i) == 0);
         CHECK(nkit_send(n, (void *)-1) == -1);
         CHECK_ERR(NKIT_ERR_FULL);
+        CHECK_MSG("nkit_send", "nkit_process_local");
         n_received = 0;
         CHECK(nkit_process_local(on_message, SIZE_MAX) == NKIT_MAILBOX_CAPACITY);
         CHECK(received[0] == 0 && received[NKIT_MAILBOX_CAPACITY - 1] == NKIT_MAILBOX_CAPACITY - 1);
