@@ -8,6 +8,7 @@
 //! | [`process`], [`maps`] | `numakit stat PID`, `numakit verify PID` |
 //! | [`measure`] | `numakit measure [--quick] [--json]` |
 
+mod elf;
 pub mod launch;
 pub mod maps;
 pub mod measure;

@@ -5,7 +5,8 @@ use numakit::mem::NodeLocal;
 use numakit_cli::launch::{self, Request};
 use numakit_cli::process;
 use numakit_cli::topology::{self, Format};
-use std::io::IsTerminal;
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,6 +19,14 @@ static ALLOC: NodeLocal = NodeLocal::nearest();
 
 /// Exit status of a request that was refused (nothing was started).
 const REFUSED: u8 = 2;
+
+/// Exit status when whoever reads stdout stopped reading (`EPIPE`, as in
+/// `numakit topology | head -n 2`): 128 + `SIGPIPE`, the status a shell
+/// reports for a tool that `SIGPIPE` ended, so that `set -o pipefail` sees
+/// what it sees for `cat` or `grep`. Nothing is said on stderr: the reader
+/// chose to stop. Never 0, so that cut-off output is not taken for complete
+/// output. (`verify` is the exception: its status is its verdict.)
+const BROKEN_PIPE: u8 = 141;
 
 #[derive(Parser)]
 #[command(
@@ -84,9 +93,14 @@ enum Command {
         /// Print the placement applied to stderr before starting
         #[arg(short, long)]
         verbose: bool,
-        /// The command and its arguments
-        #[arg(last = true, required = true, value_name = "CMD")]
-        command: Vec<String>,
+        /// The command and its arguments (any bytes, as `exec` takes them)
+        #[arg(
+            last = true,
+            required = true,
+            value_name = "CMD",
+            value_parser = clap::value_parser!(OsString)
+        )]
+        command: Vec<OsString>,
     },
     /// Where a process's memory and threads are, per node, and which of its
     /// mappings break their memory policy
@@ -152,7 +166,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help, version or a usage error; a stdout or stderr that cannot
+            // be written changes nothing about the status.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(REFUSED));
+        }
+    };
     match cli.command {
         Command::Topology {
             json,
@@ -168,6 +190,7 @@ fn main() -> ExitCode {
             };
             match topology::show(format, hwloc) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(topology::ShowError::Write(e)) => write_failed("topology", &e),
                 Err(e) => fail(&format!("numakit topology: {e}"), 1),
             }
         }
@@ -216,13 +239,16 @@ fn main() -> ExitCode {
 
 fn measure(request: &numakit_cli::measure::Request, json: bool) -> ExitCode {
     match numakit_cli::measure::run(request) {
-        Ok(m) if json => {
-            println!("{}", numakit_cli::measure::to_json(&m));
-            ExitCode::SUCCESS
-        }
         Ok(m) => {
-            print!("{}", numakit_cli::measure::table(&m));
-            ExitCode::SUCCESS
+            let text = if json {
+                format!("{}\n", numakit_cli::measure::to_json(&m))
+            } else {
+                numakit_cli::measure::table(&m)
+            };
+            match write_stdout(text.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => write_failed("measure", &e),
+            }
         }
         Err((e, true)) => fail(&format!("numakit measure: refused: {e}"), REFUSED),
         Err((e, false)) => fail(&format!("numakit measure: {e}"), 1),
@@ -230,11 +256,37 @@ fn measure(request: &numakit_cli::measure::Request, json: bool) -> ExitCode {
 }
 
 fn fail(message: &str, code: u8) -> ExitCode {
-    eprintln!("{message}");
+    say(message);
     ExitCode::from(code)
 }
 
-fn run(request: &Request, verbose: bool, command: &[String]) -> ExitCode {
+/// A line on stderr; a stderr that cannot be written to is no reason to
+/// stop or to change the exit status.
+fn say(message: &str) {
+    let _ = writeln!(io::stderr(), "{message}");
+}
+
+/// Write `bytes` to stdout and flush them.
+fn write_stdout(bytes: &[u8]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()
+}
+
+/// The exit for a failed write to stdout: quietly [`BROKEN_PIPE`] when the
+/// reader has gone, else the error on stderr and status 1.
+fn write_failed(command: &str, e: &io::Error) -> ExitCode {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        ExitCode::from(BROKEN_PIPE)
+    } else {
+        fail(
+            &format!("numakit {command}: cannot write the output to stdout: {e}"),
+            1,
+        )
+    }
+}
+
+fn run(request: &Request, verbose: bool, command: &[OsString]) -> ExitCode {
     let plan = match launch::plan(request) {
         Ok(p) => p,
         Err(e) => return fail(&format!("numakit run: refused: {e}"), REFUSED),
@@ -247,7 +299,12 @@ fn run(request: &Request, verbose: bool, command: &[String]) -> ExitCode {
             std::env::var_os(launch::MALLOC_LIBRARY_ENV).as_deref(),
             std::env::var_os("LD_PRELOAD").as_deref(),
             std::env::var_os("NUMAKIT_MALLOC_FALLBACK").as_deref(),
-        ) {
+        )
+        .and_then(|p| {
+            launch::check_malloc_library(&p.library)?;
+            launch::check_program(&command[0], std::env::var_os("PATH").as_deref(), &p.library)?;
+            Ok(p)
+        }) {
             Ok(p) => Some(p),
             Err(e) => return fail(&format!("numakit run: refused: {e}"), REFUSED),
         }
@@ -258,17 +315,17 @@ fn run(request: &Request, verbose: bool, command: &[String]) -> ExitCode {
         return fail(&format!("numakit run: refused: {e}"), REFUSED);
     }
     if verbose || matches!(plan.memory, launch::MemoryPlan::PreferNearest(_)) {
-        eprintln!("numakit run: {plan}");
+        say(&format!("numakit run: {plan}"));
     }
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..]);
     if let Some(p) = &preload {
         if verbose {
-            eprintln!(
+            say(&format!(
                 "numakit run: LD_PRELOAD={} NUMAKIT_MALLOC_FALLBACK={}",
                 p.ld_preload.to_string_lossy(),
                 p.fallback
-            );
+            ));
         }
         cmd.env("LD_PRELOAD", &p.ld_preload)
             .env("NUMAKIT_MALLOC_FALLBACK", p.fallback);
@@ -280,7 +337,10 @@ fn run(request: &Request, verbose: bool, command: &[String]) -> ExitCode {
         126
     };
     fail(
-        &format!("numakit run: cannot execute `{}`: {err}", command[0]),
+        &format!(
+            "numakit run: cannot execute `{}`: {err}",
+            command[0].to_string_lossy()
+        ),
         code,
     )
 }
@@ -304,7 +364,7 @@ fn stat(pid: u32, json: bool, watch: Option<f64>) -> ExitCode {
             )
         }
     };
-    let tty = std::io::stdout().is_terminal();
+    let tty = io::stdout().is_terminal();
     let color = tty && std::env::var_os("NO_COLOR").is_none();
     let mut first = true;
     loop {
@@ -312,26 +372,30 @@ fn stat(pid: u32, json: bool, watch: Option<f64>) -> ExitCode {
             Ok(s) => s,
             // Watching ends when the process does.
             Err(_) if !first => {
-                eprintln!("numakit stat: process {pid} has exited");
+                say(&format!("numakit stat: process {pid} has exited"));
                 return ExitCode::SUCCESS;
             }
             Err(code) => return code,
         };
+        let mut text = String::new();
         if json {
-            println!("{}", snap.to_json());
+            text = format!("{}\n", snap.to_json());
         } else {
             if interval.is_some() && tty {
                 // Clear the screen and go home, like `watch`.
-                print!("\x1b[2J\x1b[H");
+                text.push_str("\x1b[2J\x1b[H");
             }
             if let Some(i) = interval {
-                println!(
-                    "every {:.1}s; {}",
+                text.push_str(&format!(
+                    "every {:.1}s; {}\n",
                     i.as_secs_f64(),
                     humantime(std::time::SystemTime::now())
-                );
+                ));
             }
-            print!("{}", snap.table(color));
+            text.push_str(&snap.table(color));
+        }
+        if let Err(e) = write_stdout(text.as_bytes()) {
+            return write_failed("stat", &e);
         }
         first = false;
         match interval {
@@ -355,11 +419,24 @@ fn verify(pid: u32, json: bool) -> ExitCode {
         Err(code) => return code,
     };
     let (text, code) = snap.verify();
-    if json {
-        println!("{}", snap.to_json());
-        eprint!("{text}");
+    let written = if json {
+        let written = write_stdout(format!("{}\n", snap.to_json()).as_bytes());
+        let _ = write!(io::stderr(), "{text}");
+        written
     } else {
-        print!("{text}");
+        write_stdout(text.as_bytes())
+    };
+    // The status is the verdict, whatever became of the report: a script
+    // that asks `numakit verify PID > file && ...` learns where the pages
+    // are even when the file could not be written, which is said on stderr
+    // (a reader that stopped reading is not).
+    if let Err(e) = written {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            say(&format!(
+                "numakit verify: cannot write the report to stdout: {e}; the exit status \
+                 is still the verdict ({code})"
+            ));
+        }
     }
     ExitCode::from(code)
 }

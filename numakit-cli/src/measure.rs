@@ -107,7 +107,37 @@ pub fn options(request: &Request) -> Result<MeasureOptions, String> {
 /// (nothing ran), else the measurement's error.
 pub fn run(request: &Request) -> Result<Measurement, (String, bool)> {
     let opts = options(request).map_err(|e| (e, true))?;
-    measure(&opts).map_err(|e| (e.to_string(), false))
+    measure(&opts).map_err(|e| buffer_error(request, &opts, e))
+}
+
+/// A measurement error in the command's own terms: buffers that do not fit
+/// on a node name `--buffer-mib`, and are a refused option (status 2) when
+/// they are larger than the node itself.
+fn buffer_error(
+    request: &Request,
+    opts: &MeasureOptions,
+    e: numakit::measure::MeasureError,
+) -> (String, bool) {
+    let numakit::measure::MeasureError::Buffer { node, source, .. } = &e else {
+        return (e.to_string(), false);
+    };
+    let too_large = matches!(source, numakit::mem::MemError::InvalidSize { .. });
+    let given = match request.buffer_mib {
+        Some(mib) => format!("--buffer-mib {mib}"),
+        None => format!(
+            "the {} measurement's buffers",
+            if request.quick { "quick" } else { "full" }
+        ),
+    };
+    (
+        format!(
+            "{given}: a {} MiB latency and a {} MiB bandwidth buffer cannot be placed on \
+             node {node}: {source}; give a smaller --buffer-mib",
+            opts.latency_buffer / MIB,
+            opts.bandwidth_buffer / MIB
+        ),
+        too_large,
+    )
 }
 
 /// The measurement as pretty JSON (what `--json` prints; reads back with

@@ -24,6 +24,23 @@ pub enum ProcError {
         /// The file refused.
         path: PathBuf,
     },
+    /// The process has exited and only its entry is left (a zombie,
+    /// waiting for its parent to collect its status).
+    Exited {
+        /// The id asked for.
+        pid: u32,
+        /// Its name.
+        name: String,
+        /// Its parent, which has not collected it.
+        parent: Option<u32>,
+    },
+    /// The id is a thread of another process, not a process.
+    Thread {
+        /// The id asked for.
+        tid: u32,
+        /// The process it belongs to.
+        process: u32,
+    },
     /// Another read error.
     Read {
         /// The file.
@@ -45,6 +62,20 @@ impl fmt::Display for ProcError {
                 "reading {} was refused: a process's memory map is readable by its owner \
                  and by root; run as the owner of process {pid} or with sudo",
                 path.display()
+            ),
+            ProcError::Exited { pid, name, parent } => write!(
+                f,
+                "process {pid} ({name}) has exited (a zombie{}): it has no memory or threads \
+                 left, so there is nothing to show or verify",
+                parent
+                    .map(|p| format!(" until its parent, process {p}, collects its status"))
+                    .unwrap_or_default()
+            ),
+            ProcError::Thread { tid, process } => write!(
+                f,
+                "{tid} is a thread of process {process}, not a process; give {process}: a \
+                 thread's memory is its process's, and `numakit stat {process}` lists every \
+                 thread with its CPU and node"
             ),
             ProcError::Read { path, source } => write!(f, "reading {}: {source}", path.display()),
         }
@@ -97,6 +128,7 @@ pub struct Snapshot {
 /// [`ProcError`]: no such process, permission refused, a read error.
 pub fn snapshot(pid: u32, topo: &Topology) -> Result<Snapshot, ProcError> {
     let base = PathBuf::from(format!("/proc/{pid}"));
+    check_status(pid, &read(pid, base.join("status"))?)?;
     let text = read(pid, base.join("numa_maps"))?;
     let (maps, bad_lines) = maps::parse(&text);
     let name = read(pid, base.join("comm"))?.trim_end().to_string();
@@ -146,6 +178,36 @@ pub fn snapshot(pid: u32, topo: &Topology) -> Result<Snapshot, ProcError> {
         bad_lines,
         threads,
     })
+}
+
+/// Refuse, from the text of its `/proc/PID/status`, an id that is a
+/// thread of another process (`Tgid` differs) or a process that has exited
+/// (state `Z` or `X`).
+///
+/// # Errors
+/// [`ProcError::Thread`] or [`ProcError::Exited`].
+pub fn check_status(pid: u32, status: &str) -> Result<(), ProcError> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let number = |name: &str| field(name).and_then(|v| v.parse::<u32>().ok());
+    if let Some(process) = number("Tgid") {
+        if process != pid {
+            return Err(ProcError::Thread { tid: pid, process });
+        }
+    }
+    let state = field("State").unwrap_or("");
+    if state.starts_with('Z') || state.starts_with('X') {
+        return Err(ProcError::Exited {
+            pid,
+            name: field("Name").unwrap_or("").to_string(),
+            parent: number("PPid").filter(|&p| p != 0),
+        });
+    }
+    Ok(())
 }
 
 /// `(comm, processor)` of a `/proc/.../stat` line: the name sits in
@@ -466,6 +528,30 @@ mod tests {
         let json = snap.to_json();
         assert_eq!(json["pid"], me);
         assert!(snap.table(false).contains(&format!("process {me}")));
+    }
+
+    #[test]
+    fn zombies_and_threads_are_refused_from_their_status() {
+        let status = |state: &str, tgid: u32| {
+            format!("Name:\tworker\nState:\t{state}\nTgid:\t{tgid}\nPid:\t7\nPPid:\t1\n")
+        };
+        check_status(7, &status("S (sleeping)", 7)).unwrap();
+        check_status(7, &status("R (running)", 7)).unwrap();
+        for state in ["Z (zombie)", "X (dead)"] {
+            let e = check_status(7, &status(state, 7)).unwrap_err();
+            assert!(matches!(e, ProcError::Exited { pid: 7, .. }), "{e:?}");
+            let m = e.to_string();
+            assert!(m.contains("process 7 (worker) has exited"), "{m}");
+            assert!(m.contains("parent, process 1"), "{m}");
+        }
+        let e = check_status(7, &status("S (sleeping)", 5)).unwrap_err();
+        assert!(
+            matches!(e, ProcError::Thread { tid: 7, process: 5 }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("`numakit stat 5`"), "{e}");
+        // Missing fields refuse nothing.
+        check_status(7, "").unwrap();
     }
 
     #[test]

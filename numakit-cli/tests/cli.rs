@@ -270,6 +270,48 @@ fn node_local_malloc_preloads_the_library_host_only() {
         "{stderr}"
     );
     assert!(stderr.contains("LD_PRELOAD="), "{stderr}");
+
+    // A statically linked program has no dynamic loader to preload it: the
+    // numakit binary's own ELF header without program headers stands for
+    // one, directly, by PATH and behind a script's `#!`.
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = std::env::temp_dir().join(format!("numakit-cli-static-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut header = std::fs::read(&exe).unwrap()[..64].to_vec();
+    header[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    header[56..58].fill(0); // e_phnum: no PT_INTERP
+    let program = tmp.join("static-prog");
+    std::fs::write(&program, &header).unwrap();
+    let script = tmp.join("script");
+    std::fs::write(&script, format!("#!{} -x\n", program.display())).unwrap();
+    for p in [&program, &script] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        tmp.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for cmd in [
+        program.to_str().unwrap(),
+        "static-prog",
+        script.to_str().unwrap(),
+    ] {
+        let out = numakit()
+            .args(["run", "--node", "0", "--node-local-malloc", "--", cmd])
+            .env("PATH", &path)
+            .env_remove("NUMAKIT_MALLOC_LIB")
+            .env_remove("NUMAKIT_MALLOC_FALLBACK")
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
+        assert!(
+            stderr.contains("static-prog is statically linked"),
+            "{cmd}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 #[test]
@@ -594,4 +636,274 @@ fn measure_refuses_options_out_of_range_and_runs_nothing() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("one run"));
+}
+
+/// Run `numakit args` with `stdout` as its standard output, waiting at most
+/// 60 s: a command that hangs fails the test instead of stalling it.
+fn run_with_stdout(args: &[&str], stdout: Stdio) -> Output {
+    let mut child = numakit()
+        .args(args)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("numakit starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("numakit {args:?} hung with its stdout closed or full");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Output into a pipe nobody reads (`numakit topology | head -n 0`), or
+/// onto a full disk, ends the command with a status, never a panic or a
+/// hang: 141 quietly for the closed pipe, 1 with the error for the full
+/// disk, and `verify`'s verdict whatever became of its report.
+#[test]
+fn output_to_a_closed_pipe_or_a_full_disk_is_an_exit_not_a_panic() {
+    let me = std::process::id().to_string();
+    let me = me.as_str();
+    let cases: [&[&str]; 8] = [
+        &["topology"],
+        &["topology", "--json"],
+        &["topology", "--numactl"],
+        &["stat", me],
+        &["stat", me, "--json"],
+        &["stat", me, "--watch", "0.1"],
+        &["verify", me],
+        &["verify", me, "--json"],
+    ];
+    let verify = |args: &[&str]| args[0] == "verify";
+    for args in cases {
+        for _ in 0..3 {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            let out = run_with_stdout(args, Stdio::from(writer));
+            let stderr = text(&out.stderr);
+            let want = if verify(args) { 0 } else { 141 };
+            assert_eq!(out.status.code(), Some(want), "{args:?}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            if !verify(args) {
+                assert!(stderr.is_empty(), "{args:?} said: {stderr}");
+            }
+        }
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            continue;
+        };
+        let out = run_with_stdout(args, Stdio::from(full));
+        let stderr = text(&out.stderr);
+        let want = if verify(args) { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(want), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write") && stderr.contains("No space left"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// A command's arguments are bytes, as `exec` takes them, not text.
+#[test]
+fn run_passes_arguments_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("numakit-cli-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(std::ffi::OsStr::from_bytes(b"f\xff"));
+    std::fs::write(&file, "bytes ok\n").unwrap();
+    let out = numakit()
+        .args(["run", "--node", "0", "--", "cat"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "bytes ok\n");
+}
+
+/// Node lists are called node lists, limits are named, and an absent node
+/// points at `numakit topology`.
+#[test]
+fn refusals_name_the_list_the_limit_and_the_command_to_look() {
+    let topo = common::topology();
+    let absent = common::absent_node(&topo).get().to_string();
+    let cases: [(&[&str], &[&str]); 8] = [
+        (&["--membind", ","], &["--membind `,`", "not a node list"]),
+        (
+            &["--interleave", "0-"],
+            &["--interleave `0-`", "not a node list"],
+        ),
+        (&["--cpus", "x"], &["not a CPU list"]),
+        (&["--cpus", "65536"], &["CPU 65536 is above 65535"]),
+        (
+            &["--cpus", "0-4294967295"],
+            &["CPU 4294967295 is above 65535"],
+        ),
+        (&["--membind", "65536"], &["node 65536 is above 65535"]),
+        (&["--membind", &absent], &["`numakit topology` lists them"]),
+        (&["--node", &absent], &["`numakit topology` lists them"]),
+    ];
+    for (extra, said) in cases {
+        let mut args = vec!["run"];
+        if extra[0] != "--node" {
+            args.extend(["--node", "0"]);
+        }
+        args.extend_from_slice(extra);
+        args.extend(["--", "true"]);
+        let out = run(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        for s in said {
+            assert!(stderr.contains(s), "{args:?}: `{s}` not in {stderr}");
+        }
+        assert!(!stderr.contains("cargo run"), "{args:?}: {stderr}");
+        if extra[0] != "--cpus" {
+            assert!(!stderr.contains("CPU list"), "{args:?}: {stderr}");
+        }
+    }
+    if !cfg!(feature = "hwloc") {
+        let out = run(&["topology", "--hwloc"]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            !stderr.contains("--example") && stderr.contains("--features hwloc"),
+            "{stderr}"
+        );
+    }
+}
+
+/// Buffers larger than a node are `--buffer-mib`'s fault, refused with 2.
+#[test]
+fn measure_names_buffer_mib_when_the_buffers_do_not_fit() {
+    let topo = common::topology();
+    let largest = topo.nodes().iter().map(|n| n.memory_total()).max().unwrap();
+    let mib = (largest >> 20) + 1;
+    if mib > 65_536 {
+        return; // larger than --buffer-mib can ask for
+    }
+    let mib = mib.to_string();
+    let out = run(&["measure", "--quick", "--buffer-mib", &mib]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("--buffer-mib {mib}")), "{stderr}");
+    assert!(stderr.contains("give a smaller --buffer-mib"), "{stderr}");
+    assert!(!stderr.contains("latency_buffer"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+/// An exited process that its parent has not collected yet, and a thread
+/// of another process, are refused with what they are.
+#[test]
+fn stat_and_verify_refuse_zombies_and_threads() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let status = format!("/proc/{pid}/status");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&status)
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("State:") && l.contains('Z'))
+    {
+        assert!(std::time::Instant::now() < deadline, "no zombie");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = pid.to_string();
+    let outs: Vec<Output> = ["stat", "verify"]
+        .iter()
+        .map(|cmd| run(&[cmd, &pid]))
+        .collect();
+    child.wait().unwrap();
+    for out in outs {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+        assert!(
+            stderr.contains(&format!("process {pid} (true) has exited")),
+            "{stderr}"
+        );
+    }
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::gettid() }).unwrap();
+        let _ = stop_rx.recv();
+    });
+    let tid = rx.recv().unwrap().to_string();
+    let outs: Vec<Output> = ["stat", "verify"]
+        .iter()
+        .map(|cmd| run(&[cmd, &tid]))
+        .collect();
+    drop(stop_tx);
+    thread.join().unwrap();
+    let me = std::process::id();
+    for out in outs {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{tid} is a thread of process {me}")),
+            "{stderr}"
+        );
+    }
+}
+
+/// What the dynamic loader would skip, or a program it does not load, is
+/// refused before anything runs.
+#[test]
+fn node_local_malloc_refuses_other_files_and_static_programs() {
+    let dir = std::env::temp_dir().join(format!("numakit-cli-preload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text_file = dir.join("libnumakit_malloc.so");
+    std::fs::write(&text_file, "not a library\n").unwrap();
+    let marker = dir.join("ran");
+    let m = marker.to_str().unwrap();
+    // The test program itself: a shared object (PIE) without malloc.
+    let exe = std::env::current_exe().unwrap();
+    // A FIFO (opening it would wait for a writer) and a device.
+    let fifo = dir.join("fifo.so");
+    let fifo_c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo_c.as_ptr(), 0o644) }, 0);
+    let mut cases = vec![
+        (text_file.clone(), "is not an ELF file"),
+        (exe.clone(), "not a malloc library"),
+        (fifo.clone(), "is not a file"),
+        ("/dev/zero".into(), "is not a file"),
+    ];
+    // Another allocator: glibc defines malloc, free and malloc_usable_size.
+    let libc_so = std::path::PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6");
+    if libc_so.is_file() {
+        cases.push((libc_so, "another allocator"));
+    }
+    for (lib, said) in &cases {
+        let out = numakit()
+            .args([
+                "run",
+                "--node",
+                "0",
+                "--node-local-malloc",
+                "--",
+                "touch",
+                m,
+            ])
+            .env("NUMAKIT_MALLOC_LIB", lib)
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(said), "{said}: {stderr}");
+        assert!(!marker.exists(), "{lib:?}: the command ran");
+    }
+    // A program that is a FIFO is left to exec's own error (no wait).
+    let out = numakit()
+        .args(["run", "--node", "0", "--node-local-malloc", "--"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

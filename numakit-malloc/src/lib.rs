@@ -307,6 +307,14 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
     }
 }
 
+/// The library's version, NUL-terminated. Its symbol marks the library as
+/// numakit's: `numakit run --node-local-malloc` refuses a library without
+/// it.
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn numakit_malloc_version() -> *const std::ffi::c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
 /// `malloc_trim(3)`: give the pages of freed blocks back to the OS, on
 /// every node ([`NodeLocal::trim`]); 1 when some memory was given back,
 /// else 0. `pad` is not used: the heaps keep no top to pad.
