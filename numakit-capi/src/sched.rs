@@ -7,7 +7,9 @@
 //! which restores the CPU mask and memory policy the thread had before its
 //! first pin.
 
-use crate::error::{cpu_arg, ffi, node_arg, to_int, CError, NKIT_ERR_INVALID_ARGUMENT};
+use crate::error::{
+    cpu_arg, ffi, node_arg, to_int, CError, NKIT_ERR_INVALID_ARGUMENT, NKIT_ERR_UNSUPPORTED,
+};
 use nk::sched::{spawn_group, GroupHandle, PinGuard, ThreadPlacement};
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
@@ -49,8 +51,24 @@ thread_local! {
     static PINS: RefCell<Pins> = const { RefCell::new(Pins(Vec::new())) };
 }
 
-fn keep(guard: PinGuard) {
-    PINS.with(|p| p.borrow_mut().0.push(guard));
+/// Record `guard` for `nkit_unbind_thread`. Refused once the thread's
+/// record is gone (a call from a pthread key destructor, after the
+/// thread-locals were destroyed): the pin is undone at once.
+fn keep(guard: PinGuard) -> Result<(), CError> {
+    let mut guard = Some(guard);
+    let kept = PINS.try_with(|p| {
+        if let (Ok(mut pins), Some(g)) = (p.try_borrow_mut(), guard.take()) {
+            pins.0.push(g);
+        }
+    });
+    match (kept, guard) {
+        (Ok(()), None) => Ok(()),
+        _ => Err(CError::new(
+            NKIT_ERR_UNSUPPORTED,
+            "the thread is exiting and can no longer record a pin (a call from a pthread key \
+             destructor); pin the thread before it exits",
+        )),
+    }
 }
 
 /// Drop the calling thread's pins, innermost first.
@@ -67,7 +85,7 @@ pub(crate) fn unpin_calling_thread() {
 pub extern "C" fn nkit_bind_thread(node_id: c_int) -> c_int {
     ffi("nkit_bind_thread", -1, || {
         let node = node_arg(node_id, "nkit_bind_thread")?;
-        keep(nk::sched::pin_to_node(node)?);
+        keep(nk::sched::pin_to_node(node)?)?;
         Ok(0)
     })
 }
@@ -87,7 +105,7 @@ pub extern "C" fn nkit_unbind_thread() -> c_int {
 pub extern "C" fn nkit_pin_thread_to_core(core_id: c_int) -> c_int {
     ffi("nkit_pin_thread_to_core", -1, || {
         let cpu = cpu_arg(core_id, "nkit_pin_thread_to_core")?;
-        keep(nk::sched::pin_to_cpu(cpu)?);
+        keep(nk::sched::pin_to_cpu(cpu)?)?;
         Ok(0)
     })
 }
@@ -97,7 +115,7 @@ pub extern "C" fn nkit_pin_thread_to_core(core_id: c_int) -> c_int {
 pub extern "C" fn nkit_pin_thread_to_node(node_id: c_int) -> c_int {
     ffi("nkit_pin_thread_to_node", -1, || {
         let node = node_arg(node_id, "nkit_pin_thread_to_node")?;
-        keep(nk::sched::pin_to_node(node)?);
+        keep(nk::sched::pin_to_node(node)?)?;
         Ok(0)
     })
 }

@@ -227,7 +227,10 @@ pub fn print_heaps(topo: &Topology, out: &mut dyn Write) -> io::Result<()> {
                 let (ready, done) = (&ready, &done);
                 s.spawn(move || {
                     let (buffer, not_pinned) = match numakit::sched::pin_to_node(node) {
-                        Ok(_guard) => (Some(vec![node.get() as u8 + 1; PER_NODE_BUFFER]), None),
+                        Ok(_guard) => (
+                            Some(vec![(node.get() as u8).wrapping_add(1); PER_NODE_BUFFER]),
+                            None,
+                        ),
                         Err(e) => (None, Some(format!("  node {node}: not pinned: {e}"))),
                     };
                     ready.wait();

@@ -81,6 +81,10 @@ void nkit_thread_join_all(void);
  * @brief Pin the calling thread to the CPUs of `node_id` and bind its memory
  * policy to the node.
  * @return 0, or -1 (absent node, no CPUs or memory there, not allowed).
+ * Called while the thread exits (from a pthread key destructor) after its
+ * records were destroyed, it undoes the pin and fails (NKIT_ERR_UNSUPPORTED);
+ * called there before they were ever made, the record's few hundred bytes
+ * are not freed.
  */
 int nkit_bind_thread(int node_id);
 

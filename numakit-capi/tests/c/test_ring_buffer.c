@@ -43,6 +43,7 @@ static pthread_key_t exit_key;
 static nkit_ring_t *exit_ring;
 static _Atomic int exit_err = -1;
 static _Atomic int exit_msg_ok;
+static _Atomic int exit_bind = 1, exit_bind_err = -1;
 
 static void at_exit_of_thread(void *v) {
     (void)v;
@@ -50,12 +51,17 @@ static void at_exit_of_thread(void *v) {
     CHECK(!nkit_ring_push(exit_ring, (void *)2)); /* capacity 1: full */
     exit_err = nkit_last_error();
     exit_msg_ok = strstr(nkit_last_error_message(), "nkit_ring_push") != NULL;
+    /* The thread's record of pins is gone: a pin is refused, not leaked. */
+    exit_bind = nkit_bind_thread(0);
+    exit_bind_err = nkit_last_error();
 }
 
 static void *exiting_thread(void *arg) {
     (void)arg;
     CHECK(pthread_setspecific(exit_key, (void *)1) == 0);
     CHECK(nkit_arena_create(-5, 1) == NULL); /* Rust thread-locals in use */
+    CHECK(nkit_bind_thread(0) == 0);
+    CHECK(nkit_unbind_thread() == 0);
     return NULL;
 }
 
@@ -68,6 +74,7 @@ static void errors_while_a_thread_exits(void) {
     CHECK(pthread_join(t, NULL) == 0);
     CHECK(exit_err == NKIT_ERR_FULL);
     CHECK(exit_msg_ok);
+    CHECK(exit_bind == -1 && exit_bind_err == NKIT_ERR_UNSUPPORTED);
     CHECK(pthread_key_delete(exit_key) == 0);
     nkit_ring_free(exit_ring);
 }
